@@ -1,0 +1,215 @@
+"""What a backend of each role must provide at run time.
+
+A backend class has a short ``name``, a nested pydantic ``Config`` (a :class:`BackendConfig`:
+extra keys forbidden, every field described) and takes that config in ``__init__``. Backends that
+hold resources open them in ``__aenter__`` and release them in ``__aexit__``; the engine enters
+each backend once before the first turn and leaves it at shutdown (and around a restart).
+
+Subclassing :class:`Backend` gives the no-op defaults; the Protocols below are what the engine
+actually relies on, so a plugin may also implement them from scratch.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from .types import AudioChunk, AudioFormat, EncodedAudio, Reply, SpeechActivity, Transcript, WakeEvent
+
+
+class Role(enum.StrEnum):
+    """The seven roles; the value is the profile section (``[[actuators]]`` for actuators)."""
+
+    AUDIO_SOURCE = "audio_source"
+    WAKE = "wake"
+    STT = "stt"
+    RESPONDER = "responder"
+    TTS = "tts"
+    PLAYER = "player"
+    ACTUATOR = "actuators"
+
+    @property
+    def title(self) -> str:
+        return {
+            "audio_source": "audio source",
+            "wake": "wake detector",
+            "stt": "speech-to-text",
+            "responder": "responder",
+            "tts": "text-to-speech",
+            "player": "player",
+            "actuators": "actuator",
+        }[self.value]
+
+
+class BackendConfig(BaseModel):
+    """Base of every backend's ``Config``: strict, frozen, and profile-aware.
+
+    Fields typed ``pathlib.Path`` (alone, optional or in a list) are resolved against the
+    profile's folder when they are relative, so ``path = "clips/hello.wav"`` means the file next
+    to the profile wherever magoo is started from.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _resolve_relative_paths(cls, value: Any, info: ValidationInfo) -> Any:
+        base = (info.context or {}).get("base_dir")
+        if base is None:
+            return value
+        if isinstance(value, Path) and not value.is_absolute():
+            return (Path(base) / value).resolve()
+        if isinstance(value, list) and any(isinstance(v, Path) for v in value):
+            return [(Path(base) / v).resolve() if isinstance(v, Path) and not v.is_absolute() else v for v in value]
+        return value
+
+
+class Backend:
+    """Convenience base class: stores the config and provides no-op lifecycle methods."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[BackendConfig]] = BackendConfig
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    def stats(self) -> Mapping[str, float]:
+        """Counters for the heartbeat (frames, overflows, restarts ...); cheap, called on the loop."""
+        return {}
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    """Delivers captured audio.
+
+    ``stream()`` is an async generator that yields chunks until cancelled (a live device) or until
+    the audio ends (a file). A device backend whose driver calls back from its own thread hands
+    the buffer over with :class:`magoo_core.audio.CaptureQueue`, which never blocks that thread.
+    Raising :class:`~magoo_core.errors.BackendError` from ``stream()`` makes the engine restart
+    the source with backoff.
+    """
+
+    name: ClassVar[str]
+
+    def stream(self) -> AsyncIterator[AudioChunk]: ...
+
+
+@runtime_checkable
+class WakeDetector(Protocol):
+    """Scores audio frames and reports detections.
+
+    ``process()`` is synchronous CPU work: the engine calls it from its single wake worker thread,
+    one frame at a time, in order, with chunks already in ``input_format`` and exactly
+    ``frame_samples`` frames long (when that is not None). ``reset()`` is called on the same
+    thread after a detection is handled and whenever the microphone is unmuted, so stale audio
+    never fires twice.
+    """
+
+    name: ClassVar[str]
+    input_format: AudioFormat
+    frame_samples: int | None
+
+    def process(self, chunk: AudioChunk) -> WakeEvent | None: ...
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class SpeechToText(Protocol):
+    """Turns audio into transcripts (and, when ``replies`` is True, into replies as well).
+
+    ``transcribe(audio)`` consumes chunks in ``input_format`` and yields :class:`Transcript`
+    (partial, then final), optional :class:`SpeechActivity` boundaries and, for backends that
+    answer by themselves, :class:`Reply`. After a wake word the engine gives it one utterance
+    (pre-roll first) and ends the iterator when the turn's capture time is up; it should then
+    yield its final transcript. With no wake detector the engine gives it one endless stream and
+    reads one turn after another from it.
+    """
+
+    name: ClassVar[str]
+    input_format: AudioFormat
+    replies: bool
+
+    def transcribe(
+        self, audio: AsyncIterator[AudioChunk]
+    ) -> AsyncIterator[Transcript | Reply | SpeechActivity]: ...
+
+
+@runtime_checkable
+class Responder(Protocol):
+    """Turns the user's final transcript into the text to say; None means "say nothing"."""
+
+    name: ClassVar[str]
+
+    async def respond(self, transcript: Transcript) -> Reply | None: ...
+
+
+@runtime_checkable
+class TextToSpeech(Protocol):
+    """Turns reply text into audio as a stream, so playback can begin before synthesis ends."""
+
+    name: ClassVar[str]
+
+    def synthesize(self, text: str) -> AsyncIterator[AudioChunk | EncodedAudio]: ...
+
+
+class PlaybackProgress(Protocol):
+    """What a player reports while it plays; provided by the engine. Safe to call from any thread."""
+
+    def started(self) -> None:
+        """Sound is really coming out of the speaker now (not: bytes were written)."""
+
+    def played(self, level: float, duration: float) -> None:
+        """A piece of audio of ``duration`` seconds with RMS ``level`` (0..1 of full scale) is audible now."""
+
+
+@runtime_checkable
+class Player(Protocol):
+    """Plays a stream of audio and returns when the sound has really ended.
+
+    ``play()`` must call ``progress.started()`` when sound begins and ``progress.played()`` as it
+    goes (20–50 times a second is plenty). ``stop()`` interrupts the current ``play()`` at once
+    (barge-in); ``play()`` then returns normally. A player that dies raises BackendError.
+    """
+
+    name: ClassVar[str]
+
+    async def play(
+        self, audio: AsyncIterator[AudioChunk | EncodedAudio], progress: PlaybackProgress
+    ) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Actuator(Protocol):
+    """Reacts to events: implements any ``magoo_on_*`` hooks as ``@hookimpl`` methods.
+
+    The running instance is registered with the plugin manager, so its hooks see its own config.
+    """
+
+    name: ClassVar[str]
+
+
+ROLE_PROTOCOLS: dict[Role, type] = {
+    Role.AUDIO_SOURCE: AudioSource,
+    Role.WAKE: WakeDetector,
+    Role.STT: SpeechToText,
+    Role.RESPONDER: Responder,
+    Role.TTS: TextToSpeech,
+    Role.PLAYER: Player,
+    Role.ACTUATOR: Actuator,
+}
+
+STT_OUTPUTS = (Transcript, Reply, SpeechActivity)
+TTS_OUTPUTS = (AudioChunk, EncodedAudio)

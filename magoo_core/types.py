@@ -1,0 +1,259 @@
+"""The data that travels between backends, the engine and plugins.
+
+Everything here is a frozen value: safe to hand to any thread, safe to keep.
+Times are ``time.monotonic()`` seconds unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """Layout of raw PCM: signed little-endian integers, channels interleaved.
+
+    :param sample_rate: frames per second (Hz).
+    :param channels: interleaved channels per frame.
+    :param sample_width: bytes per sample (2 = int16, the only width most backends use).
+    """
+
+    sample_rate: int
+    channels: int = 1
+    sample_width: int = 2
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one frame (one sample of every channel)."""
+        return self.channels * self.sample_width
+
+    def duration(self, nbytes: int) -> float:
+        """Seconds of audio held by ``nbytes`` of PCM in this format."""
+        return nbytes / (self.frame_bytes * self.sample_rate)
+
+    def __str__(self) -> str:
+        return f"{self.sample_rate} Hz, {self.channels} ch, {8 * self.sample_width}-bit"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """A piece of PCM audio that always carries its format.
+
+    :param pcm: interleaved little-endian signed samples.
+    :param sample_rate: Hz.
+    :param channels: interleaved channels.
+    :param sample_width: bytes per sample.
+    :param timestamp: monotonic time at which the *last* frame of the chunk was captured
+        (or produced, for synthesized audio); 0.0 when unknown.
+    """
+
+    pcm: bytes
+    sample_rate: int
+    channels: int = 1
+    sample_width: int = 2
+    timestamp: float = 0.0
+
+    @property
+    def format(self) -> AudioFormat:
+        return AudioFormat(self.sample_rate, self.channels, self.sample_width)
+
+    @property
+    def frames(self) -> int:
+        """Frames (samples per channel) in the chunk."""
+        return len(self.pcm) // (self.channels * self.sample_width)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio in the chunk."""
+        return self.frames / self.sample_rate
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedAudio:
+    """Compressed or containerised audio (what a cloud TTS returns) that a player decodes.
+
+    :param data: the bytes as received; a stream of these concatenated is one file.
+    :param codec: ``"mp3"``, ``"wav"``, ``"opus"``, ``"ogg"`` ...
+    :param sample_rate: Hz when known, else None.
+    """
+
+    data: bytes
+    codec: str
+    sample_rate: int | None = None
+
+
+def _frozen(mapping: Mapping[str, float] | None) -> Mapping[str, float]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class WakeEvent:
+    """A wake word was detected.
+
+    :param model: the detector's model key (``"hey_jarvis"``).
+    :param label: what the profile calls it (defaults to the model key).
+    :param score: the score that crossed the threshold, 0..1.
+    :param threshold: the threshold it crossed.
+    :param timestamp: monotonic capture time of the frame that fired.
+    :param scores: every model's score in that frame.
+    """
+
+    model: str
+    score: float
+    threshold: float
+    timestamp: float
+    label: str = ""
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scores", _frozen(self.scores))
+        if not self.label:
+            object.__setattr__(self, "label", self.model)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechActivity:
+    """The speech-to-text backend's voice activity detector saw speech begin or end.
+
+    :param started: True when speech began, False when it ended.
+    :param timestamp: monotonic time of the boundary (audio time where known).
+    """
+
+    started: bool
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What the user said.
+
+    :param text: the words; for a partial transcript, everything heard so far in this utterance.
+    :param final: True once the utterance is complete and will not change.
+    :param confidence: 0..1 when the backend reports one.
+    """
+
+    text: str
+    final: bool = True
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the assistant answers.
+
+    :param text: the reply text (for a partial reply: the text so far).
+    :param final: True when complete; only final replies are spoken.
+    """
+
+    text: str
+    final: bool = True
+
+
+class State(enum.StrEnum):
+    """The engine's state machine: listening → awake → thinking → speaking → listening."""
+
+    LISTENING = "listening"
+    AWAKE = "awake"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+
+
+class Outcome(enum.StrEnum):
+    """How a turn ended."""
+
+    OK = "ok"
+    NO_SPEECH = "no_speech"
+    NO_REPLY = "no_reply"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTimeline:
+    """When each step of one turn happened (monotonic seconds; None = did not happen).
+
+    :param turn: 1-based turn number within this run.
+    :param started: when the turn began (the wake, or the start of speech in continuous mode).
+    :param wake: capture time of the frame that woke the engine.
+    :param speech_end: when the user stopped speaking (STT's VAD or the final transcript).
+    :param transcript: when the final transcript arrived.
+    :param reply: when the reply text was ready.
+    :param first_audio: when the player reported the first sound.
+    :param ended: when the turn was over (sound ended, or the turn was dropped).
+    :param outcome: how it ended.
+    :param error: a one-line reason when the outcome is not OK.
+    """
+
+    turn: int
+    started: float
+    wake: float | None = None
+    speech_end: float | None = None
+    transcript: float | None = None
+    reply: float | None = None
+    first_audio: float | None = None
+    ended: float | None = None
+    outcome: Outcome = Outcome.OK
+    error: str | None = None
+
+    def latencies(self) -> dict[str, float]:
+        """Milliseconds between the steps that happened, for logs and dashboards."""
+        steps = [
+            ("wake", self.wake),
+            ("speech_end", self.speech_end),
+            ("transcript", self.transcript),
+            ("reply", self.reply),
+            ("first_audio", self.first_audio),
+            ("ended", self.ended),
+        ]
+        out: dict[str, float] = {}
+        previous_name, previous = "started", self.started
+        for name, when in steps:
+            if when is None:
+                continue
+            out[f"{previous_name}->{name}"] = round((when - previous) * 1000, 1)
+            previous_name, previous = name, when
+        if self.speech_end is not None and self.first_audio is not None:
+            out["speech_end->first_audio"] = round((self.first_audio - self.speech_end) * 1000, 1)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BackendFailure:
+    """A backend failed; passed to ``magoo_on_error``.
+
+    :param role: the role of the failing backend (``"stt"``), or ``"plugin"`` for a hook.
+    :param backend: the backend's short name, or the plugin name for a hook failure.
+    :param message: one readable line that says what went wrong and what to do.
+    :param retryable: False when retrying cannot help (bad key, missing library).
+    :param turn: the turn that was dropped because of it, if any.
+    """
+
+    role: str
+    backend: str
+    message: str
+    retryable: bool = True
+    turn: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    """A snapshot for the heartbeat and status displays.
+
+    :param state: current state.
+    :param uptime: seconds since the engine started.
+    :param turns: turns finished.
+    :param errors: backend failures seen.
+    :param counters: engine counters (``frames``, ``overflows``, ``restarts`` ...).
+    :param backends: each running backend's own ``stats()``, keyed ``"role:name"``.
+    """
+
+    state: State
+    uptime: float
+    turns: int
+    errors: int
+    counters: Mapping[str, float] = field(default_factory=dict)
+    backends: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
