@@ -53,7 +53,7 @@ class BackendConfig(BaseModel):
     to the profile wherever magoo is started from.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     @field_validator("*", mode="after")
     @classmethod

@@ -212,7 +212,7 @@ class TurnTimeline:
         out: dict[str, float] = {}
         previous_name, previous = "started", self.started
         for name, when in steps:
-            if when is None:
+            if when is None or (name == "wake" and when == self.started):
                 continue
             out[f"{previous_name}->{name}"] = round((when - previous) * 1000, 1)
             previous_name, previous = name, when

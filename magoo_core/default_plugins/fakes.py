@@ -1,1 +1,318 @@
-"""Placeholder."""
+"""Fake devices for the test profile: a whole turn with no hardware, network or keys.
+
+They behave like the real thing where it matters to the engine: the scripted STT only "hears"
+audio above a level (so a muted microphone really hears nothing), the tone TTS streams chunks
+with a speech-like envelope (so actuators have something to follow), and each can be told to
+fail on chosen turns, to exercise the engine's error paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from magoo_core.audio import rms_level, tone
+from magoo_core.errors import BackendError
+from magoo_core.plugins import hookimpl
+from magoo_core.roles import Backend, BackendConfig
+from magoo_core.types import AudioChunk, AudioFormat, Reply, SpeechActivity, Transcript, WakeEvent
+
+log = logging.getLogger("magoo.fakes")
+
+FailOn = Field(default_factory=list, description="1-based call numbers on which to raise a BackendError (to test error handling).")
+
+
+class ScriptedWakeDetector(Backend):
+    """Fires at scripted moments of the audio it hears, or whenever the level is high (a tone)."""
+
+    name: ClassVar[str] = "scripted"
+    input_format = AudioFormat(16000)
+    frame_samples = 1280
+
+    class Config(BackendConfig):
+        at: list[float] = Field(default_factory=list, description="Fire when this many seconds of audio have been heard (audio fed while muted is not heard).")
+        level: float | None = Field(None, gt=0, le=1, description="Also fire on any frame whose RMS level (0..1) reaches this.")
+        model: str = Field("hey_magoo", description="Model name reported in the wake event.")
+        score: float = Field(0.9, ge=0, le=1, description="Score reported in the wake event.")
+        threshold: float = Field(0.5, ge=0, le=1, description="Threshold reported in the wake event.")
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._heard = 0.0
+        self._pending = sorted(config.at)
+        self.detections = 0
+
+    def process(self, chunk: AudioChunk) -> WakeEvent | None:
+        self._heard += chunk.duration
+        due = bool(self._pending) and self._heard >= self._pending[0]
+        if due:
+            self._pending.pop(0)
+        elif self.config.level is None or rms_level(chunk) < self.config.level:
+            return None
+        self.detections += 1
+        return WakeEvent(
+            self.config.model, self.config.score, self.config.threshold, chunk.timestamp,
+            scores={self.config.model: self.config.score},
+        )
+
+    def reset(self) -> None:
+        """Nothing to forget: the script's clock keeps running."""
+
+    def stats(self) -> Mapping[str, float]:
+        return {"detections": self.detections, "heard_seconds": round(self._heard, 3)}
+
+
+class ScriptedSpeechToText(Backend):
+    """Hears speech by its level and answers each utterance with the next scripted transcript."""
+
+    name: ClassVar[str] = "scripted"
+    input_format = AudioFormat(16000)
+
+    class Config(BackendConfig):
+        transcripts: list[str] = Field(default_factory=lambda: ["what time is it"], min_length=1, description="What the user 'said', one per utterance, cycled.")
+        speech_level: float = Field(0.02, gt=0, le=1, description="RMS level (0..1) above which audio counts as speech.")
+        end_silence: float = Field(0.5, gt=0, description="Seconds of quiet after speech that end an utterance.")
+        partial_every: float = Field(0.3, gt=0, description="Seconds of speech between partial transcripts (one more word each).")
+        replies: bool = Field(False, description="Also reply by itself, like a conversational backend (OpenAI Realtime).")
+        reply_template: str = Field("You said: {text}", description="The reply when `replies` is on; {text} is the transcript.")
+        fail: list[int] = FailOn
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.replies = config.replies
+        self.utterances = 0
+
+    async def transcribe(self, audio: AsyncIterator[AudioChunk]) -> AsyncIterator[Transcript | Reply | SpeechActivity]:
+        speech = quiet = 0.0
+        words_shown = 0
+        async for chunk in audio:
+            if rms_level(chunk) >= self.config.speech_level:
+                if speech == 0.0:
+                    yield SpeechActivity(True, chunk.timestamp)
+                speech += chunk.duration
+                quiet = 0.0
+                words = self._next_text().split()
+                due = min(len(words), 1 + int(speech / self.config.partial_every))
+                if due > words_shown:
+                    words_shown = due
+                    yield Transcript(" ".join(words[:due]), final=False)
+            elif speech > 0.0:
+                quiet += chunk.duration
+                if quiet >= self.config.end_silence:
+                    yield SpeechActivity(False, chunk.timestamp)
+                    for item in self._finish():
+                        yield item
+                    speech = quiet = 0.0
+                    words_shown = 0
+        if speech > 0.0:
+            for item in self._finish():
+                yield item
+
+    def _next_text(self) -> str:
+        transcripts = self.config.transcripts
+        return transcripts[self.utterances % len(transcripts)]
+
+    def _finish(self) -> list[Transcript | Reply]:
+        text = self._next_text()
+        self.utterances += 1
+        if self.utterances in self.config.fail:
+            raise BackendError(f"scripted failure on utterance {self.utterances}")
+        items: list[Transcript | Reply] = [Transcript(text, final=True, confidence=1.0)]
+        if self.replies:
+            items.append(Reply(self.config.reply_template.format(text=text)))
+        return items
+
+    def stats(self) -> Mapping[str, float]:
+        return {"utterances": self.utterances}
+
+
+class EchoResponder(Backend):
+    """Replies with what it heard, through a template."""
+
+    name: ClassVar[str] = "echo"
+
+    class Config(BackendConfig):
+        template: str = Field("You said: {text}", description="The reply; {text} is the final transcript.")
+        fail: list[int] = FailOn
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.calls = 0
+
+    async def respond(self, transcript: Transcript) -> Reply | None:
+        self.calls += 1
+        if self.calls in self.config.fail:
+            raise BackendError(f"scripted failure on reply {self.calls}")
+        return Reply(self.config.template.format(text=transcript.text))
+
+
+class ToneSpeech(Backend):
+    """Speaks any text as a tone with a syllable-like envelope, its length following the text."""
+
+    name: ClassVar[str] = "tone"
+
+    class Config(BackendConfig):
+        sample_rate: int = Field(22050, ge=8000, description="Output sample rate in Hz.")
+        frequency: float = Field(220.0, gt=0, description="Tone frequency in Hz.")
+        seconds_per_char: float = Field(0.03, gt=0, description="Length of speech per character of text.")
+        max_seconds: float = Field(3.0, gt=0, description="Longest reply in seconds.")
+        chunk_ms: int = Field(50, ge=5, le=1000, description="Length of each streamed chunk in milliseconds.")
+        realtime: bool = Field(False, description="Produce audio no faster than real time, like a streaming service.")
+        fail: list[int] = FailOn
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.calls = 0
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        self.calls += 1
+        cfg = self.config
+        seconds = min(cfg.max_seconds, max(cfg.seconds_per_char * len(text), cfg.chunk_ms / 1000))
+        step = cfg.chunk_ms / 1000
+        chunks = max(1, round(seconds / step))
+        for index in range(chunks):
+            if index == 1 and self.calls in cfg.fail:
+                raise BackendError(f"scripted failure in the middle of reply {self.calls}")
+            envelope = 0.15 + 0.6 * abs(math.sin(math.pi * 4 * index * step))  # ~4 syllables a second
+            samples = round(step * cfg.sample_rate)
+            yield tone(cfg.frequency, step, cfg.sample_rate, amplitude=envelope, phase_samples=index * samples)
+            await asyncio.sleep(step if cfg.realtime else 0)
+
+
+class EventLogActuator(Backend):
+    """Writes every event it receives to a JSON-lines file (and the log): proof of what happened."""
+
+    name: ClassVar[str] = "log"
+
+    class Config(BackendConfig):
+        path: Path | None = Field(None, description="JSON-lines file to append events to; none = log only.")
+        events: list[str] | None = Field(None, description="Only these events (e.g. ['wake', 'reply']); none = all.")
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._file = None
+        self.seen: list[dict[str, Any]] = []
+
+    async def __aenter__(self):
+        if self.config.path is not None:
+            self.config.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.config.path.open("a", encoding="utf-8")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _record(self, event: str, **fields: Any) -> None:
+        if self.config.events is not None and event not in self.config.events:
+            return
+        record = {"event": event, **{k: _jsonable(v) for k, v in fields.items()}}
+        self.seen.append(record)
+        if event != "speak_chunk":
+            log.debug("event %s", json.dumps(record))
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+
+    @hookimpl
+    def magoo_on_startup(self, profile):
+        self._record("startup", profile=profile.name)
+
+    @hookimpl
+    def magoo_on_state_change(self, old, new, turn):
+        self._record("state_change", old=old, new=new, turn=turn)
+
+    @hookimpl
+    def magoo_on_wake(self, wake, turn):
+        self._record("wake", wake=wake, turn=turn)
+
+    @hookimpl
+    def magoo_on_speech_start(self, timestamp, turn):
+        self._record("speech_start", timestamp=timestamp, turn=turn)
+
+    @hookimpl
+    def magoo_on_speech_end(self, timestamp, turn):
+        self._record("speech_end", timestamp=timestamp, turn=turn)
+
+    @hookimpl
+    def magoo_on_transcript(self, transcript, turn):
+        self._record("transcript", transcript=transcript, turn=turn)
+
+    @hookimpl
+    def magoo_on_reply(self, reply, turn):
+        self._record("reply", reply=reply, turn=turn)
+
+    @hookimpl
+    def magoo_on_speak_start(self, text, turn):
+        self._record("speak_start", text=text, turn=turn)
+
+    @hookimpl
+    def magoo_on_speak_chunk(self, level, duration, turn):
+        self._record("speak_chunk", level=round(level, 4), duration=duration, turn=turn)
+
+    @hookimpl
+    def magoo_on_speak_end(self, turn, interrupted):
+        self._record("speak_end", turn=turn, interrupted=interrupted)
+
+    @hookimpl
+    def magoo_on_turn_end(self, timeline):
+        self._record("turn_end", timeline=timeline)
+
+    @hookimpl
+    def magoo_on_error(self, failure):
+        self._record("error", failure=failure)
+
+    @hookimpl
+    def magoo_on_heartbeat(self, status):
+        self._record("heartbeat", status=status)
+
+    @hookimpl
+    def magoo_on_shutdown(self):
+        self._record("shutdown")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@hookimpl
+def magoo_register_wake_detectors(register):
+    register(ScriptedWakeDetector)
+
+
+@hookimpl
+def magoo_register_stt(register):
+    register(ScriptedSpeechToText)
+
+
+@hookimpl
+def magoo_register_responders(register):
+    register(EchoResponder)
+
+
+@hookimpl
+def magoo_register_tts(register):
+    register(ToneSpeech)
+
+
+@hookimpl
+def magoo_register_actuators(register):
+    register(EventLogActuator)

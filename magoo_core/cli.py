@@ -1,0 +1,183 @@
+"""The ``magoo`` command: run, check, plugins, backends, and plugins' own commands.
+
+Profile problems exit with code 2 and print every problem at once, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import PluginError, ProfileError
+from .plugins import Plugins, create_plugin_manager
+from .roles import Role
+
+log = logging.getLogger("magoo.cli")
+
+EXIT_PROFILE = 2
+
+
+class _Session:
+    """Builds the plugin manager once per command line (no module-level state)."""
+
+    def __init__(self) -> None:
+        self._plugins: Plugins | None = None
+        self.out = Console()
+        self.err = Console(stderr=True)
+
+    def plugins(self) -> Plugins:
+        if self._plugins is None:
+            try:
+                self._plugins = create_plugin_manager()
+            except PluginError as exc:
+                self.err.print(f"[bold red]plugin error[/]\n{exc}", markup=True, highlight=False)
+                raise typer.Exit(1) from None
+        return self._plugins
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _load(session: _Session, profile_path: Path):
+    from .profile import load_profile
+
+    try:
+        return load_profile(profile_path, session.plugins())
+    except ProfileError as exc:
+        count = len(exc.issues)
+        session.err.print(f"[bold red]{profile_path}: {count} problem{'s' if count != 1 else ''}[/]", highlight=False)
+        for issue in exc.issues:
+            session.err.print(f"  {issue}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_PROFILE) from None
+
+
+def build_app() -> typer.Typer:
+    """The typer application with the core commands and every plugin's commands."""
+    session = _Session()
+    app = typer.Typer(
+        name="magoo",
+        help="Voice assistants that live on a Raspberry Pi: microphone → wake word → speech-to-text → reply → speech.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.command()
+    def run(
+        profile: Annotated[Path, typer.Option("--profile", "-p", help="The TOML profile to run.")],
+        turns: Annotated[int | None, typer.Option(help="Stop after this many turns.", min=1)] = None,
+        keep_going: Annotated[bool, typer.Option(help="Keep running when a file source ends.")] = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No turn-by-turn story on stdout.")] = False,
+    ) -> None:
+        """Run the assistant described by a profile until Ctrl-C (or --turns, or the end of a file source)."""
+        from .engine import Engine
+        from .reporter import ConsoleReporter
+
+        loaded = _load(session, profile)
+        _setup_logging("debug" if verbose else loaded.magoo.log_level)
+        plugins = session.plugins()
+        if not quiet:
+            plugins.pm.register(ConsoleReporter(sys.stdout), name="magoo:console")
+        engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)
+        result = asyncio.run(engine.run())
+        if result.fatal:
+            session.err.print(f"[bold red]magoo stopped:[/] {result.fatal}", highlight=False)
+        raise typer.Exit(result.exit_code)
+
+    @app.command()
+    def check(profile: Annotated[Path, typer.Argument(help="The TOML profile to check.")]) -> None:
+        """Validate a profile without running it; exit code 2 lists every problem."""
+        loaded = _load(session, profile)
+        table = Table(title=f"{profile}: OK", title_justify="left")
+        for column in ("section", "backend", "plugin"):
+            table.add_column(column)
+        for spec in loaded.specs():
+            table.add_row(spec.section, spec.backend, f"{spec.info.distribution} {spec.info.version}")
+        session.out.print(table)
+
+    @app.command()
+    def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+        """List installed plugins, their backends and hooks, and any that failed to load."""
+        infos = session.plugins().plugins
+        if as_json:
+            session.out.print_json(json.dumps([info.as_dict() for info in infos]))
+            return
+        table = Table()
+        for column in ("plugin", "distribution", "backends", "status"):
+            table.add_column(column, overflow="fold")
+        for info in infos:
+            status = "[green]ok[/]" if info.loaded else f"[red]failed:[/] {info.error}" + (
+                f"\ninstall: {info.install}" if info.install else ""
+            )
+            table.add_row(info.name, f"{info.distribution} {info.version}", "\n".join(sorted(info.backends)), status)
+        session.out.print(table)
+
+    @app.command()
+    def backends(
+        role: Annotated[str | None, typer.Option(help=f"Only this role: {', '.join(r.value for r in Role)}.")] = None,
+        options: Annotated[bool, typer.Option("--options", help="Show each backend's config keys.")] = False,
+    ) -> None:
+        """List the backends each role can use, optionally with their config keys."""
+        registry = session.plugins()
+        roles = list(Role)
+        if role is not None:
+            matches = [r for r in Role if role in (r.value, r.name.lower(), r.title)]
+            if not matches:
+                session.err.print(f"unknown role '{role}'; roles: {', '.join(r.value for r in Role)}")
+                raise typer.Exit(EXIT_PROFILE)
+            roles = matches
+        for current in roles:
+            for name in registry.names(current):
+                info = registry.backend(current, name)
+                session.out.print(
+                    f"[bold]\\[{current.value}] {name}[/]  {info.summary}  [dim]({info.distribution})[/]", highlight=False
+                )
+                if options:
+                    session.out.print(_options_table(info.cls.Config))
+
+    _add_plugin_commands(app, session)
+    return app
+
+
+def _options_table(config: Any) -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2))
+    for column in ("key", "type", "default", "description"):
+        table.add_column(column, overflow="fold")
+    for key, field in config.model_fields.items():
+        default = "(required)" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        annotation = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        table.add_row(key, annotation, default, field.description or "")
+    return table
+
+
+def _add_plugin_commands(app: typer.Typer, session: _Session) -> None:
+    plugins = session.plugins()
+    for impl in plugins.pm.hook.magoo_register_commands.get_hookimpls():
+        try:
+            impl.function(app=app)
+        except Exception as exc:
+            log.warning("plugin %s could not add its commands: %s", impl.plugin_name, exc)
+
+
+def main() -> None:
+    build_app()(prog_name="magoo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""One configured backend at run time: create, enter, fail, restart with backoff, leave."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from .backoff import Backoff
+from .errors import BackendError
+from .plugins import Plugins
+from .profile import BackendSpec, EngineSettings
+from .types import BackendFailure
+
+log = logging.getLogger("magoo.engine")
+
+
+def describe_failure(spec: BackendSpec, exc: BaseException, turn: int | None = None) -> BackendFailure:
+    """Turn an exception from a backend into the one-line failure hooks and logs see.
+
+    A :class:`BackendError` is the backend saying what is wrong; anything else is a bug in the
+    plugin, so the message names the distribution to report it to.
+    """
+    if isinstance(exc, BackendError):
+        message, retryable = exc.message, exc.retryable
+    elif isinstance(exc, TimeoutError):
+        message, retryable = "timed out", True
+    else:
+        message = (
+            f"{type(exc).__name__}: {exc} (a bug in {spec.info.distribution} {spec.info.version};"
+            " the traceback is in the log)"
+        )
+        retryable = True
+    return BackendFailure(spec.role.value, spec.backend, f"{spec.section} {spec.backend}: {message}", retryable, turn)
+
+
+class BackendSlot:
+    """Holds the running instance of one backend and restarts it when it keeps failing.
+
+    All methods run on the event loop. ``instance`` is valid between ``start()`` and ``stop()``;
+    during a restart ``ready()`` waits for the new instance.
+    """
+
+    def __init__(self, spec: BackendSpec, settings: EngineSettings, plugins: Plugins) -> None:
+        self.spec = spec
+        self.plugins = plugins
+        self.max_failures = settings.max_failures
+        self.backoff = Backoff(settings.restart_backoff, settings.restart_backoff_max)
+        self.instance: Any = None
+        self.last_instance: Any = None  # kept after stop(), for inspection by tests and tools
+        self.failures = 0
+        self.restarts = 0
+        self._entered = False
+        self._restart: asyncio.Task | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec.role.value}:{self.spec.backend}"
+
+    async def start(self) -> Any:
+        """Create and enter the backend; its ``@hookimpl`` methods start receiving events."""
+        self.instance = self.last_instance = self.spec.create()
+        enter = getattr(self.instance, "__aenter__", None)
+        if enter is not None:
+            await enter()
+            self._entered = True
+        self.plugins.register_instance(self.instance, name=f"{self.spec.section} {self.spec.backend}")
+        return self.instance
+
+    async def stop(self, timeout: float) -> None:
+        """Leave the backend, waiting at most ``timeout`` seconds; never raises."""
+        if self._restart is not None and not self._restart.done():
+            self._restart.cancel()
+        instance, self.instance = self.instance, None
+        if instance is None:
+            return
+        self.plugins.unregister_instance(instance)
+        if self._entered:
+            self._entered = False
+            try:
+                await asyncio.wait_for(instance.__aexit__(None, None, None), timeout)
+            except Exception:
+                log.exception("%s %s did not close cleanly", self.spec.section, self.spec.backend)
+
+    async def ready(self) -> Any:
+        """The instance to use now, after any restart in progress has finished."""
+        if self._restart is not None and not self._restart.done():
+            await asyncio.shield(self._restart)
+        return self.instance
+
+    @property
+    def restarting(self) -> bool:
+        return self._restart is not None and not self._restart.done()
+
+    def succeeded(self) -> None:
+        """The backend did its job: consecutive failures start counting from zero again."""
+        self.failures = 0
+        self.backoff.reset()
+
+    def failed(self, failure: BackendFailure) -> None:
+        """Count a failure; after ``max_failures`` in a row, restart in the background with backoff."""
+        self.failures += 1
+        if failure.retryable and self.failures >= self.max_failures and not self.restarting:
+            self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
+
+    async def _restart_after(self, delay: float) -> None:
+        log.warning(
+            "%s %s failed %d times in a row; restarting it in %.1f s",
+            self.spec.section, self.spec.backend, self.failures, delay,
+        )
+        await asyncio.sleep(delay)
+        await self.stop(timeout=5.0)
+        try:
+            await self.start()
+        except Exception as exc:
+            failure = describe_failure(self.spec, exc)
+            log.error("restart failed: %s", failure.message, exc_info=not isinstance(exc, BackendError))
+            self.restarts += 1
+            self._restart = None  # so that failed() may schedule the next, longer attempt
+            self.failed(failure)
+            return
+        self.restarts += 1
+        self.failures = 0
+        log.info("%s %s restarted", self.spec.section, self.spec.backend)

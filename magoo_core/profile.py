@@ -1,0 +1,735 @@
+"""Profiles: a TOML file in, a validated :class:`Profile` out, every problem reported at once.
+
+A profile names one backend per role (``[stt] backend = "..."``); the other keys of the section
+are validated by that backend's ``Config``. Problems are collected as :class:`ProfileIssue`
+values (file, line, section, key, what is wrong, what to do) and raised together in one
+:class:`~magoo_core.errors.ProfileError`.
+
+Secrets are written ``{ env = "NAME" }`` and read from the environment or from a ``.env`` file
+beside the profile. Their values are never echoed: validation messages never repeat input
+values, and :class:`BackendSpec` masks them in its repr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import os
+import re
+import tomllib
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, ValidationError
+from pydantic_core.core_schema import ErrorType
+
+from .errors import ProfileError
+from .plugins import BackendInfo, Plugins
+from .roles import BackendConfig, Role
+
+SETTINGS_SECTIONS = ("magoo", "engine")
+ROLE_ORDER = (
+    Role.AUDIO_SOURCE, Role.WAKE, Role.STT, Role.RESPONDER, Role.TTS, Role.PLAYER, Role.ACTUATOR
+)
+MASK = "**********"
+
+
+class MagooSettings(BaseModel):
+    """The ``[magoo]`` section: who this assistant is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("magoo", description="name of this assistant, shown in logs and status")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="least severe log messages that are written"
+    )
+
+
+class EngineSettings(BaseModel):
+    """The ``[engine]`` section: timing and robustness of the turn loop."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mute_pre: float = Field(
+        0.2, ge=0, le=5, description="seconds the microphone is muted before the reply's first sound"
+    )
+    mute_post: float = Field(
+        0.5, ge=0, le=10, description="seconds the microphone stays muted after the sound really ended"
+    )
+    barge_in: bool = Field(
+        False,
+        description="a wake word while speaking stops the reply (the wake detector keeps listening while muted)",
+    )
+    preroll: float = Field(
+        0.5, ge=0, le=10, description="seconds of audio from before the wake word handed to speech-to-text"
+    )
+    capture_timeout: float = Field(
+        10.0, gt=0, description="seconds the engine listens for a command after the wake word, at most"
+    )
+    reply_timeout: float = Field(
+        30.0, gt=0, description="seconds to wait for a reply after the final transcript, at most"
+    )
+    muted_audio: Literal["silence", "drop"] = Field(
+        "silence", description="what continuous speech-to-text gets while the microphone is muted"
+    )
+    heartbeat_interval: float = Field(60.0, gt=0, description="seconds between two heartbeat events")
+    hook_timeout: float = Field(5.0, gt=0, description="seconds the engine waits for one async event hook")
+    shutdown_timeout: float = Field(
+        5.0, gt=0, description="seconds the engine waits for backends to stop at shutdown"
+    )
+    max_failures: int = Field(
+        3, ge=1, description="consecutive failures of a backend before it is restarted"
+    )
+    restart_backoff: float = Field(
+        1.0, gt=0, description="seconds before the first restart of a backend, doubled each time"
+    )
+    restart_backoff_max: float = Field(60.0, gt=0, description="seconds between restarts, at most")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One configured backend: which class, with which validated config, from which section.
+
+    :param secret_keys: dotted keys of the config whose value came from ``{ env = ... }``;
+        the repr masks them even when the backend typed them as plain ``str``.
+    """
+
+    role: Role
+    backend: str
+    config: BackendConfig
+    info: BackendInfo
+    section: str
+    secret_keys: frozenset[str] = frozenset()
+
+    def create(self):
+        return self.info.cls(self.config)
+
+    def __repr__(self) -> str:
+        shown = _masked(self.config.model_dump(), self.secret_keys)
+        return (
+            f"BackendSpec(section={self.section!r}, backend={self.backend!r},"
+            f" plugin={self.info.plugin!r}, config={shown!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile: settings plus one :class:`BackendSpec` per configured role."""
+
+    path: Path | None
+    magoo: MagooSettings
+    engine: EngineSettings
+    audio_source: BackendSpec
+    stt: BackendSpec
+    wake: BackendSpec | None = None
+    responder: BackendSpec | None = None
+    tts: BackendSpec | None = None
+    player: BackendSpec | None = None
+    actuators: tuple[BackendSpec, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.magoo.name
+
+    def specs(self) -> list[BackendSpec]:
+        """Every configured backend, in role order (actuators last, in file order)."""
+        single = [getattr(self, role.value) for role in ROLE_ORDER if role is not Role.ACTUATOR]
+        return [spec for spec in single if spec is not None] + list(self.actuators)
+
+
+@dataclass(frozen=True)
+class ProfileIssue:
+    """One problem in a profile, precise enough to fix without reading the code.
+
+    :param file: the profile's path as given, or ``"<profile>"``.
+    :param line: 1-based line, when known.
+    :param section: ``"[stt]"``, ``"[[actuators]] #2"``, ``"[engine]"``; ``""`` for the top level.
+    :param key: dotted key inside the section (``"models.0.threshold"``), when the issue has one.
+    :param message: what is wrong and what was expected.
+    :param suggestion: what to do: a did-you-mean, installed alternatives, an install command.
+    """
+
+    file: str
+    line: int | None
+    section: str
+    key: str | None
+    message: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        what = " ".join(part for part in (self.section, self.key) if part)
+        text = f"{where}: {what}: {self.message}" if what else f"{where}: {self.message}"
+        if self.suggestion:
+            text = _sentences(text, self.suggestion)
+        return text
+
+
+# ---- entry points -------------------------------------------------------------------------------
+
+
+def load_profile(path: str | Path, plugins: Plugins, *, environ: Mapping[str, str] | None = None) -> Profile:
+    """Read, parse and validate the profile at ``path``.
+
+    Relative paths in the profile resolve against its folder, and ``{ env = "NAME" }`` also
+    looks in a ``.env`` file there.
+
+    :param environ: where to read secrets first (``os.environ``).
+    :raises ProfileError: with every problem found.
+    """
+    source = str(path)
+    path = Path(path).absolute()
+
+    def fail(message: str, suggestion: str | None = None, line: int | None = None) -> ProfileError:
+        return ProfileError([ProfileIssue(source, line, "", None, message, suggestion)])
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise fail(f"the profile {path} does not exist", _profiles_nearby(path)) from None
+    except UnicodeDecodeError as exc:
+        raise fail(f"the profile is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise fail(f"cannot read the profile {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message, line = _toml_error(exc)
+        raise fail(message, line=line) from None
+    profile = parse_profile(data, plugins, base_dir=path.parent, source=source, text=text, environ=environ)
+    return dataclasses.replace(profile, path=path)
+
+
+def parse_profile(
+    data: Mapping[str, Any],
+    plugins: Plugins,
+    *,
+    base_dir: Path,
+    source: str = "<profile>",
+    text: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    dotenv: Mapping[str, str] | None = None,
+) -> Profile:
+    """Validate already-parsed profile data.
+
+    :param base_dir: folder that relative paths and the default ``.env`` are relative to.
+    :param source: how issues name the file.
+    :param text: the TOML text ``data`` came from; gives issues their line numbers.
+    :param environ: where to read secrets first (``os.environ``).
+    :param dotenv: where to read secrets next (the ``.env`` file in ``base_dir``, if any).
+    :raises ProfileError: with every problem found, in file order.
+    """
+    return _Validator(plugins, Path(base_dir), source, text, environ, dotenv).run(data)
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+
+class _Validator:
+    """Walks one profile's data once, collecting issues instead of stopping at the first."""
+
+    def __init__(
+        self,
+        plugins: Plugins,
+        base_dir: Path,
+        source: str,
+        text: str | None,
+        environ: Mapping[str, str] | None,
+        dotenv: Mapping[str, str] | None,
+    ) -> None:
+        self.plugins = plugins
+        self.base_dir = base_dir
+        self.source = source
+        self.lines = _Locator(text or "")
+        self.environ = os.environ if environ is None else environ
+        self._dotenv = dotenv
+        self.issues: list[ProfileIssue] = []
+        self.secret_values: set[str] = set()
+
+    def run(self, data: Mapping[str, Any]) -> Profile:
+        self._check_top_level(data)
+        magoo = self._settings(MagooSettings, data, "magoo")
+        engine = self._settings(EngineSettings, data, "engine")
+        specs: dict[Role, BackendSpec | None] = {}
+        for role in ROLE_ORDER[:-1]:
+            if role.value in data:
+                specs[role] = self._role_section(role, data[role.value], f"[{role.value}]")
+        actuators = self._actuators(data.get("actuators"))
+        self._check_roles(data, specs)
+        if self.issues:
+            self.issues.sort(key=lambda issue: (issue.line is None, issue.line or 0))
+            raise ProfileError(self.issues)
+        return Profile(
+            path=None,
+            magoo=magoo,
+            engine=engine,
+            actuators=tuple(actuators),
+            **{role.value: spec for role, spec in specs.items()},
+        )
+
+    def issue(self, section: str, key: str | None, message: str, suggestion: str | None = None) -> None:
+        top = key.split(".", 1)[0] if key else None
+        line = self.lines.key(section, top) if top else None
+        if line is None:
+            line = self.lines.section(section)
+        self.issues.append(ProfileIssue(self.source, line, section, key, message, suggestion))
+
+    def _redact(self, text: str) -> str:
+        """Mask env values in text a backend wrote itself (a validator's message may quote its input)."""
+        for secret in self.secret_values:
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
+        return text
+
+    # ---- sections ----
+
+    def _check_top_level(self, data: Mapping[str, Any]) -> None:
+        known = [*SETTINGS_SECTIONS, *(role.value for role in ROLE_ORDER)]
+        shown = [f"[{name}]" for name in known[:-1]] + ["[[actuators]]"]
+        for name, value in data.items():
+            if name in known:
+                if name != "actuators" and not isinstance(value, Mapping):
+                    self.issue("", name, f"'{name}' must be a section", f"write it as [{name}] followed by its keys")
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {shown[known.index(close[0])]}?" if close else None
+            if isinstance(value, Mapping) or (isinstance(value, list) and value and isinstance(value[0], Mapping)):
+                self.issue("", name, f"unknown section [{name}]", _sentences(hint, "sections: " + ", ".join(shown)))
+            else:
+                self.issue("", name, "unknown top-level key: settings belong inside a section", _home(name) or hint)
+
+    def _settings(self, model: type[BaseModel], data: Mapping[str, Any], name: str) -> Any:
+        values = data.get(name, {})
+        if not isinstance(values, Mapping):
+            return model()  # reported by _check_top_level
+        return self._validate(model, dict(values), f"[{name}]", set())
+
+    def _actuators(self, value: Any) -> list[BackendSpec]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            section = "[actuators]" if isinstance(value, Mapping) else ""
+            self.issue(
+                section, None if section else "actuators", "actuators are an array of tables",
+                "use [[actuators]] (double brackets), once per actuator",
+            )
+            return []
+        specs = []
+        for index, table in enumerate(value, 1):
+            spec = self._role_section(Role.ACTUATOR, table, f"[[actuators]] #{index}")
+            if spec is not None:
+                specs.append(spec)
+        return specs
+
+    def _role_section(self, role: Role, table: Any, section: str) -> BackendSpec | None:
+        if not isinstance(table, Mapping):
+            if role is Role.ACTUATOR:
+                self.issue(section, None, "each actuator must be a table", 'write [[actuators]] then backend = "..."')
+            return None  # other roles: reported by _check_top_level
+        values = {key: value for key, value in table.items() if key != "backend"}
+        values, secret_keys, unset = self._resolve_env(values, section)
+        info = self._backend_info(role, table, section)
+        if info is None:
+            return None
+        config = self._validate(info.cls.Config, values, section, unset)
+        if config is None:
+            return None
+        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys))
+
+    def _backend_info(self, role: Role, table: Mapping[str, Any], section: str) -> BackendInfo | None:
+        installed = self._installed(role)
+        if "backend" not in table:
+            self.issue(section, None, "missing key 'backend'", f"name one of the {installed}")
+            return None
+        name = table["backend"]
+        if not isinstance(name, str):
+            self.issue(section, "backend", "must be the name of a backend (expected string)", installed)
+            return None
+        info = self.plugins.backend(role, name)
+        if info is None:
+            self.issue(section, "backend", f"unknown {role.title} backend '{name}'", self._backend_hint(role, name))
+        return info
+
+    def _backend_hint(self, role: Role, name: str) -> str:
+        hints = []
+        close = difflib.get_close_matches(name, self.plugins.names(role), n=1)
+        if close:
+            hints.append(f"did you mean '{close[0]}'?")
+        for other in ROLE_ORDER:
+            if other is not role and self.plugins.backend(other, name) is not None:
+                hints.append(f"'{name}' is {_article(other.title)} backend, not {_article(role.title)} backend")
+                break
+        suspects = self.plugins.suspects(name)
+        if suspects and not hints:  # a failed plugin is the likeliest cause only when nothing closer is
+            hints.append(suspects[0].failure_message())
+        hints.append(self._installed(role))
+        return _sentences(*hints)
+
+    def _installed(self, role: Role) -> str:
+        names = self.plugins.names(role)
+        return f"installed {role.title} backends: {', '.join(names) if names else 'none installed'}"
+
+    def _check_roles(self, data: Mapping[str, Any], specs: Mapping[Role, BackendSpec | None]) -> None:
+        for role, why in ((Role.AUDIO_SOURCE, "an audio source"), (Role.STT, "a speech-to-text backend")):
+            if role.value not in data:
+                self.issue(
+                    "", None, f"missing section [{role.value}]: every profile needs {why}",
+                    _sentences(f'add [{role.value}] with backend = "..."', self._installed(role)),
+                )
+        for has, lacks, why in (
+            (Role.TTS, Role.PLAYER, "something must play the speech it synthesizes"),
+            (Role.PLAYER, Role.TTS, "something must synthesize the speech it plays"),
+        ):
+            if has.value in data and lacks.value not in data:
+                self.issue(
+                    f"[{has.value}]", None, f"needs a [{lacks.value}] as well: {why}",
+                    _sentences(f'add [{lacks.value}] with backend = "..."', self._installed(lacks)),
+                )
+        stt = specs.get(Role.STT)
+        replies = getattr(stt.info.cls, "replies", None) if stt else None
+        if stt and type(replies) is bool and not replies and Role.RESPONDER.value not in data:
+            self.issue(
+                "[stt]", None,
+                f"speech-to-text backend '{stt.backend}' only transcribes: a [responder] must produce the replies",
+                _sentences('add [responder] with backend = "..."', self._installed(Role.RESPONDER)),
+            )
+
+    # ---- secrets ----
+
+    def _resolve_env(
+        self, values: dict[str, Any], section: str
+    ) -> tuple[dict[str, Any], set[str], set[tuple]]:
+        """Replace every ``{ env = "NAME" }`` by the variable's value.
+
+        Returns the values, the dotted keys that came from the environment and the key paths
+        whose variable is unset (validation errors under those are noise, so they are dropped).
+        """
+        secret_keys: set[str] = set()
+        unset: set[tuple] = set()
+
+        def walk(value: Any, path: tuple) -> Any:
+            if isinstance(value, Mapping) and set(value) == {"env"}:
+                key = ".".join(map(str, path))
+                var = value["env"]
+                if not isinstance(var, str) or not var:
+                    self.issue(section, key, "'env' must name an environment variable (expected string)")
+                    unset.add(path)
+                    return ""
+                found = self._lookup(var)
+                if found is None:
+                    env_file = self.base_dir / ".env"
+                    self.issue(
+                        section, key, f"environment variable {var} is not set",
+                        f"export {var}=... or add {var}=... to {env_file}",
+                    )
+                    unset.add(path)
+                    return ""
+                secret_keys.add(key)
+                if found:
+                    self.secret_values.add(found)
+                return found
+            if isinstance(value, Mapping):
+                return {k: walk(v, (*path, k)) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v, (*path, i)) for i, v in enumerate(value)]
+            return value
+
+        return walk(values, ()), secret_keys, unset
+
+    def _lookup(self, var: str) -> str | None:
+        if var in self.environ:
+            return self.environ[var]
+        if self._dotenv is None:
+            env_file = self.base_dir / ".env"
+            self._dotenv = {}
+            if env_file.is_file():
+                from dotenv import dotenv_values
+
+                self._dotenv = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        return self._dotenv.get(var)
+
+    # ---- pydantic ----
+
+    def _validate(self, model: type[BaseModel], values: dict[str, Any], section: str, unset: set[tuple]) -> Any:
+        try:
+            return model.model_validate(values, context={"base_dir": self.base_dir})
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        except Exception as exc:  # a backend's validator raising something pydantic does not wrap
+            self.issue(section, None, self._redact(f"the backend's Config raised {type(exc).__name__}: {exc}"))
+            return None
+        merged: set[str] = set()
+        for error in errors:
+            where = _walk(model, error["loc"])
+            if any(where.path[: len(path)] == path for path in unset):
+                continue
+            key = ".".join(map(str, where.path)) or None
+            if where.union:
+                if key in merged:
+                    continue
+                merged.add(key)
+                self.issue(section, key, f"no accepted type matches (expected {_expected(where.annotation)})")
+            elif error["type"] == "extra_forbidden":
+                self.issue(section, key, "unknown key", _key_hint(str(where.path[-1]), where.owner or model))
+            elif error["type"] == "missing":
+                description = where.field.description if where.field is not None else None
+                hint = f"add '{where.path[-1]}': {description}" if description else None
+                self.issue(section, key, "missing required key", hint)
+            elif error["type"] not in _QUOTES_NO_INPUT:
+                self.issue(section, key, self._redact(_message(error, where.annotation)))
+            else:
+                self.issue(section, key, _message(error, where.annotation))
+        return None
+
+
+# ---- reading pydantic errors --------------------------------------------------------------------
+
+# Pydantic's own messages never quote the input; these carry a validator's own words, which may.
+_QUOTES_NO_INPUT = frozenset(get_args(ErrorType)) - {"value_error", "assertion_error"}
+
+
+@dataclass
+class _Where:
+    """Where a pydantic error points, translated to what the profile's author wrote."""
+
+    path: tuple = ()
+    annotation: Any = None  # of the value at path, when known
+    owner: type[BaseModel] | None = None  # the model whose keys path[-1] is among
+    field: Any = None  # pydantic FieldInfo of path[-1], when it is a model field
+    union: bool = False  # the error is inside one member of a union
+
+
+def _walk(model: type[BaseModel], loc: Sequence[str | int]) -> _Where:
+    """Follow ``loc`` through the model's annotations.
+
+    Union members show up in pydantic locations as tags (``'int'``, ``'list[str]'``); they mean
+    nothing to the profile's author, so the walk stops there and reports the union.
+    """
+    where = _Where(annotation=model)
+    for index, part in enumerate(loc):
+        annotation = _unwrap(where.annotation)
+        if _is_union(annotation):
+            where.union = True
+            where.annotation = annotation
+            return where
+        where.path = (*where.path, part)
+        origin = get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = _fields(annotation)
+            where.owner, where.field = annotation, fields.get(str(part))
+            where.annotation = where.field.annotation if where.field is not None else None
+        elif origin in (list, tuple, set, frozenset, Sequence) and isinstance(part, int):
+            args = get_args(annotation)
+            where.annotation = args[0] if args else None
+            where.owner = where.field = None
+        elif origin in (dict, Mapping) and part != "[key]":
+            args = get_args(annotation)
+            where.annotation = args[1] if len(args) == 2 else None
+            where.owner = where.field = None
+        else:
+            where.path = (*where.path, *loc[index + 1 :])
+            where.annotation = where.owner = where.field = None
+            return where
+    return where
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the key a profile uses for them (the alias, when there is one)."""
+    fields = {}
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
+        fields[alias or name] = info
+    return fields
+
+
+def _unwrap(annotation: Any) -> Any:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return _unwrap(members[0])
+    return annotation
+
+
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType)
+
+
+def _key_hint(key: str, owner: type[BaseModel]) -> str:
+    valid = list(_fields(owner))
+    close = difflib.get_close_matches(key, valid, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if not valid:
+        return "no keys are accepted here"
+    return "valid keys: " + ", ".join(valid)
+
+
+def _message(error: Mapping[str, Any], annotation: Any) -> str:
+    """Pydantic's message (which never contains the input), plus the expected type when it helps."""
+    message = error["msg"]
+    message = message[:1].lower() + message[1:]
+    if annotation is not None and error["type"].endswith(("_type", "_parsing")):
+        expected = _expected(annotation)
+        if expected not in message:
+            message += f" (expected {expected})"
+    return message
+
+
+def _expected(annotation: Any) -> str:
+    """Describe a type in TOML's words: 'integer', 'array of string', 'table', 'path (string)'."""
+    annotation = _unwrap(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is None or annotation is type(None):
+        return "nothing"
+    if origin is Literal:
+        return " or ".join(repr(arg) for arg in args)
+    if _is_union(annotation):
+        return " or ".join(dict.fromkeys(_expected(arg) for arg in args if arg is not type(None)))
+    if origin in (list, tuple, set, frozenset, Sequence):
+        return f"array of {_expected(args[0])}" if args else "array"
+    if origin in (dict, Mapping):
+        return "table"
+    if isinstance(annotation, type):
+        for kind, word in (
+            (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (Path, "path (string)"),
+            (SecretStr, "string"), (SecretBytes, "string"), (BaseModel, "table"),
+        ):
+            if issubclass(annotation, kind):
+                return word
+        if issubclass(annotation, enum.Enum):
+            return " or ".join(repr(member.value) for member in annotation)
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+# ---- line numbers -------------------------------------------------------------------------------
+
+
+_HEADER = re.compile(r"^(\[\[?)\s*(.+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*[.=]""")
+_NAME_PART = re.compile(r""""[^"]*"|'[^']*'|[^.\s]+""")
+_STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'""")
+
+
+class _Locator:
+    """Line numbers of table headers and top-level keys, read from the raw TOML text.
+
+    Not a TOML parser: it knows headers (``[stt]``, ``[[actuators]]``, dotted ``[stt.options]``),
+    ``key =`` lines, and enough about multi-line arrays and strings to skip their insides.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.sections: dict[str, int] = {}
+        self.keys: dict[tuple[str, str], int] = {}
+        arrays: dict[str, int] = {}
+        current, in_subtable, depth, in_string = "", False, 0, None
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if in_string:
+                if line.count(in_string) % 2:
+                    in_string = None
+                continue
+            if depth > 0:
+                depth += _bracket_balance(line)
+                continue
+            header = _HEADER.match(line)
+            if header:
+                brackets, name = header.group(1), header.group(2)
+                parts = [part.strip("\"'") for part in _NAME_PART.findall(name)]
+                if not parts:
+                    continue
+                if brackets == "[[" and len(parts) == 1:
+                    arrays[parts[0]] = arrays.get(parts[0], 0) + 1
+                count = arrays.get(parts[0], 0)
+                current = f"[[{parts[0]}]] #{count}" if count else f"[{parts[0]}]"
+                self.sections.setdefault(current, number)
+                in_subtable = len(parts) > 1
+                if in_subtable:
+                    self.keys.setdefault((current, parts[1]), number)
+                continue
+            key = _KEY.match(line)
+            if key:
+                if not in_subtable:
+                    self.keys.setdefault((current, key.group(1).strip("\"'")), number)
+                value = line[key.end():]
+                for quotes in ('"""', "'''"):
+                    if value.count(quotes) % 2:
+                        in_string = quotes
+                if not in_string:
+                    depth = max(0, _bracket_balance(value))
+
+    def section(self, section: str) -> int | None:
+        """The header's line; for an inline table (``stt = {...}``) the key's line."""
+        if section in self.sections:
+            return self.sections[section]
+        name = re.sub(r"\s#\d+$|[\[\]]", "", section)
+        return self.keys.get(("", name)) if name else None
+
+    def key(self, section: str, key: str) -> int | None:
+        """A key's line; at the top level, a key may also be written as a section header."""
+        line = self.keys.get((section, key))
+        if line is None and not section:
+            line = self.sections.get(f"[{key}]") or self.sections.get(f"[[{key}]] #1")
+        return line
+
+
+def _bracket_balance(text: str) -> int:
+    text = _STRING.sub("", text).split("#", 1)[0]
+    return text.count("[") + text.count("{") - text.count("]") - text.count("}")
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError) -> tuple[str, int | None]:
+    match = re.search(r"\s*\(at line (\d+), column \d+\)$", str(exc))
+    if match is None:
+        return str(exc), getattr(exc, "lineno", None)
+    return str(exc)[: match.start()], int(match.group(1))
+
+
+def _profiles_nearby(path: Path) -> str | None:
+    if not path.parent.is_dir():
+        return None
+    found = sorted(p.name for p in path.parent.glob("*.toml") if p.name != "pyproject.toml")
+    return f"profiles in {path.parent}: {', '.join(found)}" if found else None
+
+
+def _sentences(*parts: str | None) -> str:
+    """Join hints into sentences: ``"did you mean 'x'?", "installed: a"`` → ``"did you mean 'x'? Installed: a"``."""
+    text = ""
+    for part in filter(None, parts):
+        if text:
+            text += " " if text.endswith(("?", ".", "!")) else ". "
+            part = part[:1].upper() + part[1:]
+        text += part
+    return text
+
+
+def _home(key: str) -> str | None:
+    """Where a stray top-level setting probably belongs: ``mute_post`` → ``[engine]``."""
+    for section, model in (("magoo", MagooSettings), ("engine", EngineSettings)):
+        close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+        if close:
+            return f"did you mean '{close[0]}' in [{section}]?"
+    return None
+
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
+def _masked(value: Any, secret_keys: frozenset[str], path: str = "") -> Any:
+    """``value`` with every entry whose dotted key is in ``secret_keys`` replaced by a mask."""
+    if path and path in secret_keys:
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: _masked(v, secret_keys, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v, secret_keys, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+    return value

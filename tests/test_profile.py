@@ -1,0 +1,656 @@
+"""Profiles: loading, validation, and error reports that name file, line, section, key and a fix."""
+
+from __future__ import annotations
+
+import textwrap
+import types
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from magoo_core.errors import ProfileError
+from magoo_core.plugins import BackendInfo, PluginInfo, create_plugin_manager, hookimpl
+from magoo_core.profile import (
+    BackendSpec,
+    EngineSettings,
+    MagooSettings,
+    Profile,
+    ProfileIssue,
+    load_profile,
+    parse_profile,
+)
+from magoo_core.roles import Backend, BackendConfig, Role
+
+SECRET = "sk-very-secret-value-123"
+
+
+# ---- test backends, one small plugin --------------------------------------------------------------
+
+
+class Mic(Backend):
+    """A pretend microphone."""
+
+    name = "mic"
+
+    class Config(BackendConfig):
+        device: str = Field("default", description="device name")
+        sample_rate: int = Field(16000, description="Hz")
+
+    async def stream(self):
+        yield None
+
+
+class WakeModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="model key")
+    threshold: float = Field(0.5, ge=0, le=1, description="score that fires")
+
+
+class Keyword(Backend):
+    name = "keyword"
+
+    class Config(BackendConfig):
+        models: list[WakeModel] = Field(description="wake word models")
+        model_dir: Path = Field(Path("models"), description="where the models are")
+
+    def process(self, chunk):
+        return None
+
+    def reset(self):
+        pass
+
+
+class Cloud(Backend):
+    """Transcribes and replies."""
+
+    name = "cloud"
+    replies = True
+
+    class Config(BackendConfig):
+        api_key: SecretStr = Field(description="the API key from the provider's dashboard")
+        language: str = Field("en", description="language code")
+        vocabulary: Path | None = Field(None, description="word list")
+        retries: int = Field(2, ge=0, description="attempts")
+        fallback: int | str = Field(0, description="fallback model, index or name")
+
+    async def transcribe(self, audio):
+        yield None
+
+
+class Whisper(Backend):
+    """Transcribes only."""
+
+    name = "whisper"
+    replies = False
+
+    class Config(BackendConfig):
+        pass
+
+    async def transcribe(self, audio):
+        yield None
+
+
+class Parrot(Backend):
+    name = "parrot"
+
+    class Config(BackendConfig):
+        prefix: str = Field("", description="said before the transcript")
+
+    async def respond(self, transcript):
+        return None
+
+
+class Speak(Backend):
+    name = "speak"
+
+    class Config(BackendConfig):
+        api_key: SecretStr = Field(description="API key")
+        voice: str = Field("alto", description="voice id")
+
+    async def synthesize(self, text):
+        yield None
+
+
+class Wav(Backend):
+    name = "wav"
+
+    class Config(BackendConfig):
+        folder: Path = Field(Path("out"), description="where to write the replies")
+
+    async def play(self, audio, progress):
+        pass
+
+    async def stop(self):
+        pass
+
+
+class Led(Backend):
+    name = "led"
+
+    class Config(BackendConfig):
+        pin: int = Field(description="GPIO pin the LED is wired to")
+        color: Literal["red", "green"] = Field("red", description="LED colour")
+
+
+def _plugin() -> types.ModuleType:
+    module = types.ModuleType("test_backends")
+    for hook, classes in {
+        "magoo_register_audio_sources": [Mic],
+        "magoo_register_wake_detectors": [Keyword],
+        "magoo_register_stt": [Cloud, Whisper],
+        "magoo_register_responders": [Parrot],
+        "magoo_register_tts": [Speak],
+        "magoo_register_players": [Wav],
+        "magoo_register_actuators": [Led],
+    }.items():
+
+        def register_all(register, _classes=classes):
+            for cls in _classes:
+                register(cls)
+
+        setattr(module, hook, hookimpl(specname=hook)(register_all))
+    return module
+
+
+@pytest.fixture
+def plugins():
+    return create_plugin_manager(entry_points=False, builtins=False, extra=[_plugin()])
+
+
+@pytest.fixture
+def write(tmp_path):
+    def write(text: str, name: str = "profile.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
+
+
+def load_issues(path, plugins, environ=None) -> list[ProfileIssue]:
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path, plugins, environ=environ or {})
+    return caught.value.issues
+
+
+MINIMAL = """
+[audio_source]
+backend = "mic"
+
+[stt]
+backend = "cloud"
+api_key = { env = "CLOUD_KEY" }
+"""
+
+
+# ---- a valid profile ----------------------------------------------------------------------------
+
+
+def test_valid_profile_loads_typed_values(plugins, write, tmp_path):
+    path = write(
+        """
+        [magoo]
+        name = "kitchen"
+
+        [engine]
+        mute_post = 0.8
+        barge_in = true
+
+        [audio_source]
+        backend = "mic"
+        sample_rate = 48000
+
+        [wake]
+        backend = "keyword"
+        models = [{ name = "hey_jarvis", threshold = 0.7 }, { name = "alexa" }]
+        model_dir = "wake/models"
+
+        [stt]
+        backend = "cloud"
+        api_key = { env = "CLOUD_KEY" }
+        vocabulary = "/etc/words.txt"
+
+        [tts]
+        backend = "speak"
+        api_key = { env = "SPEAK_KEY" }
+
+        [player]
+        backend = "wav"
+
+        [[actuators]]
+        backend = "led"
+        pin = 18
+
+        [[actuators]]
+        backend = "led"
+        pin = 23
+        color = "green"
+        """
+    )
+    (tmp_path / ".env").write_text("SPEAK_KEY=from-dotenv\nCLOUD_KEY=ignored-environ-wins\n")
+
+    profile = load_profile(path, plugins, environ={"CLOUD_KEY": SECRET})
+
+    assert profile.path == path
+    assert profile.name == "kitchen"
+    assert profile.magoo.log_level == "info"
+    assert profile.engine.mute_post == 0.8 and profile.engine.barge_in is True
+    assert profile.audio_source.config.sample_rate == 48000
+    wake = profile.wake.config
+    assert [(m.name, m.threshold) for m in wake.models] == [("hey_jarvis", 0.7), ("alexa", 0.5)]
+    assert wake.model_dir == (tmp_path / "wake/models").resolve()
+    assert profile.stt.config.vocabulary == Path("/etc/words.txt")
+    assert isinstance(profile.stt.config.api_key, SecretStr)
+    assert profile.stt.config.api_key.get_secret_value() == SECRET  # environ before .env
+    assert profile.tts.config.api_key.get_secret_value() == "from-dotenv"
+    assert profile.player.config.folder == (tmp_path / "out").resolve()  # relative defaults resolve too
+    assert [a.config.pin for a in profile.actuators] == [18, 23]
+    assert [a.section for a in profile.actuators] == ["[[actuators]] #1", "[[actuators]] #2"]
+    assert profile.responder is None
+    assert [spec.section for spec in profile.specs()] == [
+        "[audio_source]", "[wake]", "[stt]", "[tts]", "[player]", "[[actuators]] #1", "[[actuators]] #2",
+    ]
+    spec = profile.stt
+    assert spec.role is Role.STT and spec.backend == "cloud" and spec.info.plugin == "test_backends"
+    assert spec.secret_keys == {"api_key"}
+    backend = spec.create()
+    assert isinstance(backend, Cloud) and backend.config is spec.config
+
+
+def test_relative_path_resolves_against_profile_folder_not_cwd(plugins, write, tmp_path, monkeypatch):
+    monkeypatch.chdir("/")
+    path = write(MINIMAL.replace('backend = "cloud"', 'backend = "cloud"\nvocabulary = "words/list.txt"'))
+    profile = load_profile(path, plugins, environ={"CLOUD_KEY": "k"})
+    assert profile.stt.config.vocabulary == (tmp_path / "words" / "list.txt").resolve()
+
+
+def test_parse_profile_from_dict(plugins, tmp_path):
+    data = {"audio_source": {"backend": "mic"}, "stt": {"backend": "cloud", "api_key": "plain"}}
+    profile = parse_profile(data, plugins, base_dir=tmp_path)
+    assert isinstance(profile, Profile) and profile.path is None
+    assert profile.magoo == MagooSettings() and profile.engine == EngineSettings()
+    assert profile.stt.secret_keys == frozenset()
+
+
+# ---- sections and backends ----------------------------------------------------------------------
+
+
+def test_unknown_section_suggests_the_close_one(plugins, write):
+    path = write(MINIMAL + '\n[sst]\nbackend = "cloud"\n')
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key) == (8, "", "sst")
+    assert issue.message == "unknown section [sst]"
+    assert issue.suggestion.startswith("did you mean [stt]? Sections: [magoo], [engine], [audio_source]")
+    assert str(issue).startswith(f"{path}:8: sst: unknown section [sst]. Did you mean [stt]?")
+
+
+def test_unknown_top_level_key_points_to_its_section(plugins, write):
+    path = write("nmae = 'x'\n" + MINIMAL + "mute_post = 1\n")
+    first, second = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (first.line, first.section, first.key) == (1, "", "nmae")
+    assert first.message == "unknown top-level key: settings belong inside a section"
+    assert first.suggestion == "did you mean 'name' in [magoo]?"
+    # after [stt], mute_post belongs to [stt]: the backend's Config reports it
+    assert (second.line, second.section, second.key, second.message) == (9, "[stt]", "mute_post", "unknown key")
+
+
+def test_unknown_backend_did_you_mean(plugins, write):
+    path = write(MINIMAL.replace('"cloud"', '"clowd"'))
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key) == (5, "[stt]", "backend")
+    assert issue.message == "unknown speech-to-text backend 'clowd'"
+    assert issue.suggestion == "did you mean 'cloud'? Installed speech-to-text backends: cloud, whisper"
+
+
+def test_backend_of_another_role(plugins, write):
+    path = write(MINIMAL.replace('"mic"', '"wav"'))
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key) == (2, "[audio_source]", "backend")
+    assert issue.suggestion == (
+        "'wav' is a player backend, not an audio source backend. Installed audio source backends: mic"
+    )
+
+
+def test_backend_from_failed_plugin_names_install_command(plugins, write):
+    plugins.plugins.append(
+        PluginInfo(
+            "fish", "magoo-fish", "1.2.0", "magoo_fish",
+            error="ModuleNotFoundError: No module named 'fish_audio_sdk'",
+            missing_module="fish_audio_sdk", install="uv pip install 'fish-audio-sdk>=1.0'",
+        )
+    )
+    path = write(MINIMAL + '\n[tts]\nbackend = "fish"\n\n[player]\nbackend = "wav"\n')
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key) == (9, "[tts]", "backend")
+    assert issue.message == "unknown text-to-speech backend 'fish'"
+    assert "plugin fish 1.2.0 failed to load: ModuleNotFoundError" in issue.suggestion
+    assert "uv pip install 'fish-audio-sdk>=1.0'" in issue.suggestion
+    assert issue.suggestion.endswith("Installed text-to-speech backends: speak")
+
+
+def test_missing_backend_key_lists_installed(plugins, write):
+    path = write(MINIMAL.replace('backend = "mic"', 'device = "USB"'))
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key) == (1, "[audio_source]", None)
+    assert issue.message == "missing key 'backend'"
+    assert issue.suggestion == "name one of the installed audio source backends: mic"
+
+
+def test_missing_required_sections(plugins, tmp_path):
+    with pytest.raises(ProfileError) as caught:
+        parse_profile({"magoo": {"name": "x"}}, plugins, base_dir=tmp_path)
+    messages = [(i.section, i.line, i.message) for i in caught.value.issues]
+    assert messages == [
+        ("", None, "missing section [audio_source]: every profile needs an audio source"),
+        ("", None, "missing section [stt]: every profile needs a speech-to-text backend"),
+    ]
+    assert "Installed speech-to-text backends: cloud, whisper" in caught.value.issues[1].suggestion
+
+
+def test_tts_without_player(plugins, write):
+    path = write(MINIMAL + '\n[tts]\nbackend = "speak"\napi_key = "k"\n')
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key) == (8, "[tts]", None)
+    assert issue.message == "needs a [player] as well: something must play the speech it synthesizes"
+    assert issue.suggestion == 'add [player] with backend = "...". Installed player backends: wav'
+
+
+def test_player_without_tts(plugins, write):
+    path = write(MINIMAL + '\n[player]\nbackend = "wav"\n')
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section) == (8, "[player]")
+    assert issue.message.startswith("needs a [tts] as well")
+
+
+def test_stt_that_does_not_reply_needs_a_responder(plugins, write):
+    text = '[audio_source]\nbackend = "mic"\n\n[stt]\nbackend = "whisper"\n'
+    [issue] = load_issues(write(text), plugins)
+    assert (issue.line, issue.section, issue.key) == (4, "[stt]", None)
+    assert "'whisper' only transcribes" in issue.message
+    assert issue.suggestion == 'add [responder] with backend = "...". Installed responder backends: parrot'
+    load_profile(write(text + '\n[responder]\nbackend = "parrot"\n'), plugins)  # now fine
+
+
+def test_replies_that_is_not_a_plain_bool_is_left_to_the_engine(plugins, tmp_path, monkeypatch):
+    monkeypatch.setattr(Whisper, "replies", property(lambda self: False))
+    data = {"audio_source": {"backend": "mic"}, "stt": {"backend": "whisper"}}
+    assert parse_profile(data, plugins, base_dir=tmp_path).responder is None
+
+
+def test_actuators_as_single_table_says_use_double_brackets(plugins, write):
+    path = write(MINIMAL + '\n[actuators]\nbackend = "led"\npin = 1\n')
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section) == (8, "[actuators]")
+    assert "use [[actuators]]" in issue.suggestion
+
+
+# ---- keys ---------------------------------------------------------------------------------------
+
+
+def test_unknown_key_did_you_mean(plugins, write):
+    path = write(MINIMAL.replace("api_key =", "api_ky ="))
+    issues = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    unknown = [i for i in issues if i.key == "api_ky"]
+    assert len(unknown) == 1
+    assert (unknown[0].line, unknown[0].section, unknown[0].message) == (6, "[stt]", "unknown key")
+    assert unknown[0].suggestion == "did you mean 'api_key'?"
+    assert str(unknown[0]) == f"{path}:6: [stt] api_ky: unknown key. Did you mean 'api_key'?"
+
+
+def test_unknown_key_without_close_match_lists_valid_keys(plugins, write):
+    path = write(MINIMAL.replace('backend = "mic"', 'backend = "mic"\nzzz = 1'))
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.key) == (3, "zzz")
+    assert issue.suggestion == "valid keys: device, sample_rate"
+
+
+def test_unknown_nested_key_suggests_among_nested_fields(plugins, write):
+    path = write(MINIMAL + '\n[wake]\nbackend = "keyword"\nmodels = [{ name = "a", treshold = 0.5 }]\n')
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key) == (10, "[wake]", "models.0.treshold")
+    assert issue.suggestion == "did you mean 'threshold'?"
+
+
+def test_wrong_type_and_constraint(plugins, write):
+    path = write(
+        MINIMAL
+        + '\n[wake]\nbackend = "keyword"\nmodels = "hey_jarvis"\n'
+        + '\n[[actuators]]\nbackend = "led"\npin = "eighteen"\ncolor = "blue"\n'
+    )
+    issues = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    found = {(i.section, i.key): (i.line, i.message) for i in issues}
+    assert found == {
+        ("[wake]", "models"): (10, "input should be a valid list (expected array of table)"),
+        ("[[actuators]] #1", "pin"): (14, "input should be a valid integer, unable to parse string as an integer"),
+        ("[[actuators]] #1", "color"): (15, "input should be 'red' or 'green'"),
+    }
+
+
+def test_union_errors_are_merged_into_one(plugins, write):
+    path = write(MINIMAL + "fallback = [1]\n")
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.key) == (7, "fallback")
+    assert issue.message == "no accepted type matches (expected integer or string)"
+
+
+def test_missing_required_key_gives_description(plugins, write):
+    path = write(MINIMAL + '\n[[actuators]]\nbackend = "led"\n')
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key) == (8, "[[actuators]] #1", "pin")
+    assert issue.message == "missing required key"
+    assert issue.suggestion == "add 'pin': GPIO pin the LED is wired to"
+    assert str(issue) == f"{path}:8: [[actuators]] #1 pin: missing required key. Add 'pin': GPIO pin the LED is wired to"
+
+
+def test_missing_env_var(plugins, write, tmp_path):
+    path = write(MINIMAL)
+    [issue] = load_issues(path, plugins, {})
+    assert (issue.line, issue.section, issue.key) == (6, "[stt]", "api_key")
+    assert issue.message == "environment variable CLOUD_KEY is not set"
+    assert issue.suggestion == f"export CLOUD_KEY=... or add CLOUD_KEY=... to {tmp_path / '.env'}"
+
+
+def test_engine_settings_are_validated(plugins, write):
+    path = write("[engine]\nmute_pre = 0.1\nmute_post = -1\npreroll = 20\nbarge_in = true\n" + MINIMAL)
+    issues = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert [(i.line, i.section, i.key, i.message) for i in issues] == [
+        (3, "[engine]", "mute_post", "input should be greater than or equal to 0"),
+        (4, "[engine]", "preroll", "input should be less than or equal to 10"),
+    ]
+
+
+def test_magoo_settings_unknown_key(plugins, write):
+    path = write("[magoo]\nlog_levl = 'debug'\n" + MINIMAL)
+    [issue] = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.section, issue.key, issue.suggestion) == (
+        2, "[magoo]", "log_levl", "did you mean 'log_level'?"
+    )
+
+
+# ---- files --------------------------------------------------------------------------------------
+
+
+def test_missing_file(plugins, tmp_path):
+    [issue] = load_issues(tmp_path / "nope.toml", plugins)
+    assert issue.line is None
+    assert issue.message == f"the profile {tmp_path / 'nope.toml'} does not exist"
+
+
+def test_toml_syntax_error_has_line(plugins, write):
+    path = write('[audio_source]\nbackend = "mic"\n\n[stt]\nbackend "cloud"\n')
+    [issue] = load_issues(path, plugins)
+    assert issue.line == 5
+    assert issue.message == "Expected '=' after a key in a key/value pair"
+    assert str(issue) == f"{path}:5: Expected '=' after a key in a key/value pair"
+
+
+def test_all_problems_reported_together_in_file_order(plugins, write):
+    path = write(
+        """
+        [engine]
+        mute_post = -1
+
+        [audio_source]
+        backend = "wav"
+
+        [stt]
+        backend = "cloud"
+        api_key = { env = "CLOUD_KEY" }
+        langauge = "de"
+
+        [tts]
+        backend = "speak"
+        api_key = "k"
+
+        [[actuators]]
+        backend = "led"
+        """
+    )
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path, plugins, environ={})
+    issues = caught.value.issues
+    assert [(i.line, i.section, i.key) for i in issues] == [
+        (2, "[engine]", "mute_post"),
+        (5, "[audio_source]", "backend"),
+        (9, "[stt]", "api_key"),
+        (10, "[stt]", "langauge"),
+        (12, "[tts]", None),
+        (16, "[[actuators]] #1", "pin"),
+    ]
+    text = str(caught.value)
+    assert text.count("\n") == len(issues) - 1
+    assert f"{path}:10: [stt] langauge: unknown key. Did you mean 'language'?" in text.splitlines()
+
+
+def test_actuators_numbered_with_their_lines(plugins, write):
+    path = write(
+        MINIMAL
+        + '\n[[actuators]]\nbackend = "led"\npin = 1\n'
+        + '\n[[actuators]]\nbackend = "led"\npin = 2\ncolour = "red"\n'
+        + '\n[[actuators]]\nbackend = "lde"\n'
+    )
+    issues = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert [(i.line, i.section, i.key, i.message) for i in issues] == [
+        (15, "[[actuators]] #2", "colour", "unknown key"),
+        (18, "[[actuators]] #3", "backend", "unknown actuator backend 'lde'"),
+    ]
+    assert issues[0].suggestion == "did you mean 'color'?"
+
+
+def test_inline_tables_and_multiline_arrays_keep_lines_right(plugins, write):
+    path = write(
+        """
+        stt = { backend = "cloud", api_key = { env = "NOPE" } }
+
+        [wake]
+        backend = "keyword"
+        models = [
+            [1, 2],
+            { name = "a" },
+        ]
+        model_dri = "x"
+
+        [audio_source]
+        backend = "mic"
+        rate = 1
+        """
+    )
+    issues = load_issues(path, plugins)
+    assert [(i.line, i.section, i.key) for i in issues] == [
+        (1, "[stt]", "api_key"),
+        (5, "[wake]", "models.0"),
+        (9, "[wake]", "model_dri"),
+        (13, "[audio_source]", "rate"),
+    ]
+
+
+# ---- secrets ------------------------------------------------------------------------------------
+
+
+def test_secret_never_in_errors_or_repr(plugins, write):
+    class Careless(Backend):
+        """Types its token as a plain str, so pydantic would show it."""
+
+        name = "careless"
+
+        class Config(BackendConfig):
+            token: str = Field(description="token")
+            ratio: float = Field(1.0, description="x")
+
+        async def respond(self, transcript):
+            return None
+
+    plugins.backends[Role.RESPONDER]["careless"] = BackendInfo(Role.RESPONDER, "careless", Careless, "t", "t", "0")
+    environ = {"CLOUD_KEY": SECRET, "TOKEN": SECRET}
+    good = write(MINIMAL + '\n[responder]\nbackend = "careless"\ntoken = { env = "TOKEN" }\n')
+    profile = load_profile(good, plugins, environ=environ)
+    assert profile.responder.config.token == SECRET  # the backend gets its value
+    assert SECRET not in repr(profile)
+    assert SECRET not in repr(profile.stt) and SECRET not in repr(profile.responder)
+    assert "**********" in repr(profile.responder)
+
+    bad = write(
+        MINIMAL.replace("api_key =", 'retries = { env = "CLOUD_KEY" }\nlanguage = { env = "CLOUD_KEY" }\napi_key =')
+        + 'extra = { env = "CLOUD_KEY" }\n'
+        + '\n[responder]\nbackend = "careless"\ntoken = { env = "TOKEN" }\nratio = { env = "TOKEN" }\n',
+        name="bad.toml",
+    )
+    with pytest.raises(ProfileError) as caught:
+        load_profile(bad, plugins, environ=environ)
+    assert {i.key for i in caught.value.issues} == {"retries", "extra", "ratio"}
+    assert SECRET not in str(caught.value)
+    assert all(SECRET not in repr(issue) for issue in caught.value.issues)
+
+
+def test_secret_in_validator_message_is_redacted(plugins, tmp_path):
+    from pydantic import field_validator
+
+    class Leaky(Backend):
+        name = "leaky"
+
+        class Config(BackendConfig):
+            key: str = Field(description="key")
+
+            @field_validator("key")
+            @classmethod
+            def _check(cls, value: str) -> str:
+                raise ValueError(f"key {value} was rejected")
+
+        async def respond(self, transcript):
+            return None
+
+    plugins.backends[Role.RESPONDER]["leaky"] = BackendInfo(Role.RESPONDER, "leaky", Leaky, "t", "t", "0")
+    data = {
+        "audio_source": {"backend": "mic"},
+        "stt": {"backend": "cloud", "api_key": "k"},
+        "responder": {"backend": "leaky", "key": {"env": "K"}},
+    }
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(data, plugins, base_dir=tmp_path, environ={"K": SECRET})
+    [issue] = caught.value.issues
+    assert issue.key == "key" and "was rejected" in issue.message
+    assert SECRET not in str(caught.value)
+
+
+def test_dotenv_mapping_and_environ_precedence(plugins, tmp_path):
+    data = {"audio_source": {"backend": "mic"}, "stt": {"backend": "cloud", "api_key": {"env": "K"}}}
+    profile = parse_profile(data, plugins, base_dir=tmp_path, environ={}, dotenv={"K": "from-dotenv"})
+    assert profile.stt.config.api_key.get_secret_value() == "from-dotenv"
+    profile = parse_profile(data, plugins, base_dir=tmp_path, environ={"K": "env"}, dotenv={"K": "dotenv"})
+    assert profile.stt.config.api_key.get_secret_value() == "env"
+
+
+def test_issue_str_formats():
+    assert str(ProfileIssue("p.toml", None, "[stt]", None, "bad")) == "p.toml: [stt]: bad"
+    assert str(ProfileIssue("p.toml", 3, "", None, "bad", "do this")) == "p.toml:3: bad. Do this"
+
+
+def test_backend_spec_is_frozen(plugins, tmp_path):
+    data = {"audio_source": {"backend": "mic"}, "stt": {"backend": "cloud", "api_key": "k"}}
+    spec = parse_profile(data, plugins, base_dir=tmp_path).stt
+    assert isinstance(spec, BackendSpec)
+    with pytest.raises(AttributeError):
+        spec.backend = "x"  # type: ignore[misc]
