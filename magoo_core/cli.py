@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import PluginError, ProfileError
@@ -38,7 +39,7 @@ class _Session:
             try:
                 self._plugins = create_plugin_manager()
             except PluginError as exc:
-                self.err.print(f"[bold red]plugin error[/]\n{exc}", markup=True, highlight=False)
+                self.err.print(f"[bold red]plugin error[/]\n{escape(str(exc))}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
         return self._plugins
 
@@ -62,7 +63,7 @@ def _load(session: _Session, profile_path: Path):
         count = len(exc.issues)
         session.err.print(f"[bold red]{profile_path}: {count} problem{'s' if count != 1 else ''}[/]", highlight=False)
         for issue in exc.issues:
-            session.err.print(f"  {issue}", markup=False, highlight=False)
+            session.err.print(f"  {issue}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_PROFILE) from None
 
 
@@ -97,7 +98,7 @@ def build_app() -> typer.Typer:
         engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)
         result = asyncio.run(engine.run())
         if result.fatal:
-            session.err.print(f"[bold red]magoo stopped:[/] {result.fatal}", highlight=False)
+            session.err.print(f"[bold red]magoo stopped:[/] {escape(result.fatal)}", highlight=False, soft_wrap=True)
         raise typer.Exit(result.exit_code)
 
     @app.command()
@@ -108,7 +109,7 @@ def build_app() -> typer.Typer:
         for column in ("section", "backend", "plugin"):
             table.add_column(column)
         for spec in loaded.specs():
-            table.add_row(spec.section, spec.backend, f"{spec.info.distribution} {spec.info.version}")
+            table.add_row(escape(spec.section), spec.backend, f"{spec.info.distribution} {spec.info.version}")
         session.out.print(table)
 
     @app.command()
@@ -122,8 +123,8 @@ def build_app() -> typer.Typer:
         for column in ("plugin", "distribution", "backends", "status"):
             table.add_column(column, overflow="fold")
         for info in infos:
-            status = "[green]ok[/]" if info.loaded else f"[red]failed:[/] {info.error}" + (
-                f"\ninstall: {info.install}" if info.install else ""
+            status = "[green]ok[/]" if info.loaded else f"[red]failed:[/] {escape(info.error)}" + (
+                f"\ninstall: {escape(info.install)}" if info.install else ""
             )
             table.add_row(info.name, f"{info.distribution} {info.version}", "\n".join(sorted(info.backends)), status)
         session.out.print(table)
@@ -146,7 +147,8 @@ def build_app() -> typer.Typer:
             for name in registry.names(current):
                 info = registry.backend(current, name)
                 session.out.print(
-                    f"[bold]\\[{current.value}] {name}[/]  {info.summary}  [dim]({info.distribution})[/]", highlight=False
+                    f"[bold]{escape(f'[{current.value}]')} {name}[/]  {escape(info.summary)}  [dim]({info.distribution})[/]",
+                    highlight=False,
                 )
                 if options:
                     session.out.print(_options_table(info.cls.Config))

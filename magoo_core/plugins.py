@@ -57,6 +57,22 @@ REQUIRED_METHODS: dict[Role, tuple[str, ...]] = {
     Role.ACTUATOR: (),
 }
 
+#: Backends of magoo's own plugins, so a profile naming one that is not installed says what to install.
+KNOWN_PLUGINS: dict[str, str] = {
+    "pyaudio": "magoo-pyaudio",
+    "sounddevice": "magoo-sounddevice",
+    "openwakeword": "magoo-openwakeword",
+    "porcupine": "magoo-porcupine",
+    "microwakeword": "magoo-microwakeword",
+    "openai-realtime": "magoo-openai-realtime",
+    "fish": "magoo-fish",
+    "mpv": "magoo-mpv",
+    "servo": "magoo-servo",
+    "webhook": "magoo-webhook",
+    "pocketsphinx": "magoo-pocketsphinx",
+    "espeak": "magoo-espeak",
+}
+
 BACKEND_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 ERROR_REPEAT_WINDOW = 60.0
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, Valid
 from pydantic_core.core_schema import ErrorType
 
 from .errors import ProfileError
-from .plugins import BackendInfo, Plugins
+from .plugins import KNOWN_PLUGINS, BackendInfo, Plugins
 from .roles import BackendConfig, Role
 
 SETTINGS_SECTIONS = ("magoo", "engine")
@@ -365,6 +365,8 @@ class _Validator:
         suspects = self.plugins.suspects(name)
         if suspects and not hints:  # a failed plugin is the likeliest cause only when nothing closer is
             hints.append(suspects[0].failure_message())
+        elif not hints and name in KNOWN_PLUGINS:
+            hints.append(f"it comes with the plugin {KNOWN_PLUGINS[name]}: uv pip install {KNOWN_PLUGINS[name]}")
         hints.append(self._installed(role))
         return _sentences(*hints)
 

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from magoo_core.audio import rms_level, tone
 from magoo_core.errors import BackendError
+from magoo_core.event_recorder import EventRecorder
 from magoo_core.plugins import hookimpl
 from magoo_core.roles import Backend, BackendConfig
 from magoo_core.types import AudioChunk, AudioFormat, Reply, SpeechActivity, Transcript, WakeEvent
@@ -188,8 +189,8 @@ class ToneSpeech(Backend):
             await asyncio.sleep(step if cfg.realtime else 0)
 
 
-class EventLogActuator(Backend):
-    """Writes every event it receives to a JSON-lines file (and the log): proof of what happened."""
+class EventLogActuator(Backend, EventRecorder):
+    """Writes every event it receives to a JSON-lines file (and the debug log): proof of what happened."""
 
     name: ClassVar[str] = "log"
 
@@ -198,9 +199,9 @@ class EventLogActuator(Backend):
         events: list[str] | None = Field(None, description="Only these events (e.g. ['wake', 'reply']); none = all.")
 
     def __init__(self, config: Config) -> None:
-        super().__init__(config)
+        Backend.__init__(self, config)
+        EventRecorder.__init__(self)
         self._file = None
-        self.seen: list[dict[str, Any]] = []
 
     async def __aenter__(self):
         if self.config.path is not None:
@@ -213,72 +214,18 @@ class EventLogActuator(Backend):
             self._file.close()
             self._file = None
 
-    def _record(self, event: str, **fields: Any) -> None:
+    def _add(self, event: str, **arguments: Any) -> None:
         if self.config.events is not None and event not in self.config.events:
             return
-        record = {"event": event, **{k: _jsonable(v) for k, v in fields.items()}}
-        self.seen.append(record)
+        super()._add(event, **arguments)
+        if event == "startup":
+            arguments = {"profile": arguments["profile"].name}
+        record = json.dumps({"event": event, **{k: _jsonable(v) for k, v in arguments.items()}})
         if event != "speak_chunk":
-            log.debug("event %s", json.dumps(record))
+            log.debug("event %s", record)
         if self._file is not None:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(record + "\n")
             self._file.flush()
-
-    @hookimpl
-    def magoo_on_startup(self, profile):
-        self._record("startup", profile=profile.name)
-
-    @hookimpl
-    def magoo_on_state_change(self, old, new, turn):
-        self._record("state_change", old=old, new=new, turn=turn)
-
-    @hookimpl
-    def magoo_on_wake(self, wake, turn):
-        self._record("wake", wake=wake, turn=turn)
-
-    @hookimpl
-    def magoo_on_speech_start(self, timestamp, turn):
-        self._record("speech_start", timestamp=timestamp, turn=turn)
-
-    @hookimpl
-    def magoo_on_speech_end(self, timestamp, turn):
-        self._record("speech_end", timestamp=timestamp, turn=turn)
-
-    @hookimpl
-    def magoo_on_transcript(self, transcript, turn):
-        self._record("transcript", transcript=transcript, turn=turn)
-
-    @hookimpl
-    def magoo_on_reply(self, reply, turn):
-        self._record("reply", reply=reply, turn=turn)
-
-    @hookimpl
-    def magoo_on_speak_start(self, text, turn):
-        self._record("speak_start", text=text, turn=turn)
-
-    @hookimpl
-    def magoo_on_speak_chunk(self, level, duration, turn):
-        self._record("speak_chunk", level=round(level, 4), duration=duration, turn=turn)
-
-    @hookimpl
-    def magoo_on_speak_end(self, turn, interrupted):
-        self._record("speak_end", turn=turn, interrupted=interrupted)
-
-    @hookimpl
-    def magoo_on_turn_end(self, timeline):
-        self._record("turn_end", timeline=timeline)
-
-    @hookimpl
-    def magoo_on_error(self, failure):
-        self._record("error", failure=failure)
-
-    @hookimpl
-    def magoo_on_heartbeat(self, status):
-        self._record("heartbeat", status=status)
-
-    @hookimpl
-    def magoo_on_shutdown(self):
-        self._record("shutdown")
 
 
 def _jsonable(value: Any) -> Any:

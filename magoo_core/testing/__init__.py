@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import inspect
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..engine import Engine, RunResult
-from .. import hookspecs
+from ..event_recorder import EventRecorder
 from ..plugins import Plugins, create_plugin_manager, hookimpl
 from ..profile import Profile, parse_profile
 from ..roles import Backend, BackendConfig, PlaybackProgress
@@ -42,8 +41,6 @@ __all__ = [
     "run_profile",
     "run_turn",
 ]
-
-EVENTS = sorted(name.removeprefix("magoo_on_") for name in dir(hookspecs) if name.startswith("magoo_on_"))
 
 #: Fake devices that make one full turn: silence, a tone loud enough to be the "wake word",
 #: a pause, a tone the scripted STT hears as the command, then silence so the utterance ends.
@@ -98,30 +95,6 @@ class MemoryPlayer(Backend):
 
     async def stop(self) -> None:
         self._stop.set()
-
-
-class EventRecorder:
-    """A plugin that records every event, in order, as ``(name, arguments)``."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-
-def _recording_hook(event: str):
-    spec = getattr(hookspecs, f"magoo_on_{event}")
-
-    def record(self: EventRecorder, **arguments: Any) -> None:
-        self.events.append((event, arguments))
-
-    # pluggy passes only the arguments an implementation names, so give it the spec's signature
-    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    record.__signature__ = inspect.Signature([self_param, *inspect.signature(spec).parameters.values()])
-    record.__name__ = f"magoo_on_{event}"
-    return hookimpl(record)
-
-
-for _event in EVENTS:
-    setattr(EventRecorder, f"magoo_on_{_event}", _recording_hook(_event))
 
 
 class _KitPlugin:
