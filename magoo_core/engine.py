@@ -379,6 +379,11 @@ class Engine:
         await self.plugins.drain(1.0)
         if self._wake_executor is not None:
             self._wake_executor.shutdown(wait=False, cancel_futures=True)
+            worker_exit = asyncio.to_thread(self._wake_executor.shutdown, wait=True)
+            try:
+                await asyncio.wait_for(worker_exit, timeout)
+            except TimeoutError:
+                log.warning("the wake detector is stuck in process(); leaving its thread behind")
         log.info("stopped after %d turns", self.turns_done)
 
     async def _finish_turns(self, timeout: float) -> None:

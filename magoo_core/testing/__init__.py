@@ -100,8 +100,6 @@ class MemoryPlayer(Backend):
 class _KitPlugin:
     """Registers the kit's own backends (the memory player)."""
 
-    __name__ = "magoo.testing"
-
     @staticmethod
     @hookimpl
     def magoo_register_players(register):

@@ -1,0 +1,385 @@
+"""The ``magoo`` command line, run as a user runs it: the installed script, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from magoo_core.audio import read_wav
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+#: Fake installed distributions: magoo-broken 0.3.0 (needs a missing library) and magoo-secretstt.
+PLUGIN_SITE = Path(__file__).parent / "fixtures" / "site"
+SECRET = "sk-very-secret-value-123"
+
+
+def test_profile(folder: Path, name: str = "test.toml", edit=None) -> Path:
+    """examples/test.toml copied into ``folder`` (its outputs land in folder/out), optionally edited."""
+    text = (EXAMPLES / "test.toml").read_text()
+    if edit is not None:
+        text = edit(text)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+test_profile.__test__ = False  # a helper, not a test
+
+
+def replace_section(text: str, section: str, body: str) -> str:
+    edited, count = re.subn(rf"^\[{section}\]\n(?:(?!\[).*\n)*", f"[{section}]\n{body}\n", text, count=1, flags=re.M)
+    assert count == 1, f"no [{section}] in the profile"
+    return edited
+
+
+def in_order(text: str, *parts: str) -> bool:
+    position = 0
+    for part in parts:
+        position = text.find(part, position)
+        if position < 0:
+            return False
+        position += len(part)
+    return True
+
+
+def events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_no_traceback(result) -> None:
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+# ---- running profiles ---------------------------------------------------------------------------
+
+
+def test_run_the_test_profile_makes_a_whole_turn(magoo, tmp_path):
+    profile = test_profile(tmp_path)
+    elsewhere = tmp_path / "elsewhere"  # relative paths in the profile resolve against its folder
+    elsewhere.mkdir()
+
+    result = magoo("run", "--profile", profile, cwd=elsewhere)
+
+    assert result.returncode == 0, result.stderr
+    assert in_order(
+        result.stdout,
+        "turn 1: wake word 'hey_magoo'",
+        'turn 1: heard "what time is it"',
+        'turn 1: reply "You asked: what time is it"',
+        "turn 1: sound started",
+        "turn 1: sound ended",
+        "turn 1: ok",
+    ), result.stdout
+    assert_no_traceback(result)
+
+    log = events(tmp_path / "out" / "events.jsonl")
+    names = [e["event"] for e in log]
+
+    def first(name: str, where=lambda e: True) -> int:
+        return next(i for i, e in enumerate(log) if e["event"] == name and where(e))
+
+    steps = [
+        first("wake"),
+        first("transcript", lambda e: e["transcript"]["final"]),
+        first("reply", lambda e: e["reply"]["final"]),
+        first("speak_start"),
+        first("speak_chunk"),
+        first("speak_end"),
+        first("turn_end"),
+    ]
+    assert steps == sorted(steps), names
+    assert [e["timeline"]["outcome"] for e in log if e["event"] == "turn_end"] == ["ok"]
+    chunks = [i for i, name in enumerate(names) if name == "speak_chunk"]
+    assert first("speak_start") < min(chunks) and max(chunks) < first("speak_end")
+
+    fmt, pcm = read_wav(tmp_path / "out" / "reply-1.wav")
+    assert fmt.duration(len(pcm)) > 0
+    assert not (elsewhere / "out").exists()
+
+
+def test_turns_stops_a_looping_source(magoo, tmp_path):
+    profile = test_profile(tmp_path, edit=lambda t: t.replace("[audio_source]\n", "[audio_source]\nloop = true\n", 1))
+    assert "loop = true" in profile.read_text()
+
+    result = magoo("run", "--profile", profile, "--turns", "2")
+
+    assert result.returncode == 0, result.stderr
+    assert "turn 2: ok" in result.stdout and "turn 3" not in result.stdout
+    turn_ends = [e for e in events(tmp_path / "out" / "events.jsonl") if e["event"] == "turn_end"]
+    assert [e["timeline"]["turn"] for e in turn_ends] == [1, 2]
+    assert "stopped after 2 turns" in result.stderr
+
+
+def test_the_example_third_party_plugin_answers(magoo, tmp_path):
+    profile = test_profile(tmp_path, edit=lambda t: replace_section(t, "responder", 'backend = "hello"'))
+
+    result = magoo("run", "--profile", profile)
+
+    assert result.returncode == 0, result.stderr
+    assert 'turn 1: reply "Hello! You said: what time is it"' in result.stdout
+
+
+ENDLESS = """\
+[magoo]
+name = "endless"
+
+[audio_source]
+backend = "silence"
+realtime = true
+
+[wake]
+backend = "scripted"
+level = 0.2
+
+[stt]
+backend = "scripted"
+
+[responder]
+backend = "echo"
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_run_cleanly(magoo_process, tmp_path, sig):
+    profile = tmp_path / "endless.toml"
+    profile.write_text(ENDLESS)
+    proc = magoo_process("run", "--profile", profile)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader.start()
+
+    seen: list[str] = []
+    while not any("listening" in line for line in seen):
+        seen.append(lines.get(timeout=30))  # queue.Empty fails the test: it never started listening
+    proc.send_signal(sig)
+
+    assert proc.wait(timeout=15) == 0
+    reader.join(timeout=15)
+    while not lines.empty():
+        seen.append(lines.get_nowait())
+    log = "".join(seen)
+    assert "stopped" in log
+    assert "Traceback" not in log
+
+
+# ---- profile errors -----------------------------------------------------------------------------
+
+
+BROKEN_BASE = """\
+[magoo]
+name = "broken"
+
+[engine]
+mute_post = 0.2
+
+[audio_source]
+backend = "scripted"
+realtime = false
+segments = [{ seconds = 0.5 }]
+
+[wake]
+backend = "scripted"
+level = 0.2
+
+[stt]
+backend = "scripted"
+
+[responder]
+backend = "echo"
+template = "You asked: {text}"
+
+[tts]
+backend = "tone"
+
+[player]
+backend = "wav"
+path = "out/reply-{n}.wav"
+"""
+
+# (old text, new text, what the message says after "file:line: ", the suggestion)
+PROFILE_ERRORS = {
+    "unknown section": (
+        "[wake]\n", "[wakeword]\n",
+        "wakeword: unknown section [wakeword]", "Did you mean [wake]?",
+    ),
+    "unknown backend": (
+        'backend = "tone"', 'backend = "tonee"',
+        "[tts] backend: unknown text-to-speech backend 'tonee'", "Did you mean 'tone'?",
+    ),
+    "unknown key": (
+        "template = ", "templat = ",
+        "[responder] templat: unknown key", "Did you mean 'template'?",
+    ),
+    "wrong type": (
+        "level = 0.2", 'level = "loud"',
+        "[wake] level: input should be a valid number", None,
+    ),
+    "missing required key": (
+        'backend = "scripted"\nrealtime = false\nsegments = [{ seconds = 0.5 }]', 'backend = "wav"\nrealtime = false',
+        "[audio_source] path: missing required key", "Add 'path': The WAV file",
+    ),
+    "missing env var": (
+        'template = "You asked: {text}"', 'template = { env = "MAGOO_TEST_UNSET_VARIABLE" }',
+        "[responder] template: environment variable MAGOO_TEST_UNSET_VARIABLE is not set",
+        "MAGOO_TEST_UNSET_VARIABLE=...",
+    ),
+    "toml syntax": (
+        "[engine]\n", "[engine\n",
+        "Expected ']' at the end of a table declaration", None,
+    ),
+}
+
+
+def line_of(text: str, needle: str) -> int:
+    return text[: text.index(needle)].count("\n") + 1
+
+
+@pytest.mark.parametrize("case", list(PROFILE_ERRORS))
+def test_a_profile_error_is_one_clear_message(magoo, tmp_path, case):
+    old, new, message, suggestion = PROFILE_ERRORS[case]
+    assert old in BROKEN_BASE
+    text = BROKEN_BASE.replace(old, new, 1)
+    (tmp_path / "broken.toml").write_text(text)
+    # the line of the problem: the line the key is on, or the section header for a missing key
+    line = line_of(text, "[audio_source]" if case == "missing required key" else new.split("=")[0])
+
+    for args in (["check", "broken.toml"], ["run", "--profile", "broken.toml"]):
+        result = magoo(*args)
+
+        assert result.returncode == 2, (args, result.stderr)
+        assert "broken.toml: 1 problem\n" in result.stderr
+        assert f"broken.toml:{line}: {message}" in result.stderr
+        if suggestion:
+            assert suggestion in result.stderr
+        assert result.stdout == ""
+        assert_no_traceback(result)
+
+
+def test_every_problem_of_a_profile_is_printed_together(magoo, tmp_path):
+    text = BROKEN_BASE
+    for case in ("unknown section", "unknown backend", "unknown key", "wrong type"):
+        old, new, _, _ = PROFILE_ERRORS[case]
+        text = text.replace(old, new, 1)
+    (tmp_path / "broken.toml").write_text(text)
+
+    result = magoo("check", "broken.toml")
+
+    assert result.returncode == 2
+    assert "broken.toml: 4 problems" in result.stderr
+    assert in_order(
+        result.stderr,
+        f"broken.toml:{line_of(text, '[wakeword]')}: wakeword: unknown section [wakeword]",
+        f"broken.toml:{line_of(text, 'level = ')}: [wake] level: input should be a valid number",
+        f"broken.toml:{line_of(text, 'templat = ')}: [responder] templat: unknown key",
+        f"broken.toml:{line_of(text, 'tonee')}: [tts] backend: unknown text-to-speech backend 'tonee'",
+    ), result.stderr
+    assert_no_traceback(result)
+
+
+def test_missing_plugins_of_the_pi_profile_say_what_to_install(magoo):
+    dummies = {"OPENAI_API_KEY": "dummy", "FISH_API_KEY": "dummy", "FISH_VOICE_ID": "dummy"}
+
+    result = magoo("check", EXAMPLES / "pi.toml", env=dummies)
+
+    assert result.returncode == 2
+    assert "5 problems" in result.stderr
+    for plugin in ("magoo-pyaudio", "magoo-openai-realtime", "magoo-fish", "magoo-mpv", "magoo-servo"):
+        assert f"uv pip install {plugin}" in result.stderr
+    assert "environment variable" not in result.stderr
+    assert_no_traceback(result)
+
+
+# ---- secrets ------------------------------------------------------------------------------------
+
+
+def secret_profile(folder: Path, extra: str = "") -> Path:
+    body = f'backend = "secretstt"\napi_key = {{ env = "MAGOO_TEST_SECRET" }}\n{extra}'
+    return test_profile(folder, "secret.toml", edit=lambda t: replace_section(t, "stt", body))
+
+
+def test_secrets_never_appear_in_output(magoo, tmp_path):
+    env = {"PYTHONPATH": str(PLUGIN_SITE), "MAGOO_TEST_SECRET": SECRET}
+    profile = secret_profile(tmp_path)
+
+    checked = magoo("check", profile, env=env)
+    ran = magoo("run", "-v", "--profile", profile, env=env)
+
+    assert checked.returncode == 0, checked.stderr
+    assert "secretstt" in checked.stdout
+    assert ran.returncode == 0, ran.stderr
+    assert "magoo_secretstt: configured with" in ran.stderr  # debug logging was on
+    for result in (checked, ran):
+        assert SECRET not in result.stdout + result.stderr
+
+
+def test_secrets_never_appear_in_profile_errors(magoo, tmp_path):
+    # an unknown key, and the secret in a field whose validator quotes its input
+    profile = secret_profile(tmp_path, 'colour = "red"\nregion = { env = "MAGOO_TEST_SECRET" }\n')
+    env = {"PYTHONPATH": str(PLUGIN_SITE), "MAGOO_TEST_SECRET": SECRET}
+
+    checked = magoo("check", profile, env=env)
+    (tmp_path / ".env").write_text(f"MAGOO_TEST_SECRET={SECRET}\n")  # the same, read from .env
+    ran = magoo("run", "-v", "--profile", profile, env={"PYTHONPATH": str(PLUGIN_SITE)})
+
+    for result in (checked, ran):
+        assert result.returncode == 2, result.stderr
+        assert "2 problems" in result.stderr
+        assert "[stt] colour: unknown key" in result.stderr
+        assert "[stt] region: value error, unknown region '**********'" in result.stderr
+        assert SECRET not in result.stdout + result.stderr
+        assert_no_traceback(result)
+
+
+# ---- plugins and backends -----------------------------------------------------------------------
+
+
+def test_plugins_json_lists_builtins_and_the_broken_plugin(magoo):
+    result = magoo("plugins", "--json", env={"PYTHONPATH": str(PLUGIN_SITE)})
+
+    assert result.returncode == 0, result.stderr
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    builtins = [p for p in plugins.values() if p["builtin"]]
+    assert {p["name"] for p in builtins} >= {"magoo:sources", "magoo:fakes", "magoo:recorder"}
+    assert all(p["distribution"] == "magoo" and p["loaded"] for p in builtins)
+    broken = plugins["magoo-broken"]
+    assert broken["loaded"] is False and not broken["builtin"]
+    assert broken["version"] == "0.3.0"
+    assert "definitely_missing_lib" in broken["error"]
+    assert broken["missing_module"] == "definitely_missing_lib"
+    assert "definitely-missing-lib>=1" in broken["install"]
+    assert plugins["magoo-secretstt"]["loaded"] is True
+    assert plugins["magoo-secretstt"]["backends"] == ["stt:secretstt"]
+
+
+def test_backends_lists_a_roles_backends_with_their_options(magoo):
+    result = magoo("backends", "--role", "stt", "--options")
+
+    assert result.returncode == 0, result.stderr
+    assert "[stt] scripted" in result.stdout
+    for key in ("transcripts", "speech_level", "end_silence", "replies"):
+        assert re.search(rf"^\s*{key}\s", result.stdout, re.M), key
+    assert "[tts]" not in result.stdout
+
+
+def test_backends_with_an_unknown_role_lists_the_roles(magoo):
+    result = magoo("backends", "--role", "nonsense")
+
+    assert result.returncode == 2
+    said = " ".join(result.stderr.split())  # the console wraps long lines
+    assert "unknown role 'nonsense'" in said
+    assert "audio_source, wake, stt, responder, tts, player, actuators" in said
+    assert_no_traceback(result)
+
+
+def test_help_lists_the_commands(magoo):
+    result = magoo("--help")
+
+    assert result.returncode == 0
+    for command in ("run", "check", "plugins", "backends"):
+        assert re.search(rf"^\W*{command}\s", result.stdout, re.M), command

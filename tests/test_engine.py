@@ -1,0 +1,501 @@
+"""The engine's behaviour, end to end on fake devices: turns, muting, failures, threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import ClassVar
+
+import pytest
+from pydantic import Field
+
+from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, Outcome, State, hookimpl
+from magoo_core.audio import CaptureQueue, tone
+from magoo_core.default_plugins.fakes import ScriptedSpeechToText
+from magoo_core.engine import Engine
+from magoo_core.event_recorder import EventRecorder
+from magoo_core.testing import TEST_PROFILE, build_plugins, make_profile
+
+
+class Probe(EventRecorder):
+    """Records every event together with whether the microphone was muted at that moment."""
+
+    def __init__(self, engine: Engine, *, stop_on: str | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.stop_on = stop_on
+        self.muted_at: list[tuple[str, bool]] = []
+
+    def _add(self, event, **arguments):
+        super()._add(event, **arguments)
+        self.muted_at.append((event, self.engine.muted))
+        if event == self.stop_on:
+            self.engine.request_stop()
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events if name not in ("speak_chunk", "heartbeat")]
+
+    def of(self, event: str) -> list[dict]:
+        return [args for name, args in self.events if name == event]
+
+    def muted_during(self, event: str) -> list[bool]:
+        return [muted for name, muted in self.muted_at if name == event]
+
+
+async def run_engine(overrides, *plugins, turns=None, stop_on=None, timeout=60.0):
+    manager = build_plugins(*plugins)
+    profile = make_profile(overrides, manager)
+    engine = Engine(profile, manager, max_turns=turns)
+    probe = Probe(engine, stop_on=stop_on)
+    manager.pm.register(probe, name="probe")
+    result = await asyncio.wait_for(engine.run(), timeout)
+    return engine, probe, result
+
+
+def in_order(names: list[str], expected: list[str]) -> bool:
+    """True when ``expected`` appears in ``names`` in this order (other events may come between)."""
+    it = iter(names)
+    return all(any(name == want for name in it) for want in expected)
+
+
+LOOPING_SOURCE = {**TEST_PROFILE["audio_source"], "loop": True}
+
+
+def segments(*parts: tuple[float, float | None]) -> dict:
+    """A realtime scripted source from (seconds, tone Hz or None) parts; loud tones (660 Hz) are wakes."""
+    return {
+        "backend": "scripted",
+        "realtime": True,
+        "segments": [
+            {"seconds": s} if hz is None else {"seconds": s, "tone": hz, "amplitude": 0.5 if hz == 660 else 0.3}
+            for s, hz in parts
+        ],
+    }
+
+
+# ---- test backends ------------------------------------------------------------------------------
+
+
+class FailingPlayer(Backend):
+    """Starts playing, then dies, on the chosen plays."""
+
+    name: ClassVar[str] = "failing"
+
+    class Config(BackendConfig):
+        fail: list[int] = Field(default_factory=lambda: [1], description="plays that fail")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.plays = 0
+
+    async def play(self, audio, progress):
+        self.plays += 1
+        async for chunk in audio:
+            progress.started()
+            if self.plays in self.config.fail:
+                raise BackendError("the speaker went away")
+
+    async def stop(self):
+        pass
+
+
+class FlakyResponder(Backend):
+    """Fails until ``failures_left`` (shared across restarts, like a flaky service) runs out."""
+
+    name: ClassVar[str] = "flaky"
+    failures_left: ClassVar[int] = 0
+    instances: ClassVar[int] = 0
+
+    class Config(BackendConfig):
+        pass
+
+    def __init__(self, config):
+        super().__init__(config)
+        type(self).instances += 1
+
+    async def respond(self, transcript):
+        from magoo_core import Reply
+
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            raise BackendError("service unavailable")
+        return Reply("fine now")
+
+
+class RecordingSpeechToText(ScriptedSpeechToText):
+    """The scripted STT, keeping every chunk it was given."""
+
+    name: ClassVar[str] = "recording"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.received: list[AudioChunk] = []
+
+    async def transcribe(self, audio):
+        async def tap():
+            async for chunk in audio:
+                self.received.append(chunk)
+                yield chunk
+
+        async for item in super().transcribe(tap()):
+            yield item
+
+
+class ThreadedSource(Backend):
+    """A device whose driver calls back from its own thread, like PortAudio: the test is the driver."""
+
+    name: ClassVar[str] = "threaded"
+    live = True
+
+    class Config(BackendConfig):
+        queue_size: int = Field(16, description="capture queue capacity in chunks")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.queue = CaptureQueue(config.queue_size)
+
+    def callback(self, pcm: bytes) -> None:
+        """What a driver callback does: hand the buffer over and return."""
+        self.queue.put(AudioChunk(pcm, 16000))
+
+    async def stream(self):
+        async for chunk in self.queue:
+            yield chunk
+
+    def stats(self):
+        return {"overflows": self.queue.dropped, "delivered": self.queue.delivered}
+
+
+class StallingWakeDetector(Backend):
+    """Blocks in process() until released: a consumer that has stalled."""
+
+    name: ClassVar[str] = "stalling"
+    input_format = AudioFormat(16000)
+    frame_samples = None
+
+    class Config(BackendConfig):
+        pass
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.threads: set[str] = set()
+
+    def process(self, chunk):
+        self.threads.add(threading.current_thread().name)
+        self.entered.set()
+        self.release.wait(30)
+        return None
+
+    def reset(self):
+        pass
+
+
+class TestBackends:
+    @staticmethod
+    @hookimpl
+    def magoo_register_players(register):
+        register(FailingPlayer)
+
+    @staticmethod
+    @hookimpl
+    def magoo_register_responders(register):
+        register(FlakyResponder)
+
+    @staticmethod
+    @hookimpl
+    def magoo_register_stt(register):
+        register(RecordingSpeechToText)
+
+    @staticmethod
+    @hookimpl
+    def magoo_register_audio_sources(register):
+        register(ThreadedSource)
+
+    @staticmethod
+    @hookimpl
+    def magoo_register_wake_detectors(register):
+        register(StallingWakeDetector)
+
+
+# ---- a whole turn ---------------------------------------------------------------------------------
+
+
+async def test_a_full_turn_runs_every_step_in_order():
+    engine, probe, result = await run_engine({}, turns=1)
+    assert result.fatal is None
+    assert in_order(probe.names(), [
+        "startup", "wake", "state_change", "speech_start", "transcript", "speech_end", "transcript",
+        "state_change", "reply", "state_change", "speak_start", "speak_end", "state_change", "turn_end", "shutdown",
+    ])
+    states = [(a["old"], a["new"]) for a in probe.of("state_change")]
+    assert states == [
+        (State.LISTENING, State.AWAKE), (State.AWAKE, State.THINKING),
+        (State.THINKING, State.SPEAKING), (State.SPEAKING, State.LISTENING),
+    ]
+    assert [a["transcript"].text for a in probe.of("transcript") if a["transcript"].final] == ["what time is it"]
+    assert [a["reply"].text for a in probe.of("reply")] == ["You said: what time is it"]
+    levels = [a["level"] for a in probe.of("speak_chunk")]
+    assert levels and max(levels) > 0.1 and len(set(levels)) > 2, "the speech envelope reaches actuators"
+    played = engine.player.last_instance.plays[0]
+    assert sum(c.duration for c in played) == pytest.approx(len("You said: what time is it") * 0.03, abs=0.06)
+
+    (timeline,) = result.timelines
+    assert timeline.outcome is Outcome.OK and timeline.error is None
+    steps = [timeline.wake, timeline.speech_end, timeline.transcript, timeline.reply, timeline.first_audio, timeline.ended]
+    assert None not in steps and steps == sorted(steps)
+    assert probe.of("turn_end")[0]["timeline"] == timeline
+
+
+async def test_event_hooks_run_on_the_loop_and_the_wake_worker_is_gone_after_shutdown():
+    recorded: set[str] = set()
+
+    class ThreadSpy:
+        @hookimpl
+        def magoo_on_wake(self):
+            recorded.add(threading.current_thread().name)
+
+    engine, probe, result = await run_engine({}, ThreadSpy(), turns=1)
+    detector_threads = {name for name in threading.enumerate() if name.name.startswith("magoo-wake")}
+    assert recorded == {threading.current_thread().name}, "event hooks run on the loop thread"
+    assert not detector_threads, "the worker is gone after shutdown"
+
+
+async def test_the_stt_gets_the_pre_roll_from_before_the_wake_word():
+    engine, probe, result = await run_engine(
+        {"stt": {"backend": "recording"}, "engine": {"preroll": 0.5}}, TestBackends, turns=1
+    )
+    wake = probe.of("wake")[0]["wake"]
+    received = engine.stt.last_instance.received
+    before = sum(c.duration for c in received if c.timestamp < wake.timestamp)
+    assert before == pytest.approx(0.5, abs=0.1), "half a second from before the wake frame comes first"
+    assert received[0].timestamp < wake.timestamp
+
+
+async def test_an_stt_that_replies_itself_needs_no_responder():
+    engine, probe, result = await run_engine(
+        {"stt": {"backend": "scripted", "replies": True, "reply_template": "It is noon."}, "responder": None}, turns=1
+    )
+    assert [a["reply"].text for a in probe.of("reply")] == ["It is noon."]
+    assert result.timelines[0].outcome is Outcome.OK
+    assert engine.player.last_instance.plays, "the reply was spoken"
+
+
+async def test_without_a_responder_an_stt_that_does_not_reply_cannot_start():
+    engine, probe, result = await run_engine({"responder": None}, turns=1)
+    assert result.exit_code == 1
+    assert "[responder]" in result.fatal
+
+
+# ---- plugins misbehaving ------------------------------------------------------------------------
+
+
+class RaisingPlugin:
+    """Raises from a sync and from an async event hook."""
+
+    @staticmethod
+    @hookimpl
+    def magoo_on_wake(wake):
+        raise RuntimeError("servo on fire")
+
+    @staticmethod
+    @hookimpl
+    async def magoo_on_reply(reply):
+        raise ValueError("led strip unplugged")
+
+
+async def test_a_raising_event_hook_does_not_stop_the_others_or_the_turn():
+    engine, probe, result = await run_engine({}, RaisingPlugin, turns=1)
+    assert probe.of("wake") and probe.of("reply"), "the other plugins still got both events"
+    assert result.timelines[0].outcome is Outcome.OK
+    failures = [a["failure"] for a in probe.of("error")]
+    assert {f.backend for f in failures} == {"RaisingPlugin"}, "the failure names the plugin"
+    messages = " | ".join(f.message for f in failures)
+    assert "servo on fire" in messages and "led strip unplugged" in messages
+    assert "magoo_on_wake" in messages and "magoo_on_reply" in messages
+
+
+# ---- every way out of speaking unmutes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, failed_role",
+    [
+        ({}, None),
+        ({"tts": {"backend": "tone", "fail": [1]}}, "tts"),
+        ({"player": {"backend": "failing", "fail": [1]}}, "player"),
+    ],
+    ids=["ok", "tts-raises", "player-raises"],
+)
+async def test_the_microphone_is_unmuted_after_speaking_however_it_ends(overrides, failed_role):
+    engine, probe, result = await run_engine(
+        {"audio_source": LOOPING_SOURCE, **overrides}, TestBackends, turns=2
+    )
+    assert probe.muted_during("speak_start") == [True] * len(probe.of("speak_start"))
+    assert probe.muted_during("turn_end") == [False, False]
+    outcomes = [t.outcome for t in result.timelines]
+    if failed_role is None:
+        assert outcomes == [Outcome.OK, Outcome.OK]
+    else:
+        assert outcomes == [Outcome.ERROR, Outcome.OK], "the next turn works: the mic was not left muted"
+        (failure,) = [a["failure"] for a in probe.of("error")]
+        assert failure.role == failed_role and failure.turn == 1
+    assert engine.muted is False
+
+
+async def test_cancelling_while_speaking_unmutes():
+    engine, probe, result = await run_engine(
+        {
+            "engine": {"shutdown_timeout": 0.2, "mute_post": 5.0},
+            "tts": {"backend": "tone", "max_seconds": 10, "seconds_per_char": 1.0},
+            "player": {"backend": "wav", "realtime": True, "path": "/tmp/magoo-test-cancel.wav"},
+        },
+        stop_on="speak_start",
+    )
+    (timeline,) = result.timelines
+    assert timeline.outcome is Outcome.CANCELLED
+    assert probe.muted_during("speak_start") == [True]
+    assert probe.muted_during("turn_end") == [False]
+    assert probe.of("speak_end")[0]["interrupted"] is True
+    assert engine.muted is False
+
+
+# ---- half-duplex: the assistant does not hear itself --------------------------------------------------
+
+
+def _echo_profile(echo_at: float) -> dict:
+    """Continuous mode, live audio: a command, then 'the assistant's own voice' at ``echo_at`` s."""
+    command_end = 0.3 + 0.6
+    return {
+        "wake": None,
+        "engine": {"mute_post": 0.5},
+        "audio_source": segments((0.3, None), (0.6, 440), (echo_at - command_end, None), (0.6, 440), (1.5, None)),
+        "tts": {"backend": "tone", "seconds_per_char": 1.0, "max_seconds": 3.0},
+        "player": {"backend": "wav", "realtime": True, "path": "/tmp/magoo-test-echo.wav"},
+    }
+
+
+async def test_speech_while_the_assistant_speaks_is_not_heard():
+    # speaking starts ~0.5 s after the command ends (end of utterance) and lasts 3 s + mute_post
+    engine, probe, result = await run_engine(_echo_profile(echo_at=2.6))
+    assert [t.outcome for t in result.timelines] == [Outcome.OK]
+    assert len([a for a in probe.of("transcript") if a["transcript"].final]) == 1
+    assert engine.counters["muted_frames"] > 0
+
+
+async def test_speech_after_the_assistant_finished_is_heard():
+    # the control for the test above: the same audio, later, is a second turn
+    engine, probe, result = await run_engine(_echo_profile(echo_at=6.0))
+    assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]
+
+
+async def test_barge_in_stops_the_reply_and_starts_a_new_turn():
+    source = segments(
+        (0.3, None), (0.4, 660), (0.2, None), (0.6, 440), (1.4, None),  # wake, command, reply starts
+        (0.4, 660), (0.2, None), (0.6, 440), (1.5, None),  # wake again while it speaks
+    )
+    engine, probe, result = await run_engine(
+        {
+            "audio_source": source,
+            "engine": {"barge_in": True},
+            "tts": {"backend": "tone", "seconds_per_char": 1.0, "max_seconds": 4.0},
+            "player": {"backend": "wav", "realtime": True, "path": "/tmp/magoo-test-barge.wav"},
+        },
+        turns=2,
+    )
+    outcomes = [t.outcome for t in result.timelines]
+    assert outcomes[0] is Outcome.INTERRUPTED
+    assert len(probe.of("wake")) == 2
+    assert probe.of("speak_end")[0]["interrupted"] is True
+    assert len(result.timelines) == 2
+
+
+# ---- continuous mode -----------------------------------------------------------------------------
+
+
+async def test_continuous_mode_streams_to_stt_and_takes_turn_after_turn():
+    source = {
+        "backend": "scripted",
+        "realtime": False,
+        "segments": [{"seconds": 0.3}, {"seconds": 0.8, "tone": 440.0}, {"seconds": 1.0},
+                     {"seconds": 0.8, "tone": 440.0}, {"seconds": 1.0}],
+    }
+    engine, probe, result = await run_engine(
+        {"wake": None, "audio_source": source, "stt": {"backend": "scripted", "transcripts": ["one", "two"]}}
+    )
+    assert not probe.of("wake")
+    assert [a["reply"].text for a in probe.of("reply")] == ["You said: one", "You said: two"]
+    assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]
+    assert probe.of("speech_start")[0]["turn"] == 1
+
+
+# ---- failures -----------------------------------------------------------------------------------
+
+
+async def test_a_backend_error_drops_the_turn_and_the_engine_keeps_listening():
+    engine, probe, result = await run_engine(
+        {"audio_source": LOOPING_SOURCE, "stt": {"backend": "scripted", "fail": [1]}}, turns=2
+    )
+    assert [t.outcome for t in result.timelines] == [Outcome.ERROR, Outcome.OK]
+    (failure,) = result.failures
+    assert failure.role == "stt" and "scripted failure" in failure.message and failure.turn == 1
+    assert "scripted failure" in result.timelines[0].error
+
+
+async def test_a_backend_that_keeps_failing_is_restarted_with_backoff():
+    FlakyResponder.failures_left = 3
+    FlakyResponder.instances = 0
+    engine, probe, result = await run_engine(
+        {
+            "audio_source": LOOPING_SOURCE,
+            "responder": {"backend": "flaky"},
+            "engine": {"max_failures": 3, "restart_backoff": 0.01, "restart_backoff_max": 0.05},
+        },
+        TestBackends,
+        turns=4,
+    )
+    assert [t.outcome for t in result.timelines] == [Outcome.ERROR] * 3 + [Outcome.OK]
+    assert FlakyResponder.instances == 2, "a fresh instance after three failures in a row"
+    assert engine.status().counters["restarts"] == 1
+
+
+async def test_a_stalled_consumer_never_blocks_the_capture_callback():
+    manager = build_plugins(TestBackends)
+    profile = make_profile(
+        {"audio_source": {"backend": "threaded", "queue_size": 16}, "wake": {"backend": "stalling"}}, manager
+    )
+    engine = Engine(profile, manager)
+    run = asyncio.create_task(engine.run())
+    while engine.source.instance is None or engine.wake.instance is None:
+        await asyncio.sleep(0.01)
+    source, detector = engine.source.instance, engine.wake.instance
+    frame = bytes(2 * 1280)
+
+    source.callback(frame)  # the engine takes it, and its wake worker stalls on it
+    assert await asyncio.to_thread(detector.entered.wait, 10)
+
+    driver = threading.Thread(target=lambda: [source.callback(frame) for _ in range(500)])
+    driver.start()
+    await asyncio.to_thread(driver.join, 10)
+    assert not driver.is_alive(), "the driver thread finished although nothing consumed its audio"
+    assert engine.status().counters["overflows"] == 500 - 16, "every lost chunk is counted"
+
+    detector.release.set()
+    engine.request_stop()
+    await asyncio.wait_for(run, 30)
+    assert detector.threads and all(name.startswith("magoo-wake") for name in detector.threads)
+
+
+async def test_heartbeat_reports_counters():
+    engine, probe, result = await run_engine(
+        {
+            "audio_source": {"backend": "silence", "seconds": 0.6, "realtime": True},
+            "engine": {"heartbeat_interval": 0.1},
+        }
+    )
+    statuses = [a["status"] for a in probe.of("heartbeat")]
+    assert statuses, "heartbeats while running"
+    last = statuses[-1]
+    assert last.counters["frames"] > 0 and last.state is State.LISTENING
+    assert "audio_source:silence" in last.backends
