@@ -26,7 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 from .types import AudioChunk, AudioFormat
 
@@ -199,6 +198,13 @@ def tone(
 # ---- streaming conversion -----------------------------------------------------------------------
 
 
+def _soxr():
+    # imported on first use: soxr costs more start-up time than all the rest of this module
+    import soxr
+
+    return soxr
+
+
 class Resampler:
     """Streaming, stateful sample-rate conversion with soxr (int16 in and out).
 
@@ -219,7 +225,7 @@ class Resampler:
         self._stream = (
             None
             if source_rate == target_rate
-            else soxr.ResampleStream(source_rate, target_rate, channels, dtype="int16", quality=quality)
+            else _soxr().ResampleStream(source_rate, target_rate, channels, dtype="int16", quality=quality)
         )
 
     def process(self, chunk: AudioChunk) -> AudioChunk:

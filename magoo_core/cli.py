@@ -76,6 +76,7 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # plain help text: rendering markdown costs more than the rest of --help
     )
 
     @app.command()
