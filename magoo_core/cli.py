@@ -61,7 +61,11 @@ def _load(session: _Session, profile_path: Path):
         return load_profile(profile_path, session.plugins())
     except ProfileError as exc:
         count = len(exc.issues)
-        session.err.print(f"[bold red]{profile_path}: {count} problem{'s' if count != 1 else ''}[/]", highlight=False)
+        session.err.print(
+            f"[bold red]{escape(str(profile_path))}: {count} problem{'s' if count != 1 else ''}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
         for issue in exc.issues:
             session.err.print(f"  {issue}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_PROFILE) from None
