@@ -110,7 +110,7 @@ def build_app() -> typer.Typer:
     def check(profile: Annotated[Path, typer.Argument(help="The TOML profile to check.")]) -> None:
         """Validate a profile without running it; exit code 2 lists every problem."""
         loaded = _load(session, profile)
-        table = Table(title=f"{profile}: OK", title_justify="left")
+        table = Table(title=escape(f"{profile}: OK"), title_justify="left")
         for column in ("section", "backend", "plugin"):
             table.add_column(column)
         for spec in loaded.specs():
@@ -145,7 +145,10 @@ def build_app() -> typer.Typer:
         if role is not None:
             matches = [r for r in Role if role in (r.value, r.name.lower(), r.title)]
             if not matches:
-                session.err.print(f"unknown role '{role}'; roles: {', '.join(r.value for r in Role)}")
+                roles_list = ", ".join(r.value for r in Role)
+                session.err.print(
+                    f"unknown role '{role}'; roles: {roles_list}", markup=False, highlight=False, soft_wrap=True
+                )
                 raise typer.Exit(EXIT_PROFILE)
             roles = matches
         for current in roles:
@@ -183,7 +186,11 @@ def _add_plugin_commands(app: typer.Typer, session: _Session) -> None:
 
 
 def main() -> None:
-    build_app()(prog_name="magoo")
+    try:
+        app = build_app()
+    except typer.Exit as exc:  # a broken plugin set, reported already: no traceback
+        sys.exit(exc.exit_code)
+    app(prog_name="magoo")
 
 
 if __name__ == "__main__":

@@ -178,12 +178,14 @@ class Plugins:
     def failed(self) -> list[PluginInfo]:
         return [info for info in self.plugins if not info.loaded]
 
-    def suspects(self, name: str) -> list[PluginInfo]:
-        """Failed plugins that probably provide backend ``name`` (best guess first)."""
-        failed = self.failed()
+    def suspects(self, name: str, distribution: str | None = None) -> list[PluginInfo]:
+        """Failed plugins that probably provide backend ``name``: the named ``distribution``, or
+        plugins whose name contains the backend's."""
         key = name.replace("_", "-").lower()
-        likely = [p for p in failed if key in p.name.lower() or key in p.distribution.lower()]
-        return likely or failed
+        return [
+            p for p in self.failed()
+            if p.distribution == distribution or key in p.name.lower() or key in p.distribution.lower()
+        ]
 
     # ---- instances ----------------------------------------------------------------------------
 

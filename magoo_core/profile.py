@@ -362,13 +362,23 @@ class _Validator:
             if other is not role and self.plugins.backend(other, name) is not None:
                 hints.append(f"'{name}' is {_article(other.title)} backend, not {_article(role.title)} backend")
                 break
-        suspects = self.plugins.suspects(name)
-        if suspects and not hints:  # a failed plugin is the likeliest cause only when nothing closer is
-            hints.append(suspects[0].failure_message())
-        elif not hints and name in KNOWN_PLUGINS:
-            hints.append(f"it comes with the plugin {KNOWN_PLUGINS[name]}: uv pip install {KNOWN_PLUGINS[name]}")
+        if not hints:  # nothing closer: say which plugin would provide it
+            hints.append(self._provider_hint(name))
         hints.append(self._installed(role))
         return _sentences(*hints)
+
+    def _provider_hint(self, name: str) -> str:
+        """The failed plugin that would provide ``name``, else the plugin to install, else the failures."""
+        suspects = self.plugins.suspects(name, KNOWN_PLUGINS.get(name))
+        if suspects:
+            return suspects[0].failure_message()
+        if name in KNOWN_PLUGINS:
+            return f"it comes with the plugin {KNOWN_PLUGINS[name]}: uv pip install {KNOWN_PLUGINS[name]}"
+        failed = self.plugins.failed()
+        if failed:
+            names = ", ".join(p.name for p in failed)
+            return f"these plugins failed to load and may provide it (see `magoo plugins`): {names}"
+        return ""
 
     def _installed(self, role: Role) -> str:
         names = self.plugins.names(role)

@@ -19,7 +19,7 @@ PLUGIN_SITE = Path(__file__).parent / "fixtures" / "site"
 SECRET = "sk-very-secret-value-123"
 
 
-def test_profile(folder: Path, name: str = "test.toml", edit=None) -> Path:
+def copy_test_profile(folder: Path, name: str = "test.toml", edit=None) -> Path:
     """examples/test.toml copied into ``folder`` (its outputs land in folder/out), optionally edited."""
     text = (EXAMPLES / "test.toml").read_text()
     if edit is not None:
@@ -27,9 +27,6 @@ def test_profile(folder: Path, name: str = "test.toml", edit=None) -> Path:
     path = folder / name
     path.write_text(text)
     return path
-
-
-test_profile.__test__ = False  # a helper, not a test
 
 
 def replace_section(text: str, section: str, body: str) -> str:
@@ -60,7 +57,7 @@ def assert_no_traceback(result) -> None:
 
 
 def test_run_the_test_profile_makes_a_whole_turn(magoo, tmp_path):
-    profile = test_profile(tmp_path)
+    profile = copy_test_profile(tmp_path)
     elsewhere = tmp_path / "elsewhere"  # relative paths in the profile resolve against its folder
     elsewhere.mkdir()
 
@@ -104,7 +101,7 @@ def test_run_the_test_profile_makes_a_whole_turn(magoo, tmp_path):
 
 
 def test_turns_stops_a_looping_source(magoo, tmp_path):
-    profile = test_profile(tmp_path, edit=lambda t: t.replace("[audio_source]\n", "[audio_source]\nloop = true\n", 1))
+    profile = copy_test_profile(tmp_path, edit=lambda t: t.replace("[audio_source]\n", "[audio_source]\nloop = true\n"))
     assert "loop = true" in profile.read_text()
 
     result = magoo("run", "--profile", profile, "--turns", "2")
@@ -117,7 +114,7 @@ def test_turns_stops_a_looping_source(magoo, tmp_path):
 
 
 def test_the_example_third_party_plugin_answers(magoo, tmp_path):
-    profile = test_profile(tmp_path, edit=lambda t: replace_section(t, "responder", 'backend = "hello"'))
+    profile = copy_test_profile(tmp_path, edit=lambda t: replace_section(t, "responder", 'backend = "hello"'))
 
     result = magoo("run", "--profile", profile)
 
@@ -247,7 +244,7 @@ def test_a_profile_error_is_one_clear_message(magoo, tmp_path, case):
     text = BROKEN_BASE.replace(old, new, 1)
     (tmp_path / "broken.toml").write_text(text)
     # the line of the problem: the line the key is on, or the section header for a missing key
-    line = line_of(text, "[audio_source]" if case == "missing required key" else new.split("=")[0])
+    line = line_of(text, "[audio_source]" if case == "missing required key" else new.splitlines()[0])
 
     for args in (["check", "broken.toml"], ["run", "--profile", "broken.toml"]):
         result = magoo(*args)
@@ -263,34 +260,59 @@ def test_a_profile_error_is_one_clear_message(magoo, tmp_path, case):
 
 def test_every_problem_of_a_profile_is_printed_together(magoo, tmp_path):
     text = BROKEN_BASE
-    for case in ("unknown section", "unknown backend", "unknown key", "wrong type"):
+    for case in ("missing required key", "wrong type", "unknown key", "unknown backend"):
         old, new, _, _ = PROFILE_ERRORS[case]
         text = text.replace(old, new, 1)
+    text += '\n[sttt]\nbackend = "scripted"\n'
     (tmp_path / "broken.toml").write_text(text)
 
     result = magoo("check", "broken.toml")
 
     assert result.returncode == 2
-    assert "broken.toml: 4 problems" in result.stderr
+    assert "broken.toml: 5 problems\n" in result.stderr
     assert in_order(
         result.stderr,
-        f"broken.toml:{line_of(text, '[wakeword]')}: wakeword: unknown section [wakeword]",
+        f"broken.toml:{line_of(text, '[audio_source]')}: [audio_source] path: missing required key",
         f"broken.toml:{line_of(text, 'level = ')}: [wake] level: input should be a valid number",
         f"broken.toml:{line_of(text, 'templat = ')}: [responder] templat: unknown key",
         f"broken.toml:{line_of(text, 'tonee')}: [tts] backend: unknown text-to-speech backend 'tonee'",
+        f"broken.toml:{line_of(text, '[sttt]')}: sttt: unknown section [sttt]. Did you mean [stt]?",
     ), result.stderr
     assert_no_traceback(result)
 
 
-def test_missing_plugins_of_the_pi_profile_say_what_to_install(magoo):
-    dummies = {"OPENAI_API_KEY": "dummy", "FISH_API_KEY": "dummy", "FISH_VOICE_ID": "dummy"}
+def test_the_problem_count_line_shows_the_path_as_given(magoo, tmp_path):
+    folder = tmp_path / "profiles[old]" / ("a-long-folder-name-" * 3)
+    folder.mkdir(parents=True)
+    profile = folder / "broken.toml"
+    profile.write_text(BROKEN_BASE.replace("template = ", "templat = "))
 
-    result = magoo("check", EXAMPLES / "pi.toml", env=dummies)
+    result = magoo("check", profile)
+
+    assert result.returncode == 2
+    assert f"{profile}: 1 problem\n" in result.stderr
+    assert_no_traceback(result)
+
+
+@pytest.mark.parametrize(
+    "site",
+    [
+        None,
+        pytest.param(PLUGIN_SITE, id="with an unrelated broken plugin"),
+    ],
+)
+def test_missing_plugins_of_the_pi_profile_say_what_to_install(magoo, site):
+    env = {"OPENAI_API_KEY": "dummy", "FISH_API_KEY": "dummy", "FISH_VOICE_ID": "dummy"}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+
+    result = magoo("check", EXAMPLES / "pi.toml", env=env)
 
     assert result.returncode == 2
     assert "5 problems" in result.stderr
     for plugin in ("magoo-pyaudio", "magoo-openai-realtime", "magoo-fish", "magoo-mpv", "magoo-servo"):
         assert f"uv pip install {plugin}" in result.stderr
+    assert "magoo-broken" not in result.stderr
     assert "environment variable" not in result.stderr
     assert_no_traceback(result)
 
@@ -300,7 +322,7 @@ def test_missing_plugins_of_the_pi_profile_say_what_to_install(magoo):
 
 def secret_profile(folder: Path, extra: str = "") -> Path:
     body = f'backend = "secretstt"\napi_key = {{ env = "MAGOO_TEST_SECRET" }}\n{extra}'
-    return test_profile(folder, "secret.toml", edit=lambda t: replace_section(t, "stt", body))
+    return copy_test_profile(folder, "secret.toml", edit=lambda t: replace_section(t, "stt", body))
 
 
 def test_secrets_never_appear_in_output(magoo, tmp_path):
@@ -308,12 +330,14 @@ def test_secrets_never_appear_in_output(magoo, tmp_path):
     profile = secret_profile(tmp_path)
 
     checked = magoo("check", profile, env=env)
-    ran = magoo("run", "-v", "--profile", profile, env=env)
+    ran = magoo("run", "-v", "--profile", profile, env={**env, "MAGOO_TRACE_PLUGINS": "1"})
 
     assert checked.returncode == 0, checked.stderr
     assert "secretstt" in checked.stdout
     assert ran.returncode == 0, ran.stderr
     assert "magoo_secretstt: configured with" in ran.stderr  # debug logging was on
+    assert "magoo_on_startup(profile=Profile(" in ran.stderr  # every hook's arguments were printed
+    assert 'turn 1: heard "what time is it"' in ran.stdout  # the backend really ran
     for result in (checked, ran):
         assert SECRET not in result.stdout + result.stderr
 
@@ -323,13 +347,13 @@ def test_secrets_never_appear_in_profile_errors(magoo, tmp_path):
     profile = secret_profile(tmp_path, 'colour = "red"\nregion = { env = "MAGOO_TEST_SECRET" }\n')
     env = {"PYTHONPATH": str(PLUGIN_SITE), "MAGOO_TEST_SECRET": SECRET}
 
-    checked = magoo("check", profile, env=env)
+    checked = magoo("check", profile.name, env=env)
     (tmp_path / ".env").write_text(f"MAGOO_TEST_SECRET={SECRET}\n")  # the same, read from .env
-    ran = magoo("run", "-v", "--profile", profile, env={"PYTHONPATH": str(PLUGIN_SITE)})
+    ran = magoo("run", "-v", "--profile", profile.name, env={"PYTHONPATH": str(PLUGIN_SITE)})
 
     for result in (checked, ran):
         assert result.returncode == 2, result.stderr
-        assert "2 problems" in result.stderr
+        assert "secret.toml: 2 problems\n" in result.stderr
         assert "[stt] colour: unknown key" in result.stderr
         assert "[stt] region: value error, unknown region '**********'" in result.stderr
         assert SECRET not in result.stdout + result.stderr
@@ -357,6 +381,38 @@ def test_plugins_json_lists_builtins_and_the_broken_plugin(magoo):
     assert plugins["magoo-secretstt"]["backends"] == ["stt:secretstt"]
 
 
+TYPO_PLUGIN = """
+    from magoo_core import hookimpl
+
+
+    @hookimpl
+    def magoo_on_wak(wake, turn):
+        pass
+"""
+
+
+@pytest.fixture
+def typo_site(tmp_path, fake_dist) -> Path:
+    return fake_dist(tmp_path / "site", "magoo-typo", "1.0", TYPO_PLUGIN)
+
+
+def test_a_misspelled_hook_stops_the_command_with_one_clear_message(magoo, typo_site):
+    result = magoo("plugins", env={"PYTHONPATH": str(typo_site)})
+
+    assert result.returncode == 1
+    said = " ".join(result.stderr.split())
+    assert "plugin magoo-typo: 'magoo_on_wak' is not a magoo hook; did you mean 'magoo_on_wake'?" in said
+    assert "MAGOO_LOAD_PLUGINS" in said
+    assert_no_traceback(result)
+
+
+def test_load_plugins_starts_without_the_misspelled_plugin(magoo, typo_site):
+    result = magoo("plugins", "--json", env={"PYTHONPATH": str(typo_site), "MAGOO_LOAD_PLUGINS": "magoo-hello"})
+
+    assert result.returncode == 0, result.stderr
+    assert [p["name"] for p in json.loads(result.stdout) if not p["builtin"]] == ["magoo-hello"]
+
+
 def test_backends_lists_a_roles_backends_with_their_options(magoo):
     result = magoo("backends", "--role", "stt", "--options")
 
@@ -374,6 +430,14 @@ def test_backends_with_an_unknown_role_lists_the_roles(magoo):
     said = " ".join(result.stderr.split())  # the console wraps long lines
     assert "unknown role 'nonsense'" in said
     assert "audio_source, wake, stt, responder, tts, player, actuators" in said
+    assert_no_traceback(result)
+
+
+def test_an_unknown_role_is_printed_as_given(magoo):
+    result = magoo("backends", "--role", "[/]stt")
+
+    assert result.returncode == 2
+    assert "unknown role '[/]stt'" in result.stderr
     assert_no_traceback(result)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from magoo_core import Backend, BackendConfig, PluginError, ProfileError, Reply, WakeEvent, hookimpl
+from magoo_core import Backend, BackendConfig, PluginError, ProfileError, WakeEvent, hookimpl
 from magoo_core.plugins import create_plugin_manager
 from magoo_core.profile import parse_profile
 from magoo_core.roles import Role
@@ -296,7 +296,11 @@ class NoTranscribe(Backend):
 
 @pytest.mark.parametrize(
     ("cls", "expected"),
-    [(NoName, "needs a class attribute `name`"), (NoConfig, "needs a nested `Config`"), (NoTranscribe, "missing transcribe()")],
+    [
+        (NoName, "needs a class attribute `name`"),
+        (NoConfig, "needs a nested `Config`"),
+        (NoTranscribe, "missing transcribe()"),
+    ],
 )
 def test_registering_an_incomplete_class_marks_the_plugin_failed(cls, expected):
     class Registers:
@@ -356,7 +360,8 @@ async def test_raising_hooks_do_not_stop_the_others_and_are_reported_once(caplog
 
     for recorder in (first, last):
         assert recorder.turns == [1]
-        assert sorted((f.role, f.backend) for f in recorder.failures) == [("plugin", "AsyncRaiser"), ("plugin", "SyncRaiser")]
+        reported = sorted((f.role, f.backend) for f in recorder.failures)
+        assert reported == [("plugin", "AsyncRaiser"), ("plugin", "SyncRaiser")]
     assert any("SyncRaiser" in record.getMessage() for record in caplog.records)
     assert any("AsyncRaiser" in record.getMessage() for record in caplog.records)
 
