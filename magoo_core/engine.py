@@ -609,10 +609,10 @@ class Engine:
         final: Transcript | None = None
         reply: Reply | None = None
         limit = self.settings.capture_timeout + self.settings.reply_timeout
-        try:
+        async with self._attempt(slot, turn, limit, "final transcript or reply"):
             stt = await self._ready(slot)
             audio = feed.chunks(AudioConverter(stt.input_format), preroll, self.settings.capture_timeout)
-            async with asyncio.timeout(limit), contextlib.aclosing(stt.transcribe(audio)) as results:
+            async with contextlib.aclosing(stt.transcribe(audio)) as results:
                 async for item in results:
                     if isinstance(item, SpeechActivity):
                         await self._speech_activity(item, turn)
@@ -632,13 +632,6 @@ class Engine:
                             break
                     else:
                         raise _unexpected(item, "Transcript, Reply or SpeechActivity")
-        except TimeoutError:
-            await self._report(slot, BackendError(f"gave no final transcript or reply within {limit:.0f} s"), turn)
-            raise _TurnDropped from None
-        except Exception as exc:
-            await self._report(slot, exc, turn)
-            raise _TurnDropped from None
-        slot.succeeded()
         return final, reply
 
     def _heard(self, turn: _Turn, final: Transcript) -> None:
@@ -678,19 +671,11 @@ class Engine:
 
     async def _respond(self, turn: _Turn, final: Transcript) -> Reply | None:
         slot = self.responder
-        try:
+        async with self._attempt(slot, turn, self.settings.reply_timeout, "reply"):
             responder = await self._ready(slot)
-            async with asyncio.timeout(self.settings.reply_timeout):
-                reply = await responder.respond(final)
+            reply = await responder.respond(final)
             if reply is not None and not isinstance(reply, Reply):
                 raise _unexpected(reply, "Reply or None")
-        except TimeoutError:
-            await self._report(slot, BackendError(f"gave no reply within {self.settings.reply_timeout:.0f} s"), turn)
-            raise _TurnDropped from None
-        except Exception as exc:
-            await self._report(slot, exc, turn)
-            raise _TurnDropped from None
-        slot.succeeded()
         if reply is not None:
             await self.plugins.emit("reply", reply=reply, turn=turn.number)
         return reply
@@ -726,6 +711,22 @@ class Engine:
             self.tts.succeeded()
         finally:
             await self._end_speaking(turn, progress, interrupted, immediate=cancelled or self._barged)
+
+    @contextlib.asynccontextmanager
+    async def _attempt(self, slot: BackendSlot, turn: _Turn, timeout: float, waiting_for: str) -> AsyncIterator[None]:
+        """One backend call for a turn: a timeout or a failure is reported and drops the turn."""
+        try:
+            async with asyncio.timeout(timeout):
+                yield
+        except _TurnDropped:
+            raise
+        except TimeoutError:
+            await self._report(slot, BackendError(f"gave no {waiting_for} within {timeout:.0f} s"), turn)
+            raise _TurnDropped from None
+        except Exception as exc:
+            await self._report(slot, exc, turn)
+            raise _TurnDropped from None
+        slot.succeeded()
 
     async def _ready_or_drop(self, slot: BackendSlot, turn: _Turn) -> Any:
         try:

@@ -141,6 +141,16 @@ class RecordingSpeechToText(ScriptedSpeechToText):
             yield item
 
 
+class HangingSpeechToText(ScriptedSpeechToText):
+    """Never answers, whatever it is given: a service that went silent."""
+
+    name: ClassVar[str] = "hanging"
+
+    async def transcribe(self, audio):
+        await asyncio.Event().wait()
+        yield  # pragma: no cover - never reached
+
+
 class ThreadedSource(Backend):
     """A device whose driver calls back from its own thread, like PortAudio: the test is the driver."""
 
@@ -207,6 +217,7 @@ class TestBackends:
     @hookimpl
     def magoo_register_stt(register):
         register(RecordingSpeechToText)
+        register(HangingSpeechToText)
 
     @staticmethod
     @hookimpl
@@ -441,6 +452,16 @@ async def test_a_backend_error_drops_the_turn_and_the_engine_keeps_listening():
     (failure,) = result.failures
     assert failure.role == "stt" and "scripted failure" in failure.message and failure.turn == 1
     assert "scripted failure" in result.timelines[0].error
+
+
+async def test_a_silent_stt_does_not_hang_the_turn():
+    engine, probe, result = await run_engine(
+        {"stt": {"backend": "hanging"}, "engine": {"capture_timeout": 0.3, "reply_timeout": 0.3}}, TestBackends, turns=1
+    )
+    (timeline,) = result.timelines
+    assert timeline.outcome is Outcome.ERROR
+    assert "gave no final transcript or reply within" in timeline.error
+    assert probe.of("error")[0]["failure"].role == "stt"
 
 
 async def test_a_backend_that_keeps_failing_is_restarted_with_backoff():
