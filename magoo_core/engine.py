@@ -55,6 +55,7 @@ log = logging.getLogger("magoo.engine")
 
 HISTORY = 1000  # timelines and failures kept in memory for a run that lasts weeks
 FEED_DEPTH = 8  # chunks buffered towards STT from a source that can wait (lock-step)
+LIVE_FEED_DEPTH = 1024  # ~80 s of 80 ms chunks: far beyond any healthy STT's lag
 
 
 class _TurnDropped(Exception):
@@ -101,16 +102,27 @@ class RunResult:
 class _AudioFeed:
     """Audio on its way from the capture loop to one speech-to-text stream.
 
-    Bounded (``put`` waits) for sources that can wait, unbounded for live ones, whose pace the
-    speech-to-text backend has to keep anyway. ``close()`` ends the stream and unblocks ``put``.
+    For a source that can wait, ``put`` waits when ``FEED_DEPTH`` chunks are queued (lock-step).
+    For a live source ``put`` never waits: past ``LIVE_FEED_DEPTH`` chunks (an STT that stopped
+    reading) the oldest chunk is dropped and counted in ``counters["stt_overflows"]``.
+    ``close()`` ends the stream and unblocks ``put``.
     """
 
-    def __init__(self, *, bounded: bool) -> None:
-        self._queue: asyncio.Queue[AudioChunk | None] = asyncio.Queue(FEED_DEPTH if bounded else 0)
+    def __init__(self, *, live: bool, counters: dict[str, float]) -> None:
+        self._live = live
+        self._counters = counters
+        self._queue: asyncio.Queue[AudioChunk | None] = asyncio.Queue(LIVE_FEED_DEPTH if live else FEED_DEPTH)
         self.closed = False
 
     async def put(self, chunk: AudioChunk) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        if self._live:
+            if self._queue.full():
+                self._queue.get_nowait()
+                self._counters["stt_overflows"] += 1
+            self._queue.put_nowait(chunk)
+        else:
             await self._queue.put(chunk)
 
     def close(self) -> None:
@@ -245,7 +257,7 @@ class Engine:
 
         self.state = State.LISTENING
         self.muted = False
-        self.counters: dict[str, float] = {"frames": 0, "audio_seconds": 0.0, "wakes": 0, "muted_frames": 0}
+        self.counters: dict[str, float] = {"frames": 0, "audio_seconds": 0.0, "wakes": 0, "muted_frames": 0, "stt_overflows": 0}
         self.timelines: deque[TurnTimeline] = deque(maxlen=HISTORY)
         self.failures: deque[BackendFailure] = deque(maxlen=HISTORY)
         self.errors = 0
@@ -262,7 +274,8 @@ class Engine:
         self._open: _Turn | None = None  # continuous mode: the turn whose speech is being heard
         self._answer_lock: asyncio.Lock | None = None
         self._wake_executor: ThreadPoolExecutor | None = None
-        self._wake_converter: AudioConverter | None = None
+        self._wake_converter: AudioConverter | None = None  # used on the wake worker thread only
+        self._wake_detector: Any = None  # the instance the converter was made for
         self._source_done = False
         self._fatal: str | None = None
         self._started_at = 0.0
@@ -349,9 +362,6 @@ class Engine:
                 "add a [responder] section to the profile"
             )
             return False
-        if self.wake is not None:
-            detector = self.wake.instance
-            self._wake_converter = AudioConverter(detector.input_format, detector.frame_samples)
         return True
 
     def _fail_run(self, message: str) -> None:
@@ -455,6 +465,8 @@ class Engine:
                         if slot.failures:
                             slot.succeeded()
                         await self._on_audio(chunk)
+                if not getattr(source, "finite", False):  # a microphone does not run out of audio
+                    raise BackendError("stopped delivering audio; reopening it")
                 await self._source_ended()
                 return
             except asyncio.CancelledError:
@@ -510,14 +522,21 @@ class Engine:
 
     async def _score(self, chunk: AudioChunk) -> WakeEvent | None:
         slot = self.wake
-        if slot.restarting or slot.instance is None:
-            return None
+        detector = slot.instance
+        if detector is None or slot.restarting:
+            return None  # deaf only while it restarts
+        if self._wake_detector is not detector:  # first frame, or a restarted detector
+            self._wake_detector = detector
+            self._wake_converter = AudioConverter(detector.input_format, detector.frame_samples)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._wake_executor, self._score_frames, slot.instance, chunk)
+            event = await loop.run_in_executor(self._wake_executor, self._score_frames, detector, chunk)
         except Exception as exc:
             await self._report(slot, exc)
             return None
+        if slot.failures:
+            slot.succeeded()
+        return event
 
     def _score_frames(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
         """Wake worker thread only: convert to the detector's frames and score them in order."""
@@ -531,22 +550,26 @@ class Engine:
 
     def _reset_wake(self) -> None:
         """Queue a detector reset on the wake worker (FIFO, so it precedes later frames)."""
-        if self.wake is None or self.wake.instance is None or self._wake_executor is None:
+        detector, converter = self._wake_detector, self._wake_converter
+        if detector is None or self._wake_executor is None:
             return
-        detector, converter = self.wake.instance, self._wake_converter
 
         def reset() -> None:
             converter.reset()
             detector.reset()
 
+        def check(done: Any) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.error("%s: reset() raised", self.wake.spec.section, exc_info=done.exception())
+
         with contextlib.suppress(RuntimeError):  # executor already shut down
-            self._wake_executor.submit(reset)
+            self._wake_executor.submit(reset).add_done_callback(check)
 
     def _begin_wake_turn(self, wake: WakeEvent) -> None:
         """Switch to awake *now*, so the very next chunk already goes to this turn."""
         self.state = State.AWAKE
         self.counters["wakes"] += 1
-        self._feed = _AudioFeed(bounded=not self._live)
+        self._feed = _AudioFeed(live=self._live, counters=self.counters)
         preroll = self._preroll.chunks()
         self._preroll.clear()
         self._spawn(self._wake_turn(wake, self._feed, preroll))
@@ -799,7 +822,7 @@ class Engine:
         slot = self.stt
         try:
             while not self._stop.is_set():
-                feed = _AudioFeed(bounded=not self._live)
+                feed = _AudioFeed(live=self._live, counters=self.counters)
                 self._feed = feed
                 try:
                     stt = await self._ready(slot)

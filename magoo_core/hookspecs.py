@@ -152,7 +152,8 @@ def magoo_on_startup(profile: Profile) -> None:
 
     Called once per run on the event-loop thread, before the first audio is processed.
 
-    :param profile: the validated profile being run (secrets stay masked).
+    :param profile: the validated profile being run. Secret fields are ``SecretStr`` and show as
+        ``**********``; never log values you unwrap.
 
     Return value: ignored. Raising is logged with the plugin's name; startup continues.
     """
@@ -303,7 +304,8 @@ def magoo_on_speak_chunk(level: float, duration: float, turn: int) -> None:
     :param duration: seconds of audio in the piece.
     :param turn: the turn.
 
-    Return value: ignored. Raising is logged with the plugin's name (once per turn).
+    Return value: ignored. Raising is logged with the plugin's name; the same failure repeated is
+    reported at most once a minute.
     """
 
 

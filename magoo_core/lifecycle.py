@@ -45,6 +45,7 @@ class BackendSlot:
         self.spec = spec
         self.plugins = plugins
         self.max_failures = settings.max_failures
+        self.stop_timeout = settings.shutdown_timeout
         self.backoff = Backoff(settings.restart_backoff, settings.restart_backoff_max)
         self.instance: Any = None
         self.last_instance: Any = None  # kept after stop(), for inspection by tests and tools
@@ -109,15 +110,15 @@ class BackendSlot:
             self.spec.section, self.spec.backend, self.failures, delay,
         )
         await asyncio.sleep(delay)
-        await self.stop(timeout=5.0)
+        await self.stop(self.stop_timeout)
         try:
             await self.start()
         except Exception as exc:
+            # keep trying, ever more slowly: a device may come back, a file may be fixed
             failure = describe_failure(self.spec, exc)
             log.error("restart failed: %s", failure.message, exc_info=not isinstance(exc, BackendError))
             self.restarts += 1
-            self._restart = None  # so that failed() may schedule the next, longer attempt
-            self.failed(failure)
+            self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
             return
         self.restarts += 1
         self.failures = 0

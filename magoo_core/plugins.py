@@ -304,7 +304,7 @@ def create_plugin_manager(
     env = os.environ if environ is None else environ
     pm = MagooPluginManager("magoo")
     pm.add_hookspecs(hookspecs)
-    plugins = Plugins(pm, trace=bool(env.get("MAGOO_TRACE_PLUGINS")))
+    plugins = Plugins(pm, trace=env.get("MAGOO_TRACE_PLUGINS", "").lower() not in ("", "0", "false", "no"))
 
     if builtins:
         for module_name in BUILTIN_MODULES:
@@ -400,6 +400,8 @@ def _collect_backends(plugins: Plugins, role: Role, hook_name: str) -> list[str]
     problems: list[str] = []
     for impl in getattr(plugins.pm.hook, hook_name).get_hookimpls():
         info = plugins._info_by_plugin[impl.plugin_name]
+        if info.error:
+            continue  # failed in an earlier registration hook: it offers nothing
 
         def register(cls: type, _info: PluginInfo = info) -> None:
             problem = _check_backend_class(role, cls)
@@ -423,8 +425,16 @@ def _collect_backends(plugins: Plugins, role: Role, hook_name: str) -> list[str]
             impl.function(register=register)
         except Exception as exc:
             info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+            _forget_backends(plugins, info)  # a half-registered plugin offers nothing
             log.debug("plugin %s failed to register", impl.plugin_name, exc_info=True)
     return problems
+
+
+def _forget_backends(plugins: Plugins, info: PluginInfo) -> None:
+    for role_backends in plugins.backends.values():
+        for name in [n for n, b in role_backends.items() if b.plugin == info.name]:
+            del role_backends[name]
+    info.backends.clear()
 
 
 def _check_backend_class(role: Role, cls: object) -> str | None:

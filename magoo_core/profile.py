@@ -403,10 +403,11 @@ class _Validator:
                 )
         stt = specs.get(Role.STT)
         replies = getattr(stt.info.cls, "replies", None) if stt else None
-        if stt and type(replies) is bool and not replies and Role.RESPONDER.value not in data:
+        speaks = Role.TTS.value in data
+        if stt and speaks and type(replies) is bool and not replies and Role.RESPONDER.value not in data:
             self.issue(
                 "[stt]", None,
-                f"speech-to-text backend '{stt.backend}' only transcribes: a [responder] must produce the replies",
+                f"speech-to-text backend '{stt.backend}' only transcribes: a [responder] must produce the replies to speak",
                 _sentences('add [responder] with backend = "..."', self._installed(Role.RESPONDER)),
             )
 
@@ -436,7 +437,7 @@ class _Validator:
                     env_file = self.base_dir / ".env"
                     self.issue(
                         section, key, f"environment variable {var} is not set",
-                        f"export {var}=... or add {var}=... to {env_file}",
+                        f"set it (`export {var}=...`) or add {var}=... to {env_file}",
                     )
                     unset.add(path)
                     return ""

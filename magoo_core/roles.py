@@ -97,6 +97,11 @@ class AudioSource(Protocol):
     the buffer over with :class:`magoo_core.audio.CaptureQueue`, which never blocks that thread.
     Raising :class:`~magoo_core.errors.BackendError` from ``stream()`` makes the engine restart
     the source with backoff.
+
+    Optional attributes the engine reads: ``live`` (default True) — audio arrives in real time;
+    False lets the engine read the source in lock-step with turns (a file read as fast as
+    possible). ``finite`` (default False) — the audio legitimately ends (a file); for a source
+    that is not finite, the end of ``stream()`` is a failure and the source is reopened.
     """
 
     name: ClassVar[str]

@@ -176,6 +176,22 @@ class ThreadedSource(Backend):
         return {"overflows": self.queue.dropped, "delivered": self.queue.delivered}
 
 
+class DroppingSource(Backend):
+    """A device that delivers a little audio, then its stream just ends (a USB mic unplugged)."""
+
+    name: ClassVar[str] = "dropping"
+    opened: ClassVar[int] = 0
+
+    class Config(BackendConfig):
+        pass
+
+    async def stream(self):
+        type(self).opened += 1
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+            yield AudioChunk(bytes(2 * 1280), 16000)
+
+
 class StallingWakeDetector(Backend):
     """Blocks in process() until released: a consumer that has stalled."""
 
@@ -223,6 +239,7 @@ class TestBackends:
     @hookimpl
     def magoo_register_audio_sources(register):
         register(ThreadedSource)
+        register(DroppingSource)
 
     @staticmethod
     @hookimpl
@@ -479,6 +496,24 @@ async def test_a_backend_that_keeps_failing_is_restarted_with_backoff():
     assert [t.outcome for t in result.timelines] == [Outcome.ERROR] * 3 + [Outcome.OK]
     assert FlakyResponder.instances == 2, "a fresh instance after three failures in a row"
     assert engine.status().counters["restarts"] == 1
+
+
+async def test_a_device_whose_stream_ends_is_reopened_and_the_failure_reported():
+    DroppingSource.opened = 0
+    manager = build_plugins(TestBackends)
+    profile = make_profile(
+        {"audio_source": {"backend": "dropping"}, "engine": {"restart_backoff": 0.01, "restart_backoff_max": 0.02}},
+        manager,
+    )
+    engine = Engine(profile, manager)
+    run = asyncio.create_task(engine.run())
+    while DroppingSource.opened < 3:
+        await asyncio.sleep(0.01)
+    engine.request_stop()
+    result = await asyncio.wait_for(run, 30)
+    assert result.exit_code == 0, "a vanished microphone never ends the process"
+    assert result.failures and all(f.role == "audio_source" for f in result.failures)
+    assert "stopped delivering audio" in result.failures[0].message
 
 
 async def test_a_stalled_consumer_never_blocks_the_capture_callback():

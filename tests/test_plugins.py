@@ -255,6 +255,16 @@ def test_hook_mistakes_fail_loudly(plugin, expected):
 class Exploding:
     @staticmethod
     @hookimpl
+    def magoo_register_stt(register):
+        register(HalfwayStt)  # registered before the failure below
+
+    @staticmethod
+    @hookimpl
+    def magoo_register_players(register):
+        register(HalfwayPlayer)  # asked after the failure
+
+    @staticmethod
+    @hookimpl
     def magoo_register_tts(register):
         raise RuntimeError("no voices today")
 
@@ -267,6 +277,26 @@ def test_a_raising_registration_hook_marks_that_plugin_failed():
     assert "magoo_register_tts" in infos["Exploding"].error and "no voices today" in infos["Exploding"].error
     assert all(info.loaded for name, info in infos.items() if name != "Exploding")
     assert plugins.backend(Role.TTS, "tone") is not None
+    assert plugins.backend(Role.STT, "halfway") is None, "a half-registered plugin offers nothing"
+    assert plugins.backend(Role.PLAYER, "halfway") is None
+    assert infos["Exploding"].backends == []
+
+
+class HalfwayStt(Backend):
+    name: ClassVar[str] = "halfway"
+
+    async def transcribe(self, audio):
+        yield None
+
+
+class HalfwayPlayer(Backend):
+    name: ClassVar[str] = "halfway"
+
+    async def play(self, audio, progress):
+        pass
+
+    async def stop(self):
+        pass
 
 
 class NoName(Backend):

@@ -365,13 +365,19 @@ def test_player_without_tts(plugins, write):
     assert issue.message.startswith("needs a [tts] as well")
 
 
-def test_stt_that_does_not_reply_needs_a_responder(plugins, write):
-    text = '[audio_source]\nbackend = "mic"\n\n[stt]\nbackend = "whisper"\n'
+def test_stt_that_does_not_reply_needs_a_responder_to_have_something_to_say(plugins, write):
+    speaking = '\n[tts]\nbackend = "speak"\napi_key = "k"\n\n[player]\nbackend = "wav"\n'
+    text = '[audio_source]\nbackend = "mic"\n\n[stt]\nbackend = "whisper"\n' + speaking
     [issue] = load_issues(write(text), plugins)
     assert (issue.line, issue.section, issue.key) == (4, "[stt]", None)
     assert "'whisper' only transcribes" in issue.message
     assert issue.suggestion == 'add [responder] with backend = "...". Installed responder backends: parrot'
     load_profile(write(text + '\n[responder]\nbackend = "parrot"\n'), plugins)  # now fine
+
+
+def test_a_transcription_only_profile_needs_no_responder(plugins, write):
+    profile = load_profile(write('[audio_source]\nbackend = "mic"\n\n[stt]\nbackend = "whisper"\n'), plugins)
+    assert profile.responder is None and profile.tts is None
 
 
 def test_replies_that_is_not_a_plain_bool_is_left_to_the_engine(plugins, tmp_path, monkeypatch):
@@ -450,7 +456,7 @@ def test_missing_env_var(plugins, write, tmp_path):
     [issue] = load_issues(path, plugins, {})
     assert (issue.line, issue.section, issue.key) == (6, "[stt]", "api_key")
     assert issue.message == "environment variable CLOUD_KEY is not set"
-    assert issue.suggestion == f"export CLOUD_KEY=... or add CLOUD_KEY=... to {tmp_path / '.env'}"
+    assert issue.suggestion == f"set it (`export CLOUD_KEY=...`) or add CLOUD_KEY=... to {tmp_path / '.env'}"
 
 
 def test_engine_settings_are_validated(plugins, write):

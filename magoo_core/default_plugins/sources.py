@@ -171,6 +171,13 @@ class PacedSource(Backend):
         """Real-time sources behave like a microphone; others are read in lock-step with turns."""
         return self.config.realtime
 
+    @property
+    def finite(self) -> bool:
+        """True when the audio legitimately ends (so the end is not a failure)."""
+        looping = getattr(self.config, "loop", False)
+        endless = "seconds" in type(self.config).model_fields and getattr(self.config, "seconds") is None
+        return not (looping or endless)
+
     async def stream(self) -> AsyncIterator[AudioChunk]:
         """Yield ``chunk_ms`` chunks until the audio ends (or forever, for endless sources)."""
         await self._ensure_loaded()
@@ -230,7 +237,7 @@ class WavFileSource(PacedSource):
 
     def load(self) -> None:
         config = self.config
-        self._clip = load_clip(config.path, config.sample_rate, config.mono, f"wav source {config.path}")
+        self._clip = load_clip(config.path, config.sample_rate, config.mono, "path")
 
     @property
     def sample_rate(self) -> int:
@@ -326,7 +333,7 @@ class ScriptedSource(PacedSource):
         rate = self.config.sample_rate
         for index, segment in enumerate(self.config.segments):
             if segment.file is not None:
-                who = f"scripted source segment {index + 1} ({segment.file})"
+                who = f"segment {index + 1}"
                 self._clips[index] = load_clip(segment.file, rate, True, who)
 
     def pieces(self) -> Iterator[AudioChunk]:
