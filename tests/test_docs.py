@@ -1,0 +1,254 @@
+"""The documentation follows the code: hooks, settings, built-in backends and CLI commands."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import typer.main
+from pydantic import BaseModel
+
+from magoo_core import hookspecs
+from magoo_core.cli import build_app
+from magoo_core.plugins import create_plugin_manager
+from magoo_core.profile import EngineSettings, MagooSettings
+from magoo_core.roles import Role
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS_DOC = ROOT / "docs" / "plugin-hooks.md"
+PROFILES_DOC = ROOT / "docs" / "profiles.md"
+README = ROOT / "README.md"
+
+
+# ---- reading markdown ---------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    """A heading, the group heading above it, and the lines under it (outside and inside code)."""
+
+    level: int
+    title: str
+    parent: str | None
+    text: list[str] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)
+
+
+def sections(path: Path) -> list[Section]:
+    """Split a markdown file at its headings; code blocks never start a section."""
+    found: list[Section] = []
+    current = Section(0, "", None)
+    parents: dict[int, str] = {}
+    fence = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        marker = re.match(r"^\s*(```|~~~)", line)
+        if marker:
+            fence = None if fence == marker.group(1) else (fence or marker.group(1))
+            continue
+        if fence:
+            current.code.append(line)
+            continue
+        heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
+        if heading:
+            level, title = len(heading.group(1)), heading.group(2)
+            parents = {lvl: t for lvl, t in parents.items() if lvl < level}
+            current = Section(level, title, parents.get(level - 1))
+            parents[level] = title
+            found.append(current)
+            continue
+        current.text.append(line)
+    return found
+
+
+def tables(lines: list[str]) -> list[list[dict[str, str]]]:
+    """The markdown tables in ``lines``, each a list of rows keyed by the header cells (``\\|`` is a pipe)."""
+    found: list[list[dict[str, str]]] = []
+    header: list[str] | None = None
+    for line in lines:
+        if not line.lstrip().startswith("|"):
+            header = None
+            continue
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if header is None:
+            header = [c.lower() for c in cells]
+            found.append([])
+        elif not all(re.fullmatch(r":?-+:?", c) for c in cells):
+            found[-1].append(dict(zip(header, cells, strict=False)))
+    return found
+
+
+# ---- docs/plugin-hooks.md -----------------------------------------------------------------------
+
+
+def spec_functions() -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(obj)
+        for name, obj in vars(hookspecs).items()
+        if name.startswith("magoo_") and inspect.isfunction(obj)
+    }
+
+
+def spec_groups() -> dict[str, str]:
+    """Each spec's group, from the banner comments of hookspecs.py ("Turn events", ...)."""
+    groups: dict[str, str] = {}
+    group = ""
+    lines = inspect.getsource(hookspecs).splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^# -{10,}$", line) and index + 1 < len(lines):
+            title = lines[index + 1]
+            if title.startswith("# ") and not re.match(r"^# -{10,}$", title):
+                group = title[2:].split(":")[0].strip()
+        match = re.match(r"^def (magoo_\w+)\(", line)
+        if match:
+            groups[match.group(1)] = group
+    return groups
+
+
+def hook_sections() -> dict[str, Section]:
+    found = {}
+    for section in sections(HOOKS_DOC):
+        if section.title.startswith("magoo_"):
+            assert section.title not in found, f"{section.title} is documented twice"
+            found[section.title] = section
+    return found
+
+
+def test_the_hook_specs_have_groups():
+    # guards the banner parsing below: a hook outside any group would make the check pointless
+    groups = spec_groups()
+    assert set(groups) == set(spec_functions())
+    assert all(groups.values())
+
+
+@pytest.mark.parametrize("name", sorted(spec_functions()))
+def test_every_hook_is_documented_with_its_signature(name):
+    documented = hook_sections()
+    assert name in sorted(documented), f"docs/plugin-hooks.md has no '### {name}' heading"
+    section = documented[name]
+    assert section.level == 3, f"'{name}' must be a level-3 heading (### {name})"
+    parameters = list(spec_functions()[name].parameters)
+    expected = f"{name}({', '.join(parameters)})"
+    signatures = [line.strip() for line in section.code if line.strip().startswith(f"{name}(")]
+    assert signatures, f"no code block under '### {name}' shows its signature; expected: {expected}"
+    assert signatures == [expected], f"docs/plugin-hooks.md shows {signatures} for {name}; the spec is {expected}"
+
+
+@pytest.mark.parametrize("name", sorted(spec_functions()))
+def test_every_hook_is_under_its_group(name):
+    section = hook_sections().get(name)
+    if section is None:
+        pytest.skip("reported by test_every_hook_is_documented_with_its_signature")
+    assert section.parent == spec_groups()[name], (
+        f"'{name}' is under '## {section.parent}' in docs/plugin-hooks.md; hookspecs.py has it in '{spec_groups()[name]}'"
+    )
+
+
+def test_the_hooks_doc_documents_no_hook_that_does_not_exist():
+    specs = spec_functions()
+    headings = set(hook_sections())
+    signatures = {
+        match.group(1)
+        for section in sections(HOOKS_DOC)
+        for line in section.code
+        if (match := re.match(r"^\s*(magoo_\w+)\(", line))
+    }
+    assert headings - set(specs) == set(), "documented hooks that hookspecs.py does not define"
+    assert signatures - set(specs) == set(), "signatures of hooks that hookspecs.py does not define"
+
+
+def test_the_hooks_doc_follows_the_order_of_the_specs():
+    documented = [name for name in hook_sections() if name in spec_functions()]
+    in_source = [name for name in spec_groups() if name in documented]
+    assert documented == in_source
+
+
+# ---- docs/profiles.md ---------------------------------------------------------------------------
+
+
+def toml_value(value: object) -> str:
+    """How a default is written in the docs' tables: TOML syntax in backticks, ``unset`` for None."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str | Path):
+        return f"`{json.dumps(str(value))}`"
+    if isinstance(value, list | tuple):
+        return "`[" + ", ".join(json.dumps(v) for v in value) + "]`"
+    return f"`{value!r}`"
+
+
+def default_cell(field_info) -> str:
+    if field_info.is_required():
+        return "required"
+    return toml_value(field_info.get_default(call_default_factory=True))
+
+
+def first_table_under(predicate) -> list[dict[str, str]]:
+    """The first table of the one section of the profile doc whose title satisfies ``predicate``."""
+    matching = [s for s in sections(PROFILES_DOC) if predicate(s.title)]
+    assert len(matching) == 1, f"docs/profiles.md has {len(matching)} such sections, not one"
+    found = tables(matching[0].text)
+    assert found, f"the section '{matching[0].title}' of docs/profiles.md has no table"
+    return found[0]
+
+
+def assert_documented(model: type[BaseModel], rows: list[dict[str, str]], where: str) -> None:
+    by_key = {row.get("key", "").strip("`"): row for row in rows}
+    for key, field_info in model.model_fields.items():
+        assert key in by_key, f"{where}: no table row for '{key}'"
+        assert by_key[key].get("default") == default_cell(field_info), (
+            f"{where}: '{key}' is documented with default {by_key[key].get('default')!r};"
+            f" the code says {default_cell(field_info)!r}"
+        )
+    extra = set(by_key) - set(model.model_fields)
+    assert not extra, f"{where}: documents keys the code does not have: {sorted(extra)}"
+
+
+@pytest.mark.parametrize(("model", "section"), [(MagooSettings, "magoo"), (EngineSettings, "engine")])
+def test_every_setting_is_in_the_profile_reference_with_its_default(model, section):
+    rows = first_table_under(lambda title: title.strip("` ").startswith(f"[{section}]"))
+    assert_documented(model, rows, f"docs/profiles.md [{section}]")
+
+
+def builtin_backends() -> list[tuple[Role, str, type[BaseModel]]]:
+    plugins = create_plugin_manager(entry_points=False)
+    return [
+        (role, name, plugins.backend(role, name).cls.Config) for role in Role for name in plugins.names(role)
+    ]
+
+
+@pytest.mark.parametrize(("role", "name", "config"), builtin_backends(), ids=lambda v: getattr(v, "value", v))
+def test_every_builtin_backend_is_in_the_profile_reference(role, name, config):
+    heading = re.compile(rf"^`\[\[?{re.escape(role.value)}\]\]?` {re.escape(name)}$")
+    assert_documented(config, first_table_under(heading.match), f"docs/profiles.md [{role.value}] {name}")
+
+
+# ---- README.md ----------------------------------------------------------------------------------
+
+
+def core_cli(monkeypatch) -> dict:
+    """The commands of ``build_app()`` with no third-party plugins loaded, by name."""
+    monkeypatch.setenv("MAGOO_LOAD_PLUGINS", "")  # installed plugins' commands are theirs to document
+    return typer.main.get_command(build_app()).commands
+
+
+def test_every_cli_command_is_in_the_readme(monkeypatch):
+    readme = README.read_text(encoding="utf-8")
+    commands = core_cli(monkeypatch)
+    assert commands, "build_app() has no commands"
+    for name in commands:
+        assert re.search(rf"\bmagoo {re.escape(name)}\b", readme), f"README.md does not mention `magoo {name}`"
+
+
+def test_every_cli_option_is_in_the_readme(monkeypatch):
+    readme = README.read_text(encoding="utf-8")
+    for name, command in core_cli(monkeypatch).items():
+        for param in command.params:
+            for option in param.opts:
+                if option.startswith("--") and option != "--help":
+                    assert option in readme, f"README.md does not mention `magoo {name} {option}`"
