@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -463,7 +462,3 @@ def _version(distribution: str) -> str:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def builtin_modules() -> list[ModuleType]:
-    return [importlib.import_module(f"magoo_core.default_plugins.{name}") for name in BUILTIN_MODULES]

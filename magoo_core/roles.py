@@ -206,15 +206,5 @@ class Actuator(Protocol):
     name: ClassVar[str]
 
 
-ROLE_PROTOCOLS: dict[Role, type] = {
-    Role.AUDIO_SOURCE: AudioSource,
-    Role.WAKE: WakeDetector,
-    Role.STT: SpeechToText,
-    Role.RESPONDER: Responder,
-    Role.TTS: TextToSpeech,
-    Role.PLAYER: Player,
-    Role.ACTUATOR: Actuator,
-}
-
 STT_OUTPUTS = (Transcript, Reply, SpeechActivity)
 TTS_OUTPUTS = (AudioChunk, EncodedAudio)

@@ -10,7 +10,7 @@ import pytest
 from pydantic import Field
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, Outcome, State, hookimpl
-from magoo_core.audio import CaptureQueue, tone
+from magoo_core.audio import CaptureQueue
 from magoo_core.default_plugins.fakes import ScriptedSpeechToText
 from magoo_core.engine import Engine
 from magoo_core.event_recorder import EventRecorder

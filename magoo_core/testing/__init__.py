@@ -29,7 +29,7 @@ from ..event_recorder import EventRecorder
 from ..plugins import Plugins, create_plugin_manager, hookimpl
 from ..profile import Profile, parse_profile
 from ..roles import Backend, BackendConfig, PlaybackProgress
-from ..types import AudioChunk, BackendFailure, EncodedAudio, Reply, Transcript, TurnTimeline
+from ..types import AudioChunk, BackendFailure, EncodedAudio, TurnTimeline
 
 __all__ = [
     "TEST_PROFILE",
@@ -203,12 +203,3 @@ def _memory_plays(engine: Engine) -> list[list[AudioChunk | EncodedAudio]]:
 def run_turn(overrides: Mapping[str, Any], **kwargs: Any) -> RunRecord:
     """Synchronous :func:`run_profile` for one turn (call it from a plain, non-async test)."""
     return asyncio.run(run_profile(overrides, **kwargs))
-
-
-def transcript(text: str) -> Transcript:
-    """A final transcript, for calling a responder directly."""
-    return Transcript(text, final=True)
-
-
-def reply_texts(replies: Iterable[Reply]) -> list[str]:
-    return [r.text for r in replies]
