@@ -608,20 +608,28 @@ class Engine:
     async def _wake_turn(self, wake: WakeEvent, feed: _AudioFeed, preroll: list[AudioChunk]) -> None:
         turn = self._open_turn(wake=wake.timestamp)
         log.info("turn %d: wake word %s (score %.2f ≥ %.2f)", turn.number, wake.label, wake.score, wake.threshold)
+        async with self._turn_life(turn):
+            try:
+                await self.plugins.emit("wake", wake=wake, turn=turn.number)
+                await self._set_state(State.AWAKE, turn, old=State.LISTENING)
+                final, reply = await self._listen(turn, feed, preroll)
+                await self._answer(turn, final, reply)
+            finally:
+                feed.close()
+                if self._feed is feed:
+                    self._feed = None
+
+    @contextlib.asynccontextmanager
+    async def _turn_life(self, turn: _Turn) -> AsyncIterator[None]:
+        """Around a turn's work: a dropped turn ends quietly, a cancelled one says so, every turn closes."""
         try:
-            await self.plugins.emit("wake", wake=wake, turn=turn.number)
-            await self._set_state(State.AWAKE, turn, old=State.LISTENING)
-            final, reply = await self._listen(turn, feed, preroll)
-            await self._answer(turn, final, reply)
+            yield
         except _TurnDropped:
             pass
         except asyncio.CancelledError:
             turn.fail(Outcome.CANCELLED, "cancelled (shutdown)")
             raise
         finally:
-            feed.close()
-            if self._feed is feed:
-                self._feed = None
             await self._close_turn(turn)
 
     async def _listen(
@@ -901,16 +909,8 @@ class Engine:
 
     async def _continuous_answer(self, turn: _Turn, final: Transcript | None, reply: Reply | None) -> None:
         self._idle.clear()
-        async with self._answer_lock:
-            try:
-                await self._answer(turn, final, reply)
-            except _TurnDropped:
-                pass
-            except asyncio.CancelledError:
-                turn.fail(Outcome.CANCELLED, "cancelled (shutdown)")
-                raise
-            finally:
-                await self._close_turn(turn)
+        async with self._answer_lock, self._turn_life(turn):
+            await self._answer(turn, final, reply)
 
 
 def _silence_like(chunk: AudioChunk) -> AudioChunk:
