@@ -151,13 +151,11 @@ class _AudioFeed:
             for frame in converter.convert(chunk):
                 yield frame
         while True:
-            if deadline is None:
-                chunk = await self._queue.get()
-            else:
-                try:
-                    chunk = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
-                except TimeoutError:
-                    return
+            try:
+                async with asyncio.timeout_at(deadline):  # no task per chunk, unlike wait_for
+                    chunk = await self._queue.get()
+            except TimeoutError:
+                return
             if chunk is None:
                 for frame in converter.flush():
                     yield frame
@@ -812,7 +810,7 @@ class Engine:
         self.state = State.LISTENING
         if not (self._turn_tasks - {asyncio.current_task()}):
             self._idle.set()
-        log.info("turn %d %s%s", turn.number, timeline.outcome.value, _format_latencies(timeline))
+        log.info("turn %d %s", turn.number, timeline.summary())
         with contextlib.suppress(Exception):
             if old is not State.LISTENING:
                 await self.plugins.emit("state_change", old=old, new=State.LISTENING, turn=None)
@@ -919,10 +917,3 @@ def _silence_like(chunk: AudioChunk) -> AudioChunk:
 
 def _unexpected(item: object, expected: str) -> TypeError:
     return TypeError(f"yielded {type(item).__name__}; expected {expected}")
-
-
-def _format_latencies(timeline: TurnTimeline) -> str:
-    parts = [f"{name} {ms:.0f} ms" for name, ms in timeline.latencies().items()]
-    reason = f" ({timeline.error})" if timeline.error else ""
-    return reason + (": " + ", ".join(parts) if parts else "")
-

@@ -60,6 +60,4 @@ class ConsoleReporter:
 
     @hookimpl
     def magoo_on_turn_end(self, timeline: TurnTimeline) -> None:
-        steps = ", ".join(f"{name} {ms:.0f} ms" for name, ms in timeline.latencies().items())
-        reason = f" ({timeline.error})" if timeline.error else ""
-        self._line(f"turn {timeline.turn}: {timeline.outcome.value}{reason} — {steps}")
+        self._line(f"turn {timeline.turn}: {timeline.summary()}")

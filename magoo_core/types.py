@@ -220,6 +220,12 @@ class TurnTimeline:
             out["speech_end->first_audio"] = round((self.first_audio - self.speech_end) * 1000, 1)
         return out
 
+    def summary(self) -> str:
+        """One line for logs: ``"ok — speech_end->transcript 2 ms, ..."`` with the reason if it failed."""
+        reason = f" ({self.error})" if self.error else ""
+        steps = ", ".join(f"{name} {ms:.0f} ms" for name, ms in self.latencies().items())
+        return f"{self.outcome.value}{reason}" + (f" — {steps}" if steps else "")
+
 
 @dataclass(frozen=True, slots=True)
 class BackendFailure:
