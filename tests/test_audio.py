@@ -457,11 +457,19 @@ async def test_close_from_a_thread_wakes_a_waiting_iteration():
     assert await asyncio.wait_for(collector, timeout=30) == [5]
 
 
-def test_put_after_the_loop_closed_does_not_raise():
-    queue = audio.CaptureQueue(maxsize=2)
-    loop = asyncio.new_event_loop()
-    queue.bind(loop)
-    queue._waiter = loop.create_future()  # a consumer that was waiting when its loop died
-    loop.close()
-    queue.put(numbered(1))
-    assert len(queue) == 1
+async def test_close_with_an_error_raises_it_after_the_audio_already_queued():
+    queue = audio.CaptureQueue(maxsize=4)
+    received = []
+
+    async def consume():
+        async for chunk in queue:
+            received.append(number_of(chunk))
+
+    consumer = asyncio.create_task(consume())
+    threading.Thread(target=lambda: (queue.put(numbered(7)), queue.close(RuntimeError("device lost")))).start()
+    with pytest.raises(RuntimeError, match="device lost"):
+        await asyncio.wait_for(consumer, timeout=30)
+    assert received == [7]
+    queue.close(RuntimeError("a second close does not replace the first error"))
+    with pytest.raises(RuntimeError, match="device lost"):
+        await queue.get()
