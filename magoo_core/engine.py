@@ -444,6 +444,20 @@ class Engine:
         await self.plugins.emit("error", failure=failure)
         return failure
 
+    async def _succeeded(self, slot: BackendSlot) -> None:
+        """The backend did its job; announce the recovery when it had been failing."""
+        if not slot.unrecovered:
+            slot.succeeded()
+            return
+        failures, downtime = slot.succeeded()
+        log.info(
+            "%s %s works again after %d failure%s (%.1f s)",
+            slot.spec.section, slot.spec.backend, failures, "" if failures == 1 else "s", downtime,
+        )
+        await self.plugins.emit(
+            "recovered", role=slot.spec.role.value, backend=slot.spec.backend, failures=failures, downtime=downtime
+        )
+
     @staticmethod
     async def _ready(slot: BackendSlot) -> Any:
         instance = await slot.ready()
@@ -460,8 +474,8 @@ class Engine:
                 source = await self._ready(slot)
                 async with contextlib.aclosing(source.stream()) as chunks:
                     async for chunk in chunks:
-                        if slot.failures:
-                            slot.succeeded()
+                        if slot.unrecovered:
+                            await self._succeeded(slot)
                         await self._on_audio(chunk)
                 if not getattr(source, "finite", False):  # a microphone does not run out of audio
                     raise BackendError("stopped delivering audio; reopening it")
@@ -532,8 +546,8 @@ class Engine:
         except Exception as exc:
             await self._report(slot, exc)
             return None
-        if slot.failures:
-            slot.succeeded()
+        if slot.unrecovered:
+            await self._succeeded(slot)
         return event
 
     def _score_frames(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
@@ -736,8 +750,8 @@ class Engine:
             interrupted = self._barged
             if self._barged:
                 turn.fail(Outcome.INTERRUPTED, "barge-in")
-            self.player.succeeded()
-            self.tts.succeeded()
+            await self._succeeded(self.player)
+            await self._succeeded(self.tts)
         finally:
             await self._end_speaking(turn, progress, interrupted, immediate=cancelled or self._barged)
 
@@ -755,7 +769,7 @@ class Engine:
         except Exception as exc:
             await self._report(slot, exc, turn)
             raise _TurnDropped from None
-        slot.succeeded()
+        await self._succeeded(slot)
 
     async def _ready_or_drop(self, slot: BackendSlot, turn: _Turn) -> Any:
         try:
@@ -870,7 +884,7 @@ class Engine:
                 return
             self._heard(turn, item)
             self._open = None
-            self.stt.succeeded()
+            await self._succeeded(self.stt)
             if not item.text.strip():
                 turn.fail(Outcome.NO_SPEECH, "no speech heard")
                 await self._close_turn(turn)

@@ -34,6 +34,10 @@ class EventRecorder:
         self._add("error", failure=failure)
 
     @hookimpl
+    def magoo_on_recovered(self, role, backend, failures, downtime):
+        self._add("recovered", role=role, backend=backend, failures=failures, downtime=downtime)
+
+    @hookimpl
     def magoo_on_shutdown(self):
         self._add("shutdown")
 

@@ -199,6 +199,23 @@ def magoo_on_error(failure: BackendFailure) -> None:
 
 
 @hookspec
+def magoo_on_recovered(role: str, backend: str, failures: int, downtime: float) -> None:
+    """A backend that had failed works again: the microphone delivers audio after a reopen, a
+    speech service answers after a dropped connection.
+
+    Called on the event-loop thread when the backend first succeeds after one or more
+    ``magoo_on_error`` reports for it.
+
+    :param role: the role's section name (``"audio_source"``, ``"stt"`` ...).
+    :param backend: the backend's short name.
+    :param failures: consecutive failures before this success.
+    :param downtime: seconds from the first of those failures to now.
+
+    Return value: ignored.
+    """
+
+
+@hookspec
 def magoo_on_shutdown() -> None:
     """The engine is stopping: capture has ended and backends are about to be left.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from .backoff import Backoff
@@ -50,6 +51,8 @@ class BackendSlot:
         self.instance: Any = None
         self.last_instance: Any = None  # kept after stop(), for inspection by tests and tools
         self.failures = 0
+        self.unrecovered = 0  # failures since the last success; unlike ``failures``, a restart keeps it
+        self.failing_since = 0.0  # monotonic time of the first of them
         self.restarts = 0
         self._entered = False
         self._restart: asyncio.Task | None = None
@@ -60,18 +63,19 @@ class BackendSlot:
 
     async def start(self) -> Any:
         """Create and enter the backend; its ``@hookimpl`` methods start receiving events."""
-        self.instance = self.last_instance = self.spec.create()
-        enter = getattr(self.instance, "__aenter__", None)
+        instance = self.last_instance = self.spec.create()
+        enter = getattr(instance, "__aenter__", None)
         if enter is not None:
             await enter()
             self._entered = True
+        self.instance = instance  # only once entered: after a failed start, ready() must give None
         self.plugins.register_instance(self.instance, name=f"{self.spec.section} {self.spec.backend}")
         return self.instance
 
     async def stop(self, timeout: float) -> None:
         """Leave the backend, waiting at most ``timeout`` seconds; never raises."""
-        if self._restart is not None and not self._restart.done():
-            self._restart.cancel()
+        if self._restart is not None and not self._restart.done() and self._restart is not asyncio.current_task():
+            self._restart.cancel()  # but not the restart that is calling us to stop the old instance
         instance, self.instance = self.instance, None
         if instance is None:
             return
@@ -93,13 +97,21 @@ class BackendSlot:
     def restarting(self) -> bool:
         return self._restart is not None and not self._restart.done()
 
-    def succeeded(self) -> None:
-        """The backend did its job: consecutive failures start counting from zero again."""
-        self.failures = 0
+    def succeeded(self) -> tuple[int, float]:
+        """The backend did its job: consecutive failures start counting from zero again.
+
+        :returns: the failures that came before and the seconds since the first of them.
+        """
+        failures, downtime = self.unrecovered, time.monotonic() - self.failing_since
+        self.failures = self.unrecovered = 0
         self.backoff.reset()
+        return failures, downtime
 
     def failed(self, failure: BackendFailure) -> None:
         """Count a failure; after ``max_failures`` in a row, restart in the background with backoff."""
+        if self.unrecovered == 0:
+            self.failing_since = time.monotonic()
+        self.unrecovered += 1
         self.failures += 1
         if failure.retryable and self.failures >= self.max_failures and not self.restarting:
             self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))

@@ -59,5 +59,9 @@ class ConsoleReporter:
         self._line(f"error: {failure.message}")
 
     @hookimpl
+    def magoo_on_recovered(self, role: str, backend: str, failures: int, downtime: float) -> None:
+        self._line(f"recovered: {role} {backend} works again after {downtime:.1f} s")
+
+    @hookimpl
     def magoo_on_turn_end(self, timeline: TurnTimeline) -> None:
         self._line(f"turn {timeline.turn}: {timeline.summary()}")

@@ -471,6 +471,16 @@ async def test_a_backend_error_drops_the_turn_and_the_engine_keeps_listening():
     assert "scripted failure" in result.timelines[0].error
 
 
+async def test_a_backend_that_works_again_after_a_failure_is_announced_as_recovered():
+    engine, probe, result = await run_engine(
+        {"audio_source": LOOPING_SOURCE, "stt": {"backend": "scripted", "fail": [1]}}, turns=2
+    )
+    assert in_order(probe.names(), ["error", "turn_end", "recovered", "turn_end"])
+    (recovered,) = probe.of("recovered")
+    assert (recovered["role"], recovered["backend"], recovered["failures"]) == ("stt", "scripted", 1)
+    assert engine.stt.unrecovered == 0
+
+
 async def test_a_silent_stt_does_not_hang_the_turn():
     engine, probe, result = await run_engine(
         {"stt": {"backend": "hanging"}, "engine": {"capture_timeout": 0.3, "reply_timeout": 0.3}}, TestBackends, turns=1
