@@ -1,4 +1,4 @@
-"""The ``magoo`` command: run, check, plugins, backends, and plugins' own commands.
+"""The ``magoo`` command: run, check, plugins, backends, devices, and plugins' own commands.
 
 Profile problems exit with code 2 and print every problem at once, never a traceback.
 """
@@ -6,6 +6,7 @@ Profile problems exit with code 2 and print every problem at once, never a trace
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -20,6 +21,7 @@ from rich.table import Table
 from .errors import PluginError, ProfileError
 from .plugins import Plugins, create_plugin_manager
 from .roles import Role
+from .types import DeviceInfo
 
 log = logging.getLogger("magoo.cli")
 
@@ -161,6 +163,35 @@ def build_app() -> typer.Typer:
                 if options:
                     session.out.print(_options_table(info.cls.Config))
 
+    @app.command()
+    def devices(
+        backend: Annotated[str | None, typer.Option(help="Only this backend (e.g. pyaudio).")] = None,
+        probe: Annotated[bool, typer.Option(help="Try which sample rates open (slower).")] = True,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """List sound devices as each installed audio backend sees them, with the rates that open."""
+        listers = _device_listers(session.plugins(), backend)
+        if not listers:
+            wanted = f"backend '{backend}'" if backend else "installed backend"
+            session.err.print(
+                f"no {wanted} can list sound devices; install magoo-pyaudio or magoo-sounddevice",
+                markup=False, highlight=False, soft_wrap=True,
+            )
+            raise typer.Exit(1)
+        listed, failed = {}, False
+        for name, cls in listers:
+            try:
+                listed[name] = cls.list_devices(probe_rates=probe)
+            except Exception as exc:
+                failed = True
+                session.err.print(f"{name}: could not list devices: {exc}", markup=False, highlight=False, soft_wrap=True)
+        if as_json:
+            session.out.print_json(json.dumps({name: [dataclasses.asdict(d) for d in found] for name, found in listed.items()}))
+        else:
+            for name, found in listed.items():
+                session.out.print(_devices_table(name, found))
+        raise typer.Exit(1 if failed else 0)
+
     _add_plugin_commands(app, session)
     return app
 
@@ -174,6 +205,40 @@ def _options_table(config: Any) -> Table:
         annotation = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
         table.add_row(key, annotation, default, field.description or "")
     return table
+
+
+def _device_listers(plugins: Plugins, only: str | None) -> list[tuple[str, Any]]:
+    """(backend name, class) of every registered backend that can list sound devices."""
+    found = []
+    for role in Role:
+        for name in plugins.names(role):
+            cls = plugins.backend(role, name).cls
+            if callable(getattr(cls, "list_devices", None)) and (only is None or name == only):
+                found.append((name, cls))
+    return found
+
+
+def _devices_table(backend: str, devices: list[DeviceInfo]) -> Table:
+    table = Table(title=f"{backend} (rates that open, kHz)", title_justify="left")
+    for column in ("#", "name", "API", "in", "out", "default", "input rates", "output rates"):
+        table.add_column(column, overflow="fold")
+    for device in devices:
+        defaults = [kind for kind, flag in (("input", device.default_input), ("output", device.default_output)) if flag]
+        table.add_row(
+            str(device.index),
+            escape(device.name),
+            escape(device.host_api),
+            str(device.max_input_channels),
+            str(device.max_output_channels),
+            " ".join(defaults),
+            _khz(device.input_rates),
+            _khz(device.output_rates),
+        )
+    return table
+
+
+def _khz(rates: tuple[int, ...]) -> str:
+    return " ".join(f"{rate / 1000:g}" for rate in rates)
 
 
 def _add_plugin_commands(app: typer.Typer, session: _Session) -> None:

@@ -263,3 +263,39 @@ class EngineStatus:
     errors: int
     counters: Mapping[str, float] = field(default_factory=dict)
     backends: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A sound device as a driver (PortAudio, ...) lists it; what ``magoo devices`` prints.
+
+    :param index: the driver's index; it can change when devices are plugged in or out, so
+        profiles should name devices by a part of ``name``.
+    :param name: the driver's name for the device (``"USB PnP Sound Device: Audio (hw:1,0)"``).
+    :param host_api: the driver layer (``"ALSA"``, ``"JACK"`` ...).
+    :param max_input_channels: 0 for an output-only device.
+    :param max_output_channels: 0 for an input-only device.
+    :param default_sample_rate: Hz, the driver's default.
+    :param default_input: the system's default input device.
+    :param default_output: the system's default output device.
+    :param input_rates: rates (Hz) at which mono 16-bit input opens, when probed; else empty.
+    :param output_rates: rates (Hz) at which 16-bit output opens, when probed; else empty.
+    """
+
+    index: int
+    name: str
+    host_api: str
+    max_input_channels: int
+    max_output_channels: int
+    default_sample_rate: float
+    default_input: bool = False
+    default_output: bool = False
+    input_rates: tuple[int, ...] = ()
+    output_rates: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        """One line for messages: ``[1] default (ALSA, 32 in, 44100 Hz, default input)``."""
+        parts = [self.host_api, f"{self.max_input_channels} in", f"{self.default_sample_rate:.0f} Hz"]
+        if self.default_input:
+            parts.append("default input")
+        return f"[{self.index}] {self.name} ({', '.join(parts)})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import json
 import queue
 import re
@@ -294,6 +296,14 @@ def test_the_problem_count_line_shows_the_path_as_given(magoo, tmp_path):
     assert_no_traceback(result)
 
 
+def installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize(
     "site",
     [
@@ -308,9 +318,13 @@ def test_missing_plugins_of_the_pi_profile_say_what_to_install(magoo, site):
 
     result = magoo("check", EXAMPLES / "pi.toml", env=env)
 
+    used = ("magoo-pyaudio", "magoo-openai-realtime", "magoo-fish", "magoo-mpv", "magoo-servo")
+    missing = [plugin for plugin in used if not installed(plugin)]
+    if not missing:
+        pytest.skip("every plugin of pi.toml is installed in this environment")
     assert result.returncode == 2
-    assert "5 problems" in result.stderr
-    for plugin in ("magoo-pyaudio", "magoo-openai-realtime", "magoo-fish", "magoo-mpv", "magoo-servo"):
+    assert f"{len(missing)} problem" in result.stderr
+    for plugin in missing:
         assert f"uv pip install {plugin}" in result.stderr
     assert "magoo-broken" not in result.stderr
     assert "environment variable" not in result.stderr
