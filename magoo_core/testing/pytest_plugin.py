@@ -4,14 +4,25 @@
 * ``magoo_run(overrides, plugins=[...], turns=1)`` — run the engine on the test profile, returns a
   :class:`~magoo_core.testing.RunRecord`.
 * ``magoo_tone(seconds, frequency=440, sample_rate=16000)`` — a tone chunk.
+* ``virtual_audio`` (session) — a :class:`~magoo_core.testing.virtual_audio.VirtualAudio`: a real
+  headless PulseAudio server whose default source ``virtmic`` plays what ``play()`` feeds it, with
+  ``os.environ`` pointing at it (so PortAudio opened in the test reaches it). Skipped, with the
+  reason and the fix, when the PulseAudio tools are missing; with ``MAGOO_REQUIRE_AUDIO=1`` (CI)
+  that is a failure instead. Tests using it must leave the device graph as they found it.
+* ``fresh_virtual_audio`` — the same instance after ``reset()`` (a clean device graph, about 2 s),
+  for fault tests that stall, unplug or kill; reset again after the test if it changed the graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .virtual_audio import VirtualAudio
 
 
 @pytest.fixture
@@ -40,3 +51,27 @@ def magoo_tone() -> Callable[..., Any]:
         return tone(frequency, seconds, sample_rate, amplitude)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def virtual_audio(tmp_path_factory) -> Iterator[VirtualAudio]:
+    from .virtual_audio import VirtualAudio
+
+    reason = VirtualAudio.unavailable_reason()
+    if reason is not None:
+        if os.environ.get("MAGOO_REQUIRE_AUDIO") == "1":
+            pytest.fail(f"MAGOO_REQUIRE_AUDIO=1 but {reason}")
+        pytest.skip(reason)
+    audio = VirtualAudio.start(tmp_path_factory.mktemp("virtual-audio"))
+    try:
+        yield audio
+    finally:
+        audio.stop()
+
+
+@pytest.fixture
+def fresh_virtual_audio(virtual_audio: VirtualAudio) -> Iterator[VirtualAudio]:
+    virtual_audio.reset()
+    yield virtual_audio
+    if virtual_audio.graph_changed:
+        virtual_audio.reset()
