@@ -12,7 +12,15 @@ set -euo pipefail
 MAGOO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # System packages the project needs at run or test time (device plugins add theirs here).
-MAGOO_APT_PACKAGES=(python3 python3-venv)
+MAGOO_APT_PACKAGES=(
+    python3 python3-venv
+    # magoo-pyaudio builds PyAudio from source (there is no Linux wheel); magoo-sounddevice
+    # loads libportaudio2 at run time
+    build-essential python3-dev portaudio19-dev libportaudio2
+    # the sound server and its ALSA bridge: PortAudio reaches PulseAudio/PipeWire through it,
+    # and the tests run a private PulseAudio server with a virtual microphone
+    pulseaudio pulseaudio-utils libasound2-plugins
+)
 
 magoo_apt_install() {
     local missing=() package
