@@ -1,0 +1,57 @@
+"""bench/capture.py runs end to end on a private virtual microphone and prints its table.
+
+A smoke test only: it checks that the bench works, not what it measures (no timing is asserted).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from magoo_core.testing.virtual_audio import VirtualAudio
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "capture.py"
+NEEDED_MODULES = ("pyaudio", "sounddevice", "magoo_pyaudio", "magoo_sounddevice")
+
+
+def unavailable_reason() -> str | None:
+    reason = VirtualAudio.unavailable_reason()
+    if reason is not None:
+        return reason
+    missing = [name for name in NEEDED_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"bench/capture.py needs {', '.join(missing)}: run ./scripts/setup.sh"
+    return None
+
+
+@pytest.fixture
+def audio_available() -> None:
+    """Skip when the bench cannot run here; with ``MAGOO_REQUIRE_AUDIO=1`` (CI) fail instead."""
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("MAGOO_REQUIRE_AUDIO") == "1":
+        pytest.fail(f"MAGOO_REQUIRE_AUDIO=1 but {reason}")
+    pytest.skip(reason)
+
+
+def test_bench_capture_prints_a_row_per_capture_and_the_verdict(audio_available):
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--seconds", "2", "--backend", "both"],
+        capture_output=True, text=True, timeout=100, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.strip()}
+    for name in ("magoo-pyaudio", "magoo-sounddevice", "thread-per-chunk"):
+        assert name in rows, f"no row for {name}:\n{done.stdout}"
+        callbacks, frames = rows[name][1], rows[name][5]
+        assert int(callbacks) > 0
+        delivered, expected = (int(n) for n in frames.split("/"))
+        assert delivered > 0 and expected > 0
+    assert "p99 thread-per-chunk / magoo-pyaudio:" in done.stdout
+    assert "goal (callback p99" in done.stdout
