@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .audio import CaptureQueue, mix_to_mono, rms_level
 from .errors import BackendError
@@ -59,7 +59,7 @@ class DeviceCaptureConfig(BackendConfig):
     device: str | int | None = Field(
         None,
         description="Input device: a part of its name (case-insensitive, e.g. \"USB\") or its index from"
-        " `magoo devices` (a number, unquoted); empty means the system's default input.",
+        " `magoo devices` (a number, unquoted); unset or \"\" means the system's default input.",
     )
     sample_rate: Literal["auto"] | int = Field(
         "auto",
@@ -90,6 +90,11 @@ class DeviceCaptureConfig(BackendConfig):
     queue_seconds: float = Field(
         2.0, gt=0, description="Audio buffered between the driver and the engine; beyond it the oldest is dropped."
     )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _channel_exists(self) -> DeviceCaptureConfig:
@@ -183,6 +188,20 @@ def select_devices(devices: list[DeviceInfo], wanted: str | int | None) -> list[
     return [d for d in inputs if wanted.casefold() in d.name.casefold()]
 
 
+def rates_that_open(check: Callable[[int], object]) -> tuple[int, ...]:
+    """The rates of :data:`PREFERRED_RATES`, lowest first, for which ``check(rate)`` neither
+    raises nor returns a falsy value: how drivers fill ``DeviceInfo.input_rates``."""
+    rates = []
+    for rate in sorted(PREFERRED_RATES):
+        try:
+            if check(rate) is False:
+                continue
+        except Exception:  # drivers raise their own error types for "does not open"
+            continue
+        rates.append(rate)
+    return tuple(rates)
+
+
 class DeviceCapture(Backend):
     """An audio source that captures from a sound device through a callback-driven driver.
 
@@ -193,6 +212,7 @@ class DeviceCapture(Backend):
 
     Config: ClassVar[type[BackendConfig]] = DeviceCaptureConfig
     driver: ClassVar[str] = "the audio driver"
+    _wedged: ClassVar[bool] = False  # a stream of this driver would not close: the process needs a restart
     live = True
     finite = False
 
@@ -236,7 +256,6 @@ class DeviceCapture(Backend):
         self._input_overflows_before = 0
         self._level = -1.0
         self._level_since = 0.0
-        self._wedged = False
 
     async def __aenter__(self) -> DeviceCapture:
         await self._open(retryable=False)
@@ -410,7 +429,7 @@ class DeviceCapture(Backend):
             # sound server died and came back): nothing in this process can free it, and it may
             # burn a core. Only a new process helps, so the next stream() says so and the engine
             # stops with exit code 1 for the service manager to restart magoo.
-            self._wedged = True
+            type(self)._wedged = True  # for every instance: a restarted backend must not try again
             log.error("%s: closing the stream took over %g s; the audio driver is stuck", self.name, CLOSE_TIMEOUT)
         except Exception as exc:
             log.debug("%s: close failed: %s", self.name, exc)

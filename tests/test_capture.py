@@ -52,6 +52,7 @@ class FakeStream:
         self.sink = sink
         self.amplitude = world.amplitude
         self.start_delay = world.start_delay
+        self.close_blocks = world.close_blocks
         self.started = False
         self.fault: Fault | None = None
         self.sent: list[np.ndarray] = []  # every buffer delivered, shaped (frames, channels)
@@ -67,6 +68,8 @@ class FakeStream:
         return self.started and self.fault != "die" and not self.closed.is_set()
 
     def close(self) -> None:
+        if self.close_blocks is not None:
+            self.close_blocks.wait()
         self.closed.set()
         if self._thread.is_alive():
             self._thread.join(2)
@@ -98,6 +101,7 @@ class FakeDriver:
     list_error: Exception | None = None  # raised by list_devices (the audio server is down)
     amplitude: float = 0.1  # of the noise the streams deliver
     start_delay: float = 0.0  # seconds a stream's start() takes
+    close_blocks: threading.Event | None = None  # close() waits for this (a driver thread that is stuck)
     scans: int = 0
     tried: list[AudioFormat] = field(default_factory=list)
     streams: list[FakeStream] = field(default_factory=list)
@@ -462,3 +466,28 @@ async def test_a_microphone_gone_through_several_restarts_is_captured_again_by_o
     assert result.exit_code == 0
     assert all(failure.role == "audio_source" for failure in result.failures)
     assert all(stream.closed.is_set() for stream in world.streams)
+
+
+async def test_a_stream_that_will_not_close_stops_the_engine_for_a_process_restart():
+    stuck = threading.Event()
+    world = FakeDriver([USB_MIC], close_blocks=stuck)
+    engine, recorder, run = start_engine(world, {
+        "audio_source": {"backend": "fake", "stall_timeout": 0.3},
+        "engine": {"restart_backoff": 0.01, "restart_backoff_max": 0.05},
+    })
+    await until(lambda: engine.counters["frames"] >= 5)
+    world.streams[0].fault = "stall"
+    try:
+        result = await asyncio.wait_for(run, 30)
+    finally:
+        stuck.set()  # let the abandoned close() thread end
+
+    assert result.exit_code == 1
+    assert "the fake driver is stuck: a stream did not close within 2 s" in result.fatal
+    assert "restart of magoo" in result.fatal
+    assert len(world.streams) == 1, "no reopen is tried while the driver is stuck"
+
+
+def test_a_blank_device_means_the_default_input():
+    assert DeviceCaptureConfig(device="  ").device is None
+    assert DeviceCaptureConfig(device=2).device == 2

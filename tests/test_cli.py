@@ -461,3 +461,35 @@ def test_help_lists_the_commands(magoo):
     assert result.returncode == 0
     for command in ("run", "check", "plugins", "backends"):
         assert re.search(rf"^\W*{command}\s", result.stdout, re.M), command
+
+
+# ---- devices ------------------------------------------------------------------------------------
+
+
+def test_devices_lists_what_each_audio_backend_sees(magoo, virtual_audio):
+    result = magoo("devices", "--json")
+
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert set(listed) >= {"pyaudio", "sounddevice"}
+    for backend, devices in listed.items():
+        default = next(d for d in devices if d["default_input"])
+        assert default["name"] == "default", backend
+        assert 16000 in default["input_rates"] and 48000 in default["input_rates"], backend
+        assert "pulse" in [d["name"] for d in devices], backend
+
+
+def test_devices_for_one_backend_as_a_table_without_probing(magoo, virtual_audio):
+    result = magoo("devices", "--backend", "sounddevice", "--no-probe")
+
+    assert result.returncode == 0, result.stderr
+    assert "sounddevice" in result.stdout and "pyaudio" not in result.stdout
+    assert re.search(r"│ 1 │ default .*│ input output │\s+│\s+│", result.stdout)
+
+
+def test_devices_with_a_backend_that_cannot_list_devices_says_what_to_install(magoo):
+    result = magoo("devices", "--backend", "wav")
+
+    assert result.returncode == 1
+    assert "no backend 'wav' can list sound devices; install magoo-pyaudio or magoo-sounddevice" in result.stderr
+    assert_no_traceback(result)

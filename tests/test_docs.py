@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from magoo_core import hookspecs
 from magoo_core.cli import build_app
-from magoo_core.plugins import create_plugin_manager
+from magoo_core.plugins import Plugins, create_plugin_manager
 from magoo_core.profile import EngineSettings, MagooSettings
 from magoo_core.roles import Role
 
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOOKS_DOC = ROOT / "docs" / "plugin-hooks.md"
 PROFILES_DOC = ROOT / "docs" / "profiles.md"
 README = ROOT / "README.md"
+PLUGINS = ROOT / "plugins"
 
 
 # ---- reading markdown ---------------------------------------------------------------------------
@@ -188,12 +189,13 @@ def default_cell(field_info) -> str:
     return toml_value(field_info.get_default(call_default_factory=True))
 
 
-def first_table_under(predicate) -> list[dict[str, str]]:
-    """The first table of the one section of the profile doc whose title satisfies ``predicate``."""
-    matching = [s for s in sections(PROFILES_DOC) if predicate(s.title)]
-    assert len(matching) == 1, f"docs/profiles.md has {len(matching)} such sections, not one"
+def first_table_under(predicate, doc: Path = PROFILES_DOC) -> list[dict[str, str]]:
+    """The first table of the one section of ``doc`` whose title satisfies ``predicate``."""
+    where = doc.relative_to(ROOT)
+    matching = [s for s in sections(doc) if predicate(s.title)]
+    assert len(matching) == 1, f"{where} has {len(matching)} such sections, not one"
     found = tables(matching[0].text)
-    assert found, f"the section '{matching[0].title}' of docs/profiles.md has no table"
+    assert found, f"the section '{matching[0].title}' of {where} has no table"
     return found[0]
 
 
@@ -215,6 +217,11 @@ def test_every_setting_is_in_the_profile_reference_with_its_default(model, secti
     assert_documented(model, rows, f"docs/profiles.md [{section}]")
 
 
+def backend_heading(role: Role, name: str) -> re.Pattern:
+    """The heading of a backend's options: ``[audio_source]`` wav, ``[[actuators]]`` log (in backticks)."""
+    return re.compile(rf"^`\[\[?{re.escape(role.value)}\]\]?` {re.escape(name)}$")
+
+
 def builtin_backends() -> list[tuple[Role, str, type[BaseModel]]]:
     plugins = create_plugin_manager(entry_points=False)
     return [
@@ -224,8 +231,50 @@ def builtin_backends() -> list[tuple[Role, str, type[BaseModel]]]:
 
 @pytest.mark.parametrize(("role", "name", "config"), builtin_backends(), ids=lambda v: getattr(v, "value", v))
 def test_every_builtin_backend_is_in_the_profile_reference(role, name, config):
-    heading = re.compile(rf"^`\[\[?{re.escape(role.value)}\]\]?` {re.escape(name)}$")
-    assert_documented(config, first_table_under(heading.match), f"docs/profiles.md [{role.value}] {name}")
+    rows = first_table_under(backend_heading(role, name).match)
+    assert_documented(config, rows, f"docs/profiles.md [{role.value}] {name}")
+
+
+# ---- plugins/*/README.md ------------------------------------------------------------------------
+
+
+def workspace_distributions() -> list[str]:
+    """The plugin distributions of this repository: one folder each under plugins/, named like it."""
+    return sorted(folder.name for folder in PLUGINS.iterdir() if (folder / "pyproject.toml").is_file())
+
+
+def installed_plugins() -> Plugins:
+    return create_plugin_manager(environ={})  # every entry point, whatever MAGOO_LOAD_PLUGINS says
+
+
+def plugin_backends() -> list[tuple[Role, str, type[BaseModel], str]]:
+    """Every backend registered by a plugin of plugins/, with its distribution."""
+    plugins = installed_plugins()
+    found = []
+    for role in Role:
+        for name in plugins.names(role):
+            info = plugins.backend(role, name)
+            if info.distribution in workspace_distributions():
+                found.append((role, name, info.cls.Config, info.distribution))
+    return found
+
+
+def test_every_workspace_plugin_is_loaded():
+    # guards the test below: a plugin that is not installed would have no backends to check
+    loaded = {plugin.distribution for plugin in installed_plugins().plugins if plugin.loaded}
+    missing = [name for name in workspace_distributions() if name not in loaded]
+    assert not missing, f"plugins/ has {missing}, not installed or failing to load: run uv sync --all-packages"
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "config", "distribution"), plugin_backends(), ids=lambda v: getattr(v, "value", v)
+)
+def test_every_plugin_backend_is_in_its_readme(role, name, config, distribution):
+    readme = PLUGINS / distribution / "README.md"
+    assert readme.is_file(), f"{distribution} has no README.md (its PyPI page) in plugins/{distribution}/"
+    # under a heading like "### `[audio_source]` pyaudio", a table like those of docs/profiles.md
+    rows = first_table_under(backend_heading(role, name).match, readme)
+    assert_documented(config, rows, f"plugins/{distribution}/README.md [{role.value}] {name}")
 
 
 # ---- README.md ----------------------------------------------------------------------------------

@@ -274,7 +274,7 @@ class DeviceCaptureContract(AudioSourceContract):
         source = {"backend": self.backend_class.name, **self.config, "sample_rate": 16000, "stuck_after": 0,
                   "stall_timeout": 1.0}
         profile = {
-            "engine": {"restart_backoff": 0.1, "restart_backoff_max": 0.5},
+            "engine": {"restart_backoff": 0.1, "restart_backoff_max": 0.5, "heartbeat_interval": 0.5},
             "audio_source": source,
             "wake": {"backend": "scripted", "level": 0.05},
         }
@@ -289,6 +289,11 @@ class DeviceCaptureContract(AudioSourceContract):
         assert run.of("error")[0]["failure"].role == "audio_source"
         assert run.of("recovered")[0]["role"] == "audio_source"
         assert run.timelines[0].outcome.value == "ok"
+        # the capture metrics reach the heartbeat
+        status = run.of("heartbeat")[-1]["status"]
+        stats = status.backends[f"audio_source:{self.backend_class.name}"]
+        assert stats["reopens"] >= 1 and stats["frames"] > 0 and stats["sample_rate"] == 16000
+        assert stats["callback_us_p99"] > 0 and status.counters["overflows"] == stats["overflows"]
 
     # Last in the suite: after a server death PortAudio has been seen to wedge on a later fault
     def test_the_sound_server_dying_and_coming_back(self, fresh_virtual_audio: VirtualAudio) -> None:

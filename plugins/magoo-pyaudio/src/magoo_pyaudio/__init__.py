@@ -14,7 +14,7 @@ import time
 from typing import Any, ClassVar
 
 from magoo_core import AudioFormat, hookimpl, require
-from magoo_core.capture import PREFERRED_RATES, CaptureSink, DeviceCapture, DeviceCaptureConfig
+from magoo_core.capture import CaptureSink, DeviceCapture, DeviceCaptureConfig, rates_that_open
 from magoo_core.types import DeviceInfo
 
 INSTALL = "pip install magoo-pyaudio (needs: sudo apt-get install portaudio19-dev)"
@@ -91,7 +91,8 @@ class PyAudioSource(DeviceCapture):
 
         def callback(in_data, frame_count, time_info, status, deliver=sink.deliver, clock=time.perf_counter_ns,
                      overflow=pyaudio.paInputOverflow, reply=(None, pyaudio.paContinue)):
-            deliver(in_data, status & overflow, clock())
+            started = clock()
+            deliver(in_data, status & overflow, started)
             return reply
 
         pa = pyaudio.PyAudio()
@@ -120,15 +121,12 @@ def _default_index(query) -> int | None:
 
 
 def _rates(pa: Any, pyaudio: Any, index: int, direction: str) -> tuple[int, ...]:
-    rates = []
-    for rate in sorted(PREFERRED_RATES):
-        kwargs = {f"{direction}_device": index, f"{direction}_channels": 1, f"{direction}_format": pyaudio.paInt16}
-        try:
-            if pa.is_format_supported(rate, **kwargs):
-                rates.append(rate)
-        except ValueError:
-            pass
-    return tuple(rates)
+    def check(rate: int) -> bool:
+        return pa.is_format_supported(
+            rate, **{f"{direction}_device": index, f"{direction}_channels": 1, f"{direction}_format": pyaudio.paInt16}
+        )
+
+    return rates_that_open(check)
 
 
 @hookimpl

@@ -17,7 +17,7 @@ import time
 from typing import Any, ClassVar
 
 from magoo_core import AudioFormat, hookimpl, require
-from magoo_core.capture import PREFERRED_RATES, CaptureSink, DeviceCapture, DeviceCaptureConfig
+from magoo_core.capture import CaptureSink, DeviceCapture, DeviceCaptureConfig, rates_that_open
 from magoo_core.types import DeviceInfo
 
 INSTALL = "pip install magoo-sounddevice (needs: sudo apt-get install libportaudio2)"
@@ -89,7 +89,8 @@ class SoundDeviceSource(DeviceCapture):
         sd = _sounddevice()
 
         def callback(indata, frames, time_info, status, deliver=sink.deliver, clock=time.perf_counter_ns):
-            deliver(bytes(indata), status.input_overflow, clock())
+            started = clock()  # before the copy: the copy is part of the callback's cost
+            deliver(bytes(indata), status.input_overflow, started)
 
         stream = sd.RawInputStream(
             samplerate=fmt.sample_rate,
@@ -104,14 +105,7 @@ class SoundDeviceSource(DeviceCapture):
 
 
 def _rates(check, index: int) -> tuple[int, ...]:
-    rates = []
-    for rate in sorted(PREFERRED_RATES):
-        try:
-            check(device=index, channels=1, dtype="int16", samplerate=rate)
-        except Exception:  # sounddevice raises PortAudioError or ValueError for "does not open"
-            continue
-        rates.append(rate)
-    return tuple(rates)
+    return rates_that_open(lambda rate: check(device=index, channels=1, dtype="int16", samplerate=rate))
 
 
 @hookimpl
