@@ -67,6 +67,7 @@ class _Turn:
     number: int
     started: float
     wake: float | None = None
+    detected: float | None = None
     speech_end: float | None = None
     transcript_at: float | None = None
     reply_at: float | None = None
@@ -82,7 +83,7 @@ class _Turn:
     def timeline(self, ended: float) -> TurnTimeline:
         return TurnTimeline(
             self.number, self.started, self.wake, self.speech_end, self.transcript_at,
-            self.reply_at, self.first_audio, ended, self.outcome, self.error,
+            self.reply_at, self.first_audio, ended, self.outcome, self.error, self.detected,
         )
 
 
@@ -247,6 +248,8 @@ class Engine:
 
         self.source = slot(profile.audio_source)
         self.wake = slot(profile.wake)
+        if self.wake is not None:
+            self.wake.before_stop = self._wake_worker_idle
         self.stt = slot(profile.stt)
         self.responder = slot(profile.responder)
         self.tts = slot(profile.tts)
@@ -382,16 +385,18 @@ class Engine:
             self._unmute()
         with contextlib.suppress(Exception):
             await self.plugins.emit("shutdown")
-        for slot in reversed(self.slots()):
-            await slot.stop(timeout)
-        await self.plugins.drain(1.0)
         if self._wake_executor is not None:
+            # before the detector is left: a native library freed under a running process() or
+            # reset() crashes the whole process
             self._wake_executor.shutdown(wait=False, cancel_futures=True)
             worker_exit = asyncio.to_thread(self._wake_executor.shutdown, wait=True)
             try:
                 await asyncio.wait_for(worker_exit, timeout)
             except TimeoutError:
                 log.warning("the wake detector is stuck in process(); leaving its thread behind")
+        for slot in reversed(self.slots()):
+            await slot.stop(timeout)
+        await self.plugins.drain(1.0)
         log.info("stopped after %d turns", self.turns_done)
 
     async def _finish_turns(self, timeout: float) -> None:
@@ -560,6 +565,21 @@ class Engine:
                 return event
         return None
 
+    async def _wake_worker_idle(self) -> None:
+        """Wait (bounded) until the wake worker has done what is queued, so that a detector being
+        restarted is never left while its process() or reset() runs."""
+        executor = self._wake_executor
+        if executor is None:
+            return
+        try:
+            done = asyncio.wrap_future(executor.submit(lambda: None))
+        except RuntimeError:  # shut down already: nothing can be running
+            return
+        try:
+            await asyncio.wait_for(done, self.settings.shutdown_timeout)
+        except TimeoutError:
+            log.warning("the wake detector is stuck in process(); restarting it anyway")
+
     def _reset_wake(self) -> None:
         """Queue a detector reset on the wake worker (FIFO, so it precedes later frames)."""
         detector, converter = self._wake_detector, self._wake_converter
@@ -584,7 +604,7 @@ class Engine:
         self._feed = _AudioFeed(live=self._live, counters=self.counters)
         preroll = self._preroll.chunks()
         self._preroll.clear()
-        self._spawn(self._wake_turn(wake, self._feed, preroll))
+        self._spawn(self._wake_turn(wake, self._feed, preroll, detected=time.monotonic()))
 
     async def _barge_in(self, wake: WakeEvent) -> None:
         log.info("barge-in: %s (%.2f) while speaking", wake.label, wake.score)
@@ -617,9 +637,15 @@ class Engine:
         if old is not new:
             await self.plugins.emit("state_change", old=old, new=new, turn=turn.number if turn else None)
 
-    async def _wake_turn(self, wake: WakeEvent, feed: _AudioFeed, preroll: list[AudioChunk]) -> None:
+    async def _wake_turn(
+        self, wake: WakeEvent, feed: _AudioFeed, preroll: list[AudioChunk], detected: float
+    ) -> None:
         turn = self._open_turn(wake=wake.timestamp)
-        log.info("turn %d: wake word %s (score %.2f ≥ %.2f)", turn.number, wake.label, wake.score, wake.threshold)
+        turn.detected = detected
+        log.info(
+            "turn %d: wake word %s (score %.2f ≥ %.2f), detected %.0f ms after its frame was captured",
+            turn.number, wake.label, wake.score, wake.threshold, (detected - wake.timestamp) * 1000,
+        )
         async with self._turn_life(turn):
             try:
                 await self.plugins.emit("wake", wake=wake, turn=turn.number)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .backoff import Backoff
@@ -56,6 +57,8 @@ class BackendSlot:
         self.restarts = 0
         self._entered = False
         self._restart: asyncio.Task | None = None
+        # awaited before the instance is left: lets the engine finish work another thread does with it
+        self.before_stop: Callable[[], Awaitable[None]] | None = None
 
     @property
     def key(self) -> str:
@@ -76,6 +79,8 @@ class BackendSlot:
         """Leave the backend, waiting at most ``timeout`` seconds; never raises."""
         if self._restart is not None and not self._restart.done() and self._restart is not asyncio.current_task():
             self._restart.cancel()  # but not the restart that is calling us to stop the old instance
+        if self.instance is not None and self.before_stop is not None:
+            await self.before_stop()
         instance, self.instance = self.instance, None
         if instance is None:
             return

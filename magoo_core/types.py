@@ -186,6 +186,8 @@ class TurnTimeline:
     :param ended: when the turn was over (sound ended, or the turn was dropped).
     :param outcome: how it ended.
     :param error: a one-line reason when the outcome is not OK.
+    :param detected: when the engine had the wake detection in hand; ``detected - wake`` is the
+        detection latency (scoring plus any backlog in front of the detector).
     """
 
     turn: int
@@ -198,11 +200,13 @@ class TurnTimeline:
     ended: float | None = None
     outcome: Outcome = Outcome.OK
     error: str | None = None
+    detected: float | None = None
 
     def latencies(self) -> dict[str, float]:
         """Milliseconds between the steps that happened, for logs and dashboards."""
         steps = [
             ("wake", self.wake),
+            ("detected", self.detected),
             ("speech_end", self.speech_end),
             ("transcript", self.transcript),
             ("reply", self.reply),

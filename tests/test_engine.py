@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import ClassVar
 
 import pytest
 from pydantic import Field
 
-from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, Outcome, State, hookimpl
+from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, Outcome, State, WakeEvent, hookimpl
 from magoo_core.audio import CaptureQueue
 from magoo_core.default_plugins.fakes import ScriptedSpeechToText
 from magoo_core.engine import Engine
 from magoo_core.event_recorder import EventRecorder
-from magoo_core.testing import TEST_PROFILE, build_plugins, make_profile
+from magoo_core.testing import TEST_PROFILE, build_plugins, make_profile, run_turn
 
 
 class Probe(EventRecorder):
@@ -218,6 +219,38 @@ class StallingWakeDetector(Backend):
         pass
 
 
+class SlowResetDetector(Backend):
+    """Fires on the first frame; reset() takes a while, like a native library reloading its state.
+    Records whether it was left while a reset() was still running (a crash with a real library)."""
+
+    name: ClassVar[str] = "slow-reset"
+    input_format = AudioFormat(16000)
+    frame_samples = 1280
+
+    class Config(BackendConfig):
+        pass
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.busy = threading.Event()
+        self.resets = 0
+        self.left_while_busy: bool | None = None
+
+    def process(self, chunk):
+        if self.resets == 0 and not self.busy.is_set():
+            return WakeEvent("slow", 0.9, 0.5, chunk.timestamp)
+        return None
+
+    def reset(self):
+        self.busy.set()
+        time.sleep(0.3)
+        self.resets += 1
+        self.busy.clear()
+
+    async def __aexit__(self, *exc_info):
+        self.left_while_busy = self.busy.is_set()
+
+
 class TestBackends:
     @staticmethod
     @hookimpl
@@ -245,6 +278,7 @@ class TestBackends:
     @hookimpl
     def magoo_register_wake_detectors(register):
         register(StallingWakeDetector)
+        register(SlowResetDetector)
 
 
 # ---- a whole turn ---------------------------------------------------------------------------------
@@ -565,3 +599,22 @@ async def test_heartbeat_reports_counters():
     last = statuses[-1]
     assert last.counters["frames"] > 0 and last.state is State.LISTENING
     assert "audio_source:silence" in last.backends
+
+
+def test_a_wake_turn_records_when_the_detection_arrived():
+    run = run_turn({})
+
+    (timeline,) = run.timelines
+    wake = run.of("wake")[0]["wake"]
+    assert timeline.started == timeline.wake == wake.timestamp
+    assert timeline.wake <= timeline.detected <= timeline.speech_end
+    assert list(timeline.latencies())[:2] == ["started->detected", "detected->speech_end"]
+
+
+async def test_a_detector_is_never_left_while_its_worker_still_uses_it():
+    engine, _, result = await run_engine({"wake": {"backend": "slow-reset"}}, TestBackends, turns=1)
+
+    assert result.fatal is None
+    detector = engine.wake.last_instance
+    assert detector.resets >= 1
+    assert detector.left_while_busy is False
