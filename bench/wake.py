@@ -16,8 +16,10 @@ Then, each in its own process so both pay the same interpreter start and the ~2 
       speech in the silence after each wake word.
 
 for 1 model (hey_jarvis) and for 5 (alexa, hey_jarvis, hey_mycroft, hey_rhasspy, okay_nabu).
-Prints CPU seconds, magoo/bare (goal ≤ 1.05), the detections of each (must be equal) and the
-5-model/1-model ratio for magoo (goal ≤ 1.3).
+Each is run ``--repeat`` times, alternating, and the median CPU time is reported (a shared
+machine varies by ±15 % from run to run). Prints CPU seconds, magoo/bare (goal ≤ 1.05), the
+detections of each (must be equal, and the same in every run) and the 5-model/1-model ratio for
+magoo (goal ≤ 1.3).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import json
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -146,17 +149,24 @@ def cpu_of(command: list[str]) -> tuple[float, str]:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
 
 
-def run_pair(folder: Path, wav: Path, models: list[str]) -> dict[str, float]:
-    bare_cpu, out = cpu_of([sys.executable, __file__, "--bare", str(wav), *models])
-    bare_detections = json.loads(out.strip().splitlines()[-1])["detections"]
-    magoo_cpu, out = cpu_of([str(MAGOO), "run", "--profile", str(magoo_profile(folder, wav, models))])
-    magoo_detections = len(re.findall(r"wake word '", out))
-    return {"bare": bare_cpu, "magoo": magoo_cpu, "bare_detections": bare_detections, "magoo_detections": magoo_detections}
+def run_pair(folder: Path, wav: Path, models: list[str], repeat: int) -> dict[str, float]:
+    """Median CPU seconds of ``repeat`` bare and magoo runs, alternating, and their detections."""
+    bare, magoo, found = [], [], {"bare_detections": set(), "magoo_detections": set()}
+    for _ in range(repeat):
+        cpu, out = cpu_of([sys.executable, __file__, "--bare", str(wav), *models])
+        bare.append(cpu)
+        found["bare_detections"].add(json.loads(out.strip().splitlines()[-1])["detections"])
+        cpu, out = cpu_of([str(MAGOO), "run", "--profile", str(magoo_profile(folder, wav, models))])
+        magoo.append(cpu)
+        found["magoo_detections"].add(len(re.findall(r"wake word '", out)))
+    detections = {key: "/".join(map(str, sorted(values))) for key, values in found.items()}
+    return {"bare": statistics.median(bare), "magoo": statistics.median(magoo), **detections}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of audio (default 10)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the median is reported (default 3)")
     parser.add_argument("--bare", nargs="+", metavar=("WAV", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -169,11 +179,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="magoo-wake-bench-") as scratch:
         folder = Path(scratch)
         wav = write_wav(folder / "bench.wav", build_audio(args.minutes).tobytes(), AudioFormat(RATE))
-        print(f"{args.minutes:g} min of audio, {len(WAKE_WORDS)} different wake word clips every ~75 s; CPU s per process")
+        print(f"{args.minutes:g} min of audio, {len(WAKE_WORDS)} different wake word clips every ~75 s;"
+              f" median CPU s per process of {args.repeat} runs")
         print(f"{'models':<8} {'bare':>8} {'magoo':>8} {'ratio':>7}  detections bare/magoo")
         results = {}
         for models in (ONE_MODEL, FIVE_MODELS):
-            r = results[len(models)] = run_pair(folder, wav, models)
+            r = results[len(models)] = run_pair(folder, wav, models, args.repeat)
             print(
                 f"{len(models):<8} {r['bare']:>8.2f} {r['magoo']:>8.2f} {r['magoo'] / r['bare']:>7.3f}"
                 f"  {r['bare_detections']}/{r['magoo_detections']}"

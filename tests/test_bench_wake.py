@@ -1,0 +1,28 @@
+"""bench/wake.py runs end to end on a short stretch of audio and prints its table.
+
+A smoke test only: it checks that the bench works and that magoo and the bare loop detect the
+same wake words; no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "wake.py"
+
+
+def test_the_wake_bench_runs_and_both_sides_detect_the_same_wake_words():
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--minutes", "1.5", "--repeat", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = dict(re.findall(r"^(\d)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\d+/\d+)$", done.stdout, re.M))
+    assert rows.keys() == {"1", "5"}, done.stdout
+    assert rows["1"] == "1/1"  # the hey_jarvis clip at 61 s
+    assert rows["5"] == "2/2"  # and the alexa clip at 87 s
+    assert "detections equal: yes" in done.stdout
