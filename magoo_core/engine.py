@@ -545,9 +545,15 @@ class Engine:
         if self._wake_detector is not detector:  # first frame, or a restarted detector
             self._wake_detector = detector
             self._wake_converter = AudioConverter(detector.input_format, detector.frame_samples)
-        loop = asyncio.get_running_loop()
         try:
-            event = await loop.run_in_executor(self._wake_executor, self._score_frames, detector, chunk)
+            if self._live:
+                loop = asyncio.get_running_loop()
+                event = await loop.run_in_executor(self._wake_executor, self._score_frames, detector, chunk)
+            else:
+                # Lock-step source: nothing else is in flight while the engine listens (turns wait
+                # for the source to be idle), so the hop to the worker would only cost CPU; it
+                # measured 0.6 ms per frame against 3 ms for openWakeWord's predict.
+                event = self._score_frames(detector, chunk)
         except Exception as exc:
             await self._report(slot, exc)
             return None
@@ -556,7 +562,8 @@ class Engine:
         return event
 
     def _score_frames(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
-        """Wake worker thread only: convert to the detector's frames and score them in order."""
+        """Convert to the detector's frames and score them in order: on the wake worker thread for a
+        live source, on the loop for a lock-step one (never both in one run)."""
         for frame in self._wake_converter.convert(chunk):
             event = detector.process(frame)
             if event is not None:
@@ -594,6 +601,12 @@ class Engine:
             if not done.cancelled() and done.exception() is not None:
                 log.error("%s: reset() raised", self.wake.spec.section, exc_info=done.exception())
 
+        if not self._live:  # scored on the loop (see _score): reset in the same order there
+            try:
+                reset()
+            except Exception:
+                log.error("%s: reset() raised", self.wake.spec.section, exc_info=True)
+            return
         with contextlib.suppress(RuntimeError):  # executor already shut down
             self._wake_executor.submit(reset).add_done_callback(check)
 
