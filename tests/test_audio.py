@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 
 from magoo_core import audio
+from magoo_core.testing import signals
 from magoo_core.types import AudioChunk, AudioFormat
 
 MONO_16K = AudioFormat(16000)
 
 
 def dominant_frequency(chunk: AudioChunk) -> float:
-    data = audio.samples(chunk)[:, 0].astype(np.float64)
-    spectrum = np.abs(np.fft.rfft(data * np.hanning(len(data))))
-    return float(np.fft.rfftfreq(len(data), 1 / chunk.sample_rate)[np.argmax(spectrum)])
+    return signals.dominant_frequency(audio.samples(chunk)[:, 0], chunk.sample_rate)
 
 
 def stereo(left: list[int], right: list[int], rate: int = 16000, timestamp: float = 0.0) -> AudioChunk:

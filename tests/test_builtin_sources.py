@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from magoo_core import audio
+from magoo_core.testing import signals
 from magoo_core.default_plugins import sources
 from magoo_core.default_plugins.sources import (
     ScriptedSource,
@@ -42,9 +43,7 @@ def joined(chunks: list[AudioChunk]) -> AudioChunk:
 
 
 def dominant_frequency(chunk: AudioChunk) -> float:
-    data = audio.samples(chunk)[:, 0].astype(np.float64)
-    spectrum = np.abs(np.fft.rfft(data * np.hanning(len(data))))
-    return float(np.fft.rfftfreq(len(data), 1 / chunk.sample_rate)[np.argmax(spectrum)])
+    return signals.dominant_frequency(audio.samples(chunk)[:, 0], chunk.sample_rate)
 
 
 @pytest.fixture

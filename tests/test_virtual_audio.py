@@ -11,6 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from magoo_core.audio import samples, tone
+from magoo_core.testing.signals import best_match, dominant_frequency
 from magoo_core.testing.virtual_audio import VirtualAudio
 
 RATE = 16000
@@ -33,23 +35,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def sine(frequency: float, seconds: float, amplitude: float = 0.3) -> np.ndarray:
-    t = np.arange(round(seconds * RATE)) / RATE
-    return np.rint(np.sin(2 * np.pi * frequency * t) * amplitude * 32767).astype(np.int16)
-
-
-def best_match(recorded: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
-    """The offset in ``recorded`` where ``reference`` fits best, and the normalised correlation there."""
-    rec, ref = recorded.astype(np.float64), reference.astype(np.float64)
-    size = len(rec) + len(ref)
-    lags = np.fft.irfft(np.fft.rfft(rec, size) * np.conj(np.fft.rfft(ref, size)), size)[: len(rec) - len(ref) + 1]
-    offset = int(np.argmax(lags))
-    window = rec[offset : offset + len(ref)]
-    return offset, float(np.dot(window, ref) / (np.linalg.norm(window) * np.linalg.norm(ref) + 1e-9))
-
-
-def dominant_frequency(samples: np.ndarray) -> float:
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    return float(np.fft.rfftfreq(len(samples), 1 / RATE)[np.argmax(spectrum)])
+    return samples(tone(frequency, seconds, RATE, amplitude)).reshape(-1)
 
 
 def test_unavailable_reason_names_the_missing_tool_and_the_fix(monkeypatch, tmp_path):
@@ -78,14 +64,15 @@ def test_a_tone_played_into_the_mic_comes_out_of_virtmic(virtual_audio):
 
     offset, correlation = best_match(recorded, played)
     assert correlation > 0.99
-    assert dominant_frequency(recorded[offset : offset + len(played)]) == pytest.approx(440.0, abs=5)
+    assert dominant_frequency(recorded[offset : offset + len(played)], RATE) == pytest.approx(440.0, abs=5)
 
 
 def test_played_wav_file_and_speaker_recording(virtual_audio, tmp_path):
-    from magoo_core.testing.virtual_audio import write_wav
+    from magoo_core.audio import write_wav
+    from magoo_core.types import AudioFormat
 
     played = sine(660.0, 0.5)
-    wav = write_wav(tmp_path / "tone.wav", played.tobytes(), RATE)
+    wav = write_wav(tmp_path / "tone.wav", played.tobytes(), AudioFormat(RATE))
     with virtual_audio.record() as speaker:  # speaker.monitor: a paplay to the default sink lands here
         speaker.wait_for_data()
         subprocess.run(["paplay", str(wav)], check=True, timeout=10)

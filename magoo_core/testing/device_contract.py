@@ -36,30 +36,12 @@ from ..errors import BackendError
 from ..types import AudioChunk, AudioFormat
 from . import run_profile
 from .contracts import AudioSourceContract
+from .signals import best_match, dominant_frequency
 from .virtual_audio import VirtualAudio
 
 CLIP = Path(__file__).parent / "data" / "what_time_is_it__en-us.wav"
 STEP_TIMEOUT = 30.0  # any single step longer than this is a hang
 REOPEN_ATTEMPTS = 5  # a reopen may land on a fallback source or a server still warming up
-
-
-def best_correlation(recorded: np.ndarray, reference: np.ndarray) -> float:
-    """Normalised correlation of ``reference`` with the best-aligned part of ``recorded`` (-1..1)."""
-    recorded = recorded.astype(np.float64).reshape(-1)
-    reference = reference.astype(np.float64).reshape(-1)
-    if len(recorded) < len(reference):
-        return 0.0
-    size = 1 << (len(recorded) + len(reference)).bit_length()
-    lags = np.fft.irfft(np.fft.rfft(recorded, size) * np.conj(np.fft.rfft(reference, size)), size)
-    lag = int(np.argmax(lags[: len(recorded) - len(reference) + 1]))
-    window = recorded[lag : lag + len(reference)]
-    denominator = np.linalg.norm(window) * np.linalg.norm(reference)
-    return float(window @ reference / denominator) if denominator else 0.0
-
-
-def dominant_frequency(data: np.ndarray, sample_rate: int) -> float:
-    spectrum = np.abs(np.fft.rfft(data.astype(np.float64) * np.hanning(len(data))))
-    return float(np.argmax(spectrum) * sample_rate / len(data))
 
 
 async def capture_while(source: DeviceCapture, action: Callable[[], Any], tail: float = 0.3) -> list[AudioChunk]:
@@ -124,7 +106,7 @@ class DeviceCaptureContract(AudioSourceContract):
     def assert_hears_clip(self, source: DeviceCapture, virtual_audio: VirtualAudio) -> list[AudioChunk]:
         """Play the clip into the mic during one ``stream()`` and check it arrived intact."""
         chunks = asyncio.run(capture_while(source, lambda: virtual_audio.play(CLIP)))
-        assert best_correlation(mono(chunks), self.clip()) > 0.99
+        assert best_match(mono(chunks), self.clip())[1] > 0.99
         return chunks
 
     # ---- content ----
@@ -138,7 +120,7 @@ class DeviceCaptureContract(AudioSourceContract):
 
         chunks = asyncio.run(run())
         assert {c.sample_rate for c in chunks} == {16000}
-        assert best_correlation(mono(chunks), self.clip()) > 0.999
+        assert best_match(mono(chunks), self.clip())[1] > 0.999
         stats = source.stats()
         assert stats["frames"] == sum(c.frames for c in chunks)
         assert stats["overflows"] == 0 and stats["input_overflows"] == 0
@@ -179,7 +161,7 @@ class DeviceCaptureContract(AudioSourceContract):
                 return await capture_while(source, lambda: virtual_audio.play(CLIP))
 
         chunks = asyncio.run(run())
-        assert best_correlation(mono(chunks), self.clip()) > 0.99
+        assert best_match(mono(chunks), self.clip())[1] > 0.99
 
     # ---- choosing the device ----
 
@@ -228,7 +210,7 @@ class DeviceCaptureContract(AudioSourceContract):
                 for _ in range(REOPEN_ATTEMPTS):
                     with contextlib.suppress(BackendError):
                         chunks = await capture_while(source, lambda: virtual_audio.play(CLIP))
-                        if best_correlation(mono(chunks), self.clip()) > 0.99:
+                        if best_match(mono(chunks), self.clip())[1] > 0.99:
                             break
                 else:
                     raise AssertionError(f"the clip did not come through in {REOPEN_ATTEMPTS} reopens")

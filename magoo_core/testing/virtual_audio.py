@@ -40,7 +40,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Recording", "VirtualAudio", "write_wav"]
+from ..audio import write_wav
+from ..types import AudioFormat
+
+__all__ = ["Recording", "VirtualAudio"]
 
 SCRIPTS = Path(__file__).parent / "pulse"
 REQUIRED_TOOLS = ("pulseaudio", "pactl", "pacmd", "paplay", "parec", "pacat")
@@ -85,16 +88,6 @@ def _alive(pid: int) -> bool:
         return False
     state = next((line for line in status.splitlines() if line.startswith("State:")), "State: ?")
     return not state.split(":", 1)[1].strip().startswith("Z")
-
-
-def write_wav(path: Path, pcm: bytes, sample_rate: int) -> Path:
-    """Write mono int16 ``pcm`` at ``sample_rate`` Hz as a WAV file; returns ``path``."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(pcm)
-    return path
 
 
 def _wav_seconds(path: Path) -> float:
@@ -281,7 +274,7 @@ class VirtualAudio:
         if isinstance(source, tuple):
             pcm, sample_rate = source
             self._wav_count += 1
-            path = write_wav(self.audio_dir / f"play-{self._wav_count}.wav", pcm, sample_rate)
+            path = write_wav(self.audio_dir / f"play-{self._wav_count}.wav", pcm, AudioFormat(sample_rate))
         else:
             path = Path(source)
         args = ["paplay", f"--device={MIC_FEED}", str(path)]
