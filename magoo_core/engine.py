@@ -588,27 +588,24 @@ class Engine:
             log.warning("the wake detector is stuck in process(); restarting it anyway")
 
     def _reset_wake(self) -> None:
-        """Queue a detector reset on the wake worker (FIFO, so it precedes later frames)."""
+        """Reset the detector where it scores: queued on the wake worker for a live source (FIFO, so
+        it precedes later frames), at once on the loop for a lock-step one."""
         detector, converter = self._wake_detector, self._wake_converter
         if detector is None or self._wake_executor is None:
             return
 
         def reset() -> None:
-            converter.reset()
-            detector.reset()
-
-        def check(done: Any) -> None:
-            if not done.cancelled() and done.exception() is not None:
-                log.error("%s: reset() raised", self.wake.spec.section, exc_info=done.exception())
-
-        if not self._live:  # scored on the loop (see _score): reset in the same order there
             try:
-                reset()
+                converter.reset()
+                detector.reset()
             except Exception:
                 log.error("%s: reset() raised", self.wake.spec.section, exc_info=True)
+
+        if not self._live:
+            reset()
             return
         with contextlib.suppress(RuntimeError):  # executor already shut down
-            self._wake_executor.submit(reset).add_done_callback(check)
+            self._wake_executor.submit(reset)
 
     def _begin_wake_turn(self, wake: WakeEvent) -> None:
         """Switch to awake *now*, so the very next chunk already goes to this turn."""
