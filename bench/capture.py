@@ -29,6 +29,9 @@ Then, one after the other under that load, each for ``--seconds`` from its first
     (``perf_counter_ns`` at the top and just before it returns) and every time is kept.
     The original did heavier work in ``process()`` (so it skipped more); with only an RMS to
     compute, skips show up only when thread start-up itself is delayed.
+  * **wake-loop-per-chunk**: the usual asyncio hand-over, for comparison with magoo's polled
+    queue: the callback calls ``loop.call_soon_threadsafe(process, in_data)`` on a loop running in
+    another thread, which does the same RMS work. Timed the same way.
 
 Reported per run: callbacks, callback cost median/p99/max in µs, frames delivered (reached
 magoo's consumer; handled by the baseline's ``process()``) against frames expected, and frames
@@ -227,6 +230,8 @@ async def capture_with_magoo(backend: str, seconds: float) -> Run:
 class ThreadPerChunk:
     """The replaced project's capture: a thread per callback, chunks skipped while one is busy."""
 
+    name = BASELINE
+
     def __init__(self, pyaudio) -> None:
         self.pyaudio = pyaudio
         self.lock = threading.Lock()
@@ -243,9 +248,12 @@ class ThreadPerChunk:
         self.frames.append(frame_count)
         if status & self.pyaudio.paInputOverflow:
             self.overflow_flags += 1
-        threading.Thread(target=self.process, args=(in_data,)).start()
+        self.hand_over(in_data)
         self.callback_ns.append(time.perf_counter_ns() - started)
         return None, self.pyaudio.paContinue
+
+    def hand_over(self, pcm: bytes) -> None:
+        threading.Thread(target=self.process, args=(pcm,)).start()
 
     def process(self, pcm: bytes) -> None:
         if not self.lock.acquire(blocking=False):
@@ -288,7 +296,7 @@ class ThreadPerChunk:
         opened = time.monotonic()
         while not self.times:
             if time.monotonic() - opened > FIRST_CALLBACK_TIMEOUT:
-                raise RuntimeError(f"{BASELINE}: no callback {FIRST_CALLBACK_TIMEOUT:g} s after starting the stream")
+                raise RuntimeError(f"{self.name}: no callback {FIRST_CALLBACK_TIMEOUT:g} s after starting the stream")
             time.sleep(0.01)
         while self.times[-1] - self.times[0] < seconds:
             time.sleep(0.01)
@@ -297,7 +305,7 @@ class ThreadPerChunk:
         us = np.asarray(self.callback_ns) / 1000.0
         p50, p99 = np.percentile(us, [50, 99])
         return Run(
-            name=BASELINE,
+            name=self.name,
             callbacks=len(self.callback_ns),
             p50_us=float(p50),
             p99_us=float(p99),
@@ -309,10 +317,32 @@ class ThreadPerChunk:
         )
 
 
-def capture_with_baseline(seconds: float) -> Run:
+class WakeLoopPerChunk(ThreadPerChunk):
+    """A callback that wakes an asyncio loop for every chunk (``loop.call_soon_threadsafe``), the
+    usual way to hand audio to asyncio; the loop then does the consumer's work. magoo's queue is
+    polled instead, because this wake is a system call that hands the GIL to the loop's thread."""
+
+    name = "wake-loop-per-chunk"
+
+    def capture(self, seconds: float) -> None:
+        self.loop = asyncio.new_event_loop()
+        runner = threading.Thread(target=self.loop.run_forever, name="bench-loop", daemon=True)
+        runner.start()
+        try:
+            super().capture(seconds)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            runner.join(5)
+            self.loop.close()
+
+    def hand_over(self, pcm: bytes) -> None:
+        self.loop.call_soon_threadsafe(self.process, pcm)
+
+
+def capture_with_baseline(pattern: type[ThreadPerChunk], seconds: float) -> Run:
     import pyaudio  # after the server is up: PortAudio reads the environment when it starts
 
-    baseline = ThreadPerChunk(pyaudio)
+    baseline = pattern(pyaudio)
     baseline.capture(seconds)
     return baseline.result()
 
@@ -375,11 +405,12 @@ def main() -> None:
     backends = ("pyaudio", "sounddevice") if args.backend == "both" else (args.backend,)
     stop_on_sigterm()
 
-    feed_seconds = (len(backends) + 1) * (args.seconds + 6) + 10  # every run, its open and close, with margin
+    feed_seconds = (len(backends) + 2) * (args.seconds + 6) + 10  # every run, its open and close, with margin
     with virtual_microphone() as audio, cpu_load(args.load) as busy, mic_feed(audio, feed_seconds) as player:
         start, busy_before = time.monotonic(), [cpu_seconds(p.pid) for p in busy]
         magoo_runs = [asyncio.run(capture_with_magoo(backend, args.seconds)) for backend in backends]
-        baseline = capture_with_baseline(args.seconds)
+        baseline = capture_with_baseline(ThreadPerChunk, args.seconds)
+        waking = capture_with_baseline(WakeLoopPerChunk, args.seconds)
         elapsed = time.monotonic() - start
         busy_share = [(cpu_seconds(p.pid) - before) / elapsed for p, before in zip(busy, busy_before)]
         if player.poll() is not None:
@@ -389,7 +420,7 @@ def main() -> None:
           f" ({', '.join(f'{share:.0%}' for share in busy_share)} CPU each),"
           f" {RATE} Hz mono int16, {FRAMES} frames ({BUFFER_SECONDS * 1000:.0f} ms) per callback,"
           f" {args.seconds:g} s per run, every callback timed")
-    print_table([*magoo_runs, baseline])
+    print_table([*magoo_runs, baseline, waking])
     print_verdict(magoo_runs, baseline)
 
 

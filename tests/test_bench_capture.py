@@ -47,7 +47,7 @@ def test_bench_capture_prints_a_row_per_capture_and_the_verdict(audio_available)
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.strip()}
-    for name in ("magoo-pyaudio", "magoo-sounddevice", "thread-per-chunk"):
+    for name in ("magoo-pyaudio", "magoo-sounddevice", "thread-per-chunk", "wake-loop-per-chunk"):
         assert name in rows, f"no row for {name}:\n{done.stdout}"
         callbacks, frames = rows[name][1], rows[name][5]
         assert int(callbacks) > 0
