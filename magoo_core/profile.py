@@ -74,6 +74,10 @@ class EngineSettings(BaseModel):
     reply_timeout: float = Field(
         30.0, gt=0, description="seconds to wait for a reply after the final transcript, at most"
     )
+    speakable_replies: bool = Field(
+        True,
+        description="strip markdown, code fences, URLs and JSON punctuation from the reply before text-to-speech",
+    )
     muted_audio: Literal["silence", "drop"] = Field(
         "silence", description="what continuous speech-to-text gets while the microphone is muted"
     )
