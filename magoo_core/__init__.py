@@ -6,7 +6,7 @@ the data types and the errors.
 
 from .errors import BackendError, MagooError, MissingDependency, PluginError, ProfileError, require
 from .plugins import BackendInfo, Plugins, create_plugin_manager, hookimpl
-from .roles import Backend, BackendConfig, PlaybackProgress, Role
+from .roles import AudioStream, Backend, BackendConfig, PlaybackProgress, Role
 from .types import (
     AudioChunk,
     AudioFormat,
@@ -25,6 +25,7 @@ from .types import (
 __all__ = [
     "AudioChunk",
     "AudioFormat",
+    "AudioStream",
     "Backend",
     "BackendConfig",
     "BackendError",

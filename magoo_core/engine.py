@@ -36,7 +36,8 @@ from .errors import BackendError
 from .lifecycle import BackendSlot, describe_failure
 from .plugins import Plugins
 from .profile import Profile
-from .roles import STT_OUTPUTS, TTS_OUTPUTS
+from .roles import STT_OUTPUTS, TTS_OUTPUTS, AudioStream
+from .speakable import speakable
 from .types import (
     AudioChunk,
     BackendFailure,
@@ -352,7 +353,8 @@ class Engine:
                 await slot.start()
             except Exception as exc:
                 failure = describe_failure(slot.spec, exc)
-                log.error("could not start %s", failure.message, exc_info=not isinstance(exc, BackendError))
+                if not isinstance(exc, BackendError):  # a plugin bug: the traceback goes to the log
+                    log.error("could not start %s", failure.message, exc_info=exc)
                 self._fail_run(f"could not start {failure.message}")
                 return False
         self._live = bool(getattr(self.source.instance, "live", True))
@@ -443,7 +445,7 @@ class Engine:
             log.error("%s", failure.message, exc_info=exc)
         self.failures.append(failure)
         self.errors += 1
-        slot.failed(failure)
+        slot.failed(failure, restart=getattr(exc, "restart", True))
         if turn is not None:
             turn.fail(Outcome.ERROR, failure.message)
         await self.plugins.emit("error", failure=failure)
@@ -689,7 +691,9 @@ class Engine:
         limit = self.settings.capture_timeout + self.settings.reply_timeout
         async with self._attempt(slot, turn, limit, "final transcript or reply"):
             stt = await self._ready(slot)
-            audio = feed.chunks(AudioConverter(stt.input_format), preroll, self.settings.capture_timeout)
+            audio = AudioStream(
+                feed.chunks(AudioConverter(stt.input_format), preroll, self.settings.capture_timeout), continuous=False
+            )
             async with contextlib.aclosing(stt.transcribe(audio)) as results:
                 async for item in results:
                     if isinstance(item, SpeechActivity):
@@ -730,8 +734,12 @@ class Engine:
             await self.plugins.emit("speech_end", timestamp=item.timestamp, turn=number)
 
     async def _answer(self, turn: _Turn, final: Transcript | None, reply: Reply | None) -> None:
-        """From the final transcript to the end of the spoken reply."""
-        if final is None or not final.text.strip():
+        """From the final transcript to the end of the spoken reply.
+
+        A reply from the speech-to-text backend itself is answered even without a transcript
+        (a conversational backend may have transcription turned off, or its transcription failed).
+        """
+        if reply is None and (final is None or not final.text.strip()):
             turn.fail(Outcome.NO_SPEECH, "no speech heard")
             return
         if reply is None and self.responder is None:
@@ -745,7 +753,11 @@ class Engine:
         turn.reply_at = time.monotonic()
         log.info("turn %d: reply %r", turn.number, reply.text)
         if self.tts is not None and self.player is not None:
-            await self._speak(turn, reply.text)
+            text = speakable(reply.text) if self.settings.speakable_replies else reply.text
+            if not text:
+                turn.fail(Outcome.NO_REPLY, "the reply had nothing to say aloud")
+                return
+            await self._speak(turn, text)
 
     async def _respond(self, turn: _Turn, final: Transcript) -> Reply | None:
         slot = self.responder
@@ -881,7 +893,7 @@ class Engine:
                 self._feed = feed
                 try:
                     stt = await self._ready(slot)
-                    audio = feed.chunks(AudioConverter(stt.input_format))
+                    audio = AudioStream(feed.chunks(AudioConverter(stt.input_format)), continuous=True)
                     async with contextlib.aclosing(stt.transcribe(audio)) as results:
                         async for item in results:
                             await self._continuous_item(stt, item)
@@ -898,7 +910,10 @@ class Engine:
                     if not failure.retryable:
                         self._fail_run(failure.message)
                         return
-                    if not slot.restarting:
+                    if not getattr(exc, "restart", True):
+                        # the backend paces its own recovery (its next transcribe() waits for it)
+                        await asyncio.sleep(slot.backoff.base)
+                    elif not slot.restarting:
                         await asyncio.sleep(slot.backoff.next())
                 finally:
                     feed.close()

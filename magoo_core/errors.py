@@ -22,12 +22,16 @@ class BackendError(MagooError):
     :param message: one readable line naming what to fix.
     :param retryable: False when trying again cannot help (a rejected key, a missing library);
         the engine then does not restart the backend in a loop.
+    :param restart: False when the backend recovers by itself on its own schedule (a client that
+        reconnects with its own backoff): the engine then never restarts it for this failure, and
+        a restart could only defeat that backoff.
     """
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, restart: bool = True) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.restart = restart
 
 
 class MissingDependency(BackendError):

@@ -112,13 +112,17 @@ class BackendSlot:
         self.backoff.reset()
         return failures, downtime
 
-    def failed(self, failure: BackendFailure) -> None:
-        """Count a failure; after ``max_failures`` in a row, restart in the background with backoff."""
+    def failed(self, failure: BackendFailure, *, restart: bool = True) -> None:
+        """Count a failure; after ``max_failures`` in a row, restart in the background with backoff.
+
+        :param restart: False for a failure the backend recovers from by itself (see
+            :class:`~magoo_core.errors.BackendError`); it is counted but never triggers a restart.
+        """
         if self.unrecovered == 0:
             self.failing_since = time.monotonic()
         self.unrecovered += 1
         self.failures += 1
-        if failure.retryable and self.failures >= self.max_failures and not self.restarting:
+        if restart and failure.retryable and self.failures >= self.max_failures and not self.restarting:
             self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
 
     async def _restart_after(self, delay: float) -> None:

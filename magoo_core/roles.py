@@ -129,16 +129,44 @@ class WakeDetector(Protocol):
     def reset(self) -> None: ...
 
 
+class AudioStream(AsyncIterator[AudioChunk]):
+    """The audio the engine hands to ``SpeechToText.transcribe``: an async iterator of chunks
+    that also says what kind of stream it is.
+
+    :param continuous: True with no wake detector: one endless stream that holds turn after
+        turn. False after a wake word: one utterance (pre-roll first), ended by the engine when
+        the turn's capture time is up or its final transcript arrived. A backend that streams
+        to a server uses it to stop sending after the utterance was committed.
+    """
+
+    def __init__(self, chunks: AsyncIterator[AudioChunk], *, continuous: bool) -> None:
+        self._chunks = chunks
+        self.continuous = continuous
+
+    def __aiter__(self) -> AudioStream:
+        return self
+
+    async def __anext__(self) -> AudioChunk:
+        return await anext(self._chunks)
+
+    async def aclose(self) -> None:
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
 @runtime_checkable
 class SpeechToText(Protocol):
     """Turns audio into transcripts (and, when ``replies`` is True, into replies as well).
 
     ``transcribe(audio)`` consumes chunks in ``input_format`` and yields :class:`Transcript`
     (partial, then final), optional :class:`SpeechActivity` boundaries and, for backends that
-    answer by themselves, :class:`Reply`. After a wake word the engine gives it one utterance
-    (pre-roll first) and ends the iterator when the turn's capture time is up; it should then
-    yield its final transcript. With no wake detector the engine gives it one endless stream and
-    reads one turn after another from it.
+    answer by themselves, :class:`Reply`. ``audio`` is an :class:`AudioStream`. After a wake
+    word the engine gives it one utterance (pre-roll first) and ends the iterator when the
+    turn's capture time is up; it should then yield its final transcript. With no wake detector
+    the engine gives it one endless stream (``audio.continuous``) and reads one turn after
+    another from it. A backend that replies by itself yields the final transcript of a turn
+    before its final reply; a final reply without any transcript is spoken too.
     """
 
     name: ClassVar[str]

@@ -10,7 +10,9 @@ from typing import ClassVar
 import pytest
 from pydantic import Field
 
-from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, Outcome, State, WakeEvent, hookimpl
+from magoo_core import (
+    AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, Outcome, Reply, State, WakeEvent, hookimpl,
+)
 from magoo_core.audio import CaptureQueue
 from magoo_core.default_plugins.fakes import ScriptedSpeechToText
 from magoo_core.engine import Engine
@@ -618,3 +620,88 @@ async def test_a_detector_is_never_left_while_its_worker_still_uses_it():
     detector = engine.wake.last_instance
     assert detector.resets >= 1
     assert detector.left_while_busy is False
+
+
+# ---- what the engine tells and asks of a speech-to-text backend -----------------------------------
+
+
+class ReplyOnlySpeechToText(ScriptedSpeechToText):
+    """Replies without ever giving a transcript (transcription off); records the stream kinds."""
+
+    name: ClassVar[str] = "reply-only"
+    kinds: ClassVar[list[bool]] = []
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.replies = True
+
+    async def transcribe(self, audio):
+        ReplyOnlySpeechToText.kinds.append(audio.continuous)
+        async for item in super().transcribe(audio):
+            if isinstance(item, Reply):
+                yield Reply("**Noon**, see https://example.com/time")
+
+
+class SelfHealingSpeechToText(ScriptedSpeechToText):
+    """Fails like a client whose connection is down and reconnects by itself."""
+
+    name: ClassVar[str] = "self-healing"
+    instances: ClassVar[int] = 0
+
+    def __init__(self, config):
+        super().__init__(config)
+        SelfHealingSpeechToText.instances += 1
+
+    async def transcribe(self, audio):
+        await asyncio.sleep(0.01)
+        raise BackendError("not connected; next attempt in 5 s", restart=False)
+        yield  # pragma: no cover - never reached
+
+
+class SpeechToTextKinds:
+    @staticmethod
+    @hookimpl
+    def magoo_register_stt(register):
+        register(ReplyOnlySpeechToText)
+        register(SelfHealingSpeechToText)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+async def test_a_reply_without_a_transcript_is_spoken_cleaned_for_speech(continuous):
+    ReplyOnlySpeechToText.kinds = []
+    overrides = {"stt": {"backend": "reply-only"}, "responder": None}
+    if continuous:
+        overrides["wake"] = None
+    engine, probe, result = await run_engine(overrides, SpeechToTextKinds, turns=1)
+    assert [t.outcome for t in result.timelines] == [Outcome.OK]
+    assert not [a for a in probe.of("transcript") if a["transcript"].final]
+    assert [a["reply"].text for a in probe.of("reply")] == ["**Noon**, see https://example.com/time"]
+    assert [a["text"] for a in probe.of("speak_start")] == ["Noon, see example.com"]
+    assert ReplyOnlySpeechToText.kinds[0] is continuous  # AudioStream.continuous tells the backend
+
+
+async def test_speakable_replies_can_be_turned_off():
+    engine, probe, result = await run_engine(
+        {"stt": {"backend": "reply-only"}, "responder": None, "engine": {"speakable_replies": False}},
+        SpeechToTextKinds, turns=1,
+    )
+    assert [a["text"] for a in probe.of("speak_start")] == ["**Noon**, see https://example.com/time"]
+
+
+async def test_a_backend_that_heals_itself_is_never_restarted_by_the_engine():
+    SelfHealingSpeechToText.instances = 0
+    manager = build_plugins(SpeechToTextKinds)
+    profile = make_profile(
+        {"wake": None, "audio_source": {**LOOPING_SOURCE, "realtime": True}, "stt": {"backend": "self-healing"},
+         "engine": {"max_failures": 2, "restart_backoff": 0.05, "restart_backoff_max": 0.05}},
+        manager,
+    )
+    engine = Engine(profile, manager)
+    run = asyncio.create_task(engine.run())
+    while len(engine.failures) < 6:
+        await asyncio.sleep(0.02)
+    engine.request_stop()
+    result = await asyncio.wait_for(run, 10)
+    assert SelfHealingSpeechToText.instances == 1, "max_failures did not restart a self-healing backend"
+    assert engine.status().counters["restarts"] == 0
+    assert all("next attempt in 5 s" in f.message and f.retryable for f in result.failures)
