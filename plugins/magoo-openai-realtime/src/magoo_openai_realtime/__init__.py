@@ -1,0 +1,300 @@
+"""magoo-openai-realtime: speech-to-text and replies from OpenAI Realtime (GA protocol), server VAD.
+
+One websocket session stays open for as long as the assistant runs (see :mod:`.link`); each
+``transcribe()`` streams audio into it and turns the server's events into transcripts and
+replies (see :mod:`.turns`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from magoo_core import AudioChunk, Backend, BackendConfig, BackendError, Reply, SpeechActivity, Transcript, hookimpl
+
+from . import protocol
+from .link import Dropped, RealtimeLink, Session
+from .turns import TurnAssembler
+
+__all__ = ["RealtimeSpeechToText"]
+
+log = logging.getLogger("magoo_openai_realtime")
+
+DEFAULT_URL = "wss://api.openai.com/v1/realtime"
+#: After a wake word's audio ended, how long the server's last VAD events may take to arrive.
+END_GRACE = 1.0
+#: At the end of a continuous stream, how long a turn in progress may take to finish.
+END_DRAIN = 30.0
+
+
+class AudioEnded:
+    """Marker on the event queue: the engine's audio stream has ended."""
+
+
+class RealtimeSpeechToText(Backend):
+    """OpenAI Realtime over one long-lived websocket: transcripts, and replies in conversation mode."""
+
+    name: ClassVar[str] = "openai-realtime"
+    input_format = protocol.AUDIO_FORMAT
+
+    class Config(BackendConfig):
+        api_key: SecretStr = Field(
+            description='OpenAI API key; write api_key = { env = "OPENAI_API_KEY" } (never logged).'
+        )
+        mode: Literal["conversation", "transcription"] = Field(
+            "conversation",
+            description=(
+                "conversation: the session transcribes and replies (text); transcription: transcripts "
+                "only (?intent=transcription), the [responder] replies."
+            ),
+        )
+        model: str = Field("gpt-realtime-1.5", description="Realtime model of a conversation session.")
+        instructions: str = Field(
+            "You are a friendly voice assistant. Answer briefly, in plain spoken sentences.",
+            description="System instructions of a conversation session.",
+        )
+        max_output_tokens: int | Literal["inf"] = Field(
+            400, description='Longest reply in tokens, or "inf".'
+        )
+        transcription_model: str = Field(
+            "gpt-4o-mini-transcribe",
+            description=(
+                "Model that transcribes what the user said (gpt-4o-transcribe, whisper-1, ...); "
+                '"" turns transcripts off in conversation mode.'
+            ),
+        )
+        language: str = Field("en", description='Language of the user\'s speech (ISO-639-1), "" to detect it.')
+        transcription_prompt: str = Field("", description="Words or context that help the transcription.")
+        noise_reduction: Literal["near_field", "far_field", "off"] = Field(
+            "far_field",
+            description="Server-side noise reduction: near_field (headset), far_field (room microphone) or off.",
+        )
+        turn_detection: Literal["server_vad", "semantic_vad"] = Field(
+            "server_vad", description="How the server finds the end of a turn: by silence, or by meaning."
+        )
+        threshold: float = Field(0.5, ge=0.0, le=1.0, description="server_vad: speech threshold 0..1; higher needs louder speech.")
+        prefix_padding_ms: int = Field(300, ge=0, le=2000, description="server_vad: audio kept from before speech started (ms).")
+        silence_duration_ms: int = Field(500, ge=100, le=5000, description="server_vad: silence that ends a turn (ms).")
+        eagerness: Literal["low", "medium", "high", "auto"] = Field(
+            "auto", description="semantic_vad: how soon it answers; low waits longest (up to 8 s)."
+        )
+        url: str = Field(DEFAULT_URL, description="Realtime endpoint; override for a compatible server or the loopback server.")
+        append_ms: int = Field(50, ge=10, le=1000, description="Audio per input_audio_buffer.append message (ms).")
+        connect_timeout: float = Field(
+            10.0, gt=0, description="Seconds to connect and set up a session; also how long a turn waits for a connection."
+        )
+        ping_interval: float = Field(20.0, gt=0, description="Seconds between websocket pings.")
+        ping_timeout: float = Field(20.0, gt=0, description="Seconds without a pong before the connection counts as dropped.")
+        reconnect_backoff: float = Field(1.0, gt=0, description="Seconds before the first reconnect attempt, doubled each time.")
+        reconnect_backoff_max: float = Field(300.0, gt=0, description="Seconds between reconnect attempts, at most.")
+        healthy_after: float = Field(
+            60.0, gt=0, description="Seconds a connection must stay up before the backoff starts again from its base."
+        )
+        recycle_after: float = Field(
+            3000.0, gt=0,
+            description=(
+                "Seconds after which the session is replaced by a fresh one at a quiet moment (the server "
+                "ends sessions at 60 min; earlier if its expires_at says so)."
+            ),
+        )
+        context_turns: int = Field(
+            10, ge=0, description="Recent exchanges replayed into a new session, so a reconnect keeps the conversation."
+        )
+        transcript_wait: float = Field(
+            1.0, ge=0, description="Seconds a finished reply waits for the transcript of what the user said."
+        )
+
+        @model_validator(mode="after")
+        def _transcription_needs_a_model(self):
+            if self.mode == "transcription" and not self.transcription_model:
+                raise ValueError("mode = \"transcription\" needs a transcription_model")
+            if self.reconnect_backoff_max < self.reconnect_backoff:
+                raise ValueError("reconnect_backoff_max must be at least reconnect_backoff")
+            return self
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.config: RealtimeSpeechToText.Config = config
+        self.replies = config.mode == "conversation"
+        self.link = RealtimeLink(config, busy=self._busy)
+        self._in_turn = False
+        self._assembler: TurnAssembler | None = None
+        self.counters = {"turns": 0, "cancels": 0, "sent_seconds": 0.0, "unsent_seconds": 0.0}
+
+    async def __aenter__(self) -> RealtimeSpeechToText:
+        """Start connecting; wait up to ``connect_timeout`` so a rejected key stops the start."""
+        self.link.start()
+        try:
+            await self.link.session(self.config.connect_timeout)
+        except BackendError as exc:
+            if not exc.retryable:
+                await self.link.close()
+                raise
+            log.warning("starting without a connection (%s); it keeps trying in the background", exc.message)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.link.close()
+
+    def stats(self) -> Mapping[str, float]:
+        return {**self.link.stats, **{k: round(v, 3) for k, v in self.counters.items()}}
+
+    def _busy(self) -> bool:
+        return self._in_turn or (self._assembler is not None and self._assembler.busy)
+
+    # ---- transcribe ---------------------------------------------------------------------------
+
+    async def transcribe(self, audio: AsyncIterator[AudioChunk]) -> AsyncIterator[Transcript | Reply | SpeechActivity]:
+        """After a wake word: stream the utterance until the server commits it, then give its
+        transcript and reply. Continuous (``audio.continuous``): stream everything and give turn
+        after turn. Runs on the event loop; a dropped connection raises :class:`BackendError`
+        (``restart=False``: the link reconnects on its own schedule)."""
+        continuous = bool(getattr(audio, "continuous", False))
+        session = await self.link.session(None if continuous else self.config.connect_timeout)
+        assembler = TurnAssembler(
+            replies=self.replies,
+            transcribes=bool(self.config.transcription_model),
+            transcript_wait=self.config.transcript_wait,
+            audio_time=lambda ms: (session if not continuous else self.link.current or session).audio_time(ms),
+        )
+        self._assembler = assembler
+        self._in_turn = not continuous
+        self._forget_events_between_turns()
+        if not continuous:
+            if session.active_response:  # a reply of an earlier turn is still being written: not wanted now
+                await session.send(protocol.cancel(session.active_response))
+            await session.send(protocol.CLEAR)
+        pump = asyncio.get_running_loop().create_task(self._pump(audio, assembler, None if continuous else session))
+        try:
+            async for item in self._items(assembler, session, continuous):
+                yield item
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+            self._assembler = None
+            self._in_turn = False
+            await self._cancel_unfinished(assembler, session if not continuous else self.link.current)
+
+    async def _items(
+        self, assembler: TurnAssembler, session: Session, continuous: bool
+    ) -> AsyncIterator[Transcript | Reply | SpeechActivity]:
+        ending: str | None = None  # after the audio ended: "grace" for late VAD events, then "drain"
+        end_by: float | None = None
+        while True:
+            if not continuous and assembler.finished_turns:
+                self.counters["turns"] += 1
+                return
+            if ending == "drain" and not assembler.busy:
+                return
+            deadlines = [d for d in (assembler.next_deadline(), end_by) if d is not None]
+            try:
+                async with asyncio.timeout(max(0.0, min(deadlines) - time.monotonic()) if deadlines else None):
+                    entry = await self.link.events.get()
+            except TimeoutError:
+                for item in assembler.release_due():
+                    yield item
+                self._remember(assembler)
+                if end_by is not None and time.monotonic() >= end_by:
+                    if ending == "drain" or not (assembler.busy or assembler.uncommitted):
+                        return  # nothing was said, or what was said could not be finished in time
+                    if assembler.uncommitted:  # the user was still talking when the audio ended
+                        await self._commit(session if not continuous else self.link.current)
+                    ending, end_by = "drain", time.monotonic() + END_DRAIN if continuous else None
+                continue
+            if isinstance(entry, AudioEnded):
+                ending, end_by = "grace", time.monotonic() + END_GRACE
+                continue
+            if isinstance(entry, Dropped):
+                if continuous or entry.session is session:
+                    raise self._dropped(entry, assembler.busy or not continuous)
+                continue
+            source, event = entry
+            if source is not (self.link.current if continuous else session):
+                continue  # a session already left
+            if event["type"] == "error":
+                self._server_error(event, assembler.busy or not continuous)
+                continue
+            for item in assembler.feed(event):
+                yield item
+            self._remember(assembler)
+            if continuous and assembler.finished_turns:
+                self.counters["turns"] += assembler.finished_turns
+                assembler.forget_finished()
+
+    async def _pump(self, audio: AsyncIterator[AudioChunk], assembler: TurnAssembler, session: Session | None) -> None:
+        """Send the audio; after a wake word only until the server committed the utterance (then
+        reading stops: a file source waits in lock-step, and the engine ends the feed soon)."""
+        try:
+            async for chunk in audio:
+                if session is None:
+                    sent = await self.link.append(chunk.pcm, chunk.timestamp)
+                elif assembler.committed:
+                    break
+                else:
+                    await session.append(chunk.pcm, chunk.timestamp)
+                    sent = True
+                self.counters["sent_seconds" if sent else "unsent_seconds"] += chunk.duration
+            target = session or self.link.current
+            if target is not None:
+                await target.flush()
+        finally:
+            self.link.put(AudioEnded())
+
+    async def _commit(self, session: Session | None) -> None:
+        if session is None:
+            return
+        await session.flush()
+        await session.send(protocol.COMMIT)
+        if self.replies:
+            await session.send(protocol.CREATE_RESPONSE)
+
+    def _forget_events_between_turns(self) -> None:
+        """A new turn starts from what the server says next; errors from before are only logged."""
+        while not self.link.events.empty():
+            entry = self.link.events.get_nowait()
+            if isinstance(entry, tuple) and entry[1]["type"] == "error":
+                self._server_error(entry[1], in_turn=False)
+
+    def _remember(self, assembler: TurnAssembler) -> None:
+        self.link.history.extend(assembler.exchanges)
+        assembler.exchanges.clear()
+
+    def _server_error(self, event: dict, in_turn: bool) -> None:
+        code, message, _ = protocol.error_fields(event)
+        if code in protocol.HARMLESS_ERRORS:
+            log.debug("server: %s (%s)", code, protocol.redact(message, self.link.key))
+            return
+        if code in protocol.CONNECTION_ERRORS:
+            return  # the link reacts (reconnects or stops) and a Dropped follows
+        error = protocol.error_to_backend_error(event, self.link.key)
+        if in_turn:
+            raise error
+        log.warning("%s (between turns; nothing lost)", error.message)
+
+    def _dropped(self, dropped: Dropped, in_turn: bool) -> BackendError:
+        if dropped.fatal is not None:
+            return dropped.fatal
+        lost = "; the turn in progress is lost" if in_turn else ""
+        return BackendError(f"OpenAI Realtime connection lost: {dropped.message}{lost}", restart=False)
+
+    async def _cancel_unfinished(self, assembler: TurnAssembler, session: Session | None) -> None:
+        """The engine stopped reading (barge-in, shutdown, a timeout): stop paying for a reply
+        nobody will hear."""
+        if session is None or not session.open or not session.active_response or not assembler.busy:
+            return
+        self.counters["cancels"] += 1
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await session.send(protocol.cancel(session.active_response))
+
+
+@hookimpl
+def magoo_register_stt(register):
+    register(RealtimeSpeechToText)

@@ -1,0 +1,288 @@
+"""Server events of a Realtime session turned into what the engine reads: speech boundaries,
+transcripts (partial, then final) and replies (partial, then final).
+
+The GA server sends a turn's transcription asynchronously: its events may arrive before, between
+or after the response's. The engine needs the final transcript before the final reply, so a reply
+that is complete before its transcript is held for at most ``transcript_wait`` seconds. Events
+about items this assembler never saw start (a turn from before a reconnect) are ignored, as are
+unknown event types and unknown fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from magoo_core import BackendError, Reply, SpeechActivity, Transcript
+
+log = logging.getLogger("magoo_openai_realtime")
+
+Item = SpeechActivity | Transcript | Reply
+
+
+@dataclass
+class ServerTurn:
+    """One user turn as the server sees it, from speech start to the last item yielded."""
+
+    item_id: str
+    committed: bool = False
+    transcript: str = ""
+    transcript_done: bool = False  # completed or failed
+    transcript_final: str | None = None
+    response_id: str | None = None
+    reply: str = ""
+    reply_done: bool = False
+    held_until: float | None = None  # a finished reply waiting for its transcript
+    finished: bool = False
+    items: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class Exchange:
+    """A finished conversation turn, kept to carry context into the next session."""
+
+    user: str | None
+    assistant: str
+
+
+class TurnAssembler:
+    """Feeds on server events (``feed``) and returns engine items in order.
+
+    :param replies: the session answers by itself (conversation mode).
+    :param transcribes: input transcription is on (a final transcript will come).
+    :param transcript_wait: seconds a finished reply waits for its transcript.
+    :param audio_time: maps the server's ``audio_*_ms`` (audio appended since the session
+        started) to monotonic capture time.
+    Runs on the event loop; not thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        replies: bool,
+        transcribes: bool,
+        transcript_wait: float,
+        audio_time: Callable[[int], float],
+    ) -> None:
+        self.replies = replies
+        self.transcribes = transcribes
+        self.transcript_wait = transcript_wait
+        self.audio_time = audio_time
+        self.turns: dict[str, ServerTurn] = {}
+        self._by_response: dict[str, ServerTurn] = {}
+        self.exchanges: list[Exchange] = []  # finished turns not yet taken by the caller
+        self.speech_started = False
+        self.ignored_types: set[str] = set()
+
+    # ---- state -------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """A turn is in progress: speech heard and its last item not yet given out."""
+        return any(not turn.finished for turn in self.turns.values())
+
+    @property
+    def committed(self) -> bool:
+        """Some turn was committed (after a wake word: the utterance is complete)."""
+        return any(turn.committed for turn in self.turns.values())
+
+    @property
+    def uncommitted(self) -> bool:
+        """Speech started that the server has not committed yet."""
+        return any(not turn.committed and not turn.finished for turn in self.turns.values())
+
+    @property
+    def finished_turns(self) -> int:
+        return sum(turn.finished for turn in self.turns.values())
+
+    def next_deadline(self) -> float | None:
+        """The monotonic time a held reply must be released at, if any."""
+        held = [turn.held_until for turn in self.turns.values() if turn.held_until is not None]
+        return min(held) if held else None
+
+    def release_due(self, now: float | None = None) -> list[Item]:
+        """Give out replies whose transcript did not come within ``transcript_wait``."""
+        now = time.monotonic() if now is None else now
+        items: list[Item] = []
+        for turn in self.turns.values():
+            if turn.held_until is not None and turn.held_until <= now:
+                log.warning("no transcript of what the user said within %.1f s; answering anyway", self.transcript_wait)
+                turn.transcript_done = True
+                items += self._finish(turn)
+        return items
+
+    def forget_finished(self) -> None:
+        """Drop finished turns (a long conversation must not grow without bound)."""
+        for item_id in [k for k, turn in self.turns.items() if turn.finished]:
+            turn = self.turns.pop(item_id)
+            if turn.response_id:
+                self._by_response.pop(turn.response_id, None)
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def feed(self, event: dict[str, Any]) -> list[Item]:
+        """Items for one server event (often none). Raises :class:`BackendError` for a response
+        that failed, or a transcription that failed when the transcript is the product."""
+        kind = event.get("type")
+        handler = self._HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            if isinstance(kind, str) and kind not in self.ignored_types and kind not in _KNOWN_QUIET:
+                self.ignored_types.add(kind)
+                log.debug("ignoring server event type %r", kind)
+            return []
+        return handler(self, event)
+
+    def _speech_started(self, event: dict[str, Any]) -> list[Item]:
+        item_id = _text(event, "item_id") or f"local-{len(self.turns)}"
+        if item_id in self.turns:
+            return []
+        self.turns[item_id] = ServerTurn(item_id)
+        self.speech_started = True
+        return [SpeechActivity(True, self.audio_time(_int(event, "audio_start_ms")))]
+
+    def _speech_stopped(self, event: dict[str, Any]) -> list[Item]:
+        if _text(event, "item_id") not in self.turns:
+            return []
+        return [SpeechActivity(False, self.audio_time(_int(event, "audio_end_ms")))]
+
+    def _committed(self, event: dict[str, Any]) -> list[Item]:
+        item_id = _text(event, "item_id")
+        if not item_id:
+            return []
+        turn = self.turns.setdefault(item_id, ServerTurn(item_id))
+        turn.committed = True
+        return []
+
+    def _transcript_delta(self, event: dict[str, Any]) -> list[Item]:
+        turn = self.turns.get(_text(event, "item_id"))
+        if turn is None or turn.transcript_done:
+            return []
+        turn.transcript += _text(event, "delta")
+        return [Transcript(turn.transcript.strip(), final=False)] if turn.transcript.strip() else []
+
+    def _transcript_completed(self, event: dict[str, Any]) -> list[Item]:
+        turn = self.turns.get(_text(event, "item_id"))
+        if turn is None or turn.transcript_done:
+            return []
+        turn.transcript_done = True
+        turn.transcript_final = (_text(event, "transcript") or turn.transcript).strip()
+        items: list[Item] = [Transcript(turn.transcript_final, final=True)]
+        if not self.replies or turn.reply_done:
+            items += self._finish(turn)
+        return items
+
+    def _transcript_failed(self, event: dict[str, Any]) -> list[Item]:
+        turn = self.turns.get(_text(event, "item_id"))
+        if turn is None or turn.transcript_done:
+            return []
+        turn.transcript_done = True
+        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        message = f"transcription failed: {error.get('message') or error.get('code') or 'no reason given'}"
+        if not self.replies:
+            turn.finished = True
+            raise BackendError(message)
+        log.warning("%s; the reply is spoken without a transcript", message)
+        return self._finish(turn) if turn.reply_done else []
+
+    def _response_created(self, event: dict[str, Any]) -> list[Item]:
+        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        response_id = _text(response, "id")
+        turn = next((t for t in reversed(self.turns.values()) if t.committed and t.response_id is None), None)
+        if turn is None or not response_id:
+            return []  # a response this assembler did not ask for (an earlier turn's)
+        turn.response_id = response_id
+        self._by_response[response_id] = turn
+        return []
+
+    def _text_delta(self, event: dict[str, Any]) -> list[Item]:
+        turn = self._by_response.get(_text(event, "response_id"))
+        if turn is None or turn.reply_done:
+            return []
+        turn.reply += _text(event, "delta")
+        return [Reply(turn.reply, final=False)]
+
+    def _text_done(self, event: dict[str, Any]) -> list[Item]:
+        turn = self._by_response.get(_text(event, "response_id"))
+        if turn is not None and isinstance(event.get("text"), str):
+            turn.reply = event["text"]
+        return []
+
+    def _response_done(self, event: dict[str, Any]) -> list[Item]:
+        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        turn = self._by_response.get(_text(response, "id"))
+        if turn is None or turn.reply_done:
+            return []
+        status = _text(response, "status") or "completed"
+        details = response.get("status_details") if isinstance(response.get("status_details"), dict) else {}
+        if status == "failed":
+            error = details.get("error") if isinstance(details.get("error"), dict) else {}
+            turn.finished = True
+            raise BackendError(f"the response failed: {error.get('message') or error.get('code') or 'no reason given'}")
+        if status == "cancelled":
+            log.info("response cancelled (%s)", details.get("reason") or "no reason given")
+            turn.reply = ""
+        elif status == "incomplete":
+            log.warning("reply cut short (%s); speaking what arrived", details.get("reason") or "incomplete")
+        turn.reply = turn.reply or _output_text(response)
+        turn.reply_done = True
+        if turn.transcript_done or not self.transcribes or status == "cancelled":
+            return self._finish(turn)
+        turn.held_until = time.monotonic() + self.transcript_wait
+        return []
+
+    def _finish(self, turn: ServerTurn) -> list[Item]:
+        turn.held_until = None
+        turn.finished = True
+        if not self.replies:
+            return []
+        if turn.reply.strip():
+            self.exchanges.append(Exchange(turn.transcript_final, turn.reply))
+        return [Reply(turn.reply, final=True)]
+
+    _HANDLERS: dict[str, Callable[[TurnAssembler, dict[str, Any]], list[Item]]] = {
+        "input_audio_buffer.speech_started": _speech_started,
+        "input_audio_buffer.speech_stopped": _speech_stopped,
+        "input_audio_buffer.committed": _committed,
+        "conversation.item.input_audio_transcription.delta": _transcript_delta,
+        "conversation.item.input_audio_transcription.completed": _transcript_completed,
+        "conversation.item.input_audio_transcription.failed": _transcript_failed,
+        "response.created": _response_created,
+        "response.output_text.delta": _text_delta,
+        "response.output_text.done": _text_done,
+        "response.done": _response_done,
+    }
+
+
+#: Event types a turn has no use for (they are expected; not worth a debug line each).
+_KNOWN_QUIET = {
+    "session.created", "session.updated", "error", "rate_limits.updated",
+    "input_audio_buffer.cleared", "input_audio_buffer.timeout_triggered",
+    "conversation.item.added", "conversation.item.done", "conversation.item.created",
+    "conversation.item.input_audio_transcription.segment",
+    "response.output_item.added", "response.output_item.done",
+    "response.content_part.added", "response.content_part.done",
+}
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _output_text(response: dict[str, Any]) -> str:
+    """The assistant's text from a ``response.done``'s output items (when no delta came)."""
+    texts = []
+    for item in response.get("output") or []:
+        if isinstance(item, dict):
+            for part in item.get("content") or []:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+    return "".join(texts)
