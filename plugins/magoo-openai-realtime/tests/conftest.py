@@ -57,7 +57,8 @@ ENV = {"OPENAI_API_KEY": KEY}
 async def run(overrides: dict[str, Any], **kwargs: Any) -> RunRecord:
     """:func:`run_profile` with this plugin registered and the test key in the environment."""
     kwargs.setdefault("environ", ENV)
-    return await run_profile(overrides, plugins=[magoo_openai_realtime], **kwargs)
+    plugins = [magoo_openai_realtime, *kwargs.pop("plugins", ())]
+    return await run_profile(overrides, plugins=plugins, **kwargs)
 
 
 @pytest.fixture
