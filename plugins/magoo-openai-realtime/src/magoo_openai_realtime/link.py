@@ -315,6 +315,14 @@ class RealtimeLink:
                 # a turn may have begun while the new session was being set up: wait it out
                 while (self.busy() or session.active_response) and not session.closed.is_set():
                     await asyncio.sleep(0.1)
+                if session.closed.is_set():  # dropped meanwhile: its turn is lost, the fresh one takes over
+                    dropped = self._drop_of(session)
+                    if dropped.fatal is not None:
+                        await self._leave(fresh)
+                        return dropped
+                    self.stats["drops"] += 1
+                    dropped.message += "; switched to the session opened for recycling"
+                    self.put(dropped)
                 await self._switch(session, fresh)
                 session = fresh
         finally:
