@@ -20,6 +20,10 @@ MAGOO_APT_PACKAGES=(
     # the sound server and its ALSA bridge: PortAudio reaches PulseAudio/PipeWire through it,
     # and the tests run a private PulseAudio server with a virtual microphone
     pulseaudio pulseaudio-utils libasound2-plugins
+    # magoo-mpv plays replies with mpv (mpg123 is its fallback and its tests' second player)
+    mpv mpg123
+    # the loopback Fish Audio server makes real speech: espeak-ng, encoded with lame / opusenc
+    espeak-ng lame opus-tools
 )
 
 magoo_apt_install() {

@@ -1,0 +1,263 @@
+"""magoo player ``mpv``: streams a reply into an mpv that is already running and waiting.
+
+Low latency by design: the next mpv process is started as soon as the previous reply ended,
+with flags that make it start decoding MP3 after about 2 KB instead of 8 KB, so the first sound
+comes about 80 ms after the first bytes (``docs`` in the README). Sound start and end are what
+mpv reports over its JSON IPC (its audio clock, corrected for the output delay), not when bytes
+were written, and the envelope of what is heard is reported 20–55 times a second.
+
+When mpv is missing, ``mpg123`` plays MP3 replies instead (the player says so once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from magoo_core.errors import BackendError
+from magoo_core.plugins import hookimpl
+from magoo_core.roles import Backend, BackendConfig, PlaybackProgress
+from magoo_core.types import AudioChunk, EncodedAudio
+
+from .envelope import EnvelopePacer
+from .fallback import Mpg123Process
+from .process import MpvProcess, PlayerProcess
+from .streams import StreamKind, payload
+
+log = logging.getLogger("magoo.mpv")
+
+#: start decoding after ~2 KB of MP3 instead of ~8 KB (measured: 80–85 ms instead of ~370 ms)
+LOW_LATENCY_FLAGS = ("--cache=no", "--demuxer-lavf-probesize=32", "--demuxer-lavf-analyzeduration=0")
+
+
+@hookimpl
+def magoo_register_players(register):
+    register(MpvPlayer)
+
+
+class MpvPlayer(Backend):
+    """Plays each reply through mpv fed on stdin (mpg123 when mpv is not installed)."""
+
+    name: ClassVar[str] = "mpv"
+
+    class Config(BackendConfig):
+        audio_device: str = Field(
+            "auto",
+            description="mpv's --audio-device: 'auto', 'pulse', 'alsa/plughw:1' ... (`mpv --audio-device=help` lists them).",
+        )
+        volume: int = Field(100, ge=0, le=130, description="Playback volume in percent (above 100 amplifies).")
+        extra_args: list[str] = Field(default_factory=list, description="More mpv options, e.g. ['--audio-channels=mono'].")
+        mpv: str = Field("mpv", description="The mpv binary (a name on PATH or a path).")
+        fallback: Literal["mpg123", "none"] = Field(
+            "mpg123", description="What plays MP3 replies when mpv is not installed."
+        )
+        mpg123: str = Field("mpg123", description="The mpg123 binary, for the fallback.")
+        envelope: bool = Field(True, description="Report the level of what is heard (for a servo mouth, LEDs).")
+        stall_timeout: float = Field(
+            5.0, gt=0, description="Seconds a player may hold unplayed audio without progress before it counts as hung."
+        )
+
+    config: Config
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._binary: str | None = None
+        self._spare: PlayerProcess | None = None
+        self._spare_kind: StreamKind = StreamKind("mp3")
+        self._current: PlayerProcess | None = None
+        self._preparing: asyncio.Task | None = None
+        self._stopping = False
+        self._plays = 0
+        self._spawned = 0
+
+    async def __aenter__(self) -> MpvPlayer:
+        self._binary = self._find_binary()
+        await self._prepare(self._spare_kind)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._preparing is not None:
+            self._preparing.cancel()
+            await asyncio.gather(self._preparing, return_exceptions=True)
+        for process in (self._current, self._spare):
+            if process is not None:
+                await process.kill()
+        self._current = self._spare = None
+
+    def stats(self) -> dict[str, float]:
+        return {"plays": self._plays, "processes": self._spawned}
+
+    async def play(self, audio: AsyncIterator[AudioChunk | EncodedAudio], progress: PlaybackProgress) -> None:
+        """Play the stream; returns when the sound has really ended, or promptly after stop().
+
+        Calls ``progress.started()`` when the player's audio clock starts and
+        ``progress.played(level, duration)`` for each ~20–55 ms block as it is heard.
+
+        :raises BackendError: the player died, hung or could not play the stream.
+        """
+        self._stopping = False
+        iterator = aiter(audio)
+        try:
+            first = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        kind = StreamKind.of(first)
+        process = await self._take(kind)
+        self._current = process
+        self._plays += 1
+        pacer = process.pacer = EnvelopePacer(progress.played) if self.config.envelope else None
+        feeding = asyncio.create_task(self._feed(process, first, iterator), name="mpv-feed")
+        tasks = [feeding]
+        if pacer is not None:
+            tasks.append(asyncio.create_task(pacer.run(), name="mpv-envelope"))
+        tasks.append(asyncio.create_task(self._report_start(process, progress), name="mpv-start"))
+        watchdog = asyncio.create_task(self._watch(process, feeding), name="mpv-watchdog")
+        try:
+            await process.wait_end()
+            if pacer is not None:
+                pacer.flush()
+            if not feeding.done():  # mpv ended before the TTS did: it stopped reading
+                raise BackendError("mpv ended the reply early")
+            feeding.result()
+        except BackendError:
+            if self._stopping:
+                return
+            raise
+        finally:
+            for task in (*tasks, watchdog):
+                task.cancel()
+            await asyncio.gather(*tasks, watchdog, return_exceptions=True)
+            await process.kill()
+            self._current = None
+            self._spare_kind = kind
+            self._prepare_soon()
+
+    async def stop(self) -> None:
+        """Silence the current reply at once (barge-in); ``play()`` then returns normally."""
+        self._stopping = True
+        if self._current is not None:
+            self._current.ended.set()
+            await self._current.kill()
+
+    async def _feed(self, process: PlayerProcess, first: AudioChunk | EncodedAudio, rest: AsyncIterator) -> None:
+        try:
+            await process.write(payload(first))
+            async for piece in rest:
+                await process.write(payload(piece))
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the process is gone; wait_end() says why
+        await process.close_input()
+
+    @staticmethod
+    async def _report_start(process: PlayerProcess, progress: PlaybackProgress) -> None:
+        await process.started.wait()
+        progress.started()
+
+    async def _watch(self, process: PlayerProcess, feeding: asyncio.Task) -> None:
+        """Kill a player that holds audio it does not play (a stuck output), so play() cannot hang.
+
+        While the TTS is slow the player rightly waits for more; it is stuck only when it holds
+        audio (the input is closed, or a write waits for it to take more) and its clock stands.
+        """
+        loop = asyncio.get_running_loop()
+        timeout = self.config.stall_timeout
+        last, still_since = process.position, loop.time()
+        while True:
+            await asyncio.sleep(min(0.25, timeout / 4))
+            holding = feeding.done() or process.write_blocked_since is not None
+            if not holding or process.position != last:
+                last, still_since = process.position, loop.time()
+            elif loop.time() - still_since > timeout:
+                log.warning("%s made no progress for %.0f s; killing it", process.binary, timeout)
+                process.end_error = f"no sound for {timeout:.0f} s with audio waiting (the output is stuck)"
+                process.ended.set()  # before the kill, so play() reports this and not the signal
+                await process.kill()
+                return
+
+    async def _take(self, kind: StreamKind) -> PlayerProcess:
+        """The waiting process if it suits this stream, else a new one."""
+        if self._preparing is not None:
+            await asyncio.gather(self._preparing, return_exceptions=True)
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.alive and self._spare_kind == kind:
+            return spare
+        if spare is not None:
+            if not spare.alive:
+                log.warning("the waiting %s had exited; starting a new one", spare.binary)
+            await spare.kill()
+        return await self._spawn(kind)
+
+    async def _prepare(self, kind: StreamKind) -> None:
+        self._spare = await self._spawn(kind)
+        self._spare_kind = kind
+
+    def _prepare_soon(self) -> None:
+        """Start the next waiting process in the background (a failure shows at the next play)."""
+
+        async def prepare() -> None:
+            with contextlib.suppress(BackendError):
+                await self._prepare(self._spare_kind)
+            self._preparing = None
+
+        if self._spare is None and self._preparing is None:
+            self._preparing = asyncio.get_running_loop().create_task(prepare(), name="mpv-spare")
+
+    async def _spawn(self, kind: StreamKind) -> PlayerProcess:
+        assert self._binary is not None
+        if self._binary == "mpg123":
+            if kind.codec not in ("mp3", "mpeg"):
+                raise BackendError(
+                    f"mpg123 (used because mpv is not installed) cannot play {kind.codec}; install mpv (sudo apt install mpv)",
+                    retryable=False,
+                )
+            process: PlayerProcess = Mpg123Process(self.config.mpg123, self.config.audio_device, self.config.volume)
+        else:
+            process = MpvProcess(self._mpv_args(kind), envelope=self.config.envelope)
+        try:
+            await process.spawn()
+        except BaseException:  # including a cancelled start: no process may outlive its owner
+            await asyncio.shield(process.kill())
+            raise
+        self._spawned += 1
+        return process
+
+    def _mpv_args(self, kind: StreamKind) -> list[str]:
+        args = [
+            self._binary or self.config.mpv,
+            "--no-config",
+            "--no-video",
+            "--no-input-terminal",
+            "--idle=no",
+            "--msg-level=all=error",
+            "--term-playing-msg=",
+            f"--audio-device={self.config.audio_device}",
+            f"--volume={self.config.volume}",
+            *LOW_LATENCY_FLAGS,
+        ]
+        if kind.demuxer is not None:
+            args.append(f"--demuxer-lavf-format={kind.demuxer}")
+        else:
+            args += [
+                "--demuxer=rawaudio",
+                "--demuxer-rawaudio-format=s16le",
+                f"--demuxer-rawaudio-rate={kind.sample_rate}",
+                f"--demuxer-rawaudio-channels={kind.channels}",
+            ]
+        return [*args, *self.config.extra_args, "-"]
+
+    def _find_binary(self) -> str:
+        mpv = shutil.which(self.config.mpv)
+        if mpv is not None:
+            return mpv
+        if self.config.fallback == "mpg123" and shutil.which(self.config.mpg123) is not None:
+            log.warning("mpv is not installed; playing MP3 replies with mpg123 (install mpv: sudo apt install mpv)")
+            return "mpg123"
+        raise BackendError(
+            f"the mpv player needs '{self.config.mpv}', which is not installed: sudo apt install mpv", retryable=False
+        )

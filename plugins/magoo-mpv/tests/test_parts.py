@@ -1,0 +1,67 @@
+"""The mpv player's pure parts: level parsing, envelope pacing, stream kinds, mpg123 options."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from magoo_core import AudioChunk
+from magoo_core.errors import BackendError
+from magoo_core.testing.contracts import PlayerContract
+from magoo_core.types import EncodedAudio
+from magoo_mpv import MpvPlayer
+from magoo_mpv.envelope import EnvelopePacer, Level, LevelParser
+from magoo_mpv.fallback import output_args
+from magoo_mpv.streams import StreamKind
+
+PRINTED = (
+    b"frame:0    pts:0       pts_time:0\nlavfi.astats.Overall.RMS_level=-inf\n"
+    b"frame:1    pts:800     pts_time:0.0362812\nlavfi.astats.Overall.RMS_level=-20.000000\n"
+    b"frame:2    pts:1600    pts_time:0.0725624\nlavfi.astats.Overall.RMS_level=0.000000\n"
+)
+
+
+def test_levels_are_parsed_from_any_split_of_the_printed_text():
+    for cut in (1, 7, 50, 90, len(PRINTED) - 1):
+        parser = LevelParser()
+        levels = parser.feed(PRINTED[:cut]) + parser.feed(PRINTED[cut:])
+        assert levels == [Level(0.0, 0.0), Level(0.0362812, pytest.approx(0.1)), Level(0.0725624, 1.0)]
+
+
+async def test_the_pacer_releases_each_level_when_its_audio_is_heard():
+    emitted: list[tuple[float, float, float]] = []
+    loop = asyncio.get_running_loop()
+    pacer = EnvelopePacer(lambda level, duration: emitted.append((loop.time(), level, duration)))
+    running = asyncio.create_task(pacer.run())
+    pacer.add([Level(0.0, 0.1), Level(0.2, 0.2), Level(5.0, 0.3)])  # decoded ahead of the speaker
+    await asyncio.sleep(0.05)
+    assert emitted == []  # nothing is heard before the player's clock starts
+    start = loop.time()
+    pacer.heard(0.0)
+    await asyncio.sleep(0.3)
+    assert [level for _, level, _ in emitted] == [0.1, 0.2]  # 5 s is not heard yet
+    assert emitted[1][0] - start >= 0.2 - 0.01  # not before its time
+    pacer.flush()  # the end: the rest is out
+    assert [level for _, level, _ in emitted] == [0.1, 0.2, 0.3]
+    assert [duration for _, _, duration in emitted] == pytest.approx([0.2, 4.8, 4.8])
+    running.cancel()
+
+
+def test_stream_kinds():
+    assert StreamKind.of(EncodedAudio(b"", "MP3")) == StreamKind("mp3")
+    assert StreamKind.of(EncodedAudio(b"", "opus")).demuxer == "ogg"
+    assert StreamKind.of(AudioChunk(b"", 24000, 2)) == StreamKind("pcm", 24000, 2)
+    with pytest.raises(BackendError, match="cannot stream 'midi'"):
+        StreamKind.of(EncodedAudio(b"", "midi"))
+
+
+def test_mpv_device_names_become_mpg123_options():
+    assert output_args("auto") == []
+    assert output_args("pulse") == ["-o", "pulse"]
+    assert output_args("alsa/plughw:1") == ["-o", "alsa", "-a", "plughw:1"]
+
+
+@pytest.mark.usefixtures("virtual_audio")
+class TestMpvContract(PlayerContract):
+    backend_class = MpvPlayer

@@ -1,0 +1,203 @@
+"""The mpv player on a real PulseAudio server: what comes out of the speaker, and when.
+
+Each test records the null sink's monitor (``speaker.monitor``) while the player plays real
+speech (espeak-ng, encoded with lame), and checks the recording, not just the exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from magoo_core.errors import BackendError
+from magoo_core.testing.signals import best_match
+from magoo_mpv import MpvPlayer
+
+from conftest import RATE, Progress, audible_span, envelope, pcm_pieces, pieces, reference
+
+pytestmark = pytest.mark.usefixtures("virtual_audio")
+
+
+class Take:
+    """One recorded playback: the speaker's monitor, aligned with monotonic time."""
+
+    def __init__(self, recording) -> None:
+        self.recording = recording
+        self.t0 = time.monotonic()
+        self.n0 = len(recording.samples())
+
+    def index(self, moment: float) -> int:
+        """The recording's sample index for a monotonic time."""
+        return self.n0 + round((moment - self.t0) * RATE)
+
+    def moment(self, index: int) -> float:
+        return self.t0 + (index - self.n0) / RATE
+
+
+async def record_play(virtual_audio, player: MpvPlayer, audio, progress: Progress, *, tail: float = 0.5):
+    """Play ``audio`` while recording; returns (take, samples when play() returned, all samples)."""
+    with virtual_audio.record() as recording:
+        await asyncio.to_thread(recording.wait_for_data)
+        take = Take(recording)
+        await player.play(audio, progress)
+        at_return = recording.samples()
+        await asyncio.sleep(tail)
+        return take, at_return, recording.samples()
+
+
+async def test_streamed_mp3_comes_out_whole_with_real_start_end_and_envelope(virtual_audio, speech_files):
+    ref = reference()
+    progress = Progress()
+    async with MpvPlayer(MpvPlayer.Config()) as player:
+        take, at_return, recorded = await record_play(virtual_audio, player, pieces(speech_files["mp3"].read_bytes(), "mp3"), progress)
+
+    # the content: the speech, whole, at its own length
+    _, correlation = best_match(recorded, ref)
+    assert correlation > 0.8
+    start, end = audible_span(recorded)
+    ref_start, ref_end = audible_span(ref)
+    assert abs((end - start) - (ref_end - ref_start)) <= 0.05 * (ref_end - ref_start)
+    # "ended" means the sound had ended: the recording already held all of it when play() returned
+    assert audible_span(at_return)[1] >= end - 0.05
+    # "started" came before the sound (mpv's audio clock, not the first write)
+    assert progress.started_at is not None
+    assert take.index(progress.started_at) <= round(start * RATE) + 0.02 * RATE
+    # the envelope: 20–60 levels a second, covering the reply, following what was heard
+    seconds = len(ref) / RATE
+    assert 20 <= len(progress.levels) / seconds <= 60
+    assert sum(d for _, _, d in progress.levels) == pytest.approx(seconds, rel=0.1)
+    assert _envelope_alignment(take, recorded, progress) > 0.6
+
+
+def _envelope_alignment(take: Take, recorded: np.ndarray, progress: Progress) -> float:
+    """Correlation of the reported levels with the speaker's energy at the moment each was reported."""
+    heard = envelope(recorded)
+    levels = np.array([level for _, level, _ in progress.levels])
+    at = [min(len(heard) - 1, max(0, take.index(moment) // 160)) for moment, _, _ in progress.levels]
+    return float(np.corrcoef(levels, heard[at])[0, 1])
+
+
+async def test_pcm_and_wav_streams_play_too(virtual_audio, speech_files):
+    ref = reference()
+    async with MpvPlayer(MpvPlayer.Config()) as player:
+        for audio in (pcm_pieces(ref), pieces(speech_files["wav"].read_bytes(), "wav", size=8192)):
+            progress = Progress()
+            _, _, recorded = await record_play(virtual_audio, player, audio, progress)
+            assert best_match(recorded, ref)[1] > 0.9
+            assert progress.started_at is not None and progress.levels
+
+
+async def test_the_next_reply_finds_mpv_already_waiting(virtual_audio, speech_files):
+    data = speech_files["mp3"].read_bytes()
+    async with MpvPlayer(MpvPlayer.Config()) as player:
+        waiting = player._spare
+        assert waiting is not None and waiting.alive  # started with the backend, before any reply
+        await player.play(pieces(data[:6000], "mp3", delay=0), Progress())
+        await asyncio.sleep(0.5)
+        assert player._spare is not None and player._spare.alive and player._spare is not waiting
+        assert player.stats() == {"plays": 1, "processes": 2}
+
+
+async def test_stop_silences_at_once_and_play_returns_normally(virtual_audio, speech_files):
+    data = speech_files["mp3"].read_bytes()
+    progress = Progress()
+
+    async def endless():
+        while True:
+            async for piece in pieces(data, "mp3"):
+                yield piece
+
+    async with MpvPlayer(MpvPlayer.Config()) as player:
+        with virtual_audio.record() as recording:
+            await asyncio.to_thread(recording.wait_for_data)
+            take = Take(recording)
+            playing = asyncio.create_task(player.play(endless(), progress))
+            await asyncio.sleep(1.5)
+            stopped_at = time.monotonic()
+            await player.stop()
+            await asyncio.wait_for(playing, 5)  # returns, does not raise
+            await asyncio.sleep(0.6)
+            recorded = recording.samples()
+    assert audible_span(recorded[: take.index(stopped_at)])  # it was speaking
+    after = recorded[take.index(stopped_at) + int(0.1 * RATE) :]
+    assert envelope(after).max() < 100  # and silent from 100 ms after the stop
+
+
+async def test_a_killed_mpv_is_an_error_for_that_reply_and_the_next_reply_plays(virtual_audio, speech_files):
+    data = speech_files["mp3"].read_bytes()
+    async with MpvPlayer(MpvPlayer.Config()) as player:
+        progress = Progress()
+        playing = asyncio.create_task(player.play(pieces(data, "mp3"), progress))
+        while progress.started_at is None:
+            await asyncio.sleep(0.02)
+        os.kill(player._current.proc.pid, signal.SIGKILL)
+        with pytest.raises(BackendError, match="mpv was killed by SIGKILL while playing"):
+            await asyncio.wait_for(playing, 5)
+        _, _, recorded = await record_play(virtual_audio, player, pieces(data, "mp3"), Progress())
+        assert best_match(recorded, reference())[1] > 0.8
+
+
+async def test_a_stuck_output_is_an_error_not_a_hang(speech_files):
+    data = speech_files["mp3"].read_bytes()
+    async with MpvPlayer(MpvPlayer.Config(stall_timeout=1.0)) as player:
+        progress = Progress()
+        playing = asyncio.create_task(player.play(pieces(data, "mp3", delay=0), progress))
+        while progress.started_at is None:
+            await asyncio.sleep(0.02)
+        os.kill(player._current.proc.pid, signal.SIGSTOP)  # frozen: holds the audio, plays nothing
+        with pytest.raises(BackendError, match="the output is stuck"):
+            await asyncio.wait_for(playing, 10)
+
+
+async def test_a_dead_waiting_mpv_is_replaced_quietly(virtual_audio, speech_files):
+    data = speech_files["mp3"].read_bytes()
+    async with MpvPlayer(MpvPlayer.Config()) as player:
+        player._spare.proc.kill()
+        await player._spare.proc.wait()
+        _, _, recorded = await record_play(virtual_audio, player, pieces(data, "mp3"), Progress())
+        assert best_match(recorded, reference())[1] > 0.8
+
+
+async def test_an_audio_device_that_does_not_exist_is_one_clear_error(speech_files):
+    data = speech_files["mp3"].read_bytes()
+    async with MpvPlayer(MpvPlayer.Config(audio_device="alsa/plughw:CARD=NoSuchCard")) as player:
+        with pytest.raises(BackendError, match="mpv") as caught:
+            await asyncio.wait_for(player.play(pieces(data, "mp3", delay=0), Progress()), 15)
+    assert "audio output initialization failed; check [player] audio_device" in str(caught.value)
+
+
+async def test_mpg123_plays_mp3_when_mpv_is_missing(virtual_audio, speech_files, caplog):
+    data = speech_files["mp3"].read_bytes()
+    caplog.set_level(logging.WARNING, "magoo.mpv")
+    progress = Progress()
+    async with MpvPlayer(MpvPlayer.Config(mpv="mpv-not-installed")) as player:
+        take, at_return, recorded = await record_play(virtual_audio, player, pieces(data, "mp3"), progress)
+        await player.play(pieces(data[:4000], "mp3", delay=0), Progress())
+    assert [r.getMessage() for r in caplog.records] == [
+        "mpv is not installed; playing MP3 replies with mpg123 (install mpv: sudo apt install mpv)"
+    ]  # said once, for two replies
+    assert best_match(recorded, reference())[1] > 0.8
+    start, end = audible_span(recorded)
+    assert audible_span(at_return)[1] >= end - 0.05
+    assert take.index(progress.started_at) <= round(start * RATE) + 0.02 * RATE
+    assert len(progress.levels) / (len(reference()) / RATE) >= 20
+    assert _envelope_alignment(take, recorded, progress) > 0.6
+
+
+async def test_mpg123_cannot_play_other_formats_and_says_what_to_install(speech_files):
+    async with MpvPlayer(MpvPlayer.Config(mpv="mpv-not-installed")) as player:
+        with pytest.raises(BackendError, match=r"cannot play wav; install mpv \(sudo apt install mpv\)"):
+            await player.play(pieces(speech_files["wav"].read_bytes(), "wav"), Progress())
+
+
+async def test_neither_player_installed_fails_at_start_naming_the_fix():
+    config = MpvPlayer.Config(mpv="mpv-not-installed", mpg123="mpg123-not-installed")
+    with pytest.raises(BackendError, match=r"needs 'mpv-not-installed', which is not installed: sudo apt install mpv"):
+        async with MpvPlayer(config):
+            pass
