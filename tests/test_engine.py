@@ -19,61 +19,7 @@ from magoo_core.engine import Engine
 from magoo_core.event_recorder import EventRecorder
 from magoo_core.testing import TEST_PROFILE, build_plugins, make_profile, run_turn
 
-
-class Probe(EventRecorder):
-    """Records every event together with whether the microphone was muted at that moment."""
-
-    def __init__(self, engine: Engine, *, stop_on: str | None = None) -> None:
-        super().__init__()
-        self.engine = engine
-        self.stop_on = stop_on
-        self.muted_at: list[tuple[str, bool]] = []
-
-    def _add(self, event, **arguments):
-        super()._add(event, **arguments)
-        self.muted_at.append((event, self.engine.muted))
-        if event == self.stop_on:
-            self.engine.request_stop()
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.events if name not in ("speak_chunk", "heartbeat")]
-
-    def of(self, event: str) -> list[dict]:
-        return [args for name, args in self.events if name == event]
-
-    def muted_during(self, event: str) -> list[bool]:
-        return [muted for name, muted in self.muted_at if name == event]
-
-
-async def run_engine(overrides, *plugins, turns=None, stop_on=None, timeout=60.0):
-    manager = build_plugins(*plugins)
-    profile = make_profile(overrides, manager)
-    engine = Engine(profile, manager, max_turns=turns)
-    probe = Probe(engine, stop_on=stop_on)
-    manager.pm.register(probe, name="probe")
-    result = await asyncio.wait_for(engine.run(), timeout)
-    return engine, probe, result
-
-
-def in_order(names: list[str], expected: list[str]) -> bool:
-    """True when ``expected`` appears in ``names`` in this order (other events may come between)."""
-    it = iter(names)
-    return all(any(name == want for name in it) for want in expected)
-
-
-LOOPING_SOURCE = {**TEST_PROFILE["audio_source"], "loop": True}
-
-
-def segments(*parts: tuple[float, float | None]) -> dict:
-    """A realtime scripted source from (seconds, tone Hz or None) parts; loud tones (660 Hz) are wakes."""
-    return {
-        "backend": "scripted",
-        "realtime": True,
-        "segments": [
-            {"seconds": s} if hz is None else {"seconds": s, "tone": hz, "amplitude": 0.5 if hz == 660 else 0.3}
-            for s, hz in parts
-        ],
-    }
+from probe import LOOPING_SOURCE, Probe, in_order, run_engine, segments
 
 
 # ---- test backends ------------------------------------------------------------------------------

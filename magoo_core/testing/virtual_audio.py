@@ -108,6 +108,7 @@ class Recording:
         self._chunks: list[bytes] = []
         self._lock = threading.Lock()
         self._first_data = threading.Event()
+        self._anchor: tuple[float, int] | None = None  # (monotonic time of a read, samples up to it)
         self._args = args
         self._proc = subprocess.Popen(
             args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -117,9 +118,12 @@ class Recording:
 
     def _read(self) -> None:
         fd = self._proc.stdout.fileno()
+        received = 0
         while chunk := os.read(fd, 4096):
+            received += len(chunk)
             with self._lock:
                 self._chunks.append(chunk)
+                self._anchor = (time.monotonic(), received // 2)
             self._first_data.set()
 
     @property
@@ -142,6 +146,22 @@ class Recording:
     def samples(self) -> np.ndarray:
         """:attr:`pcm` as an int16 numpy array."""
         return np.frombuffer(self.pcm, dtype="<i2")
+
+    def index_at(self, moment: float) -> int:
+        """The sample index recorded at monotonic time ``moment`` (to about 10 ms, parec's latency).
+
+        Lines up what a test saw happen (an event's time) with what came out of the speaker.
+        """
+        with self._lock:
+            anchor = self._anchor
+        if anchor is None:
+            raise RuntimeError("nothing recorded yet: call wait_for_data() first")
+        at, count = anchor
+        return count + round((moment - at) * self.sample_rate)
+
+    def moment_of(self, index: int) -> float:
+        """The monotonic time at which sample ``index`` was recorded (the inverse of :meth:`index_at`)."""
+        return (index - self.index_at(0.0)) / self.sample_rate
 
     def stop(self) -> None:
         """Stop ``parec`` and wait for the reader; safe to call twice."""

@@ -24,38 +24,21 @@ from conftest import RATE, Progress, audible_span, envelope, pcm_pieces, pieces,
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 
 
-class Take:
-    """One recorded playback: the speaker's monitor, aligned with monotonic time."""
-
-    def __init__(self, recording) -> None:
-        self.recording = recording
-        self.t0 = time.monotonic()
-        self.n0 = len(recording.samples())
-
-    def index(self, moment: float) -> int:
-        """The recording's sample index for a monotonic time."""
-        return self.n0 + round((moment - self.t0) * RATE)
-
-    def moment(self, index: int) -> float:
-        return self.t0 + (index - self.n0) / RATE
-
-
 async def record_play(virtual_audio, player: MpvPlayer, audio, progress: Progress, *, tail: float = 0.5):
-    """Play ``audio`` while recording; returns (take, samples when play() returned, all samples)."""
+    """Play ``audio`` while recording; returns (recording, samples when play() returned, all samples)."""
     with virtual_audio.record() as recording:
         await asyncio.to_thread(recording.wait_for_data)
-        take = Take(recording)
         await player.play(audio, progress)
         at_return = recording.samples()
         await asyncio.sleep(tail)
-        return take, at_return, recording.samples()
+        return recording, at_return, recording.samples()
 
 
 async def test_streamed_mp3_comes_out_whole_with_real_start_end_and_envelope(virtual_audio, speech_files):
     ref = reference()
     progress = Progress()
     async with MpvPlayer(MpvPlayer.Config()) as player:
-        take, at_return, recorded = await record_play(virtual_audio, player, pieces(speech_files["mp3"].read_bytes(), "mp3"), progress)
+        recording, at_return, recorded = await record_play(virtual_audio, player, pieces(speech_files["mp3"].read_bytes(), "mp3"), progress)
 
     # the content: the speech, whole, at its own length
     _, correlation = best_match(recorded, ref)
@@ -67,19 +50,19 @@ async def test_streamed_mp3_comes_out_whole_with_real_start_end_and_envelope(vir
     assert audible_span(at_return)[1] >= end - 0.05
     # "started" came before the sound (mpv's audio clock, not the first write)
     assert progress.started_at is not None
-    assert take.index(progress.started_at) <= round(start * RATE) + 0.02 * RATE
+    assert recording.index_at(progress.started_at) <= round(start * RATE) + 0.02 * RATE
     # the envelope: 20–60 levels a second, covering the reply, following what was heard
     seconds = len(ref) / RATE
     assert 20 <= len(progress.levels) / seconds <= 60
     assert sum(d for _, _, d in progress.levels) == pytest.approx(seconds, rel=0.1)
-    assert _envelope_alignment(take, recorded, progress) > 0.6
+    assert _envelope_alignment(recording, recorded, progress) > 0.6
 
 
-def _envelope_alignment(take: Take, recorded: np.ndarray, progress: Progress) -> float:
+def _envelope_alignment(recording, recorded: np.ndarray, progress: Progress) -> float:
     """Correlation of the reported levels with the speaker's energy at the moment each was reported."""
     heard = envelope(recorded)
     levels = np.array([level for _, level, _ in progress.levels])
-    at = [min(len(heard) - 1, max(0, take.index(moment) // 160)) for moment, _, _ in progress.levels]
+    at = [min(len(heard) - 1, max(0, recording.index_at(moment) // 160)) for moment, _, _ in progress.levels]
     return float(np.corrcoef(levels, heard[at])[0, 1])
 
 
@@ -116,7 +99,6 @@ async def test_stop_silences_at_once_and_play_returns_normally(virtual_audio, sp
     async with MpvPlayer(MpvPlayer.Config()) as player:
         with virtual_audio.record() as recording:
             await asyncio.to_thread(recording.wait_for_data)
-            take = Take(recording)
             playing = asyncio.create_task(player.play(endless(), progress))
             await asyncio.sleep(1.5)
             stopped_at = time.monotonic()
@@ -124,8 +106,8 @@ async def test_stop_silences_at_once_and_play_returns_normally(virtual_audio, sp
             await asyncio.wait_for(playing, 5)  # returns, does not raise
             await asyncio.sleep(0.6)
             recorded = recording.samples()
-    assert audible_span(recorded[: take.index(stopped_at)])  # it was speaking
-    after = recorded[take.index(stopped_at) + int(0.1 * RATE) :]
+    assert audible_span(recorded[: recording.index_at(stopped_at)])  # it was speaking
+    after = recorded[recording.index_at(stopped_at) + int(0.1 * RATE) :]
     assert envelope(after).max() < 100  # and silent from 100 ms after the stop
 
 
@@ -177,7 +159,7 @@ async def test_mpg123_plays_mp3_when_mpv_is_missing(virtual_audio, speech_files,
     caplog.set_level(logging.WARNING, "magoo.mpv")
     progress = Progress()
     async with MpvPlayer(MpvPlayer.Config(mpv="mpv-not-installed")) as player:
-        take, at_return, recorded = await record_play(virtual_audio, player, pieces(data, "mp3"), progress)
+        recording, at_return, recorded = await record_play(virtual_audio, player, pieces(data, "mp3"), progress)
         await player.play(pieces(data[:4000], "mp3", delay=0), Progress())
     assert [r.getMessage() for r in caplog.records] == [
         "mpv is not installed; playing MP3 replies with mpg123 (install mpv: sudo apt install mpv)"
@@ -185,9 +167,9 @@ async def test_mpg123_plays_mp3_when_mpv_is_missing(virtual_audio, speech_files,
     assert best_match(recorded, reference())[1] > 0.8
     start, end = audible_span(recorded)
     assert audible_span(at_return)[1] >= end - 0.05
-    assert take.index(progress.started_at) <= round(start * RATE) + 0.02 * RATE
+    assert recording.index_at(progress.started_at) <= round(start * RATE) + 0.02 * RATE
     assert len(progress.levels) / (len(reference()) / RATE) >= 20
-    assert _envelope_alignment(take, recorded, progress) > 0.6
+    assert _envelope_alignment(recording, recorded, progress) > 0.6
 
 
 async def test_mpg123_cannot_play_other_formats_and_says_what_to_install(speech_files):
