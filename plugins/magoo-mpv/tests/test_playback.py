@@ -19,7 +19,7 @@ from magoo_core.errors import BackendError
 from magoo_core.testing.signals import best_match
 from magoo_mpv import MpvPlayer
 
-from conftest import RATE, Progress, audible_span, envelope, pcm_pieces, pieces, reference
+from mpv_helpers import RATE, Progress, audible_span, envelope, pcm_pieces, pieces, reference
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 

@@ -13,7 +13,7 @@ from magoo_core.testing.contracts import SpeechToTextContract
 from magoo_openai_realtime import RealtimeSpeechToText
 from magoo_openai_realtime.loopback import LoopbackRealtimeServer
 
-from conftest import CLIP, KEY
+from realtime_helpers import CLIP, KEY
 
 
 class TestRealtimeContract(SpeechToTextContract):

@@ -10,7 +10,7 @@ import pytest
 from magoo_core import Outcome
 from magoo_openai_realtime import RealtimeSpeechToText
 
-from conftest import CLIP, REPLY, run, stt
+from realtime_helpers import CLIP, REPLY, run, stt
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"

@@ -15,7 +15,7 @@ from magoo_core.audio import read_wav
 from magoo_openai_realtime import RealtimeSpeechToText
 from magoo_openai_realtime.loopback import LoopbackRealtimeServer
 
-from conftest import CLIP, KEY, REPLY, run, speech, stt
+from realtime_helpers import CLIP, KEY, REPLY, run, speech, stt
 
 
 def backend(server: LoopbackRealtimeServer, **options) -> RealtimeSpeechToText:

@@ -14,7 +14,7 @@ import numpy as np
 from magoo_core import Outcome
 from magoo_core.testing.signals import best_match
 
-from conftest import KEY, REPLY, clip_24k, run, speech, stt
+from realtime_helpers import KEY, REPLY, clip_24k, run, speech, stt
 
 SPOKEN_REPLY = "It is noon. See the clock or example.com for more."
 

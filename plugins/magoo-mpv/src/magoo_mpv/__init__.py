@@ -109,14 +109,17 @@ class MpvPlayer(Backend):
             return
         kind = StreamKind.of(first)
         process = await self._take(kind)
+        if self._stopping:  # stopped before the first sound: this process waits for the next reply
+            self._spare, self._spare_kind = process, kind
+            return
         self._current = process
         self._plays += 1
-        pacer = process.pacer = EnvelopePacer(progress.played) if self.config.envelope else None
+        report = _Report(progress)
+        pacer = process.pacer = EnvelopePacer(report.played) if self.config.envelope else None
         feeding = asyncio.create_task(self._feed(process, first, iterator), name="mpv-feed")
-        tasks = [feeding]
+        tasks = [feeding, asyncio.create_task(report.start_when(process.started), name="mpv-start")]
         if pacer is not None:
             tasks.append(asyncio.create_task(pacer.run(), name="mpv-envelope"))
-        tasks.append(asyncio.create_task(self._report_start(process, progress), name="mpv-start"))
         watchdog = asyncio.create_task(self._watch(process, feeding), name="mpv-watchdog")
         try:
             await process.wait_end()
@@ -153,11 +156,6 @@ class MpvPlayer(Backend):
         except (BrokenPipeError, ConnectionResetError):
             return  # the process is gone; wait_end() says why
         await process.close_input()
-
-    @staticmethod
-    async def _report_start(process: PlayerProcess, progress: PlaybackProgress) -> None:
-        await process.started.wait()
-        progress.started()
 
     async def _watch(self, process: PlayerProcess, feeding: asyncio.Task) -> None:
         """Kill a player that holds audio it does not play (a stuck output), so play() cannot hang.
@@ -261,3 +259,25 @@ class MpvPlayer(Backend):
         raise BackendError(
             f"the mpv player needs '{self.config.mpv}', which is not installed: sudo apt install mpv", retryable=False
         )
+
+
+class _Report:
+    """Tells the engine about one reply's sound: the start always before any level."""
+
+    def __init__(self, progress: PlaybackProgress) -> None:
+        self._progress = progress
+        self._started = False
+
+    def started(self) -> None:
+        if not self._started:
+            self._started = True
+            self._progress.started()
+
+    async def start_when(self, event: asyncio.Event) -> None:
+        await event.wait()
+        self.started()
+
+    def played(self, level: float, duration: float) -> None:
+        self.started()
+        self._progress.played(level, duration)
+
