@@ -25,6 +25,7 @@ and the whole server dying. Tests normally get an instance from the ``virtual_au
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import shutil
@@ -95,6 +96,9 @@ def _wav_seconds(path: Path) -> float:
         return w.getnframes() / w.getframerate()
 
 
+_CLOCK_WINDOW = 0.5  # seconds of reads around a moment that place it (see Recording.index_at)
+
+
 class Recording:
     """Raw int16 mono audio captured from one PulseAudio source by ``parec``, read in a thread.
 
@@ -108,7 +112,9 @@ class Recording:
         self._chunks: list[bytes] = []
         self._lock = threading.Lock()
         self._first_data = threading.Event()
-        self._anchor: tuple[float, int] | None = None  # (monotonic time of a read, samples up to it)
+        # per read: its monotonic time minus the duration of the audio received up to it
+        self._read_times: list[float] = []
+        self._offsets: list[float] = []
         self._args = args
         self._proc = subprocess.Popen(
             args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -121,9 +127,11 @@ class Recording:
         received = 0
         while chunk := os.read(fd, 4096):
             received += len(chunk)
+            now = time.monotonic()
             with self._lock:
                 self._chunks.append(chunk)
-                self._anchor = (time.monotonic(), received // 2)
+                self._read_times.append(now)
+                self._offsets.append(now - received // 2 / self.sample_rate)
             self._first_data.set()
 
     @property
@@ -151,17 +159,39 @@ class Recording:
         """The sample index recorded at monotonic time ``moment`` (to about 10 ms, parec's latency).
 
         Lines up what a test saw happen (an event's time) with what came out of the speaker.
+        The sound server's clock drifts against the monotonic clock (about 100 ppm here: 15 ms
+        over two minutes), so the moment is placed by the reads around it, not the latest one.
         """
-        with self._lock:
-            anchor = self._anchor
-        if anchor is None:
-            raise RuntimeError("nothing recorded yet: call wait_for_data() first")
-        at, count = anchor
-        return count + round((moment - at) * self.sample_rate)
+        return round((moment - self._offset(moment)) * self.sample_rate)
 
     def moment_of(self, index: int) -> float:
         """The monotonic time at which sample ``index`` was recorded (the inverse of :meth:`index_at`)."""
-        return (index - self.index_at(0.0)) / self.sample_rate
+        rough = index / self.sample_rate + self._offset(None)
+        return index / self.sample_rate + self._offset(rough)
+
+    def drift_ppm(self) -> float:
+        """How much faster the recording's clock ran than the monotonic clock, in parts per million."""
+        with self._lock:
+            first, last = self._read_times[0], self._read_times[-1]
+        if last - first < 4 * _CLOCK_WINDOW:
+            return 0.0
+        early, late = first + _CLOCK_WINDOW, last - _CLOCK_WINDOW
+        return (self._offset(early) - self._offset(late)) / (late - early) * 1e6
+
+    def _offset(self, moment: float | None) -> float:
+        """Read time minus recorded audio near ``moment`` (None: the latest): the smallest one, from
+        the read that came soonest after its audio."""
+        with self._lock:
+            if not self._read_times:
+                raise RuntimeError("nothing recorded yet: call wait_for_data() first")
+            if moment is None:
+                return self._offsets[-1]
+            low = bisect.bisect_left(self._read_times, moment - _CLOCK_WINDOW)
+            high = bisect.bisect_right(self._read_times, moment + _CLOCK_WINDOW)
+            if low < high:
+                return min(self._offsets[low:high])
+            nearest = min(max(low, 0), len(self._read_times) - 1)
+            return self._offsets[nearest]
 
     def stop(self) -> None:
         """Stop ``parec`` and wait for the reader; safe to call twice."""

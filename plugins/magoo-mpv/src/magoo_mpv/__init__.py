@@ -155,7 +155,8 @@ class MpvPlayer(Backend):
                 await process.write(payload(piece))
         except (BrokenPipeError, ConnectionResetError):
             return  # the process is gone; wait_end() says why
-        await process.close_input()
+        finally:  # also when the stream itself fails: mpv plays what it got, then play() re-raises
+            await process.close_input()
 
     async def _watch(self, process: PlayerProcess, feeding: asyncio.Task) -> None:
         """Kill a player that holds audio it does not play (a stuck output), so play() cannot hang.
