@@ -2,7 +2,7 @@
 
 Low latency by design: the next mpv process is started as soon as the previous reply ended,
 with flags that make it start decoding MP3 after about 2 KB instead of 8 KB, so the first sound
-comes about 80 ms after the first bytes (``docs`` in the README). Sound start and end are what
+comes about 75–85 ms after the first bytes (``bench/speak.py``). Sound start and end are what
 mpv reports over its JSON IPC (its audio clock, corrected for the output delay), not when bytes
 were written, and the envelope of what is heard is reported 20–55 times a second.
 
@@ -32,7 +32,7 @@ from .streams import StreamKind, payload
 
 log = logging.getLogger("magoo.mpv")
 
-#: start decoding after ~2 KB of MP3 instead of ~8 KB (measured: 80–85 ms instead of ~370 ms)
+#: start decoding after ~2 KB of MP3 instead of ~8 KB (mpv's default probe)
 LOW_LATENCY_FLAGS = ("--cache=no", "--demuxer-lavf-probesize=32", "--demuxer-lavf-analyzeduration=0")
 
 

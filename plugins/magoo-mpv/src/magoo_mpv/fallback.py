@@ -2,9 +2,8 @@
 
 mpg123 has no way to report when sound comes out, so a second mpg123 decodes the same bytes to
 16 kHz PCM: its first samples mark the start and their levels, paced at real time from there,
-are the envelope. Measured on PulseAudio: the start is reported 60–80 ms before the sound (early
-is the safe side for muting the microphone) and the levels line up with the sound within 50 ms.
-The player process exits after its output has drained, which is the end (about 0.3 s late).
+are the envelope. The start comes a little before the sound (the safe side for muting the
+microphone). The player process exits after its output has drained, which is the end.
 """
 
 from __future__ import annotations
