@@ -352,6 +352,9 @@ class Engine:
             try:
                 await slot.start()
             except Exception as exc:
+                if slot in self.actuators:
+                    await self._without_actuator(slot, exc)
+                    continue
                 failure = describe_failure(slot.spec, exc)
                 if not isinstance(exc, BackendError):  # a plugin bug: the traceback goes to the log
                     log.error("could not start %s", failure.message, exc_info=exc)
@@ -366,6 +369,16 @@ class Engine:
             )
             return False
         return True
+
+    async def _without_actuator(self, slot: BackendSlot, exc: Exception) -> None:
+        """An actuator that cannot start (a servo without its GPIO daemon) is reported once and left
+        out: the assistant goes on listening and speaking without it."""
+        failure = describe_failure(slot.spec, exc)
+        log.warning("%s; running without it", failure.message, exc_info=not isinstance(exc, BackendError))
+        self.failures.append(failure)
+        self.errors += 1
+        self.actuators.remove(slot)
+        await self.plugins.emit("error", failure=failure)
 
     def _fail_run(self, message: str) -> None:
         self._fatal = message

@@ -48,6 +48,18 @@ class FailingPlayer(Backend):
         pass
 
 
+class UnpluggedActuator(Backend):
+    """An actuator whose hardware is missing: it cannot start."""
+
+    name: ClassVar[str] = "unplugged"
+
+    class Config(BackendConfig):
+        pass
+
+    async def __aenter__(self):
+        raise BackendError("cannot reach the pigpio daemon at localhost:8888: start it with sudo systemctl start pigpiod")
+
+
 class FlakyResponder(Backend):
     """Fails until ``failures_left`` (shared across restarts, like a flaky service) runs out."""
 
@@ -207,6 +219,11 @@ class TestBackends:
 
     @staticmethod
     @hookimpl
+    def magoo_register_actuators(register):
+        register(UnpluggedActuator)
+
+    @staticmethod
+    @hookimpl
     def magoo_register_responders(register):
         register(FlakyResponder)
 
@@ -324,6 +341,22 @@ async def test_a_raising_event_hook_does_not_stop_the_others_or_the_turn():
     messages = " | ".join(f.message for f in failures)
     assert "servo on fire" in messages and "led strip unplugged" in messages
     assert "magoo_on_wake" in messages and "magoo_on_reply" in messages
+
+
+# ---- an actuator that cannot start ------------------------------------------------------------------
+
+
+async def test_an_actuator_that_cannot_start_is_reported_once_and_the_assistant_works_without_it():
+    engine, probe, result = await run_engine(
+        {"actuators": [{"backend": "unplugged"}, {"backend": "log"}]}, TestBackends, turns=1
+    )
+    assert result.fatal is None
+    assert [t.outcome for t in result.timelines] == [Outcome.OK]
+    (failure,) = [a["failure"] for a in probe.of("error")]
+    assert failure.role == "actuators" and failure.backend == "unplugged"
+    assert "sudo systemctl start pigpiod" in failure.message
+    (log_actuator,) = [slot.last_instance for slot in engine.actuators]  # the other actuator still ran
+    assert "turn_end" in [name for name, _ in log_actuator.events]
 
 
 # ---- every way out of speaking unmutes --------------------------------------------------------------
