@@ -31,13 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audio import AudioConverter, RingBuffer
+from .audio import AudioConverter, RingBuffer, rms_level
 from .errors import BackendError
 from .lifecycle import BackendSlot, describe_failure
 from .plugins import Plugins
 from .profile import Profile
 from .roles import STT_OUTPUTS, TTS_OUTPUTS, AudioStream
 from .speakable import speakable
+from .status import InputLevel, status_document, write_status_file
 from .types import (
     AudioChunk,
     BackendFailure,
@@ -260,6 +261,9 @@ class Engine:
         self.state = State.LISTENING
         self.muted = False
         self.counters: dict[str, float] = {"frames": 0, "audio_seconds": 0.0, "wakes": 0, "muted_frames": 0, "stt_overflows": 0}
+        self.input_level = InputLevel()
+        self.last_wake: WakeEvent | None = None
+        self.wakes: dict[str, int] = {}
         self.timelines: deque[TurnTimeline] = deque(maxlen=HISTORY)
         self.failures: deque[BackendFailure] = deque(maxlen=HISTORY)
         self.errors = 0
@@ -315,7 +319,11 @@ class Engine:
         counters["overflows"] = sum(b.get("overflows", 0) for b in backends.values())
         counters["restarts"] = sum(slot.restarts for slot in self.slots())
         return EngineStatus(
-            self.state, time.monotonic() - self._started_at, self.turns_done, self.errors, counters, backends
+            self.state, time.monotonic() - self._started_at, self.turns_done, self.errors, counters, backends,
+            health={slot.key: _health(slot) for slot in self.slots()},
+            input_level=self.input_level.value,
+            last_wake=self.last_wake,
+            wakes=dict(self.wakes),
         )
 
     async def run(self) -> RunResult:
@@ -335,6 +343,8 @@ class Engine:
                 log.info("%s: listening%s", self.profile.name, "" if self.wake else " (continuous)")
                 tasks.append(asyncio.create_task(self._capture(), name="magoo-capture"))
                 tasks.append(asyncio.create_task(self._heartbeat(), name="magoo-heartbeat"))
+                if self.settings.status_file is not None:
+                    tasks.append(asyncio.create_task(self._write_status(), name="magoo-status"))
                 if self.continuous:
                     self._converse_task = asyncio.create_task(self._converse(), name="magoo-converse")
                     tasks.append(self._converse_task)
@@ -343,6 +353,8 @@ class Engine:
             await self._shutdown(tasks)
             for remove in removers:
                 remove()
+            if self.settings.status_file is not None:
+                await self._write_status_once(running=False)
         return RunResult(list(self.timelines), list(self.failures), self._fatal)
 
     # ---- start and stop -----------------------------------------------------------------------
@@ -448,6 +460,23 @@ class Engine:
             await asyncio.sleep(self.settings.heartbeat_interval)
             await self.plugins.emit("heartbeat", status=self.status())
 
+    async def _write_status(self) -> None:
+        while True:
+            await self._write_status_once(running=True)
+            await asyncio.sleep(self.settings.status_interval)
+
+    async def _write_status_once(self, *, running: bool) -> None:
+        path = self.settings.status_file
+        if path is None:
+            return
+        if not path.is_absolute() and self.profile.path is not None:
+            path = self.profile.path.parent / path
+        document = status_document(self.status(), name=self.profile.name, running=running)
+        try:
+            await asyncio.to_thread(write_status_file, path, document)
+        except OSError as exc:
+            log.warning("cannot write the status file %s: %s", path, exc.strerror or exc)
+
     # ---- failures -------------------------------------------------------------------------------
 
     async def _report(self, slot: BackendSlot, exc: BaseException, turn: _Turn | None = None) -> BackendFailure:
@@ -517,6 +546,7 @@ class Engine:
             await self._idle.wait()
         self.counters["frames"] += 1
         self.counters["audio_seconds"] += chunk.duration
+        self.input_level.add(rms_level(chunk), chunk.duration)
         if self.muted:
             self.counters["muted_frames"] += 1
             if self.continuous and self._feed is not None and self.settings.muted_audio == "silence":
@@ -625,6 +655,8 @@ class Engine:
         """Switch to awake *now*, so the very next chunk already goes to this turn."""
         self.state = State.AWAKE
         self.counters["wakes"] += 1
+        self.last_wake = wake
+        self.wakes[wake.label] = self.wakes.get(wake.label, 0) + 1
         self._feed = _AudioFeed(live=self._live, counters=self.counters)
         preroll = self._preroll.chunks()
         self._preroll.clear()
@@ -986,6 +1018,14 @@ class Engine:
         self._idle.clear()
         async with self._answer_lock, self._turn_life(turn):
             await self._answer(turn, final, reply)
+
+
+def _health(slot: BackendSlot) -> str:
+    if slot.restarting:
+        return "restarting"
+    if slot.instance is None:
+        return "stopped"
+    return "failing" if slot.unrecovered else "ok"
 
 
 def _silence_like(chunk: AudioChunk) -> AudioChunk:

@@ -82,6 +82,11 @@ class EngineSettings(BaseModel):
         "silence", description="what continuous speech-to-text gets while the microphone is muted"
     )
     heartbeat_interval: float = Field(60.0, gt=0, description="seconds between two heartbeat events")
+    status_file: Path | None = Field(
+        None,
+        description="write the status as JSON to this file (atomically) while running; relative to the profile's folder",
+    )
+    status_interval: float = Field(5.0, gt=0, description="seconds between two writes of status_file")
     hook_timeout: float = Field(5.0, gt=0, description="seconds the engine waits for one async event hook")
     shutdown_timeout: float = Field(
         5.0, gt=0, description="seconds the engine waits for backends to stop at shutdown"

@@ -259,6 +259,11 @@ class EngineStatus:
     :param errors: backend failures seen.
     :param counters: engine counters (``frames``, ``overflows``, ``restarts`` ...).
     :param backends: each running backend's own ``stats()``, keyed ``"role:name"``.
+    :param health: each backend's health, keyed like ``backends``: ``"ok"``, ``"failing"`` (its
+        last call failed), ``"restarting"`` or ``"stopped"``.
+    :param input_level: RMS level of the last second of microphone audio, 0..1 of full scale.
+    :param last_wake: the most recent wake word detection, or None.
+    :param wakes: detections per wake word label since the start.
     """
 
     state: State
@@ -267,6 +272,10 @@ class EngineStatus:
     errors: int
     counters: Mapping[str, float] = field(default_factory=dict)
     backends: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    health: Mapping[str, str] = field(default_factory=dict)
+    input_level: float = 0.0
+    last_wake: WakeEvent | None = None
+    wakes: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

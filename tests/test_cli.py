@@ -9,6 +9,7 @@ import queue
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,36 @@ def test_a_signal_stops_the_run_cleanly(magoo_process, tmp_path, sig):
     log = "".join(seen)
     assert "stopped" in log
     assert "Traceback" not in log
+
+
+def test_a_running_magoo_keeps_a_status_file_up_to_date(magoo_process, tmp_path):
+    profile = tmp_path / "endless.toml"
+    profile.write_text(ENDLESS.replace('name = "endless"', 'name = "kitchen"\n\n[engine]\nstatus_file = "run/status.json"\nstatus_interval = 0.2'))
+    status_file = tmp_path / "run" / "status.json"  # relative to the profile's folder
+    proc = magoo_process("run", "--profile", profile)
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+
+    documents = []
+    deadline = time.monotonic() + 30
+    while len(documents) < 2 and time.monotonic() < deadline:  # two different writes, read while it runs
+        if status_file.exists():
+            document = json.loads(status_file.read_text())  # never half written: replaced atomically
+            if not documents or document["counters"]["frames"] > documents[-1]["counters"]["frames"]:
+                documents.append(document)
+        time.sleep(0.05)
+    assert len(documents) == 2, "the status file was not written, or not rewritten, within 30 s"
+    live = documents[-1]
+    assert live["running"] is True and live["name"] == "kitchen" and live["pid"] == proc.pid
+    assert live["state"] == "listening" and live["uptime"] > 0
+    assert live["input_level"] == 0.0  # the source is silence
+    assert set(live["backends"]) == {"audio_source:silence", "wake:scripted", "stt:scripted", "responder:echo"}
+    assert {b["health"] for b in live["backends"].values()} == {"ok"}
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 0
+    final = json.loads(status_file.read_text())
+    assert final["running"] is False and final["counters"]["frames"] >= live["counters"]["frames"]
+    assert [p.name for p in status_file.parent.iterdir()] == ["status.json"]  # no temporary files left
 
 
 # ---- profile errors -----------------------------------------------------------------------------

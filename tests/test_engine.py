@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import ClassVar
@@ -684,3 +685,40 @@ async def test_a_backend_that_heals_itself_is_never_restarted_by_the_engine():
     assert SelfHealingSpeechToText.instances == 1, "max_failures did not restart a self-healing backend"
     assert engine.status().counters["restarts"] == 0
     assert all("next attempt in 5 s" in f.message and f.retryable for f in result.failures)
+
+
+# ---- status --------------------------------------------------------------------------------------
+
+
+def test_the_input_level_is_the_rms_of_the_last_second():
+    from magoo_core.status import InputLevel
+
+    level = InputLevel()
+    for _ in range(50):  # 2 s of 40 ms chunks at RMS 0.5, then 1 s at 0.1
+        level.add(0.5, 0.04)
+    assert level.value == pytest.approx(0.5)
+    for _ in range(25):
+        level.add(0.1, 0.04)
+    assert level.value == pytest.approx(0.1, abs=0.02)
+
+
+async def test_status_counts_wakes_per_word_and_knows_each_backends_health(tmp_path, monkeypatch):
+    monkeypatch.setattr(FlakyResponder, "failures_left", 1)
+    status_file = tmp_path / "status.json"
+    engine, probe, result = await run_engine(
+        {
+            "audio_source": LOOPING_SOURCE,
+            "engine": {"status_file": str(status_file), "status_interval": 0.05},
+            "responder": {"backend": "flaky"},
+        },
+        TestBackends,
+        turns=2,
+    )
+    status = engine.status()
+    assert status.wakes == {"hey_magoo": 2}
+    assert status.last_wake is not None and status.last_wake.label == "hey_magoo"
+    assert status.input_level > 0.05  # the test source's tones
+    document = json.loads(status_file.read_text())
+    assert document["running"] is False and document["wakes"] == {"hey_magoo": 2}
+    assert document["last_wake"]["label"] == "hey_magoo" and document["errors"] == 1
+    assert document["backends"]["responder:flaky"]["health"] == "stopped"  # the run is over

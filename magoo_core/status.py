@@ -1,0 +1,100 @@
+"""The engine's status for people and scripts: the input level, and the ``status.json`` file.
+
+The file is rewritten every ``[engine] status_interval`` seconds while the engine runs and once
+more when it stops, each time atomically (a temporary file in the same folder, then a rename),
+so a reader never sees half a document. Its shape is :func:`status_document`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from .types import EngineStatus
+
+LEVEL_WINDOW = 1.0  # seconds of audio the input level is measured over
+
+
+class InputLevel:
+    """RMS level (0..1 of full scale) of the last :data:`LEVEL_WINDOW` seconds of microphone audio.
+
+    ``add()`` runs for every captured chunk on the event loop: it keeps one number per chunk.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: deque[tuple[float, float]] = deque()  # (seconds, seconds × mean square)
+        self._seconds = 0.0
+        self._energy = 0.0
+
+    def add(self, rms: float, seconds: float) -> None:
+        energy = rms * rms * seconds
+        self._chunks.append((seconds, energy))
+        self._seconds += seconds
+        self._energy += energy
+        while self._chunks and self._seconds - self._chunks[0][0] >= LEVEL_WINDOW:
+            old_seconds, old_energy = self._chunks.popleft()
+            self._seconds -= old_seconds
+            self._energy -= old_energy
+
+    @property
+    def value(self) -> float:
+        if self._seconds <= 0:
+            return 0.0
+        return math.sqrt(max(0.0, self._energy) / self._seconds)
+
+
+def status_document(status: EngineStatus, *, name: str, running: bool) -> dict[str, Any]:
+    """The JSON document of ``status.json``; docs/architecture.md (Status) describes each key."""
+    wake = status.last_wake
+    return {
+        "name": name,
+        "running": running,
+        "pid": os.getpid(),
+        "updated": time.time(),
+        "state": status.state.value,
+        "uptime": round(status.uptime, 1),
+        "turns": status.turns,
+        "errors": status.errors,
+        "input_level": round(status.input_level, 4),
+        "last_wake": None
+        if wake is None
+        else {
+            "label": wake.label,
+            "model": wake.model,
+            "score": round(wake.score, 3),
+            "threshold": wake.threshold,
+            "seconds_ago": round(max(0.0, time.monotonic() - wake.timestamp), 1),
+        },
+        "wakes": dict(status.wakes),
+        "counters": {key: round(value, 3) for key, value in status.counters.items()},
+        "backends": {
+            key: {"health": status.health.get(key, "unknown"), "stats": dict(stats)}
+            for key, stats in status.backends.items()
+        },
+    }
+
+
+def write_status_file(path: Path, document: dict[str, Any]) -> None:
+    """Replace ``path`` with ``document`` atomically. Blocking: call it through ``asyncio.to_thread``.
+
+    :raises OSError: the folder cannot be written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=1)
+            file.write("\n")
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
