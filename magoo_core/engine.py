@@ -309,18 +309,20 @@ class Engine:
 
     def status(self) -> EngineStatus:
         backends: dict[str, dict[str, float]] = {}
-        for slot in self.slots():
+        health: dict[str, str] = {}
+        for key, slot in _keyed(self.slots()):
+            health[key] = _health(slot)
             stats = getattr(slot.instance, "stats", None)
             try:
-                backends[slot.key] = dict(stats()) if callable(stats) else {}
+                backends[key] = dict(stats()) if callable(stats) else {}
             except Exception:
-                log.debug("stats() of %s raised", slot.key, exc_info=True)
+                log.debug("stats() of %s raised", key, exc_info=True)
         counters = dict(self.counters)
         counters["overflows"] = sum(b.get("overflows", 0) for b in backends.values())
         counters["restarts"] = sum(slot.restarts for slot in self.slots())
         return EngineStatus(
             self.state, time.monotonic() - self._started_at, self.turns_done, self.errors, counters, backends,
-            health={slot.key: _health(slot) for slot in self.slots()},
+            health=health,
             input_level=self.input_level.value,
             last_wake=self.last_wake,
             wakes=dict(self.wakes),
@@ -1018,6 +1020,17 @@ class Engine:
         self._idle.clear()
         async with self._answer_lock, self._turn_life(turn):
             await self._answer(turn, final, reply)
+
+
+def _keyed(slots: list[BackendSlot]) -> list[tuple[str, BackendSlot]]:
+    """Each slot with its status key, ``"role:name"``; a backend used again (a second servo) gets
+    ``"#2"``, ``"#3"`` ... in profile order."""
+    seen: dict[str, int] = {}
+    keyed = []
+    for slot in slots:
+        seen[slot.key] = seen.get(slot.key, 0) + 1
+        keyed.append((slot.key if seen[slot.key] == 1 else f"{slot.key}#{seen[slot.key]}", slot))
+    return keyed
 
 
 def _health(slot: BackendSlot) -> str:

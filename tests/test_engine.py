@@ -722,3 +722,9 @@ async def test_status_counts_wakes_per_word_and_knows_each_backends_health(tmp_p
     assert document["running"] is False and document["wakes"] == {"hey_magoo": 2}
     assert document["last_wake"]["label"] == "hey_magoo" and document["errors"] == 1
     assert document["backends"]["responder:flaky"]["health"] == "stopped"  # the run is over
+
+
+async def test_a_backend_used_twice_has_two_entries_in_the_status():
+    engine, probe, result = await run_engine({"actuators": [{"backend": "log"}, {"backend": "log"}]}, turns=1)
+    status = engine.status()
+    assert {"actuators:log", "actuators:log#2"} <= set(status.backends) == set(status.health)
