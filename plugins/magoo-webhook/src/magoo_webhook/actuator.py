@@ -1,0 +1,201 @@
+"""The webhook actuator: chosen events as JSON to a URL, never in the way of listening.
+
+Each event hook builds its body (see :mod:`.payloads`) and hands it to the outbox (see
+:mod:`.delivery`), which sends it from a task of its own. Delivery failures are logged and
+counted in ``stats()``; they never reach the engine, so a dead receiver costs no turn.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+
+from pydantic import Field
+
+from magoo_core import Backend, BackendConfig, WakeEvent, hookimpl, require
+
+from .options import Headers, WebhookUrl
+from .payloads import TurnSteps, envelope, epoch, finished_timeline
+
+if TYPE_CHECKING:
+    from .delivery import Outbox
+
+EventName = Literal[
+    "startup", "state_change", "heartbeat", "error", "recovered", "shutdown",
+    "wake", "speech_start", "speech_end", "transcript", "reply", "speak_start", "speak_end", "turn_end",
+]
+#: Every event a webhook can send: the ``magoo_on_*`` hooks without the prefix (not speak_chunk,
+#: which comes 20-50 times a second).
+EVENTS: tuple[str, ...] = get_args(EventName)
+
+
+class WebhookActuator(Backend):
+    """POSTs a JSON body to a URL for each chosen event, from a queue the audio path never waits on."""
+
+    name: ClassVar[str] = "webhook"
+
+    class Config(BackendConfig):
+        url: WebhookUrl = Field(description="Where to send the events: an http:// or https:// URL.")
+        events: list[EventName] = Field(
+            default_factory=lambda: ["wake"], min_length=1,
+            description=f"Events to send, hook names without magoo_on_: {', '.join(EVENTS)}.",
+        )
+        partials: bool = Field(False, description="Also send partial transcripts (by default only the final one).")
+        headers: Headers = Field(
+            default_factory=dict,
+            description='HTTP headers sent with every request; values may be secrets, '
+            'Authorization = { env = "HOOK_TOKEN" } (never logged).',
+        )
+        method: Literal["POST", "PUT"] = Field("POST", description="HTTP method.")
+        timeout: float = Field(5.0, gt=0, description="Seconds one attempt may take, connecting and answering included.")
+        retries: int = Field(2, ge=0, le=10, description="Further attempts after a timeout, no connection, 408, 425, 429 or 5xx.")
+        retry_backoff: float = Field(
+            1.0, gt=0, le=30, description="Seconds before the first retry, doubled for each next one (up to 30 s)."
+        )
+        queue_size: int = Field(
+            100, ge=1, description="Events waiting for delivery at most; when full, the oldest is dropped."
+        )
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.config: WebhookActuator.Config = config
+        #: The profile's ``[magoo] name``, known from ``magoo_on_startup``.
+        self.assistant: str | None = None
+        self.outbox: Outbox | None = None
+        self._chosen = frozenset(config.events)
+        self._steps = TurnSteps()
+
+    async def __aenter__(self) -> WebhookActuator:
+        """Open the HTTP client and start the task that sends; nothing is sent before an event."""
+        require("httpx", backend=self.name, install="uv pip install magoo-webhook")
+        from .delivery import Outbox
+
+        cfg = self.config
+        outbox = Outbox(
+            cfg.url, method=cfg.method, headers=cfg.headers, timeout=cfg.timeout, retries=cfg.retries,
+            retry_backoff=cfg.retry_backoff, size=cfg.queue_size,
+        )
+        await outbox.start()
+        self.outbox = outbox
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Send what is still queued (the shutdown event, say) for up to ``timeout`` s, then stop."""
+        if self.outbox is not None:
+            await self.outbox.close(self.config.timeout)  # kept: its counters stay readable
+
+    def stats(self) -> dict[str, float]:
+        """Events delivered, failed after every attempt, dropped unsent; retries; events waiting."""
+        if self.outbox is None:
+            return {}
+        return {**self.outbox.counters, "waiting": self.outbox.waiting}
+
+    def _send(self, event: str, turn: int | None, **fields: Any) -> None:
+        if event in self._chosen and self.outbox is not None:
+            self.outbox.put({**envelope(event, self.assistant, turn), **fields})
+
+    # ---- lifecycle events ----
+
+    @hookimpl
+    def magoo_on_startup(self, profile):
+        self.assistant = profile.name
+        self._send("startup", None, backends=[f"{spec.role.value}:{spec.backend}" for spec in profile.specs()])
+
+    @hookimpl
+    def magoo_on_state_change(self, old, new, turn):
+        self._send("state_change", turn, old=old.value, new=new.value)
+
+    @hookimpl
+    def magoo_on_heartbeat(self, status):
+        self._send(
+            "heartbeat", None,
+            state=status.state.value,
+            uptime=round(status.uptime, 3),
+            turns=status.turns,
+            errors=status.errors,
+            counters=dict(status.counters),
+            backends={key: dict(stats) for key, stats in status.backends.items()},
+            health=dict(status.health),
+            input_level=round(status.input_level, 4),
+            last_wake=None if status.last_wake is None else wake_fields(status.last_wake),
+            wakes=dict(status.wakes),
+        )
+
+    @hookimpl
+    def magoo_on_error(self, failure):
+        self._send(
+            "error", failure.turn,
+            role=failure.role, backend=failure.backend, message=failure.message, retryable=failure.retryable,
+        )
+
+    @hookimpl
+    def magoo_on_recovered(self, role, backend, failures, downtime):
+        self._send("recovered", None, role=role, backend=backend, failures=failures, downtime=round(downtime, 3))
+
+    @hookimpl
+    def magoo_on_shutdown(self):
+        self._send("shutdown", None)
+
+    # ---- turn events ----
+
+    @hookimpl
+    def magoo_on_wake(self, wake, turn):
+        self._steps.note(turn, "wake", wake.timestamp)
+        self._send("wake", turn, **wake_fields(wake))
+
+    @hookimpl
+    def magoo_on_speech_start(self, timestamp, turn):
+        self._steps.note(turn, "speech_start", timestamp)  # in continuous mode, the turn starts here
+        self._send("speech_start", turn, timestamp=epoch(timestamp))
+
+    @hookimpl
+    def magoo_on_speech_end(self, timestamp, turn):
+        self._steps.note(turn, "speech_end", timestamp)
+        self._send("speech_end", turn, timestamp=epoch(timestamp))
+
+    @hookimpl
+    def magoo_on_transcript(self, transcript, turn):
+        if transcript.final:
+            self._steps.note(turn, "transcript", time.monotonic())
+        elif not self.config.partials:
+            return
+        self._send(
+            "transcript", turn, text=transcript.text, final=transcript.final, confidence=transcript.confidence,
+            timeline=self._steps.so_far(turn),
+        )
+
+    @hookimpl
+    def magoo_on_reply(self, reply, turn):
+        if not reply.final:
+            return
+        self._steps.note(turn, "reply", time.monotonic())
+        self._send("reply", turn, text=reply.text, timeline=self._steps.so_far(turn))
+
+    @hookimpl
+    def magoo_on_speak_start(self, text, turn):
+        self._steps.note(turn, "first_audio", time.monotonic())
+        self._send("speak_start", turn, text=text)
+
+    @hookimpl
+    def magoo_on_speak_end(self, turn, interrupted):
+        self._send("speak_end", turn, interrupted=interrupted)
+
+    @hookimpl
+    def magoo_on_turn_end(self, timeline):
+        self._steps.forget(timeline.turn)
+        self._send("turn_end", timeline.turn, **finished_timeline(timeline))
+
+
+def wake_fields(wake: WakeEvent) -> dict[str, Any]:
+    """A detection as the original listener reported it: ``wake_word``, ``confidence`` ...
+
+    ``timestamp`` is the wall-clock time (epoch seconds) of the audio frame that fired.
+    """
+    return {
+        "wake_word": wake.label,
+        "confidence": wake.score,
+        "threshold": wake.threshold,
+        "timestamp": epoch(wake.timestamp),
+        "model_name": wake.model,
+        "all_scores": dict(wake.scores),
+    }
