@@ -342,7 +342,7 @@ def installed(distribution: str) -> bool:
         pytest.param(PLUGIN_SITE, id="with an unrelated broken plugin"),
     ],
 )
-def test_missing_plugins_of_the_pi_profile_say_what_to_install(magoo, site):
+def test_the_pi_profile_checks_clean_or_says_which_plugins_to_install(magoo, site):
     env = {"OPENAI_API_KEY": "dummy", "FISH_API_KEY": "dummy", "FISH_VOICE_ID": "dummy"}
     if site is not None:
         env["PYTHONPATH"] = str(site)
@@ -351,8 +351,12 @@ def test_missing_plugins_of_the_pi_profile_say_what_to_install(magoo, site):
 
     used = ("magoo-pyaudio", "magoo-openai-realtime", "magoo-fish", "magoo-mpv", "magoo-servo")
     missing = [plugin for plugin in used if not installed(plugin)]
-    if not missing:
-        pytest.skip("every plugin of pi.toml is installed in this environment")
+    assert "magoo-broken" not in result.stderr
+    if not missing:  # this repository's environment: every backend of the Pi profile is found
+        assert result.returncode == 0, result.stderr
+        assert "problem" not in result.stderr
+        assert_no_traceback(result)
+        return
     assert result.returncode == 2
     assert f"{len(missing)} problem" in result.stderr
     for plugin in missing:
