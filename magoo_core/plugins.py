@@ -34,7 +34,7 @@ hookimpl = pluggy.HookimplMarker("magoo")
 
 ENTRY_POINT_GROUP = "magoo"
 BUILTIN_DISTRIBUTION = "magoo"
-BUILTIN_MODULES = ("sources", "fakes", "recorder")
+BUILTIN_MODULES = ("sources", "fakes", "recorder", "local")
 
 REGISTRATION_HOOKS: dict[Role, str] = {
     Role.AUDIO_SOURCE: "magoo_register_audio_sources",
