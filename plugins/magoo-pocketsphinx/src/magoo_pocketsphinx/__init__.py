@@ -1,0 +1,344 @@
+"""magoo-pocketsphinx: offline, streaming speech-to-text with pocketsphinx 5 and the model in its wheel.
+
+Recognises a fixed list of commands (a JSGF grammar: fast and exact) or free English with the
+full language model (slower, best effort). pocketsphinx's own voice activity detector finds
+where an utterance starts and ends, so nothing else is needed. pocketsphinx is imported when the
+backend starts, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, hookimpl, require
+from magoo_core.types import SpeechActivity, Transcript
+
+INSTALL = "uv pip install magoo-pocketsphinx  (or: pip install 'pocketsphinx>=5.1,<6')"
+SAMPLE_RATE = 16000
+FRAME_SECONDS = 0.03  # pocketsphinx's VAD classifies 30 ms frames
+FRAME_BYTES = round(SAMPLE_RATE * FRAME_SECONDS) * 2
+START_FRAMES = 3  # consecutive speech frames (90 ms) that start an utterance: a click does not
+PRE_SPEECH = 0.3  # seconds of audio before the detected start that are decoded too (soft onsets)
+WORD = re.compile(r"[a-z']+")
+
+
+def command_words(phrase: str) -> list[str]:
+    """The words of a command as the dictionary spells them: lower case, punctuation dropped."""
+    return WORD.findall(phrase.lower())
+
+
+def commands_grammar(commands: list[str]) -> str:
+    """A JSGF grammar whose one public rule is any of ``commands``, said whole."""
+    alternatives = " | ".join(" ".join(command_words(c)) for c in commands)
+    return f"#JSGF V1.0;\ngrammar magoo;\npublic <command> = {alternatives};\n"
+
+
+class PocketsphinxSpeechToText(Backend):
+    """Streams audio through one pocketsphinx decoder: partial transcripts while you speak, a
+    final one when you stop.
+
+    Pick what it can recognise with one of ``commands`` (a list of phrases), ``grammar`` (a JSGF
+    file) or nothing (the full English language model, or your own ``lm``).
+    """
+
+    name: ClassVar[str] = "pocketsphinx"
+    input_format = AudioFormat(SAMPLE_RATE)
+    replies = False
+
+    class Config(BackendConfig):
+        commands: list[str] | None = Field(
+            None,
+            min_length=1,
+            description=(
+                "Phrases to recognise, said whole (a grammar is built from them): the most accurate"
+                " mode. Every word must be in the dictionary. Unset: `grammar`, or the full language model."
+            ),
+        )
+        grammar: Path | None = Field(
+            None, description="A JSGF grammar file (its first public rule is used); relative paths start at the profile's folder."
+        )
+        lm: Path | None = Field(
+            None, description="An n-gram language model (.lm or .lm.bin) for free speech; unset: the English model in the pocketsphinx wheel."
+        )
+        dictionary: Path | None = Field(
+            None, description="A pronunciation dictionary; unset: the CMU dictionary in the pocketsphinx wheel."
+        )
+        hmm: Path | None = Field(
+            None, description="An acoustic model folder; unset: the US English model in the pocketsphinx wheel."
+        )
+        end_silence: float = Field(0.6, gt=0, le=5, description="Seconds of non-speech that end an utterance.")
+        max_seconds: float = Field(10.0, gt=0, description="Longest utterance in seconds; it is ended there.")
+        partial_every: float = Field(
+            0.3, gt=0, description="Seconds of audio between partial transcripts (only when the words changed)."
+        )
+        vad_mode: Literal[0, 1, 2, 3] = Field(
+            3,
+            description=(
+                "How strict pocketsphinx's voice activity detector is, 0 (loose) to 3 (strict). Modes 0-2"
+                " take a faint hiss (white noise at -60 dBFS) for speech; 3 ignores noise up to about -50 dBFS."
+            ),
+        )
+        dither: float = Field(
+            1.0,
+            ge=0,
+            le=100,
+            description=(
+                "Standard deviation, in 16-bit steps, of a faint noise added to the audio; 0: none."
+                " Exact digital silence (a muted or synthetic source) makes pocketsphinx drop the last words."
+            ),
+        )
+
+        @field_validator("commands")
+        @classmethod
+        def _commands_have_words(cls, value: list[str] | None) -> list[str] | None:
+            if value is not None:
+                empty = [c for c in value if not command_words(c)]
+                if empty:
+                    raise ValueError(f"commands without words: {empty}")
+            return value
+
+        @model_validator(mode="after")
+        def _one_search(self):
+            chosen = [key for key in ("commands", "grammar", "lm") if getattr(self, key) is not None]
+            if len(chosen) > 1:
+                raise ValueError(f"give only one of commands, grammar and lm (got {', '.join(chosen)})")
+            return self
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._decoder: Any = None
+        self._vad: Any = None
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
+        self.utterances = 0
+        self.empty = 0
+
+    async def __aenter__(self):
+        pocketsphinx = require("pocketsphinx", backend=self.name, install=INSTALL)
+        # one thread owns the decoder: every call on it is serialised, even after a cancelled turn
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="magoo-pocketsphinx")
+        try:
+            self._decoder, self._vad = await self._call(self._load, pocketsphinx)
+        except BaseException:
+            self._worker.shutdown(wait=False)
+            self._worker = None
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+        self._worker = self._decoder = self._vad = None
+
+    def _load(self, pocketsphinx: Any) -> tuple[Any, Any]:
+        cfg = self.config
+        options: dict[str, Any] = {"loglevel": "FATAL", "samprate": SAMPLE_RATE}
+        for key, option in (("hmm", "hmm"), ("dictionary", "dict"), ("lm", "lm")):
+            path = getattr(cfg, key)
+            if path is not None:
+                if not path.exists():
+                    raise BackendError(f"pocketsphinx: the {key} {path} does not exist. Fix `{key}` in [stt].", retryable=False)
+                options[option] = str(path)
+        if cfg.grammar is not None:
+            if not cfg.grammar.is_file():
+                raise BackendError(f"pocketsphinx: the grammar {cfg.grammar} does not exist. Fix `grammar` in [stt].", retryable=False)
+            options["jsgf"] = str(cfg.grammar)
+        if cfg.commands is not None:
+            options["lm"] = None
+        try:
+            decoder = pocketsphinx.Decoder(**options)
+        except (RuntimeError, ValueError) as exc:
+            what = f"the grammar {cfg.grammar}" if cfg.grammar is not None else "its model"
+            raise BackendError(
+                f"pocketsphinx could not load {what} ({exc}): check that every word is in the dictionary"
+                " and the files are a pocketsphinx model.",
+                retryable=False,
+            ) from None
+        if cfg.commands is not None:
+            unknown = sorted({w for c in cfg.commands for w in command_words(c) if decoder.lookup_word(w) is None})
+            if unknown:
+                raise BackendError(
+                    f"pocketsphinx: these command words are not in the dictionary: {', '.join(unknown)}."
+                    " Spell them as ordinary English words, or give a `dictionary` that has them.",
+                    retryable=False,
+                )
+            decoder.add_jsgf_string("commands", commands_grammar(cfg.commands))
+            decoder.activate_search("commands")
+        return decoder, pocketsphinx.Vad(cfg.vad_mode, SAMPLE_RATE, FRAME_SECONDS)
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+
+    async def transcribe(self, audio: AsyncIterator[AudioChunk]) -> AsyncIterator[Transcript | SpeechActivity]:
+        """Yield SpeechActivity at each start and end of speech, partial Transcripts while it
+        lasts and one final Transcript per utterance ("" when nothing matched).
+
+        After a wake word (``audio.continuous`` False) it returns after the first utterance, or
+        when the audio ends; on a continuous stream it goes on, utterance after utterance.
+        """
+        if self._decoder is None:
+            raise BackendError("pocketsphinx: transcribe() before the backend was started")
+        continuous = getattr(audio, "continuous", False)
+        utterances = _Utterances(self._decoder, self._vad, self.config)
+        await self._call(utterances.reset)
+        async for chunk in audio:
+            ended = chunk.timestamp or time.monotonic()
+            events = await self._call(utterances.feed, chunk.pcm)
+            for item in self._items(events, ended, utterances.heard):
+                yield item
+                if isinstance(item, Transcript) and item.final and not continuous:
+                    return
+        events = await self._call(utterances.finish)
+        if not continuous and not events and not utterances.finals:
+            events = [_Event("final", utterances.heard, "", None)]
+        for item in self._items(events, time.monotonic(), utterances.heard):
+            yield item
+
+    def _items(self, events: list[_Event], ended: float, heard: float) -> list[Transcript | SpeechActivity]:
+        """Events in audio time → items in monotonic time (``ended`` is when audio time ``heard`` was captured)."""
+        items: list[Transcript | SpeechActivity] = []
+        for event in events:
+            if event.kind in ("start", "end"):
+                items.append(SpeechActivity(event.kind == "start", ended - (heard - event.at)))
+            else:
+                final = event.kind == "final"
+                if final:
+                    self.utterances += 1
+                    self.empty += not event.text
+                items.append(Transcript(event.text, final=final, confidence=event.confidence))
+        return items
+
+    def stats(self) -> Mapping[str, float]:
+        return {"utterances": self.utterances, "empty": self.empty}
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    kind: Literal["start", "end", "partial", "final"]
+    at: float  # seconds of audio from the start of the stream
+    text: str = ""
+    confidence: float | None = None
+
+
+class _Utterances:
+    """Voice activity and decoding of one audio stream, on the decoder's thread.
+
+    Idle, it keeps ``PRE_SPEECH`` of audio; ``START_FRAMES`` speech frames in a row start an
+    utterance (decoded from the kept audio on), ``end_silence`` of non-speech frames or
+    ``max_seconds`` end it.
+    """
+
+    def __init__(self, decoder: Any, vad: Any, config: PocketsphinxSpeechToText.Config) -> None:
+        self.decoder, self.vad, self.config = decoder, vad, config
+        self.heard = 0.0
+        self.finals = 0
+        self._pending = b""
+        self._kept: deque[bytes] = deque(maxlen=round(PRE_SPEECH / FRAME_SECONDS))
+        self._run = 0  # speech frames in a row while idle
+        self._quiet = 0  # non-speech frames in a row in an utterance
+        self._in_utterance = False
+        self._length = 0.0
+        self._next_partial = 0.0
+        self._partial = ""
+        self._noise = np.random.default_rng(0)
+
+    def reset(self) -> None:
+        """End an utterance a previous, abandoned stream left open."""
+        try:
+            self.decoder.end_utt()
+        except RuntimeError:
+            pass  # no utterance was open: the normal case
+
+    def feed(self, pcm: bytes) -> list[_Event]:
+        events: list[_Event] = []
+        data = self._pending + pcm
+        whole = len(data) - len(data) % FRAME_BYTES
+        self._pending = data[whole:]
+        decode = bytearray()
+        for offset in range(0, whole, FRAME_BYTES):
+            raw = data[offset : offset + FRAME_BYTES]
+            speech = self.vad.is_speech(raw)  # on the audio as captured: the dither is for the decoder
+            frame = self._dithered(raw)
+            self.heard += FRAME_SECONDS
+            if not self._in_utterance:
+                self._kept.append(frame)
+                self._run = self._run + 1 if speech else 0
+                if self._run >= START_FRAMES:
+                    self._begin(events, decode)
+                continue
+            decode += frame
+            self._length += FRAME_SECONDS
+            self._quiet = 0 if speech else self._quiet + 1
+            if self._quiet * FRAME_SECONDS >= self.config.end_silence - 1e-9:
+                events.append(_Event("end", self.heard - self._quiet * FRAME_SECONDS))
+                self._end(events, decode)
+            elif self._length >= self.config.max_seconds - 1e-9:
+                events.append(_Event("end", self.heard))
+                self._end(events, decode)
+            elif self._length >= self._next_partial:
+                self._process(decode)
+                self._next_partial += self.config.partial_every
+                hyp = self.decoder.hyp()
+                text = hyp.hypstr if hyp is not None else ""
+                if text and text != self._partial:
+                    self._partial = text
+                    events.append(_Event("partial", self.heard, text))
+        self._process(decode)
+        return events
+
+    def finish(self) -> list[_Event]:
+        """The audio ended: close an utterance in progress."""
+        events: list[_Event] = []
+        if self._in_utterance:
+            events.append(_Event("end", self.heard))
+            self._end(events, bytearray())
+        return events
+
+    def _dithered(self, frame: bytes) -> bytes:
+        if not self.config.dither:
+            return frame
+        noise = self._noise.normal(0.0, self.config.dither, len(frame) // 2)
+        mixed = np.frombuffer(frame, "<i2") + np.round(noise)
+        return np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+
+    def _begin(self, events: list[_Event], decode: bytearray) -> None:
+        self._in_utterance = True
+        self._length = len(self._kept) * FRAME_SECONDS
+        self._quiet = 0
+        self._partial = ""
+        self._next_partial = self._length + self.config.partial_every
+        events.append(_Event("start", self.heard - START_FRAMES * FRAME_SECONDS))
+        self.decoder.start_utt()
+        decode += b"".join(self._kept)
+        self._kept.clear()
+
+    def _process(self, decode: bytearray) -> None:
+        if decode:
+            self.decoder.process_raw(bytes(decode), False, False)
+            decode.clear()
+
+    def _end(self, events: list[_Event], decode: bytearray) -> None:
+        self._process(decode)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        text = hyp.hypstr if hyp is not None else ""
+        confidence = min(max(float(hyp.prob), 0.0), 1.0) if hyp is not None and text else None
+        events.append(_Event("final", self.heard, text, confidence))
+        self.finals += 1
+        self._in_utterance = False
+        self._run = 0
+
+
+@hookimpl
+def magoo_register_stt(register):
+    register(PocketsphinxSpeechToText)

@@ -1,0 +1,160 @@
+"""The pocketsphinx backend on real speech: exact commands, the full model's error rate,
+endpointing, partials, continuous streams and a whole turn through the engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from magoo_core.errors import BackendError
+from magoo_core.testing import run_profile
+from magoo_core.testing.contracts import SpeechToTextContract
+from magoo_core.types import AudioChunk, SpeechActivity, Transcript
+
+import magoo_pocketsphinx
+from magoo_pocketsphinx import PocketsphinxSpeechToText, commands_grammar
+from pocketsphinx_helpers import (
+    CLIP,
+    COMMANDS,
+    SPOKEN,
+    espeak_clip,
+    finals,
+    items,
+    measure_wer,
+    quiet,
+    shipped_clip,
+    stream,
+    word_errors,
+)
+
+GRAMMAR = {"commands": COMMANDS}
+
+
+class TestPocketsphinxContract(SpeechToTextContract):
+    backend_class = PocketsphinxSpeechToText
+    config = GRAMMAR
+
+    def utterance(self, fmt):
+        return [AudioChunk(quiet(0.3) + shipped_clip() + quiet(1.0), fmt.sample_rate)]
+
+
+def test_grammar_mode_is_exact_on_the_shipped_clip():
+    found = items(GRAMMAR, quiet(0.3) + shipped_clip() + quiet(1.5))
+    assert finals(found) == ["what time is it"]
+    final = [i for i in found if isinstance(i, Transcript) and i.final][0]
+    assert final.confidence is not None and 0 < final.confidence <= 1
+
+
+@pytest.mark.parametrize("text", SPOKEN)
+def test_grammar_mode_is_exact_on_espeak_commands(text):
+    assert finals(items(GRAMMAR, quiet(0.3) + espeak_clip(text) + quiet(1.5))) == [text]
+
+
+def test_a_jsgf_file_grammar(tmp_path):
+    (tmp_path / "commands.gram").write_text(commands_grammar(COMMANDS))
+    config = PocketsphinxSpeechToText.Config.model_validate({"grammar": "commands.gram"}, context={"base_dir": tmp_path})
+    assert config.grammar == tmp_path / "commands.gram"
+    found = items({"grammar": str(config.grammar)}, quiet(0.3) + espeak_clip("tell me a joke") + quiet(1.5))
+    assert finals(found) == ["tell me a joke"]
+
+
+def test_full_model_word_error_rate_is_reported():
+    rate, heard = measure_wer()
+    print(f"\npocketsphinx full language model: WER {rate:.2f} on {len(heard)} espeak-ng commands: {heard}")
+    assert all(isinstance(text, str) for text in heard.values())
+    assert any(heard.values()), "the full model heard nothing at all"
+    assert rate < 1.0
+    grammar_rate, _ = measure_wer(GRAMMAR)
+    print(f"pocketsphinx command grammar: WER {grammar_rate:.2f}")
+    assert grammar_rate == 0.0
+
+
+def test_word_errors():
+    assert word_errors("what time is it", "what time is it") == 0
+    assert word_errors("what time is it", "what type it") == 2
+    assert word_errors("tell me a joke", "") == 4
+    assert word_errors("", "hello") == 1
+
+
+def test_the_final_comes_at_the_end_of_speech_not_of_the_stream():
+    results = asyncio.run(stream(GRAMMAR, quiet(0.3) + shipped_clip() + quiet(1.5)))
+    kinds = [type(item).__name__ + ("/final" if getattr(item, "final", False) else "") for _, _, item in results]
+    consumed, total, final = next(r for r in results if isinstance(r[2], Transcript) and r[2].final)
+    assert final.text == "what time is it"
+    assert consumed < total, f"the final came only after the whole stream ({consumed} of {total} chunks)"
+    # 0.3 s + 1.29 s of speech + end_silence 0.6 s: about 28 of 40 chunks, not the 1.5 s of silence
+    assert consumed <= 31
+    assert kinds[0] == "SpeechActivity"
+    partials = [item for _, _, item in results if isinstance(item, Transcript) and not item.final]
+    assert partials, "no partial transcript before the final"
+    assert kinds.index("Transcript/final") > kinds.index("Transcript")
+    assert "what time is it".startswith(partials[0].text)
+    activity = [item.started for _, _, item in results if isinstance(item, SpeechActivity)]
+    assert activity == [True, False]
+
+
+def test_max_seconds_cuts_an_endless_utterance():
+    noise = (np.random.default_rng(7).normal(0, 6000, 16000 * 6)).clip(-32768, 32767).astype("<i2").tobytes()
+    results = asyncio.run(stream({**GRAMMAR, "max_seconds": 1.0}, quiet(0.3) + noise))
+    ends = [r for r in results if isinstance(r[2], Transcript) and r[2].final]
+    assert len(ends) == 1
+    consumed, total, _ = ends[0]
+    assert consumed <= 22 < total  # 0.3 s + 1 s + the detector's 90 ms start: well before 6.3 s
+
+
+def test_silence_gives_one_empty_final():
+    found = items(GRAMMAR, quiet(2.0))
+    assert finals(found) == [""]
+    assert not any(isinstance(i, SpeechActivity) for i in found)
+
+
+def test_continuous_mode_gives_a_final_per_utterance():
+    pcm = quiet(0.3) + shipped_clip() + quiet(1.2) + espeak_clip("tell me a joke") + quiet(1.2)
+    found = items(GRAMMAR, pcm, continuous=True)
+    assert finals(found) == ["what time is it", "tell me a joke"]
+    assert [i.started for i in found if isinstance(i, SpeechActivity)] == [True, False, True, False]
+
+
+def test_only_one_of_commands_grammar_and_lm():
+    with pytest.raises(ValidationError, match="only one of"):
+        PocketsphinxSpeechToText.Config.model_validate({"commands": ["hello"], "lm": "x.lm.bin"})
+    with pytest.raises(ValidationError, match="without words"):
+        PocketsphinxSpeechToText.Config.model_validate({"commands": ["hello", "?!"]})
+
+
+def test_unknown_command_words_are_named_at_start():
+    with pytest.raises(BackendError, match="xyzzyq") as caught:
+        items({"commands": ["what time is it", "open xyzzyq"]}, quiet(0.1))
+    assert not caught.value.retryable
+
+
+def test_a_missing_grammar_file_is_named(tmp_path):
+    with pytest.raises(BackendError, match="no.gram"):
+        items({"grammar": str(tmp_path / "no.gram")}, quiet(0.1))
+
+
+def test_a_whole_turn_through_the_engine():
+    record = asyncio.run(
+        run_profile(
+            {
+                "stt": {"backend": "pocketsphinx", "commands": COMMANDS},
+                "audio_source": {
+                    "backend": "scripted",
+                    "realtime": False,
+                    "segments": [
+                        {"seconds": 0.4},
+                        {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5},
+                        {"seconds": 0.3},
+                        {"file": str(CLIP)},
+                        {"seconds": 1.5},
+                    ],
+                },
+            },
+            plugins=[magoo_pocketsphinx],
+        )
+    )
+    assert record.transcripts == ["what time is it"]
+    assert record.replies == ["You said: what time is it"]
