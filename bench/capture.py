@@ -55,10 +55,8 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -71,6 +69,8 @@ from magoo_core.audio import rms_level
 from magoo_core.capture import BUFFER_SECONDS
 from magoo_core.testing.virtual_audio import VirtualAudio
 from magoo_core.types import AudioChunk
+
+from common import private_audio, stop_on_sigterm
 
 RATE = 16000
 FRAMES = round(RATE * BUFFER_SECONDS)  # magoo's default buffer: 640 frames, 40 ms
@@ -117,27 +117,6 @@ def expected_frames(times: Sequence[float], frames: Sequence[int]) -> int:
 
 
 # ---- setup: server, load, microphone feed ----------------------------------------------------
-
-
-@contextlib.contextmanager
-def virtual_microphone() -> Iterator[VirtualAudio]:
-    """A private PulseAudio server in a temporary directory; ``os.environ`` points at it."""
-    reason = VirtualAudio.unavailable_reason()
-    if reason is not None:
-        raise SystemExit(f"bench/capture.py: {reason}")
-    with tempfile.TemporaryDirectory(prefix="magoo-bench-audio-") as audio_dir:
-        try:
-            audio = VirtualAudio.start(Path(audio_dir))
-        except BaseException as e:
-            # pulse-up.sh may have daemonized the server before it failed or Ctrl-C stopped it
-            VirtualAudio(Path(audio_dir)).stop()
-            if isinstance(e, RuntimeError):
-                raise SystemExit(f"bench/capture.py: PulseAudio did not start: {e}") from e
-            raise
-        try:
-            yield audio
-        finally:
-            audio.stop()
 
 
 @contextlib.contextmanager
@@ -386,15 +365,6 @@ def seconds_arg(text: str) -> float:
     return value
 
 
-def stop_on_sigterm() -> None:
-    """Make SIGTERM unwind like Ctrl-C, so the server, the load and the feed are cleaned up."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=seconds_arg, default=20.0, help="seconds per capture run (1–80)")
@@ -406,7 +376,7 @@ def main() -> None:
     stop_on_sigterm()
 
     feed_seconds = (len(backends) + 2) * (args.seconds + 6) + 10  # every run, its open and close, with margin
-    with virtual_microphone() as audio, cpu_load(args.load) as busy, mic_feed(audio, feed_seconds) as player:
+    with private_audio("bench/capture.py") as audio, cpu_load(args.load) as busy, mic_feed(audio, feed_seconds) as player:
         start, busy_before = time.monotonic(), [cpu_seconds(p.pid) for p in busy]
         magoo_runs = [asyncio.run(capture_with_magoo(backend, args.seconds)) for backend in backends]
         baseline = capture_with_baseline(ThreadPerChunk, args.seconds)

@@ -58,21 +58,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from magoo_core.testing.virtual_audio import Recording, VirtualAudio
+
+from common import private_audio, stop_on_sigterm
 
 KEY = "fish-bench-key-0123456789abcdef"
 HEADERS = {"Authorization": f"Bearer {KEY}", "model": "s2-pro", "Content-Type": "application/msgpack"}  # the SDK's
@@ -147,28 +144,6 @@ def check_tools() -> None:
         packages = " ".join(NEEDED_TOOLS[tool] for tool in missing)
         raise SetupError(f"{', '.join(missing)} not found on PATH: run ./scripts/setup.sh"
                          f" (or sudo apt install {packages})")
-
-
-@contextlib.contextmanager
-def virtual_speaker() -> Iterator[VirtualAudio]:
-    """A private PulseAudio server in a temporary directory; ``os.environ`` points at it, so
-    every mpv started from here plays into its ``speaker`` sink."""
-    reason = VirtualAudio.unavailable_reason()
-    if reason is not None:
-        raise SetupError(reason)
-    with tempfile.TemporaryDirectory(prefix="magoo-bench-audio-") as audio_dir:
-        try:
-            audio = VirtualAudio.start(Path(audio_dir))
-        except BaseException as e:
-            # pulse-up.sh may have daemonized the server before it failed or Ctrl-C stopped it
-            VirtualAudio(Path(audio_dir)).stop()
-            if isinstance(e, RuntimeError):
-                raise SetupError(f"PulseAudio did not start: {e}") from e
-            raise
-        try:
-            yield audio
-        finally:
-            audio.stop()
 
 
 def request_texts(reply: str) -> list[str]:
@@ -423,15 +398,6 @@ def non_negative(text: str) -> float:
     return value
 
 
-def stop_on_sigterm() -> None:
-    """Make SIGTERM unwind like Ctrl-C, so the servers and every mpv are stopped."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=positive, default=5, help="turns of ONE, of TEN and baseline runs (default 5)")
@@ -445,7 +411,7 @@ def main() -> None:
     stop_on_sigterm()
     try:
         check_tools()
-        with virtual_speaker() as audio:
+        with private_audio("bench/speak.py") as audio:
             rows, durations, drift_ppm = asyncio.run(measure(audio, args))
     except SetupError as e:
         sys.exit(f"bench/speak.py: {e}")

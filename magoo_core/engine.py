@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audio import AudioConverter, RingBuffer, rms_level
+from .audio import AudioConverter, RingBuffer
 from .errors import BackendError
 from .lifecycle import BackendSlot, describe_failure
 from .plugins import Plugins
@@ -548,7 +548,7 @@ class Engine:
             await self._idle.wait()
         self.counters["frames"] += 1
         self.counters["audio_seconds"] += chunk.duration
-        self.input_level.add(rms_level(chunk), chunk.duration)
+        self.input_level.add(chunk)
         if self.muted:
             self.counters["muted_frames"] += 1
             if self.continuous and self._feed is not None and self.settings.muted_audio == "silence":

@@ -17,7 +17,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from .types import EngineStatus
+from .audio import rms_level
+from .types import AudioChunk, EngineStatus
 
 LEVEL_WINDOW = 1.0  # seconds of audio the input level is measured over
 
@@ -25,29 +26,28 @@ LEVEL_WINDOW = 1.0  # seconds of audio the input level is measured over
 class InputLevel:
     """RMS level (0..1 of full scale) of the last :data:`LEVEL_WINDOW` seconds of microphone audio.
 
-    ``add()`` runs for every captured chunk on the event loop: it keeps one number per chunk.
+    ``add()`` runs for every captured chunk on the event loop, so it only keeps the chunk; the
+    level is computed when someone asks (the heartbeat, the status file).
     """
 
     def __init__(self) -> None:
-        self._chunks: deque[tuple[float, float]] = deque()  # (seconds, seconds × mean square)
+        self._chunks: deque[AudioChunk] = deque()
         self._seconds = 0.0
-        self._energy = 0.0
 
-    def add(self, rms: float, seconds: float) -> None:
-        energy = rms * rms * seconds
-        self._chunks.append((seconds, energy))
-        self._seconds += seconds
-        self._energy += energy
-        while self._chunks and self._seconds - self._chunks[0][0] >= LEVEL_WINDOW:
-            old_seconds, old_energy = self._chunks.popleft()
-            self._seconds -= old_seconds
-            self._energy -= old_energy
+    def add(self, chunk: AudioChunk) -> None:
+        self._chunks.append(chunk)
+        self._seconds += chunk.duration
+        while self._seconds - self._chunks[0].duration >= LEVEL_WINDOW:
+            self._seconds -= self._chunks.popleft().duration
 
     @property
     def value(self) -> float:
-        if self._seconds <= 0:
+        chunks = list(self._chunks)
+        seconds = sum(chunk.duration for chunk in chunks)
+        if seconds <= 0:
             return 0.0
-        return math.sqrt(max(0.0, self._energy) / self._seconds)
+        energy = sum(rms_level(chunk) ** 2 * chunk.duration for chunk in chunks)
+        return math.sqrt(energy / seconds)
 
 
 def status_document(status: EngineStatus, *, name: str, running: bool) -> dict[str, Any]:

@@ -5,7 +5,6 @@ A smoke test only: it checks that the bench works, not what it measures (no timi
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from magoo_core.testing.pytest_plugin import require_audio
 from magoo_core.testing.virtual_audio import VirtualAudio
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "speak.py"
@@ -34,12 +34,7 @@ def unavailable_reason() -> str | None:
 @pytest.fixture
 def audio_available() -> None:
     """Skip when the bench cannot run here; with ``MAGOO_REQUIRE_AUDIO=1`` (CI) fail instead."""
-    reason = unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("MAGOO_REQUIRE_AUDIO") == "1":
-        pytest.fail(f"MAGOO_REQUIRE_AUDIO=1 but {reason}")
-    pytest.skip(reason)
+    require_audio(unavailable_reason())
 
 
 def test_bench_speak_prints_a_row_per_measurement_the_ratio_and_the_overhead(audio_available):

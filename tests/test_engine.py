@@ -691,14 +691,20 @@ async def test_a_backend_that_heals_itself_is_never_restarted_by_the_engine():
 
 
 def test_the_input_level_is_the_rms_of_the_last_second():
+    import numpy as np
+
+    from magoo_core.audio import chunk_from_samples
     from magoo_core.status import InputLevel
+
+    def steady(rms: float) -> AudioChunk:  # 40 ms whose RMS is exactly ``rms``
+        return chunk_from_samples(np.full(640, round(rms * 32768), dtype=np.int16), 16000)
 
     level = InputLevel()
     for _ in range(50):  # 2 s of 40 ms chunks at RMS 0.5, then 1 s at 0.1
-        level.add(0.5, 0.04)
+        level.add(steady(0.5))
     assert level.value == pytest.approx(0.5)
     for _ in range(25):
-        level.add(0.1, 0.04)
+        level.add(steady(0.1))
     assert level.value == pytest.approx(0.1, abs=0.02)
 
 

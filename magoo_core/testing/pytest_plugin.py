@@ -53,15 +53,21 @@ def magoo_tone() -> Callable[..., Any]:
     return make
 
 
+def require_audio(reason: str | None) -> None:
+    """Skip the calling test when ``reason`` says real audio cannot run here; with
+    ``MAGOO_REQUIRE_AUDIO=1`` (CI) fail it instead, so a missing install step cannot hide."""
+    if reason is None:
+        return
+    if os.environ.get("MAGOO_REQUIRE_AUDIO") == "1":
+        pytest.fail(f"MAGOO_REQUIRE_AUDIO=1 but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def virtual_audio(tmp_path_factory) -> Iterator[VirtualAudio]:
     from .virtual_audio import VirtualAudio
 
-    reason = VirtualAudio.unavailable_reason()
-    if reason is not None:
-        if os.environ.get("MAGOO_REQUIRE_AUDIO") == "1":
-            pytest.fail(f"MAGOO_REQUIRE_AUDIO=1 but {reason}")
-        pytest.skip(reason)
+    require_audio(VirtualAudio.unavailable_reason())
     audio = VirtualAudio.start(tmp_path_factory.mktemp("virtual-audio"))
     try:
         yield audio

@@ -31,6 +31,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import wave
@@ -253,6 +254,28 @@ class VirtualAudio:
         audio = cls(audio_dir)
         audio._up()
         return audio
+
+    @classmethod
+    @contextmanager
+    def temporary(cls, prefix: str = "magoo-audio-") -> Iterator[VirtualAudio]:
+        """A server in a temporary directory for the ``with`` block (benches, tools), stopped after it.
+
+        Raises RuntimeError, naming the reason or the server's log, when it cannot run here; a
+        server that failed or was interrupted half-way up is stopped too.
+        """
+        reason = cls.unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
+        with tempfile.TemporaryDirectory(prefix=prefix) as audio_dir:
+            try:
+                audio = cls.start(Path(audio_dir))
+            except BaseException:
+                cls(Path(audio_dir)).stop()  # pulse-up.sh may have daemonized it before it failed
+                raise
+            try:
+                yield audio
+            finally:
+                audio.stop()
 
     def stop(self) -> None:
         """Stop the server and keepalives; restore the ``os.environ`` values :meth:`start` changed."""

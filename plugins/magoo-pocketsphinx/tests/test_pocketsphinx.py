@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from magoo_core.errors import BackendError
-from magoo_core.testing import run_profile
+from magoo_core.testing import TEST_PROFILE, run_profile
 from magoo_core.testing.contracts import SpeechToTextContract
 from magoo_core.types import AudioChunk, SpeechActivity, Transcript
 
@@ -141,16 +141,9 @@ def test_a_whole_turn_through_the_engine():
         run_profile(
             {
                 "stt": {"backend": "pocketsphinx", "commands": COMMANDS},
-                "audio_source": {
-                    "backend": "scripted",
-                    "realtime": False,
-                    "segments": [
-                        {"seconds": 0.4},
-                        {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5},
-                        {"seconds": 0.3},
-                        {"file": str(CLIP)},
-                        {"seconds": 1.5},
-                    ],
+                "audio_source": {  # the test profile's, with the spoken command instead of its tone
+                    **TEST_PROFILE["audio_source"],
+                    "segments": [*TEST_PROFILE["audio_source"]["segments"][:3], {"file": str(CLIP)}, {"seconds": 1.5}],
                 },
             },
             plugins=[magoo_pocketsphinx],

@@ -17,11 +17,12 @@ Choices where the real server's behaviour is unknown:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+
+from magoo_core.testing.loopback import loopback_parser, serve_until_interrupted
 
 from .loopback_connection import MESSAGES, PATH, Answer, Connection, RequestRecord
 from .loopback_validate import BodyError, decode_body, validate
@@ -190,35 +191,26 @@ class LoopbackFishServer:
 
 def main(argv: list[str] | None = None) -> None:
     """``magoo-fish-loopback``: serve until Ctrl-C, logging each request."""
-    parser = argparse.ArgumentParser(
-        prog="magoo-fish-loopback",
-        description="A local stand-in for the Fish Audio TTS API (POST /v1/tts) that speaks with espeak-ng. "
+    parser = loopback_parser(
+        "magoo-fish-loopback",
+        "A local stand-in for the Fish Audio TTS API (POST /v1/tts) that speaks with espeak-ng. "
         "Point a profile's base_url at it to try magoo offline.",
+        port=8766,
+        api_key="fish-loopback",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--api-key", default="fish-loopback", help="the key clients must send (default: %(default)s)")
     parser.add_argument("--first-byte-delay", type=float, default=0.0, metavar="S",
                         help="seconds before the first audio byte of each request")
     parser.add_argument("--realtime-factor", type=float, default=None, metavar="F",
                         help="stream audio F times faster than real time (default: as fast as possible)")
     parser.add_argument("--chunk-bytes", type=int, default=4096, help="bytes per chunk of a response")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        asyncio.run(_serve_until_cancelled(args))
-    except KeyboardInterrupt:
-        pass
-
-
-async def _serve_until_cancelled(args: argparse.Namespace) -> None:
     server = LoopbackFishServer(
         args.api_key, first_byte_delay=args.first_byte_delay, realtime_factor=args.realtime_factor,
         chunk_bytes=args.chunk_bytes, host=args.host, port=args.port,
     )
-    async with server:
-        log.info("loopback Fish Audio server at %s (POST /v1/tts; Ctrl-C stops)", server.base_url)
-        await asyncio.Event().wait()
+    serve_until_interrupted(
+        server, lambda: f"loopback Fish Audio server at {server.base_url} (POST /v1/tts; Ctrl-C stops)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Choices where the real server's behaviour is unknown:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import http
 import itertools
@@ -37,6 +36,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
+
+from magoo_core.testing.loopback import loopback_parser, serve_until_interrupted
 
 from .loopback_session import DROP_POINTS, ConnectionRecord, LoopbackSession, TurnRecord
 
@@ -287,31 +288,22 @@ def _websocket_logger() -> logging.Logger:
 
 def main(argv: list[str] | None = None) -> None:
     """``magoo-realtime-loopback``: serve until Ctrl-C, logging each turn."""
-    parser = argparse.ArgumentParser(
-        prog="magoo-realtime-loopback",
-        description="A local stand-in for the OpenAI Realtime API (GA protocol) that echoes what it hears. "
+    parser = loopback_parser(
+        "magoo-realtime-loopback",
+        "A local stand-in for the OpenAI Realtime API (GA protocol) that echoes what it hears. "
         "Point a profile's url at it to try magoo offline.",
+        port=8765,
+        api_key="sk-loopback",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--api-key", default="sk-loopback", help="the key clients must send (default: %(default)s)")
     parser.add_argument("--session-length", type=float, default=3600.0, help="seconds before session_expired")
     parser.add_argument("--transcript", action="append", dest="transcripts", metavar="TEXT",
                         help="what the turns said, in order (repeat the option; the last one repeats)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        asyncio.run(_serve_until_cancelled(args))
-    except KeyboardInterrupt:
-        pass
-
-
-async def _serve_until_cancelled(args: argparse.Namespace) -> None:
     server = LoopbackRealtimeServer(api_key=args.api_key, host=args.host, port=args.port,
                                     transcripts=args.transcripts, session_length=args.session_length)
-    async with server:
-        log.info("loopback OpenAI Realtime server at %s?model=gpt-realtime (Ctrl-C stops)", server.url)
-        await asyncio.Event().wait()
+    serve_until_interrupted(
+        server, lambda: f"loopback OpenAI Realtime server at {server.url}?model=gpt-realtime (Ctrl-C stops)"
+    )
 
 
 if __name__ == "__main__":
