@@ -100,9 +100,9 @@ def build_app() -> typer.Typer:
         loaded = _load(session, profile)
         _setup_logging("debug" if verbose else loaded.magoo.log_level)
         plugins = session.plugins()
-        if not quiet:
-            plugins.pm.register(ConsoleReporter(sys.stdout), name="magoo:console")
         engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)
+        if not quiet:
+            plugins.pm.register(ConsoleReporter(sys.stdout, engine), name="magoo:console")
         result = asyncio.run(engine.run())
         if result.fatal:
             session.err.print(f"[bold red]magoo stopped:[/] {escape(result.fatal)}", highlight=False, soft_wrap=True)

@@ -55,6 +55,7 @@ class BackendSlot:
         self.unrecovered = 0  # failures since the last success; unlike ``failures``, a restart keeps it
         self.failing_since = 0.0  # monotonic time of the first of them
         self.restarts = 0
+        self.replaced: str | None = None  # why the configured backend gave way to its backup
         self._entered = False
         self._restart: asyncio.Task | None = None
         # awaited before the instance is left: lets the engine finish work another thread does with it
@@ -65,7 +66,23 @@ class BackendSlot:
         return f"{self.spec.role.value}:{self.spec.backend}"
 
     async def start(self) -> Any:
-        """Create and enter the backend; its ``@hookimpl`` methods start receiving events."""
+        """Create and enter the backend; its ``@hookimpl`` methods start receiving events.
+
+        When it cannot start and its section has a ``backup``, the backup is started instead and
+        stays for the rest of the run (``replaced`` says why); its failure is what is raised then.
+        """
+        try:
+            return await self._enter()
+        except Exception as exc:
+            backup = self.spec.backup
+            if backup is None:
+                raise
+            self.replaced = describe_failure(self.spec, exc).message
+            log.warning("%s; using %s %s instead", self.replaced, backup.section, backup.backend)
+            self.spec = backup
+            return await self._enter()
+
+    async def _enter(self) -> Any:
         instance = self.last_instance = self.spec.create()
         enter = getattr(instance, "__aenter__", None)
         if enter is not None:

@@ -39,6 +39,10 @@ ROLE_ORDER = (
 MASK = "**********"
 
 
+#: the key of a role section's backup backend, taken by the core like ``backend``
+BACKUP = "backup"
+
+
 class MagooSettings(BaseModel):
     """The ``[magoo]`` section: who this assistant is."""
 
@@ -106,6 +110,8 @@ class BackendSpec:
 
     :param secret_keys: dotted keys of the config whose value came from ``{ env = ... }``;
         the repr masks them even when the backend typed them as plain ``str``.
+    :param backup: the section's ``backup`` table: what the engine starts instead when this
+        backend cannot start (no sound output for mpv, a missing device).
     """
 
     role: Role
@@ -114,15 +120,17 @@ class BackendSpec:
     info: BackendInfo
     section: str
     secret_keys: frozenset[str] = frozenset()
+    backup: BackendSpec | None = None
 
     def create(self):
         return self.info.cls(self.config)
 
     def __repr__(self) -> str:
         shown = _masked(self.config.model_dump(), self.secret_keys)
+        backup = f", backup={self.backup!r}" if self.backup is not None else ""
         return (
             f"BackendSpec(section={self.section!r}, backend={self.backend!r},"
-            f" plugin={self.info.plugin!r}, config={shown!r})"
+            f" plugin={self.info.plugin!r}, config={shown!r}{backup})"
         )
 
 
@@ -339,15 +347,30 @@ class _Validator:
             if role is Role.ACTUATOR:
                 self.issue(section, None, "each actuator must be a table", 'write [[actuators]] then backend = "..."')
             return None  # other roles: reported by _check_top_level
-        values = {key: value for key, value in table.items() if key != "backend"}
+        values = {key: value for key, value in table.items() if key not in ("backend", BACKUP)}
         values, secret_keys, unset = self._resolve_env(values, section)
+        backup = self._backup(role, table.get(BACKUP), section)
         info = self._backend_info(role, table, section)
         if info is None:
             return None
         config = self._validate(info.cls.Config, values, section, unset)
         if config is None:
             return None
-        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys))
+        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys), backup)
+
+    def _backup(self, role: Role, table: Any, section: str) -> BackendSpec | None:
+        """The ``backup`` table of a role section: one level, never for actuators (an actuator
+        that cannot start is left out anyway)."""
+        if table is None:
+            return None
+        if role is Role.ACTUATOR or section.endswith(f".{BACKUP}]"):
+            where = "an actuator" if role is Role.ACTUATOR else "a backup"
+            self.issue(section, BACKUP, f"{where} cannot have a backup", "remove this table")
+            return None
+        if not isinstance(table, Mapping):
+            self.issue(section, BACKUP, "must be a table", f'write [{role.value}.{BACKUP}] then backend = "..."')
+            return None
+        return self._role_section(role, table, f"[{role.value}.{BACKUP}]")
 
     def _backend_info(self, role: Role, table: Mapping[str, Any], section: str) -> BackendInfo | None:
         installed = self._installed(role)

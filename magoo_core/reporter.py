@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .plugins import hookimpl
 from .types import BackendFailure, Reply, Transcript, TurnTimeline, WakeEvent
 
+if TYPE_CHECKING:
+    from .engine import Engine
+
 
 class ConsoleReporter:
-    """An event plugin that writes a turn's story to a stream, timed from the run's start.
+    """An event plugin that writes a turn's story to a stream, timed from the reporter's creation.
 
     Runs on the event loop; every hook is a cheap write. Speak chunks are summed, not printed.
+    At the end of a turn each backend may add a line of its own (``describe_turn()``).
+
+    :param engine: the engine whose backends are described; None: the hooks' own lines only.
     """
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, engine: Engine | None = None) -> None:
         self.out = out
+        self.engine = engine
         self.t0 = time.monotonic()
         self._levels: list[float] = []
+        self._sound_started = 0.0
 
     def _line(self, text: str, when: float | None = None) -> None:
         at = (when if when else time.monotonic()) - self.t0
         self.out.write(f"[{at:7.2f}s] {text}\n")
         self.out.flush()
+
+    @hookimpl
+    def magoo_on_startup(self) -> None:
+        if self.engine is None:
+            return
+        for slot in self.engine.slots():
+            if slot.replaced:
+                self._line(f"{slot.replaced}; its backup {slot.spec.backend} runs instead")
+        engine = self.engine
+        chain = " → ".join(
+            f"{slot.spec.role.value} {slot.spec.backend}" for slot in engine.slots() if slot not in engine.actuators
+        )
+        actuators = ", ".join(slot.spec.backend for slot in engine.actuators)
+        self._line(f"ready: {chain}" + (f"; actuators: {actuators}" if actuators else ""))
 
     @hookimpl
     def magoo_on_wake(self, wake: WakeEvent, turn: int) -> None:
@@ -42,6 +64,7 @@ class ConsoleReporter:
     @hookimpl
     def magoo_on_speak_start(self, turn: int) -> None:
         self._levels = []
+        self._sound_started = time.monotonic()
         self._line(f"turn {turn}: sound started (microphone muted)")
 
     @hookimpl
@@ -52,7 +75,8 @@ class ConsoleReporter:
     def magoo_on_speak_end(self, turn: int, interrupted: bool) -> None:
         peak = max(self._levels, default=0.0)
         how = "interrupted" if interrupted else "ended"
-        self._line(f"turn {turn}: sound {how} ({len(self._levels)} level updates, peak level {peak:.2f})")
+        seconds = time.monotonic() - self._sound_started
+        self._line(f"turn {turn}: sound {how} after {seconds:.2f} s ({len(self._levels)} level updates, peak level {peak:.2f})")
 
     @hookimpl
     def magoo_on_error(self, failure: BackendFailure) -> None:
@@ -63,5 +87,29 @@ class ConsoleReporter:
         self._line(f"recovered: {role} {backend} works again after {downtime:.1f} s")
 
     @hookimpl
+    def magoo_on_shutdown(self) -> None:
+        if self.engine is not None:
+            errors = self.engine.errors
+            self._line(f"stopping after {_count(self.engine.turns_done, 'turn')}, {_count(errors, 'error')}")
+
+    @hookimpl
     def magoo_on_turn_end(self, timeline: TurnTimeline) -> None:
         self._line(f"turn {timeline.turn}: {timeline.summary()}")
+        for story in self._stories():
+            self._line(f"turn {timeline.turn}: {story}")
+
+    def _stories(self) -> list[str]:
+        stories = []
+        for slot in self.engine.slots() if self.engine is not None else ():
+            describe = getattr(slot.instance, "describe_turn", None)
+            try:
+                story = describe() if callable(describe) else None
+            except Exception:  # a plugin's bug must not end the story
+                story = None
+            if story:
+                stories.append(story)
+        return stories
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

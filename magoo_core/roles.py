@@ -87,6 +87,12 @@ class Backend:
         """Counters for the heartbeat (frames, overflows, restarts ...); cheap, called on the loop."""
         return {}
 
+    def describe_turn(self) -> str | None:
+        """What this backend did since it was last asked, in a few words for ``magoo run``'s
+        turn-by-turn story ("the reply (2.1 s) is in out/reply-1.wav"); None: nothing to tell.
+        Called on the event loop when a turn ends, while ``magoo run`` shows the story."""
+        return None
+
 
 @runtime_checkable
 class AudioSource(Protocol):

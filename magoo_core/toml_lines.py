@@ -64,6 +64,9 @@ class TomlLines:
         if section in self.sections:
             return self.sections[section]
         name = re.sub(r"\s#\d+$|[\[\]]", "", section)
+        if "." in name:  # a subtable ([player.backup]): its header is a key of the parent
+            parent, _, child = name.partition(".")
+            return self.keys.get((f"[{parent}]", child))
         return self.keys.get(("", name)) if name else None
 
     def key(self, section: str, key: str) -> int | None:

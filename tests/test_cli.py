@@ -69,12 +69,16 @@ def test_run_the_test_profile_makes_a_whole_turn(magoo, tmp_path):
     assert result.returncode == 0, result.stderr
     assert in_order(
         result.stdout,
+        "ready: audio_source scripted → wake scripted → stt scripted → responder echo → tts tone → player wav;"
+        " actuators: log",
         "turn 1: wake word 'hey_magoo'",
         'turn 1: heard "what time is it"',
         'turn 1: reply "You asked: what time is it"',
         "turn 1: sound started",
-        "turn 1: sound ended",
+        "turn 1: sound ended after",
         "turn 1: ok",
+        f"turn 1: the reply (0.8 s) is in {tmp_path / 'out' / 'reply-1.wav'}",  # the wav player's own line
+        "stopping after 1 turn, 0 errors",
     ), result.stdout
     assert_no_traceback(result)
 

@@ -17,6 +17,7 @@ from magoo_core import (
 from magoo_core.audio import CaptureQueue
 from magoo_core.default_plugins.fakes import ScriptedSpeechToText
 from magoo_core.engine import Engine
+from magoo_core.errors import ProfileError
 from magoo_core.event_recorder import EventRecorder
 from magoo_core.testing import TEST_PROFILE, build_plugins, make_profile, run_turn
 
@@ -44,6 +45,24 @@ class FailingPlayer(Backend):
             progress.started()
             if self.plays in self.config.fail:
                 raise BackendError("the speaker went away")
+
+    async def stop(self):
+        pass
+
+
+class SoundlessPlayer(Backend):
+    """A player on a machine with no sound output: it cannot start."""
+
+    name: ClassVar[str] = "soundless"
+
+    class Config(BackendConfig):
+        pass
+
+    async def __aenter__(self):
+        raise BackendError("cannot open the audio output: check [player] audio_device")
+
+    async def play(self, audio, progress):
+        raise AssertionError("never started, never plays")
 
     async def stop(self):
         pass
@@ -217,6 +236,7 @@ class TestBackends:
     @hookimpl
     def magoo_register_players(register):
         register(FailingPlayer)
+        register(SoundlessPlayer)
 
     @staticmethod
     @hookimpl
@@ -358,6 +378,38 @@ async def test_an_actuator_that_cannot_start_is_reported_once_and_the_assistant_
     assert "sudo systemctl start pigpiod" in failure.message
     (log_actuator,) = [slot.last_instance for slot in engine.actuators]  # the other actuator still ran
     assert "turn_end" in [name for name, _ in log_actuator.events]
+
+
+# ---- a backup for a backend that cannot start ------------------------------------------------------
+
+
+async def test_a_player_that_cannot_start_gives_way_to_its_backup_for_the_whole_run(tmp_path, caplog):
+    backup = {"backend": "wav", "path": str(tmp_path / "reply-{n}.wav")}
+    engine, probe, result = await run_engine(
+        {"player": {"backend": "soundless", "backup": backup}, "audio_source": LOOPING_SOURCE}, TestBackends, turns=2
+    )
+    assert result.fatal is None
+    assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]
+    assert engine.player.spec.backend == "wav" and engine.player.spec.section == "[player.backup]"
+    assert "check [player] audio_device" in engine.player.replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reply-1.wav", "reply-2.wav"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "[player] soundless: cannot open the audio output" in warning and "using [player.backup] wav" in warning
+    assert probe.of("error") == [], "a backup that works is no error"
+
+
+async def test_without_a_backup_a_player_that_cannot_start_stops_the_run():
+    _, _, result = await run_engine({"player": {"backend": "soundless"}}, TestBackends, turns=1)
+    assert result.fatal == "could not start [player] soundless: cannot open the audio output: check [player] audio_device"
+
+
+async def test_when_the_backup_cannot_start_either_its_own_failure_stops_the_run():
+    player = {"backend": "soundless", "backup": {"backend": "failing", "nope": 1}}
+    with pytest.raises(ProfileError, match=r"\[player.backup\] nope: unknown key"):
+        await run_engine({"player": player}, TestBackends, turns=1)
+    player["backup"] = {"backend": "soundless"}
+    _, _, result = await run_engine({"player": player}, TestBackends, turns=1)
+    assert result.fatal.startswith("could not start [player.backup] soundless:")
 
 
 # ---- every way out of speaking unmutes --------------------------------------------------------------

@@ -546,6 +546,46 @@ def test_actuators_numbered_with_their_lines(plugins, write):
     assert issues[0].suggestion == "did you mean 'color'?"
 
 
+SPEAKING = MINIMAL + """
+[tts]
+backend = "speak"
+api_key = "k"
+
+[player]
+backend = "wav"
+folder = "speaker"
+"""
+
+
+def test_a_backup_is_a_backend_of_the_same_role_with_its_own_settings(plugins, write, tmp_path):
+    path = write(SPEAKING + '\n[player.backup]\nbackend = "wav"\nfolder = "replies"\n')
+    player = load_profile(path, plugins, environ={"CLOUD_KEY": "k"}).player
+    assert player.config.folder == tmp_path / "speaker"
+    assert (player.backup.section, player.backup.backend) == ("[player.backup]", "wav")
+    assert player.backup.config.folder == tmp_path / "replies"
+    assert player.backup.backup is None
+    assert "backup=BackendSpec(section='[player.backup]'" in repr(player)
+
+
+def test_a_wrong_backup_is_reported_at_its_own_header(plugins, write):
+    path = write(
+        SPEAKING
+        + '\n[player.backup]\nbackend = "wav"\nfoldr = "x"\n'
+        + '\n[player.backup.backup]\nbackend = "wav"\n'
+        + '\n[[actuators]]\nbackend = "led"\npin = 1\nbackup = { backend = "led", pin = 2 }\n'
+    )
+    issues = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert [(i.line, i.section, i.key, i.message) for i in issues] == [
+        (16, "[player.backup]", "backup", "a backup cannot have a backup"),
+        (16, "[player.backup]", "foldr", "unknown key"),
+        (26, "[[actuators]] #1", "backup", "an actuator cannot have a backup"),
+    ]
+    path = write(SPEAKING.replace('folder = "speaker"', 'backup = "wav"'))
+    (issue,) = load_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert (issue.line, issue.key, issue.message) == (14, "backup", "must be a table")
+    assert issue.suggestion == 'write [player.backup] then backend = "..."'
+
+
 def test_inline_tables_and_multiline_arrays_keep_lines_right(plugins, write):
     path = write(
         """

@@ -139,6 +139,17 @@ async def test_numbered_paths_give_every_reply_its_own_file(tmp_path):
     assert rec.stats() == {"plays": 3, "seconds": pytest.approx(0.3)}
 
 
+async def test_each_reply_is_told_once_for_the_story(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # shown relative to the working folder
+    rec = player(tmp_path, path=tmp_path / "out" / "reply-{n}.wav")
+    assert rec.describe_turn() is None
+    await rec.play(stream(audio.tone(440, 1.25, 16000)), Progress())
+    assert rec.describe_turn() == "the reply (1.2 s) is in out/reply-1.wav"
+    assert rec.describe_turn() is None, "a turn that played nothing tells nothing"
+    await rec.play(stream(), Progress())
+    assert rec.describe_turn() is None
+
+
 async def test_nothing_played_writes_nothing(tmp_path):
     rec = player(tmp_path)
     progress = Progress()

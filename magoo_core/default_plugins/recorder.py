@@ -161,6 +161,7 @@ class WavRecorderPlayer(Backend):
         self._current: _Playback | None = None
         self.last_path: Path | None = None
         self.played_seconds = 0.0
+        self._story: str | None = None  # what describe_turn() tells next
 
     async def play(self, audio: AsyncIterator[AudioChunk | EncodedAudio], progress: PlaybackProgress) -> None:
         """Record the stream, reporting progress per piece of at most 50 ms; returns at its end or on stop()."""
@@ -184,6 +185,10 @@ class WavRecorderPlayer(Backend):
     def stats(self) -> dict[str, float]:
         return {"plays": self._plays, "seconds": round(self._seconds, 3)}
 
+    def describe_turn(self) -> str | None:
+        story, self._story = self._story, None
+        return story
+
     async def _save(self, playback: _Playback) -> None:
         fmt = playback.format
         self.played_seconds = playback.frames / fmt.sample_rate if fmt is not None else 0.0
@@ -197,3 +202,12 @@ class WavRecorderPlayer(Backend):
         except OSError as exc:
             raise BackendError(f"the wav recorder player cannot write {path}: {exc}", retryable=False) from None
         self.last_path = path
+        self._story = f"the reply ({self.played_seconds:.1f} s) is in {_shown(path)}"
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the working folder when it is below it (shorter to read)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -188,6 +188,30 @@ async def test_stats():
     await servo.__aexit__(None, None, None)
 
 
+async def test_each_turn_is_described_once_for_the_story():
+    config = mock_config(min_angle=-10, max_angle=25, speak={"open_angle": 25}, wake={"angle": 20, "seconds": 0.3})
+    servo = await entered(config)
+    assert servo.describe_turn() is None  # put at rest on start: nothing to tell yet
+    servo.magoo_on_wake()
+    servo.magoo_on_state_change(new=State.AWAKE)
+    list(ticks(servo, 0.5))
+    servo.magoo_on_state_change(new=State.SPEAKING)
+    trace = speak(servo, 2.0)
+    servo.magoo_on_speak_end()
+    servo.magoo_on_state_change(new=State.LISTENING)
+    list(ticks(servo, 1.0))
+
+    story = servo.describe_turn()
+    low, high = min(trace.angles(config)), max(trace.angles(config))
+    speaking = sum(1 for _ in trace.angles(config))
+    assert story.startswith("servo GPIO18: nodded; moved with the voice, ")
+    assert f"{low:.0f}°–{high:.0f}°" in story and high - low > 10
+    assert story.endswith("at rest (0°)")
+    assert 0 < int(story.split("(")[1].split(" positions")[0]) <= speaking
+    assert servo.describe_turn() is None, "told once"
+    await servo.__aexit__(None, None, None)
+
+
 # ---- its own loop -------------------------------------------------------------------------------
 
 

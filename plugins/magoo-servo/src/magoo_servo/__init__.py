@@ -64,6 +64,7 @@ class ServoActuator(Backend):
         self._broken: str | None = None
         self._moves = 0
         self._detaches = 0
+        self._turn = _TurnMotion()  # what describe_turn() tells next
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -84,6 +85,7 @@ class ServoActuator(Backend):
         try:
             # the servo could be anywhere: the first pulses put it at rest, a known place to move from
             await asyncio.to_thread(self.tick, 0.0)
+            self._turn = _TurnMotion()  # getting to rest is no news for the story
         except Exception as exc:
             device, factory, self.device, self._factory = self.device, self._factory, None, None
             await asyncio.to_thread(self._close, device, factory)
@@ -173,8 +175,9 @@ class ServoActuator(Backend):
                 self._detaches += 1
             else:
                 cfg = self.config
-                self.device.angle = min(max(command, cfg.min_angle), cfg.max_angle)
+                angle = self.device.angle = min(max(command, cfg.min_angle), cfg.max_angle)
                 self._moves += 1
+                self._turn.moved(angle, self.motion.mode is Mode.SPEAKING)
             self._sent = command
 
     # ---- events ---------------------------------------------------------------------------------
@@ -188,6 +191,7 @@ class ServoActuator(Backend):
     def magoo_on_wake(self) -> None:
         if not self._closing:
             self.motion.nod()
+            self._turn.nodded = self.config.wake is not None
 
     @hookimpl
     def magoo_on_speak_chunk(self, level: float, duration: float) -> None:
@@ -211,6 +215,19 @@ class ServoActuator(Backend):
 
     # ---- status ---------------------------------------------------------------------------------
 
+    def describe_turn(self) -> str | None:
+        """``servo GPIO18: nodded; moved with the voice, 2°–31° (96 positions); at rest (0°)``."""
+        turn, self._turn = self._turn, _TurnMotion()
+        if turn.moves == 0 and not turn.nodded:
+            return None
+        parts = ["nodded"] if turn.nodded else []
+        if turn.speaking:
+            low, high = turn.speaking_range
+            parts.append(f"moved with the voice, {low:.0f}°–{high:.0f}° ({turn.speaking} positions)")
+        where = "at rest" if math.isclose(self.motion.angle, self.config.rest_angle, abs_tol=0.5) else "now"
+        parts.append(f"{where} ({self.motion.angle:.0f}°)")
+        return f"servo {self.config.pin_label()}: " + "; ".join(parts)
+
     def stats(self) -> dict[str, float]:
         """``moves`` (positions sent), ``detaches`` (times the pulses stopped), ``angle`` (the
         position last sent), ``attached`` (1 while pulses are sent), ``broken`` (1 after a write failed)."""
@@ -221,6 +238,23 @@ class ServoActuator(Backend):
             "attached": 1 if self.device is not None and self._sent is not None else 0,
             "broken": 1 if self._broken else 0,
         }
+
+
+class _TurnMotion:
+    """What one servo did during a turn, for the story; updated from the writer thread."""
+
+    def __init__(self) -> None:
+        self.nodded = False
+        self.moves = 0
+        self.speaking = 0  # positions sent while the mouth followed the voice
+        self.speaking_range = (math.inf, -math.inf)
+
+    def moved(self, angle: float, speaking: bool) -> None:
+        self.moves += 1
+        if speaking:
+            self.speaking += 1
+            low, high = self.speaking_range
+            self.speaking_range = (min(low, angle), max(high, angle))
 
 
 @hookimpl
