@@ -115,8 +115,11 @@ def build_app() -> typer.Typer:
         table = Table(title=escape(f"{profile}: OK"), title_justify="left")
         for column in ("section", "backend", "plugin"):
             table.add_column(column)
-        for spec in loaded.specs():
-            table.add_row(escape(spec.section), spec.backend, f"{spec.info.distribution} {spec.info.version}")
+        for configured in loaded.specs():
+            spec = configured
+            while spec is not None:  # a backend, then its backup
+                table.add_row(escape(spec.section), spec.backend, f"{spec.info.distribution} {spec.info.version}")
+                spec = spec.backup
         session.out.print(table)
 
     @app.command()
