@@ -20,6 +20,7 @@ from pocketsphinx_helpers import (
     CLIP,
     COMMANDS,
     SPOKEN,
+    chunks,
     espeak_clip,
     finals,
     items,
@@ -46,6 +47,36 @@ def test_grammar_mode_is_exact_on_the_shipped_clip():
     assert finals(found) == ["what time is it"]
     final = [i for i in found if isinstance(i, Transcript) and i.final][0]
     assert final.confidence is not None and 0 < final.confidence <= 1
+
+
+async def turns_of_one_backend(config: dict, pcm: bytes, turns: int) -> tuple[list[list[str]], list[str]]:
+    """The finals of ``turns`` streams through one started backend, as an assistant's turns are;
+    and the decoder's cepstral mean after each."""
+    heard, means = [], []
+    async with PocketsphinxSpeechToText(PocketsphinxSpeechToText.Config.model_validate(config)) as stt:
+        for _ in range(turns):
+            async def audio():
+                for piece in chunks(pcm):
+                    yield piece
+            heard.append(finals([item async for item in stt.transcribe(audio())]))
+            means.append(await stt._call(stt._decoder.get_cmn))
+    return heard, means
+
+
+async def test_the_same_words_are_heard_the_same_way_turn_after_turn():
+    pcm = quiet(0.3) + shipped_clip() + quiet(1.5)
+    heard, means = await turns_of_one_backend(GRAMMAR, pcm, 5)
+    assert heard == [["what time is it"]] * 5
+    assert drift(means) < 0.5
+    # what the default guards against: carried over, the mean drifts further with every quiet tail
+    _, carried = await turns_of_one_backend({**GRAMMAR, "adapt_mean": True}, pcm, 5)
+    assert drift(carried) > 2.0
+
+
+def drift(means: list[str]) -> float:
+    """The largest change of any cepstral mean component between the first and a later utterance."""
+    vectors = np.array([[float(x) for x in mean.split(",")] for mean in means])
+    return float(np.abs(vectors - vectors[0]).max())
 
 
 @pytest.mark.parametrize("text", SPOKEN)

@@ -98,6 +98,14 @@ class PocketsphinxSpeechToText(Backend):
                 " Exact digital silence (a muted or synthetic source) makes pocketsphinx drop the last words."
             ),
         )
+        adapt_mean: bool = Field(
+            False,
+            description=(
+                "Carry pocketsphinx's cepstral mean (its estimate of the microphone's sound) from one"
+                " utterance to the next. Off: every utterance starts from the model's mean, so the same"
+                " words are heard the same way in the hundredth turn as in the first."
+            ),
+        )
 
         @field_validator("commands")
         @classmethod
@@ -119,6 +127,7 @@ class PocketsphinxSpeechToText(Backend):
         super().__init__(config)
         self._decoder: Any = None
         self._vad: Any = None
+        self._start_mean: str | None = None  # the decoder's cepstral mean as loaded; None: it adapts
         self._worker: concurrent.futures.ThreadPoolExecutor | None = None
         self.utterances = 0
         self.empty = 0
@@ -174,6 +183,10 @@ class PocketsphinxSpeechToText(Backend):
                 )
             decoder.add_jsgf_string("commands", commands_grammar(cfg.commands))
             decoder.activate_search("commands")
+        # pocketsphinx updates the mean after every utterance from all it heard, the quiet tail
+        # included; over many turns that drift costs words (a clip heard whole once, then only
+        # "what time"), so by default every utterance starts from this one
+        self._start_mean = None if cfg.adapt_mean else decoder.get_cmn()
         return decoder, pocketsphinx.Vad(cfg.vad_mode, SAMPLE_RATE, FRAME_SECONDS)
 
     async def _call(self, function: Any, *args: Any) -> Any:
@@ -189,7 +202,7 @@ class PocketsphinxSpeechToText(Backend):
         if self._decoder is None:
             raise BackendError("pocketsphinx: transcribe() before the backend was started")
         continuous = getattr(audio, "continuous", False)
-        utterances = _Utterances(self._decoder, self._vad, self.config)
+        utterances = _Utterances(self._decoder, self._vad, self.config, self._start_mean)
         await self._call(utterances.reset)
         async for chunk in audio:
             ended = chunk.timestamp or time.monotonic()
@@ -238,8 +251,9 @@ class _Utterances:
     ``max_seconds`` end it.
     """
 
-    def __init__(self, decoder: Any, vad: Any, config: PocketsphinxSpeechToText.Config) -> None:
+    def __init__(self, decoder: Any, vad: Any, config: PocketsphinxSpeechToText.Config, start_mean: str | None) -> None:
         self.decoder, self.vad, self.config = decoder, vad, config
+        self.start_mean = start_mean
         self.heard = 0.0
         self.finals = 0
         self._pending = b""
@@ -318,6 +332,8 @@ class _Utterances:
         self._partial = ""
         self._next_partial = self._length + self.config.partial_every
         events.append(_Event("start", self.heard - START_FRAMES * FRAME_SECONDS))
+        if self.start_mean is not None:
+            self.decoder.set_cmn(self.start_mean)
         self.decoder.start_utt()
         decode += b"".join(self._kept)
         self._kept.clear()
