@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import time
@@ -69,3 +70,17 @@ def audible_span(samples: np.ndarray, threshold: float = 300.0) -> tuple[float, 
     loud = np.nonzero(envelope(samples) > threshold)[0]
     assert loud.size, "nothing audible was recorded"
     return loud[0] * 0.01, (loud[-1] + 1) * 0.01
+
+
+def player_children() -> list[int]:
+    """PIDs of this process's mpv and mpg123 children, running or not yet reaped: a test must leave none."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        name, _, rest = text[text.index("(") + 1 :].rpartition(")")
+        if name in ("mpv", "mpg123") and int(rest.split()[1]) == os.getpid():
+            pids.append(int(stat.parent.name))
+    return pids

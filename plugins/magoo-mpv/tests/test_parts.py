@@ -13,6 +13,7 @@ from magoo_core.types import EncodedAudio
 from magoo_mpv import MpvPlayer
 from magoo_mpv.envelope import EnvelopePacer, Level, LevelParser
 from magoo_mpv.fallback import output_args
+from magoo_mpv.output_check import output_reasons
 from magoo_mpv.streams import StreamKind
 
 PRINTED = (
@@ -60,6 +61,30 @@ def test_mpv_device_names_become_mpg123_options():
     assert output_args("auto") == []
     assert output_args("pulse") == ["-o", "pulse"]
     assert output_args("alsa/plughw:1") == ["-o", "alsa", "-a", "plughw:1"]
+
+
+def test_the_reasons_an_output_did_not_open_are_the_drivers_own_words():
+    no_server = [  # mpv 0.35, audio_device "auto", no PulseAudio server, ALSA's default is PulseAudio
+        "[W][23620.998821] pw.conf      | [          conf.c:  939 try_load_conf()] can't load config client.conf",
+        "ALSA lib pulse.c:242:(pulse_connect) PulseAudio: Unable to connect: Connection refused",
+        "[ao/alsa] Playback open error: Connection refused",
+        "[ao/jack] cannot open server",
+        "jack server is not running or cannot be started",
+        "[ao] Failed to initialize audio driver 'sdl'",
+        "Could not open/initialize audio device -> no sound.",
+    ]
+    assert output_reasons(no_server) == [
+        "alsa: Playback open error: Connection refused",
+        "jack: cannot open server",
+        "alsa-lib: PulseAudio: Unable to connect: Connection refused",
+    ]
+    no_sink = [  # audio_device "pulse/no_such_sink"
+        "[ao] Failed to initialize audio driver 'pulse'",
+        "[ao] This audio driver/device was forced with the --audio-device option.",
+        "[ao] Try unsetting it.",
+        "Could not open/initialize audio device -> no sound.",
+    ]
+    assert output_reasons(no_sink) == ["Failed to initialize audio driver 'pulse'"]
 
 
 @pytest.mark.usefixtures("virtual_audio")

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 
 import numpy as np
@@ -17,9 +18,9 @@ import pytest
 
 from magoo_core.errors import BackendError
 from magoo_core.testing.signals import best_match
-from magoo_mpv import MpvPlayer
+from magoo_mpv import MpvPlayer, output_check
 
-from mpv_helpers import RATE, Progress, audible_span, envelope, pcm_pieces, pieces, reference
+from mpv_helpers import RATE, Progress, audible_span, envelope, pcm_pieces, pieces, player_children, reference
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 
@@ -81,6 +82,7 @@ async def test_the_next_reply_finds_mpv_already_waiting(virtual_audio, speech_fi
     async with MpvPlayer(MpvPlayer.Config()) as player:
         waiting = player._spare
         assert waiting is not None and waiting.alive  # started with the backend, before any reply
+        assert player_children() == [waiting.proc.pid]  # the start check's mpv has ended
         await player.play(pieces(data[:6000], "mp3", delay=0), Progress())
         await asyncio.sleep(0.5)
         assert player._spare is not None and player._spare.alive and player._spare is not waiting
@@ -146,12 +148,97 @@ async def test_a_dead_waiting_mpv_is_replaced_quietly(virtual_audio, speech_file
         assert best_match(recorded, reference())[1] > 0.8
 
 
-async def test_an_audio_device_that_does_not_exist_is_one_clear_error(speech_files):
+FIX = "check [player] audio_device (`mpv --audio-device=help` lists them) and that a sound server or a speaker is there"
+
+
+async def start_fails(config: MpvPlayer.Config) -> BackendError:
+    """The error that stops the player's start; no player process may be left behind."""
+    with pytest.raises(BackendError) as caught:
+        async with MpvPlayer(config):
+            pytest.fail("the player started")
+    assert player_children() == []
+    assert "\n" not in str(caught.value)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("device", "reason"),
+    [
+        ("pulse/no_such_sink", "Failed to initialize audio driver 'pulse'"),
+        ("alsa/plughw:CARD=NoSuchCard", "alsa: Playback open error: No such file or directory; alsa-lib: Unknown PCM plughw:CARD=NoSuchCard"),
+    ],
+    ids=["pulse", "alsa"],
+)
+async def test_an_audio_device_that_does_not_exist_stops_the_start_naming_it_and_the_fix(device, reason):
+    error = await start_fails(MpvPlayer.Config(audio_device=device))
+    assert str(error) == f"mpv cannot open the audio output '{device}' ({reason}): {FIX}"
+    assert error.retryable  # the device may be plugged in
+
+
+async def test_no_sound_output_at_all_stops_the_start(virtual_audio, monkeypatch, tmp_path):
+    assert "ALSA_CONFIG_PATH" in virtual_audio.env  # ALSA's only device is the PulseAudio server
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path / 'no-server'}")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # no PipeWire either
+    error = await start_fails(MpvPlayer.Config())
+    assert str(error).startswith("mpv cannot open the audio output 'auto' (alsa: Playback open error: ")
+    assert "Connection refused" in str(error) and str(error).endswith(f"): {FIX}")
+    assert error.retryable
+
+
+@pytest.fixture
+def hung_sound_server(monkeypatch, tmp_path):
+    """A PulseAudio socket that takes connections and never answers, and no PipeWire."""
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "native"))
+        server.listen()
+        monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path / 'native'}")
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+        yield
+
+
+@pytest.mark.usefixtures("hung_sound_server")
+async def test_a_hung_sound_server_stops_the_start_after_the_timeout(monkeypatch):
+    monkeypatch.setattr(output_check, "TIMEOUT", 1.0)
+    started = time.monotonic()
+    error = await start_fails(MpvPlayer.Config(audio_device="pulse"))
+    assert time.monotonic() - started < 3
+    assert str(error) == (
+        f"mpv did not finish 50 ms of silence on the audio output 'pulse' within 1 s (a hung sound server or device): {FIX}"
+    )
+    assert error.retryable
+
+
+@pytest.mark.usefixtures("hung_sound_server")
+async def test_a_cancelled_start_leaves_no_mpv_running():
+    starting = asyncio.create_task(MpvPlayer(MpvPlayer.Config()).__aenter__())
+    for _ in range(100):  # until the waiting mpv and the check, which hangs, both run
+        await asyncio.sleep(0.05)
+        if len(player_children()) == 2:
+            break
+    await asyncio.sleep(0.2)
+    assert len(player_children()) == 2 and not starting.done()
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert player_children() == []
+
+
+async def test_the_check_plays_with_the_replies_options():
+    error = await start_fails(MpvPlayer.Config(extra_args=["--no-such-option"]))
+    assert str(error) == (
+        "mpv exited with code 1 at start (Error parsing option no-such-option (option not found)"
+        " | Setting commandline option --no-such-option= failed.)"
+    )
+    assert not error.retryable
+
+
+async def test_without_the_check_a_wrong_device_fails_at_the_first_reply(speech_files):
     data = speech_files["mp3"].read_bytes()
-    async with MpvPlayer(MpvPlayer.Config(audio_device="alsa/plughw:CARD=NoSuchCard")) as player:
+    config = MpvPlayer.Config(audio_device="alsa/plughw:CARD=NoSuchCard", check_output=False)
+    async with MpvPlayer(config) as player:
         with pytest.raises(BackendError, match="mpv") as caught:
             await asyncio.wait_for(player.play(pieces(data, "mp3", delay=0), Progress()), 15)
-    assert "audio output initialization failed; check [player] audio_device" in str(caught.value)
+    assert f"audio output initialization failed; {FIX}" in str(caught.value)
 
 
 async def test_mpg123_plays_mp3_when_mpv_is_missing(virtual_audio, speech_files, caplog):

@@ -6,7 +6,9 @@ comes about 75–85 ms after the first bytes (``bench/speak.py``). Sound start a
 mpv reports over its JSON IPC (its audio clock, corrected for the output delay), not when bytes
 were written, and the envelope of what is heard is reported 20–55 times a second.
 
-When mpv is missing, ``mpg123`` plays MP3 replies instead (the player says so once).
+At start, mpv plays 50 ms of silence on the configured output, so a missing or wrong output
+stops the start (``output_check.py``). When mpv is missing, ``mpg123`` plays MP3 replies instead
+(the player says so once).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -27,6 +29,7 @@ from magoo_core.types import AudioChunk, EncodedAudio
 
 from .envelope import EnvelopePacer
 from .fallback import Mpg123Process
+from .output_check import SILENCE, SILENCE_OPTIONS, check_output
 from .process import MpvProcess, PlayerProcess
 from .streams import StreamKind, payload
 
@@ -62,6 +65,10 @@ class MpvPlayer(Backend):
         stall_timeout: float = Field(
             5.0, gt=0, description="Seconds a player may hold unplayed audio without progress before it counts as hung."
         )
+        check_output: bool = Field(
+            True,
+            description="At start, play 50 ms of silence to check the audio output opens; a failure stops the start with mpv's reason.",
+        )
 
     config: Config
 
@@ -77,8 +84,20 @@ class MpvPlayer(Backend):
         self._spawned = 0
 
     async def __aenter__(self) -> MpvPlayer:
+        """Find the player, check the output opens, and start the first waiting process.
+
+        :raises BackendError: no player is installed, or mpv cannot open the audio output
+            (retryable: a device or a sound server may come back).
+        """
         self._binary = self._find_binary()
-        await self._prepare(self._spare_kind)
+        try:  # side by side: the waiting mpv does not open the output
+            results = await asyncio.gather(self._check_output(), self._prepare(self._spare_kind), return_exceptions=True)
+            for result in results:  # the check's error first: it saw all of mpv's output
+                if isinstance(result, BaseException):
+                    raise result
+        except BaseException:  # also a cancelled start: no waiting mpv may outlive it
+            await asyncio.shield(self.__aexit__(None, None, None))
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -226,8 +245,28 @@ class MpvPlayer(Backend):
         self._spawned += 1
         return process
 
+    async def _check_output(self) -> None:
+        # mpg123 is not checked: without an output it does not fail dependably (it crashes when no
+        # PulseAudio server answers, and spins forever when there is no ALSA card either), and it
+        # would need an MP3 to play. Its replies fail at play time, as before.
+        if self.config.check_output and self._binary != "mpg123":
+            await check_output(self._mpv_command(SILENCE_OPTIONS, SILENCE), self.config.audio_device)
+
     def _mpv_args(self, kind: StreamKind) -> list[str]:
-        args = [
+        if kind.demuxer is not None:
+            stream = [f"--demuxer-lavf-format={kind.demuxer}"]
+        else:
+            stream = [
+                "--demuxer=rawaudio",
+                "--demuxer-rawaudio-format=s16le",
+                f"--demuxer-rawaudio-rate={kind.sample_rate}",
+                f"--demuxer-rawaudio-channels={kind.channels}",
+            ]
+        return self._mpv_command([*LOW_LATENCY_FLAGS, *stream], "-")
+
+    def _mpv_command(self, input_args: Sequence[str], source: str) -> list[str]:
+        """mpv playing ``source`` with the output options every run shares, the start check's too."""
+        return [
             self._binary or self.config.mpv,
             "--no-config",
             "--no-video",
@@ -237,18 +276,10 @@ class MpvPlayer(Backend):
             "--term-playing-msg=",
             f"--audio-device={self.config.audio_device}",
             f"--volume={self.config.volume}",
-            *LOW_LATENCY_FLAGS,
+            *input_args,
+            *self.config.extra_args,
+            source,
         ]
-        if kind.demuxer is not None:
-            args.append(f"--demuxer-lavf-format={kind.demuxer}")
-        else:
-            args += [
-                "--demuxer=rawaudio",
-                "--demuxer-rawaudio-format=s16le",
-                f"--demuxer-rawaudio-rate={kind.sample_rate}",
-                f"--demuxer-rawaudio-channels={kind.channels}",
-            ]
-        return [*args, *self.config.extra_args, "-"]
 
     def _find_binary(self) -> str:
         mpv = shutil.which(self.config.mpv)

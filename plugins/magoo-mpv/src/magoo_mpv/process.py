@@ -26,6 +26,16 @@ log = logging.getLogger("magoo.mpv")
 
 _STDERR_LINES = 5
 
+#: what to do about an audio output mpv cannot open, at start (output_check.py) and while playing
+OUTPUT_FIX = "check [player] audio_device (`mpv --audio-device=help` lists them) and that a sound server or a speaker is there"
+
+
+def exit_wording(returncode: int | None) -> str:
+    """How a process ended: ``exited with code 2``, ``was killed by SIGKILL``."""
+    if returncode is not None and returncode < 0:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with code {returncode}"
+
 
 class PlayerProcess:
     """A player binary reading one stream from stdin.
@@ -137,11 +147,7 @@ class PlayerProcess:
 
     def _death_message(self) -> str:
         code = self.proc.returncode if self.proc is not None else None
-        if code is not None and code < 0:
-            how = f"was killed by {signal.Signals(-code).name}"
-        else:
-            how = f"exited with code {code}"
-        return f"{self.binary} {how} while playing{self._stderr_tail()}"
+        return f"{self.binary} {exit_wording(code)} while playing{self._stderr_tail()}"
 
     def _stderr_tail(self) -> str:
         return f" ({' | '.join(self._stderr)})" if self._stderr else ""
@@ -239,7 +245,7 @@ class MpvProcess(PlayerProcess):
             if message.get("reason") == "error":
                 self.end_error = message.get("file_error") or "playback error"
                 if "audio output" in self.end_error:
-                    self.end_error += "; check [player] audio_device (`mpv --audio-device=help` lists them)"
+                    self.end_error += f"; {OUTPUT_FIX}"
             self.ended.set()
 
     async def _read_levels(self, fd: int) -> None:
