@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set everything up, then run the demo: a whole turn on fake devices (no sound card, network or keys).
+# Set everything up, then run the offline demo: one whole turn with real speech models
+# (openWakeWord, pocketsphinx, espeak-ng), no microphone, network or keys.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$MAGOO_ROOT"
-magoo run --profile examples/test.toml "$@"
+magoo run --profile examples/demo.toml "$@"

@@ -79,15 +79,18 @@ def plugin_path(monkeypatch):
 
 @pytest.fixture
 def magoo_process(tmp_path):
-    """Start ``magoo`` without waiting (stderr piped, text); killed at teardown if still running."""
+    """Start ``magoo`` without waiting (stderr piped, text; stdout discarded unless ``stdout`` says
+    otherwise); killed at teardown if still running."""
     started: list[subprocess.Popen] = []
 
-    def start(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    def start(
+        *args: object, env: dict[str, str] | None = None, cwd: Path | None = None, stdout: int = subprocess.DEVNULL
+    ) -> subprocess.Popen:
         proc = subprocess.Popen(
             [str(MAGOO), *map(str, args)],
             cwd=cwd or tmp_path,
             env=clean_env(**(env or {})),
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -100,3 +103,5 @@ def magoo_process(tmp_path):
             proc.kill()
         proc.wait(timeout=30)
         proc.stderr.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
