@@ -44,7 +44,8 @@ class BackendSlot:
     """
 
     def __init__(self, spec: BackendSpec, settings: EngineSettings, plugins: Plugins) -> None:
-        self.spec = spec
+        self.spec = spec  # what runs: the configured backend, or its backup once that took over
+        self.configured = spec
         self.plugins = plugins
         self.max_failures = settings.max_failures
         self.stop_timeout = settings.shutdown_timeout

@@ -38,8 +38,12 @@ class ConsoleReporter:
         if self.engine is None:
             return
         for slot in self.engine.slots():
-            if slot.replaced:
-                self._line(f"{slot.replaced}; its backup {slot.spec.backend} runs instead")
+            if slot.replaced:  # the reason is in the log's warning, which says it in full
+                configured = slot.configured
+                self._line(
+                    f"{configured.section} {configured.backend} could not start (the log says why);"
+                    f" its backup {slot.spec.backend} runs instead"
+                )
         engine = self.engine
         chain = " → ".join(
             f"{slot.spec.role.value} {slot.spec.backend}" for slot in engine.slots() if slot not in engine.actuators

@@ -391,6 +391,7 @@ async def test_a_player_that_cannot_start_gives_way_to_its_backup_for_the_whole_
     assert result.fatal is None
     assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]
     assert engine.player.spec.backend == "wav" and engine.player.spec.section == "[player.backup]"
+    assert engine.player.configured.backend == "soundless"
     assert "check [player] audio_device" in engine.player.replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reply-1.wav", "reply-2.wav"]
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
