@@ -33,12 +33,13 @@ from typing import Any
 
 from .audio import AudioConverter, RingBuffer
 from .errors import BackendError
-from .lifecycle import BackendSlot, describe_failure
+from .lifecycle import BackendSlot, RestartBudget, describe_failure
 from .plugins import Plugins
 from .profile import Profile
 from .roles import STT_OUTPUTS, TTS_OUTPUTS, AudioStream
 from .speakable import speakable
-from .status import InputLevel, status_document, write_status_file
+from .status import InputLevel, status_document, status_line, write_status_file
+from .systemd import Notifier
 from .types import (
     AudioChunk,
     BackendFailure,
@@ -229,6 +230,8 @@ class Engine:
     :param plugins: the plugin manager the profile was validated against.
     :param max_turns: stop after this many turns (any outcome); None = no limit.
     :param stop_at_source_end: stop when a finite source (a file) ends, after the last turn.
+    :param notifier: where READY, WATCHDOG and STATUS go; default: systemd's ``$NOTIFY_SOCKET``
+        when there is one (see :mod:`magoo_core.systemd`).
     """
 
     def __init__(
@@ -238,15 +241,20 @@ class Engine:
         *,
         max_turns: int | None = None,
         stop_at_source_end: bool = True,
+        notifier: Notifier | None = None,
     ) -> None:
         self.profile = profile
         self.plugins = plugins
         self.settings = profile.engine
         self.max_turns = max_turns
         self.stop_at_source_end = stop_at_source_end
+        self.notifier = notifier if notifier is not None else Notifier.from_environ()
+        self.restart_budget = RestartBudget(
+            self.settings.exit_after_restarts, self.settings.restart_window, self._out_of_restarts
+        )
 
         def slot(spec):
-            return None if spec is None else BackendSlot(spec, self.settings, plugins)
+            return None if spec is None else BackendSlot(spec, self.settings, plugins, self.restart_budget)
 
         self.source = slot(profile.audio_source)
         self.wake = slot(profile.wake)
@@ -283,6 +291,7 @@ class Engine:
         self._wake_converter: AudioConverter | None = None  # used on the wake worker thread only
         self._wake_detector: Any = None  # the instance the converter was made for
         self._source_done = False
+        self._audio_ready = False  # the first chunk went through: READY was sent
         self._fatal: str | None = None
         self._started_at = 0.0
         self._stop: asyncio.Event | None = None
@@ -345,6 +354,8 @@ class Engine:
                 log.info("%s: listening%s", self.profile.name, "" if self.wake else " (continuous)")
                 tasks.append(asyncio.create_task(self._capture(), name="magoo-capture"))
                 tasks.append(asyncio.create_task(self._heartbeat(), name="magoo-heartbeat"))
+                if self.notifier.enabled:
+                    tasks.append(asyncio.create_task(self._notify_systemd(), name="magoo-systemd"))
                 if self.settings.status_file is not None:
                     tasks.append(asyncio.create_task(self._write_status(), name="magoo-status"))
                 if self.continuous:
@@ -394,11 +405,16 @@ class Engine:
         self.actuators.remove(slot)
         await self.plugins.emit("error", failure=failure)
 
+    def _out_of_restarts(self, message: str) -> None:
+        log.error("%s", message)
+        self._fail_run(message)
+
     def _fail_run(self, message: str) -> None:
         self._fatal = message
         self.request_stop()
 
     async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
+        self.notifier.stopping(f"stopping ({self._fatal or 'asked to'}); {status_line(self.status())}")
         timeout = self.settings.shutdown_timeout
         capture = tasks[0] if tasks else None
         if capture is not None:
@@ -426,6 +442,7 @@ class Engine:
         for slot in reversed(self.slots()):
             await slot.stop(timeout)
         await self.plugins.drain(1.0)
+        self.notifier.close()
         log.info("stopped after %d turns", self.turns_done)
 
     async def _finish_turns(self, timeout: float) -> None:
@@ -460,7 +477,34 @@ class Engine:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
-            await self.plugins.emit("heartbeat", status=self.status())
+            status = self.status()
+            log.info("%s", status_line(status))
+            await self.plugins.emit("heartbeat", status=status)
+
+    async def _notify_systemd(self) -> None:
+        """STATUS for ``systemctl status``; WATCHDOG only while audio reaches the engine.
+
+        This task runs on the event loop, so a blocked loop sends nothing; a source that stopped
+        delivering (a frozen driver, a stalled device) stops the pings too. Either way systemd's
+        ``WatchdogSec`` runs out and it restarts magoo. After a finite source ended, nothing more
+        is expected, and the pings go on.
+        """
+        interval = self.notifier.watchdog_interval or self.settings.heartbeat_interval
+        frames = -1.0
+        starved = False
+        while True:
+            await asyncio.sleep(interval)
+            flowing = self.counters["frames"] > frames or self._source_done
+            frames = self.counters["frames"]
+            if flowing and self._audio_ready:
+                if starved:
+                    log.info("audio reaches the engine again; the systemd watchdog is fed again")
+                starved = False
+                self.notifier.watchdog()
+            elif self._audio_ready and not starved:
+                starved = True
+                log.warning("no audio reached the engine for %.0f s; the systemd watchdog is not fed", interval)
+            self.notifier.status(status_line(self.status()))
 
     async def _write_status(self) -> None:
         while True:
@@ -528,6 +572,9 @@ class Engine:
                         if slot.unrecovered:
                             await self._succeeded(slot)
                         await self._on_audio(chunk)
+                        if not self._audio_ready:
+                            self._audio_ready = True
+                            self.notifier.ready(status_line(self.status()))
                 if not getattr(source, "finite", False):  # a microphone does not run out of audio
                     raise BackendError("stopped delivering audio; reopening it")
                 await self._source_ended()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,6 +37,40 @@ def describe_failure(spec: BackendSpec, exc: BaseException, turn: int | None = N
     return BackendFailure(spec.role.value, spec.backend, f"{spec.section} {spec.backend}: {message}", retryable, turn)
 
 
+class RestartBudget:
+    """How many backend restarts the process allows within a window before it gives up.
+
+    Restarting a backend in the process fixes most faults; when restarts keep coming (a driver
+    wedged until the process ends, a leak), only a fresh process helps. Past the budget,
+    ``on_exhausted`` gets one message and the engine stops with an error, so the service manager
+    (``Restart=on-failure``) starts magoo afresh. Runs on the event loop.
+
+    :param limit: restarts within ``window`` seconds that exhaust it; 0: never.
+    """
+
+    def __init__(self, limit: int, window: float, on_exhausted: Callable[[str], None]) -> None:
+        self.limit = limit
+        self.window = window
+        self.on_exhausted = on_exhausted
+        self._restarts: deque[tuple[float, str]] = deque()
+
+    def spend(self, who: str) -> None:
+        """Count one restart of ``who`` (its section and backend)."""
+        if not self.limit:
+            return
+        now = time.monotonic()
+        self._restarts.append((now, who))
+        while self._restarts[0][0] < now - self.window:
+            self._restarts.popleft()
+        if len(self._restarts) == self.limit:
+            counts = Counter(name for _, name in self._restarts)
+            which = ", ".join(f"{name} ×{n}" for name, n in counts.most_common())
+            self.on_exhausted(
+                f"{self.limit} backend restarts within {self.window:g} s ({which}): exiting, so the service"
+                " manager starts magoo afresh ([engine] exit_after_restarts)"
+            )
+
+
 class BackendSlot:
     """Holds the running instance of one backend and restarts it when it keeps failing.
 
@@ -43,7 +78,9 @@ class BackendSlot:
     during a restart ``ready()`` waits for the new instance.
     """
 
-    def __init__(self, spec: BackendSpec, settings: EngineSettings, plugins: Plugins) -> None:
+    def __init__(
+        self, spec: BackendSpec, settings: EngineSettings, plugins: Plugins, budget: RestartBudget | None = None
+    ) -> None:
         self.spec = spec  # what runs: the configured backend, or its backup once that took over
         self.configured = spec
         self.plugins = plugins
@@ -56,6 +93,7 @@ class BackendSlot:
         self.unrecovered = 0  # failures since the last success; unlike ``failures``, a restart keeps it
         self.failing_since = 0.0  # monotonic time of the first of them
         self.restarts = 0
+        self.budget = budget
         self.replaced: str | None = None  # why the configured backend gave way to its backup
         self._entered = False
         self._restart: asyncio.Task | None = None
@@ -148,6 +186,8 @@ class BackendSlot:
             "%s %s failed %d times in a row; restarting it in %.1f s",
             self.spec.section, self.spec.backend, self.failures, delay,
         )
+        if self.budget is not None:
+            self.budget.spend(f"{self.spec.section} {self.spec.backend}")
         await asyncio.sleep(delay)
         await self.stop(self.stop_timeout)
         try:

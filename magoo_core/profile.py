@@ -52,6 +52,13 @@ class MagooSettings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="least severe log messages that are written"
     )
+    log_format: Literal["auto", "text", "journal", "json"] = Field(
+        "auto",
+        description=(
+            "how the log is written to stderr: text, journal (priority prefixes for journald) or json"
+            " (one object per line); auto: journal under systemd, else text"
+        ),
+    )
 
 
 class EngineSettings(BaseModel):
@@ -102,6 +109,15 @@ class EngineSettings(BaseModel):
         1.0, gt=0, description="seconds before the first restart of a backend, doubled each time"
     )
     restart_backoff_max: float = Field(60.0, gt=0, description="seconds between restarts, at most")
+    exit_after_restarts: int = Field(
+        10,
+        ge=0,
+        description=(
+            "backend restarts within restart_window that make magoo exit with an error, so its service"
+            " manager starts it afresh; 0: never"
+        ),
+    )
+    restart_window: float = Field(600.0, gt=0, description="seconds over which exit_after_restarts counts")
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,8 @@ class Profile:
     tts: BackendSpec | None = None
     player: BackendSpec | None = None
     actuators: tuple[BackendSpec, ...] = ()
+    #: every value that came from ``{ env = ... }``: masked wherever it would be printed or logged
+    secret_values: frozenset[str] = dataclasses.field(default=frozenset(), repr=False)
 
     @property
     def name(self) -> str:
@@ -286,6 +304,7 @@ class _Validator:
             magoo=magoo,
             engine=engine,
             actuators=tuple(actuators),
+            secret_values=frozenset(self.secret_values),
             **{role.value: spec for role, spec in specs.items()},
         )
 

@@ -50,6 +50,28 @@ class InputLevel:
         return math.sqrt(energy / seconds)
 
 
+def status_line(status: EngineStatus) -> str:
+    """One line for the periodic log line and systemd's STATUS: the state and the counters that
+    tell whether a box is healthy (``listening; up 2h03m; 41 turns, 0 errors, 0 restarts; ...``)."""
+    counters = status.counters
+    hours, rest = divmod(int(status.uptime), 3600)
+    failing = sorted(key for key, health in status.health.items() if health != "ok")
+    parts = [
+        status.state.value,
+        f"up {hours}h{rest // 60:02d}m",
+        f"{status.turns} turns, {status.errors} errors, {int(counters.get('restarts', 0))} restarts",
+        f"audio {counters.get('audio_seconds', 0.0):.0f} s, {int(counters.get('overflows', 0))} overflows",
+        f"input {_dbfs(status.input_level)}",
+    ]
+    if failing:
+        parts.append("not ok: " + ", ".join(f"{key} {status.health[key]}" for key in failing))
+    return "; ".join(parts)
+
+
+def _dbfs(level: float) -> str:
+    return f"{20 * math.log10(level):.0f} dBFS" if level > 0 else "silent"
+
+
 def status_document(status: EngineStatus, *, name: str, running: bool) -> dict[str, Any]:
     """The JSON document of ``status.json``; docs/architecture.md (Status) describes each key."""
     wake = status.last_wake

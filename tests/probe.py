@@ -35,10 +35,10 @@ class Probe(EventRecorder):
         return [muted for name, muted in self.muted_at if name == event]
 
 
-async def run_engine(overrides, *plugins, turns=None, stop_on=None, timeout=60.0):
+async def run_engine(overrides, *plugins, turns=None, stop_on=None, timeout=60.0, **engine_options):
     manager = build_plugins(*plugins)
     profile = make_profile(overrides, manager)
-    engine = Engine(profile, manager, max_turns=turns)
+    engine = Engine(profile, manager, max_turns=turns, **engine_options)
     probe = Probe(engine, stop_on=stop_on)
     manager.pm.register(probe, name="probe")
     result = await asyncio.wait_for(engine.run(), timeout)
