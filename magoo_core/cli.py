@@ -46,16 +46,6 @@ class _Session:
         return self._plugins
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
-
-
 def _load(session: _Session, profile_path: Path):
     from .profile import load_profile
 
@@ -91,14 +81,25 @@ def build_app() -> typer.Typer:
         turns: Annotated[int | None, typer.Option(help="Stop after this many turns.", min=1)] = None,
         keep_going: Annotated[bool, typer.Option(help="Keep running when a file source ends.")] = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+        log_format: Annotated[
+            str | None, typer.Option("--log-format", help="text, journal or json; default: the profile's [magoo] log_format.")
+        ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No turn-by-turn story on stdout.")] = False,
     ) -> None:
         """Run the assistant described by a profile until Ctrl-C (or --turns, or the end of a file source)."""
         from .engine import Engine
+        from .logs import setup_logging
         from .reporter import ConsoleReporter
 
         loaded = _load(session, profile)
-        _setup_logging("debug" if verbose else loaded.magoo.log_level)
+        if log_format not in (None, "text", "journal", "json"):
+            session.err.print(f"--log-format must be text, journal or json, not {log_format!r}", markup=False)
+            raise typer.Exit(EXIT_PROFILE)
+        setup_logging(
+            "debug" if verbose else loaded.magoo.log_level,
+            log_format=log_format or loaded.magoo.log_format,
+            secrets=loaded.secret_values,
+        )
         plugins = session.plugins()
         engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)
         if not quiet:

@@ -389,10 +389,26 @@ def test_secrets_never_appear_in_output(magoo, tmp_path):
     assert "secretstt" in checked.stdout
     assert ran.returncode == 0, ran.stderr
     assert "magoo_secretstt: configured with" in ran.stderr  # debug logging was on
+    assert "magoo_secretstt: connecting with key ****" in ran.stderr  # the plugin's own careless line
     assert "magoo_on_startup(profile=Profile(" in ran.stderr  # every hook's arguments were printed
     assert 'turn 1: heard "what time is it"' in ran.stdout  # the backend really ran
     for result in (checked, ran):
         assert SECRET not in result.stdout + result.stderr
+
+
+def test_the_log_can_be_json_lines_with_secrets_masked(magoo, tmp_path):
+    env = {"PYTHONPATH": str(PLUGIN_SITE), "MAGOO_TEST_SECRET": SECRET}
+    ran = magoo("run", "--log-format", "json", "--profile", secret_profile(tmp_path), env=env)
+
+    assert ran.returncode == 0, ran.stderr
+    entries = [json.loads(line) for line in ran.stderr.splitlines() if line.startswith("{")]
+    assert {"time", "level", "logger", "message"} <= entries[0].keys()
+    careless = [e for e in entries if e["logger"] == "magoo_secretstt"]
+    assert [(e["level"], e["message"]) for e in careless] == [("warning", "connecting with key ****")]
+    assert any(e["logger"] == "magoo.engine" and e["message"].startswith("turn 1 ok") for e in entries)
+    assert SECRET not in ran.stdout + ran.stderr
+    wrong = magoo("run", "--log-format", "xml", "--profile", secret_profile(tmp_path), env=env)
+    assert wrong.returncode == 2 and "--log-format must be text, journal or json, not 'xml'" in wrong.stderr
 
 
 def test_secrets_never_appear_in_profile_errors(magoo, tmp_path):

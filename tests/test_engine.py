@@ -577,6 +577,24 @@ async def test_a_backend_that_keeps_failing_is_restarted_with_backoff():
     assert engine.status().counters["restarts"] == 1
 
 
+async def test_restarts_that_keep_coming_make_magoo_exit_for_its_service_manager(caplog):
+    FlakyResponder.failures_left = 1000
+    fast = {"max_failures": 1, "restart_backoff": 0.01, "restart_backoff_max": 0.02}
+    overrides = {"audio_source": LOOPING_SOURCE, "responder": {"backend": "flaky"}}
+    _, _, result = await run_engine({**overrides, "engine": {**fast, "exit_after_restarts": 3}}, TestBackends, timeout=30)
+    assert result.fatal == (
+        "3 backend restarts within 600 s ([responder] flaky ×3): exiting, so the service manager starts magoo"
+        " afresh ([engine] exit_after_restarts)"
+    )
+    assert result.exit_code == 1
+    assert len(result.timelines) >= 3 and all(t.outcome is Outcome.ERROR for t in result.timelines)
+    assert [r.levelname for r in caplog.records if "backend restarts within" in r.getMessage()] == ["ERROR"]
+    # 0: never; and restarts spread wider than the window do not add up
+    for engine_options in ({"exit_after_restarts": 0}, {"exit_after_restarts": 3, "restart_window": 0.001}):
+        _, _, result = await run_engine({**overrides, "engine": {**fast, **engine_options}}, TestBackends, turns=6)
+        assert result.fatal is None and len(result.timelines) == 6
+
+
 async def test_a_device_whose_stream_ends_is_reopened_and_the_failure_reported():
     DroppingSource.opened = 0
     manager = build_plugins(TestBackends)
@@ -622,7 +640,8 @@ async def test_a_stalled_consumer_never_blocks_the_capture_callback():
     assert detector.threads and all(name.startswith("magoo-wake") for name in detector.threads)
 
 
-async def test_heartbeat_reports_counters():
+async def test_heartbeat_reports_counters(caplog):
+    caplog.set_level("INFO", logger="magoo.engine")
     engine, probe, result = await run_engine(
         {
             "audio_source": {"backend": "silence", "seconds": 0.6, "realtime": True},
@@ -634,6 +653,9 @@ async def test_heartbeat_reports_counters():
     last = statuses[-1]
     assert last.counters["frames"] > 0 and last.state is State.LISTENING
     assert "audio_source:silence" in last.backends
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("listening; up 0h00m; 0 turns")]
+    assert len(lines) == len(statuses), "one stats line in the log per heartbeat"
+    assert lines[-1].endswith("0 overflows; input silent")
 
 
 def test_a_wake_turn_records_when_the_detection_arrived():
@@ -787,3 +809,17 @@ async def test_a_backend_used_twice_has_two_entries_in_the_status():
     engine, probe, result = await run_engine({"actuators": [{"backend": "log"}, {"backend": "log"}]}, turns=1)
     status = engine.status()
     assert {"actuators:log", "actuators:log#2"} <= set(status.backends) == set(status.health)
+
+
+def test_the_status_line_names_what_is_not_ok():
+    from magoo_core.status import status_line
+    from magoo_core.types import EngineStatus
+
+    status = EngineStatus(
+        State.SPEAKING, 3 * 3600 + 7 * 60 + 5, 41, 2, {"restarts": 1, "audio_seconds": 11225.4, "overflows": 3},
+        health={"audio_source:pyaudio": "ok", "stt:openai-realtime": "restarting"}, input_level=0.01,
+    )
+    assert status_line(status) == (
+        "speaking; up 3h07m; 41 turns, 2 errors, 1 restarts; audio 11225 s, 3 overflows; input -40 dBFS;"
+        " not ok: stt:openai-realtime restarting"
+    )

@@ -1,0 +1,120 @@
+"""How ``magoo run`` writes its log: to stderr, as text, journald lines or JSON, secrets masked.
+
+Every component logs under ``magoo.<tag>`` (``magoo.engine``, ``magoo.mpv``, ``magoo.servo`` ...).
+Nothing is logged per audio frame above DEBUG; the engine writes one stats line per heartbeat.
+
+- ``text``: ``12:00:01 INFO    magoo.engine: ...`` for a terminal.
+- ``journal``: ``<6>magoo.engine: ...``: journald adds the time itself and reads the ``<N>``
+  prefix as the line's priority, so ``journalctl -p warning`` works.
+- ``json``: one JSON object per line (``time``, ``level``, ``logger``, ``message``, ``exception``)
+  for log shippers.
+
+``auto`` is ``journal`` when stderr is connected to the journal (systemd sets ``$JOURNAL_STREAM``
+to its device and inode), else ``text``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Literal, TextIO
+
+LogFormat = Literal["auto", "text", "journal", "json"]
+MASK = "****"
+#: syslog priorities of Python's levels, for journald's ``<N>`` prefix
+_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+
+
+def setup_logging(
+    level: str, *, log_format: LogFormat = "auto", secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> logging.Handler:
+    """Send every log record at ``level`` or above to ``stream`` (stderr) in ``log_format``,
+    with each of ``secrets`` masked wherever it appears (messages and tracebacks alike).
+
+    Replaces the root logger's handlers, so calling it again (tests, a second run) does not
+    duplicate lines. Returns the handler.
+    """
+    stream = stream if stream is not None else sys.stderr
+    chosen = _resolve(log_format, stream)
+    inner: logging.Formatter
+    if chosen == "json":
+        inner = JsonFormatter()
+    elif chosen == "journal":
+        inner = JournalFormatter()
+    else:
+        inner = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter(inner, secrets))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper()))
+    return handler
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats with ``inner``, then masks every secret in the result.
+
+    Masking the finished text catches a key wherever it hides: a message argument, an exception's
+    text, a traceback's local repr. Secrets shorter than 4 characters are not masked (they would
+    mask ordinary words).
+    """
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.inner = inner
+        values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self.inner.format(record)
+        return self._pattern.sub(MASK, text) if self._pattern is not None else text
+
+
+class JournalFormatter(logging.Formatter):
+    """``<priority>logger: message``; tracebacks follow on their own lines, as journald keeps them."""
+
+    def __init__(self) -> None:
+        super().__init__("%(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+        return f"<{priority}>{super().format(record)}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``,
+    and ``exception`` (the formatted traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _resolve(log_format: LogFormat, stream: TextIO) -> str:
+    if log_format != "auto":
+        return log_format
+    return "journal" if _is_journal(stream) else "text"
+
+
+def _is_journal(stream: TextIO) -> bool:
+    """True when ``stream`` is the journal's socket (systemd's ``$JOURNAL_STREAM`` is ``dev:inode``)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        stat = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(expected) and expected == f"{stat.st_dev}:{stat.st_ino}"
