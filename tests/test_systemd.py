@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -210,3 +211,16 @@ async def test_a_blocked_event_loop_sends_no_ping_while_it_is_blocked(systemd):
     pings = systemd.times("WATCHDOG")
     assert [t for t in pings if t < start] and [t for t in pings if t > end], "fed before and after"
     assert not [t for t in pings if start < t < end], "nothing while the loop was blocked"
+
+
+def test_magoo_run_under_systemd_notifies_the_socket_it_was_given(magoo, systemd, tmp_path):
+    profile = tmp_path / "test.toml"
+    profile.write_text((Path(__file__).parent.parent / "examples" / "test.toml").read_text())
+    result = magoo("run", "--profile", profile, env={"NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "200000"})
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 5
+    while not systemd.times("STOPPING") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    kinds = [next(iter(fields)) for _, fields in systemd.messages]
+    assert kinds[0] == "READY" and kinds[-1] == "STOPPING", kinds
+    assert systemd.messages[-1][1]["STATUS"].startswith("stopping (asked to); listening; up 0h00m; 1 turns, 0 errors")
