@@ -196,6 +196,21 @@ def build_app() -> typer.Typer:
                 session.out.print(_devices_table(name, found))
         raise typer.Exit(1 if failed else 0)
 
+    @app.command()
+    def doctor(
+        profile: Annotated[
+            Path | None, typer.Option("--profile", "-p", help="Also check what this profile needs.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """Check this machine (and what a profile needs from it): each problem with its fix; exit code 1 on a FAIL."""
+        from .doctor import diagnose, print_report
+
+        raise typer.Exit(print_report(diagnose(session.plugins(), profile), session.out, as_json=as_json))
+
+    from .service import service_app
+
+    app.add_typer(service_app(lambda path: _load(session, path)), name="service")
     _add_plugin_commands(app, session)
     return app
 

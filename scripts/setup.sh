@@ -24,6 +24,8 @@ MAGOO_APT_PACKAGES=(
     mpv mpg123
     # the loopback Fish Audio server makes real speech: espeak-ng, encoded with lame / opusenc
     espeak-ng lame opus-tools
+    # `magoo service` drives systemctl and journalctl; its tests check the unit with systemd-analyze
+    systemd
 )
 
 magoo_apt_install() {
