@@ -174,7 +174,7 @@ def build_app() -> typer.Typer:
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """List sound devices as each installed audio backend sees them, with the rates that open."""
-        listers = _device_listers(session.plugins(), backend)
+        listers = session.plugins().device_listers(backend)
         if not listers:
             wanted = f"backend '{backend}'" if backend else "installed backend"
             session.err.print(
@@ -226,17 +226,6 @@ def _options_table(config: Any) -> Table:
     return table
 
 
-def _device_listers(plugins: Plugins, only: str | None) -> list[tuple[str, Any]]:
-    """(backend name, class) of every registered backend that can list sound devices."""
-    found = []
-    for role in Role:
-        for name in plugins.names(role):
-            cls = plugins.backend(role, name).cls
-            if callable(getattr(cls, "list_devices", None)) and (only is None or name == only):
-                found.append((name, cls))
-    return found
-
-
 def _devices_table(backend: str, devices: list[DeviceInfo]) -> Table:
     table = Table(title=f"{backend} (rates that open, kHz)", title_justify="left")
     for column in ("#", "name", "API", "in", "out", "default", "input rates", "output rates"):
@@ -250,14 +239,10 @@ def _devices_table(backend: str, devices: list[DeviceInfo]) -> Table:
             str(device.max_input_channels),
             str(device.max_output_channels),
             " ".join(defaults),
-            _khz(device.input_rates),
-            _khz(device.output_rates),
+            DeviceInfo.khz(device.input_rates),
+            DeviceInfo.khz(device.output_rates),
         )
     return table
-
-
-def _khz(rates: tuple[int, ...]) -> str:
-    return " ".join(f"{rate / 1000:g}" for rate in rates)
 
 
 def _add_plugin_commands(app: typer.Typer, session: _Session) -> None:

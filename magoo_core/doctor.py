@@ -619,9 +619,7 @@ async def _list_devices(context: Context) -> dict[str, tuple[list[DeviceInfo], s
     In a subprocess: PortAudio can hang on a stalled sound server, and it writes ALSA's and
     JACK's complaints straight to file descriptor 2.
     """
-    from .cli import _device_listers
-
-    expected = [name for name, _ in _device_listers(context.plugins, None)]
+    expected = [name for name, _ in context.plugins.device_listers()]
     if not expected:
         return {}
     try:
@@ -654,10 +652,9 @@ def _device(data: Mapping[str, Any]) -> DeviceInfo:
 
 
 def _describe_input(device: DeviceInfo) -> str:
-    from .cli import _khz
 
     default = ", default" if device.default_input else ""
-    rates = f"{_khz(device.input_rates)} kHz" if device.input_rates else "no rate opens"
+    rates = f"{DeviceInfo.khz(device.input_rates)} kHz" if device.input_rates else "no rate opens"
     return f"[{device.index}] {device.name}{default}: {rates}"
 
 

@@ -174,6 +174,16 @@ class Plugins:
     def names(self, role: Role) -> list[str]:
         return sorted(self.backends[role])
 
+    def device_listers(self, only: str | None = None) -> list[tuple[str, type]]:
+        """(backend name, class) of every registered backend that can list sound devices
+        (``list_devices``, as :class:`~magoo_core.capture.DeviceCapture` has); ``only``: that one."""
+        return [
+            (name, info.cls)
+            for role in Role
+            for name, info in sorted(self.backends[role].items())
+            if callable(getattr(info.cls, "list_devices", None)) and only in (None, name)
+        ]
+
     def failed(self) -> list[PluginInfo]:
         return [info for info in self.plugins if not info.loaded]
 

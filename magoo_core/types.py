@@ -307,6 +307,11 @@ class DeviceInfo:
     input_rates: tuple[int, ...] = ()
     output_rates: tuple[int, ...] = ()
 
+    @staticmethod
+    def khz(rates: tuple[int, ...]) -> str:
+        """Rates as people read them: ``(16000, 44100)`` → ``"16 44.1"``."""
+        return " ".join(f"{rate / 1000:g}" for rate in rates)
+
     def describe(self) -> str:
         """One line for messages: ``[1] default (ALSA, 32 in, 44100 Hz, default input)``."""
         parts = [self.host_api, f"{self.max_input_channels} in", f"{self.default_sample_rate:.0f} Hz"]
