@@ -187,6 +187,13 @@ class _Progress:
         self._events: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
         self._pump = self._loop.create_task(self._run())
         self.has_started = False
+        #: the last sign of life of the reply: a piece of audio taken from the TTS, or a report
+        self.last_activity = time.monotonic()
+        #: the TTS is working on its next piece: the player waits for it, and is not to blame
+        self.waiting_for_tts = False
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
 
     def started(self) -> None:
         self._call(self._on_started)
@@ -202,6 +209,7 @@ class _Progress:
                 self._loop.call_soon_threadsafe(fn, *args)
 
     def _on_started(self) -> None:
+        self.touch()
         if self.has_started:
             return
         self.has_started = True
@@ -209,6 +217,7 @@ class _Progress:
         self._events.put_nowait(("speak_start", {"text": self._text, "turn": self._turn.number}))
 
     def _on_played(self, level: float, duration: float) -> None:
+        self.touch()
         if not self.has_started:
             self._on_started()
         self._events.put_nowait(("speak_chunk", {"level": level, "duration": duration, "turn": self._turn.number}))
@@ -876,9 +885,9 @@ class Engine:
         cancelled = False
         try:
             player = await self._ready_or_drop(self.player, turn)
-            audio = self._synthesize(text, muted_at, tts_failure)
+            audio = self._synthesize(text, muted_at, tts_failure, progress)
             try:
-                await player.play(audio, progress)
+                await self._play(player, audio, progress)
             except asyncio.CancelledError:
                 cancelled = True
                 raise
@@ -919,17 +928,51 @@ class Engine:
             await self._report(slot, exc, turn)
             raise _TurnDropped from None
 
+    async def _play(self, player: Any, audio: AsyncIterator, progress: _Progress) -> None:
+        """``player.play()``, given up on when it shows no sign of life for ``reply_timeout``
+        seconds while it is not waiting for the TTS: no audio taken, no start or level reported,
+        not returned (a player that hangs would otherwise keep the microphone muted for good)."""
+        limit = self.settings.reply_timeout
+        playing = asyncio.ensure_future(player.play(audio, progress))
+        try:
+            while not playing.done():
+                await asyncio.wait({playing}, timeout=min(0.25, limit / 4))
+                quiet = time.monotonic() - progress.last_activity
+                if not playing.done() and not progress.waiting_for_tts and quiet > limit:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(player.stop(), 1.0)
+                    raise BackendError(f"showed no progress for {limit:.0f} s while playing the reply")
+            playing.result()
+        finally:
+            if not playing.done():
+                playing.cancel()
+                await asyncio.gather(playing, return_exceptions=True)
+
     async def _synthesize(
-        self, text: str, muted_at: float, failure: list[BaseException]
+        self, text: str, muted_at: float, failure: list[BaseException], progress: _Progress
     ) -> AsyncIterator[AudioChunk | EncodedAudio]:
         """The TTS stream as the player sees it: held until the mic has been muted ``mute_pre``
         seconds; a TTS failure ends the stream (what was synthesized still plays) and is kept in
-        ``failure`` so it is reported against the TTS backend, not the player."""
+        ``failure`` so it is reported against the TTS backend, not the player. A TTS that gives
+        no next piece within ``reply_timeout`` seconds has failed."""
         first = True
+        limit = self.settings.reply_timeout
         try:
+            progress.waiting_for_tts = True  # also while a restarting TTS comes back
             tts = await self._ready(self.tts)
             async with contextlib.aclosing(tts.synthesize(text)) as pieces:
-                async for piece in pieces:
+                while True:
+                    progress.waiting_for_tts = True
+                    try:
+                        async with asyncio.timeout(limit):
+                            piece = await anext(pieces)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise BackendError(f"gave no audio within {limit:.0f} s") from None
+                    finally:
+                        progress.waiting_for_tts = False
+                    progress.touch()
                     if not isinstance(piece, TTS_OUTPUTS):
                         raise _unexpected(piece, "AudioChunk or EncodedAudio")
                     if first:
@@ -942,6 +985,9 @@ class Engine:
             raise
         except Exception as exc:
             failure.append(exc)
+        finally:
+            progress.waiting_for_tts = False
+            progress.touch()  # the player now has until reply_timeout to finish what it holds
 
     async def _end_speaking(self, turn: _Turn, progress: _Progress, interrupted: bool, *, immediate: bool) -> None:
         try:

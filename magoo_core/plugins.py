@@ -24,7 +24,7 @@ import pluggy
 from pydantic import BaseModel
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import BackendError, PluginError
 from .roles import Role
 from .types import BackendFailure
 
@@ -267,11 +267,8 @@ class Plugins:
     async def _hook_failed(self, plugin_name: str, event: str, exc: BaseException) -> None:
         if not self._log_hook_failure(plugin_name, event, exc) or event == "error":
             return
-        failure = BackendFailure(
-            role="plugin",
-            backend=plugin_name,
-            message=f"plugin {plugin_name}: magoo_on_{event} raised {type(exc).__name__}: {exc}",
-        )
+        said = exc.message if isinstance(exc, BackendError) else f"raised {type(exc).__name__}: {exc}"
+        failure = BackendFailure(role="plugin", backend=plugin_name, message=f"plugin {plugin_name}: magoo_on_{event} {said}")
         await self.emit("error", failure=failure)
 
     def _log_hook_failure(self, plugin_name: str, event: str, exc: BaseException) -> bool:
@@ -280,7 +277,10 @@ class Plugins:
         if now - self._reported.get(key, -ERROR_REPEAT_WINDOW) < ERROR_REPEAT_WINDOW:
             return False
         self._reported[key] = now
-        log.error("plugin %s: magoo_on_%s raised", plugin_name, event, exc_info=exc)
+        if isinstance(exc, BackendError):  # the plugin saying what is wrong: no traceback needed
+            log.warning("plugin %s: magoo_on_%s: %s", plugin_name, event, exc.message)
+        else:
+            log.error("plugin %s: magoo_on_%s raised", plugin_name, event, exc_info=exc)
         return True
 
     async def drain(self, timeout: float) -> None:

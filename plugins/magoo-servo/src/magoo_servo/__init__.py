@@ -62,6 +62,7 @@ class ServoActuator(Backend):
         self._sent: Any = _UNSENT
         self._closing = False
         self._broken: str | None = None
+        self._unreported = False  # it broke, and the engine has not been told yet
         self._moves = 0
         self._detaches = 0
         self._turn = _TurnMotion()  # what describe_turn() tells next
@@ -160,6 +161,7 @@ class ServoActuator(Backend):
                 await asyncio.to_thread(self._send, command)
             except Exception as exc:
                 self._broken = f"{type(exc).__name__}: {exc}"
+                self._unreported = True
                 log.warning(
                     "servo %s stopped: writing to it failed (%s); the assistant goes on without it",
                     self.config.pin_label(), self._broken,
@@ -186,6 +188,12 @@ class ServoActuator(Backend):
     def magoo_on_state_change(self, new: State) -> None:
         if not self._closing:
             self.motion.set_mode(MODES.get(new, Mode.IDLE))
+        if self._unreported:  # once, from the next event: the engine reports it through magoo_on_error
+            self._unreported = False
+            raise BackendError(
+                f"servo {self.config.pin_label()} stopped: writing to it failed ({self._broken}); check its"
+                " wiring and the pigpio daemon, then restart magoo to use it again"
+            )
 
     @hookimpl
     def magoo_on_wake(self) -> None:
