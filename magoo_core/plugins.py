@@ -276,6 +276,8 @@ class Plugins:
         now = time.monotonic()
         if now - self._reported.get(key, -ERROR_REPEAT_WINDOW) < ERROR_REPEAT_WINDOW:
             return False
+        # forget failures not seen for a window: messages that vary (a turn number) must not pile up over weeks
+        self._reported = {k: t for k, t in self._reported.items() if now - t < ERROR_REPEAT_WINDOW}
         self._reported[key] = now
         if isinstance(exc, BackendError):  # the plugin saying what is wrong: no traceback needed
             log.warning("plugin %s: magoo_on_%s: %s", plugin_name, event, exc.message)

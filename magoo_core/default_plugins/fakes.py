@@ -14,6 +14,7 @@ import enum
 import json
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -189,6 +190,10 @@ class ToneSpeech(Backend):
             await asyncio.sleep(step if cfg.realtime else 0)
 
 
+#: events the log actuator keeps in memory (for tests); a run of weeks must not keep them all
+KEPT_EVENTS = 10_000
+
+
 class EventLogActuator(Backend, EventRecorder):
     """Writes every event it receives to a JSON-lines file (and the debug log): proof of what happened."""
 
@@ -201,6 +206,7 @@ class EventLogActuator(Backend, EventRecorder):
     def __init__(self, config: Config) -> None:
         Backend.__init__(self, config)
         EventRecorder.__init__(self)
+        self.events = deque(maxlen=KEPT_EVENTS)  # the file is the record; memory keeps the latest only
         self._file = None
 
     async def __aenter__(self):
