@@ -1028,7 +1028,7 @@ class Engine:
         """Keep one STT stream open on all the audio; restart it with backoff when it fails."""
         slot = self.stt
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._source_done:  # a file that ended needs no new stream
                 feed = _AudioFeed(live=self._live, counters=self.counters)
                 self._feed = feed
                 try:

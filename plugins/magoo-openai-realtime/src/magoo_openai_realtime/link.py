@@ -524,8 +524,9 @@ def _host(url: str) -> str:
 def _status_error(status: int, host: str) -> BackendError:
     if status in (401, 403):
         return BackendError(
-            f"{host} refused the connection (HTTP {status}): check the key in api_key and that the "
-            "account has access to the Realtime API",
+            f"{host} refused the connection (HTTP {status}): check the key in api_key (for example"
+            " OPENAI_API_KEY in the environment or the profile's .env file) and that the account has access"
+            " to the Realtime API",
             retryable=False,
         )
     if status == 404:

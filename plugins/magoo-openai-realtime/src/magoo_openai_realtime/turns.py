@@ -135,8 +135,18 @@ class TurnAssembler:
             return []
         return handler(self, event)
 
+    def _malformed(self, event: dict[str, Any], missing: str) -> list[Item]:
+        """A known event without what makes it usable: logged once per kind, then skipped."""
+        kind = f"{event.get('type')} without {missing}"
+        if kind not in self.ignored_types:
+            self.ignored_types.add(kind)
+            log.warning("ignored a malformed %s event from the server (no %s)", event.get("type"), missing)
+        return []
+
     def _speech_started(self, event: dict[str, Any]) -> list[Item]:
-        item_id = _text(event, "item_id") or f"local-{len(self.turns)}"
+        item_id = _text(event, "item_id")
+        if not item_id:  # a turn nobody can finish: better none
+            return self._malformed(event, "item_id")
         if item_id in self.turns:
             return []
         self.turns[item_id] = ServerTurn(item_id)
@@ -164,6 +174,8 @@ class TurnAssembler:
         return [Transcript(turn.transcript.strip(), final=False)] if turn.transcript.strip() else []
 
     def _transcript_completed(self, event: dict[str, Any]) -> list[Item]:
+        if not _text(event, "item_id"):
+            return self._malformed(event, "item_id")
         turn = self.turns.get(_text(event, "item_id"))
         if turn is None or turn.transcript_done:
             return []
@@ -198,6 +210,8 @@ class TurnAssembler:
         return []
 
     def _text_delta(self, event: dict[str, Any]) -> list[Item]:
+        if not _text(event, "response_id"):
+            return self._malformed(event, "response_id")
         turn = self._by_response.get(_text(event, "response_id"))
         if turn is None or turn.reply_done:
             return []
@@ -211,7 +225,9 @@ class TurnAssembler:
         return []
 
     def _response_done(self, event: dict[str, Any]) -> list[Item]:
-        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        if not isinstance(event.get("response"), dict):
+            return self._malformed(event, "response")
+        response = event["response"]
         turn = self._by_response.get(_text(response, "id"))
         if turn is None or turn.reply_done:
             return []
