@@ -165,7 +165,7 @@ class ServiceRun:
         return [a["failure"].message for a in self.probe.of("error") if role is None or a["failure"].role == role]
 
     def logged(self, *loggers: str) -> list[str]:
-        """The log lines of exactly these loggers (not their children: ``magoo_openai_realtime``
+        """The log lines of exactly these loggers (not their children: ``magoo.realtime``
         leaves out the websocket frames its ``.websocket`` child logs at DEBUG)."""
         return [line for line in self.log if line.split(" ", 2)[1].rstrip(":") in loggers]
 

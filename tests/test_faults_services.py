@@ -316,7 +316,7 @@ async def test_a_known_event_missing_its_fields_leaves_a_log_line(virtual_audio)
             until=ok_after("garbage", turns=2),
         )
     assert_recovered(run)
-    client_log = run.logged("magoo_openai_realtime", "magoo.engine")
+    client_log = run.logged("magoo.realtime", "magoo.engine")
     for frame in frames:
         assert any(frame["type"] in line for line in client_log), f"nothing logged about {frame}"
 

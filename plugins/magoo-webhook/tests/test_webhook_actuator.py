@@ -99,7 +99,7 @@ async def test_a_receiver_that_hangs_does_not_delay_the_turn_and_the_failure_is_
     stats = actuator.stats()
     assert stats["delivered"] == 0 and stats["failed"] >= 1
     assert stats["failed"] + stats["dropped"] == len(TURN_EVENTS)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "magoo_webhook"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "magoo.webhook"]
     assert any(
         hanging.url in w and "could not deliver the wake event of turn 1" in w and f"no answer within {HANG_TIMEOUT:g} s" in w
         for w in warnings

@@ -22,7 +22,7 @@ from magoo_core.audio import AudioConverter, WavStreamDecoder, split
 
 __all__ = ["ESPEAK_RATE", "EspeakTextToSpeech"]
 
-log = logging.getLogger("magoo_espeak")
+log = logging.getLogger("magoo.espeak")
 
 #: The rate espeak-ng synthesizes at (16-bit mono).
 ESPEAK_RATE = 22050

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FishTextToSpeech"]
 
-log = logging.getLogger("magoo_fish")
+log = logging.getLogger("magoo.fish")
 
 DEFAULT_URL = "https://api.fish.audio"
 #: Rates the server accepts in sample_rate: MP3 only 32 and 44.1 kHz, Opus only 48 kHz.

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_RETRY_AFTER", "Failure", "FishClient"]
 
-log = logging.getLogger("magoo_fish")
+log = logging.getLogger("magoo.fish")
 
 #: How much of an error body is read for its message.
 ERROR_BODY_LIMIT = 4096

@@ -29,7 +29,7 @@ from .loopback_validate import BodyError, decode_body, validate
 
 __all__ = ["LoopbackFishServer", "RequestRecord", "main"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("magoo.fish.loopback")
 
 
 class LoopbackFishServer:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MESSAGES", "PATH", "Answer", "Connection", "RequestRecord"]
 
-log = logging.getLogger("magoo_fish.loopback")
+log = logging.getLogger("magoo.fish.loopback")
 
 PATH = "/v1/tts"
 #: The JSON ``message`` of each error status (402 and 503 as Fish documents them).

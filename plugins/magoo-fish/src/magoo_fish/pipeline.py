@@ -17,7 +17,7 @@ from .client import MAX_RETRY_AFTER, Failure, FishClient
 
 __all__ = ["RETRY_BASE", "RETRY_CAP", "Fetch"]
 
-log = logging.getLogger("magoo_fish")
+log = logging.getLogger("magoo.fish")
 
 #: Seconds before the first retry (doubled each time, jittered), and at most.
 RETRY_BASE = 0.5

@@ -24,7 +24,7 @@ from .turns import TurnAssembler
 
 __all__ = ["RealtimeSpeechToText"]
 
-log = logging.getLogger("magoo_openai_realtime")
+log = logging.getLogger("magoo.realtime")
 
 DEFAULT_URL = "wss://api.openai.com/v1/realtime"
 #: After a wake word's audio ended, how long the server's last VAD events may take to arrive.

@@ -36,7 +36,7 @@ from magoo_core.backoff import Backoff
 from . import protocol
 from .turns import Exchange
 
-log = logging.getLogger("magoo_openai_realtime")
+log = logging.getLogger("magoo.realtime")
 
 #: Events kept for a consumer that is not reading (between two turns); older ones are dropped.
 EVENT_BACKLOG = 2000
@@ -498,7 +498,7 @@ class _Redact(logging.Filter):
 
 
 # websockets logs the request headers at DEBUG: the Authorization header must not get out
-_WS_LOG = logging.getLogger("magoo_openai_realtime.websocket")
+_WS_LOG = logging.getLogger("magoo.realtime.websocket")
 _REDACT = _Redact()
 _WS_LOG.addFilter(_REDACT)
 

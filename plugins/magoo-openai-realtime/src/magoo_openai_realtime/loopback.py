@@ -43,7 +43,7 @@ from .loopback_session import DROP_POINTS, ConnectionRecord, LoopbackSession, Tu
 
 __all__ = ["ConnectionRecord", "LoopbackRealtimeServer", "TurnRecord", "main"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("magoo.realtime.loopback")
 
 PATH = "/v1/realtime"
 
@@ -277,7 +277,7 @@ class _HideAuthorization(logging.Filter):
 
 
 def _websocket_logger() -> logging.Logger:
-    logger = logging.getLogger(f"{__name__}.websocket")
+    logger = logging.getLogger("magoo.realtime.loopback.websocket")
     if not any(isinstance(f, _HideAuthorization) for f in logger.filters):
         logger.addFilter(_HideAuthorization())
     return logger

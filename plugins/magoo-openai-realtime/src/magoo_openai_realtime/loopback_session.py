@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from .loopback import LoopbackRealtimeServer
 
-log = logging.getLogger("magoo_openai_realtime.loopback")
+log = logging.getLogger("magoo.realtime.loopback")
 
 _INPUT_EVENTS = ("session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear")
 _CONVERSATION_EVENTS = ("conversation.item.create", "response.create", "response.cancel")

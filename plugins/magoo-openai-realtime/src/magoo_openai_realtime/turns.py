@@ -18,7 +18,7 @@ from typing import Any
 
 from magoo_core import BackendError, Reply, SpeechActivity, Transcript
 
-log = logging.getLogger("magoo_openai_realtime")
+log = logging.getLogger("magoo.realtime")
 
 Item = SpeechActivity | Transcript | Reply
 

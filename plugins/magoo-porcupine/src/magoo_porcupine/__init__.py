@@ -22,7 +22,7 @@ from ._library import KEY_HELP, Library, load_library, translate
 
 __all__ = ["Library", "PorcupineDetector"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("magoo.porcupine")
 
 #: What Porcupine takes in every version so far; the engine's handle confirms it at start.
 FRAME_LENGTH = 512

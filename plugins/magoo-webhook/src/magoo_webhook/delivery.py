@@ -22,7 +22,7 @@ from magoo_core.backoff import Backoff
 
 from .transport import Attempt, attempt, body, open_client
 
-log = logging.getLogger("magoo_webhook")
+log = logging.getLogger("magoo.webhook")
 
 #: Longest wait between two attempts, whatever ``retry_backoff`` is.
 BACKOFF_CAP = 30.0

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from .transport import Attempt
 
-log = logging.getLogger("magoo_webhook")
+log = logging.getLogger("magoo.webhook")
 
 #: Answers that say the request was not acted on, so sending it again cannot run a command twice.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
