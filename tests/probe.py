@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from magoo_core.engine import Engine
 from magoo_core.event_recorder import EventRecorder
@@ -64,3 +63,19 @@ def segments(*parts: tuple[float, float | None]) -> dict:
             for s, hz in parts
         ],
     }
+
+
+def wake_turns(count: int, *, gap: float, lead: float = 0.3, tail: float = 0.0) -> dict:
+    """A realtime scripted microphone: ``lead`` s of quiet, then ``count`` times a loud wake beep and
+    a command tone, each followed by ``gap`` s, then ``tail`` s of quiet."""
+    parts: list[dict] = [{"seconds": lead}]
+    for _ in range(count):
+        parts += [
+            {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5},
+            {"seconds": 0.2},
+            {"seconds": 0.6, "tone": 440.0, "amplitude": 0.3},
+            {"seconds": gap},
+        ]
+    if tail:
+        parts.append({"seconds": tail})
+    return {"backend": "scripted", "realtime": True, "segments": parts}

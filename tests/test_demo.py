@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from magoo_core.audio import read_wav
-from magoo_core.testing.virtual_audio import VirtualAudio
+from magoo_core.testing.virtual_audio import VirtualAudio, no_sound_environment
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -27,20 +27,6 @@ def demo(tmp_path) -> Path:
     shutil.copytree(EXAMPLES / "audio", tmp_path / "audio")
     shutil.copy(EXAMPLES / "demo.toml", tmp_path / "demo.toml")
     return tmp_path / "demo.toml"
-
-
-def no_sound_output(folder: Path) -> dict[str, str]:
-    """Environment of a machine with no sound server and no sound card, whatever this one has."""
-    alsa = folder / "asound.conf"
-    alsa.write_text("# no cards, no default device\n")
-    runtime = folder / "runtime"
-    runtime.mkdir(mode=0o700)
-    return {
-        "PULSE_SERVER": f"unix:{folder}/no-pulse-server",
-        "ALSA_CONFIG_PATH": str(alsa),
-        "XDG_RUNTIME_DIR": str(runtime),  # no PipeWire socket there
-        "PIPEWIRE_REMOTE": f"{folder}/no-pipewire",
-    }
 
 
 def run_demo(magoo, profile: Path, env: dict[str, str]) -> str:
@@ -90,7 +76,7 @@ def assert_a_whole_offline_turn(lines: list[str], player: str) -> str:
 
 
 def test_without_sound_output_the_demo_records_the_reply_it_spoke(magoo, demo, tmp_path):
-    stdout = run_demo(magoo, demo, no_sound_output(tmp_path))
+    stdout = run_demo(magoo, demo, no_sound_environment(tmp_path))
 
     lines = story_lines(stdout)
     assert any(line.endswith("its backup wav runs instead") and "[player] mpv" in line for line in lines), stdout

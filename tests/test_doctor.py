@@ -16,7 +16,7 @@ import pytest
 from magoo_core import doctor
 from magoo_core.plugins import create_plugin_manager
 from magoo_core.testing.pytest_plugin import require_audio
-from magoo_core.testing.virtual_audio import VirtualAudio
+from magoo_core.testing.virtual_audio import VirtualAudio, no_sound_environment
 
 SECRET = "sk-doctor-FAKE-7f3a9c1e"  # distinctive: found anywhere in the output means it leaked
 DOTENV_SECRET = "fish-doctor-FAKE-58d2b0"
@@ -54,20 +54,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def no_sound(folder: Path) -> dict[str, str]:
-    """A machine with no sound server and no sound card, whatever this one has."""
-    alsa = folder / "asound.conf"
-    alsa.write_text("")
-    runtime = folder / "runtime"
-    runtime.mkdir(mode=0o700)
-    return {
-        "PULSE_SERVER": f"unix:{folder}/no-pulse-server",
-        "ALSA_CONFIG_PATH": str(alsa),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "PIPEWIRE_REMOTE": f"{folder}/no-pipewire",
-    }
 
 
 def profile(tmp_path: Path, body: str, name: str = "doctor.toml") -> Path:
@@ -122,7 +108,7 @@ def test_the_profile_microphone_is_matched_like_the_capture_does(magoo, virtual_
 
 
 def test_no_sound_server_and_no_card_fails_with_the_fix(magoo, tmp_path):
-    env = no_sound(tmp_path)
+    env = no_sound_environment(tmp_path)
     report, result = run_doctor(magoo, env=env)
     assert result.returncode == 1
     assert row(report, "sound server")["result"] == "WARN"

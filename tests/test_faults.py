@@ -40,31 +40,18 @@ from magoo_core.audio import convert, read_wav, samples
 from magoo_core.default_plugins.fakes import ScriptedWakeDetector, ToneSpeech
 from magoo_core.engine import Engine
 from magoo_core.testing.signals import best_match
-from magoo_core.testing.virtual_audio import VirtualAudio
+from magoo_core.testing.virtual_audio import VirtualAudio, no_sound_environment
 from magoo_servo import ServoConfig, pins
 
 from fault_helpers import (
     EVENT_TIMEOUT, FaultRun, TimedProbe, assert_recovered, audio_flowing, logged_tracebacks, run_with_faults,
 )
-from probe import LOOPING_SOURCE
+from probe import LOOPING_SOURCE, wake_turns
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 HEY_JARVIS = EXAMPLES / "audio" / "hey_jarvis_what_time_is_it.wav"  # "hey jarvis", then "what time is it"
 RATE = 16000
 FAST_RESTARTS = {"restart_backoff": 0.1, "restart_backoff_max": 0.5}
-
-
-def live_turns(count: int, *, lead: float = 0.3, gap: float, tail: float = 8.0) -> dict[str, Any]:
-    """A realtime scripted microphone: ``count`` times a loud wake tone and a command tone."""
-    segments: list[dict[str, Any]] = [{"seconds": lead}]
-    for _ in range(count):
-        segments += [
-            {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5},
-            {"seconds": 0.2},
-            {"seconds": 0.6, "tone": 440.0, "amplitude": 0.3},
-            {"seconds": gap},
-        ]
-    return {"backend": "scripted", "realtime": True, "segments": [*segments, {"seconds": tail}]}
 
 
 async def until(check: Callable[[], Any], timeout: float = EVENT_TIMEOUT) -> Any:
@@ -264,7 +251,7 @@ async def test_mpv_killed_mid_reply_errors_the_turn_unmuted_and_the_next_reply_p
 
     profile = {
         "engine": {"mute_pre": 0.1, "mute_post": 0.3},
-        "audio_source": live_turns(2, gap=3.0),
+        "audio_source": wake_turns(2, gap=3.0, tail=8.0),
         "responder": {"backend": "echo", "template": LONG_REPLY},
         "tts": {"backend": "espeak", "voice": "en-us"},
         "player": {"backend": "mpv"},
@@ -345,20 +332,6 @@ def test_a_missing_player_binary_without_a_backup_stops_the_start_with_one_messa
     ]
 
 
-def no_sound_output(folder: Path) -> dict[str, str]:
-    """What a machine with no sound server and no sound card looks like to mpv."""
-    alsa = folder / "asound.conf"
-    alsa.write_text("# no cards, no default device\n")
-    runtime = folder / "runtime"
-    runtime.mkdir(mode=0o700)
-    return {
-        "PULSE_SERVER": f"unix:{folder}/no-pulse-server",
-        "ALSA_CONFIG_PATH": str(alsa),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "PIPEWIRE_REMOTE": f"{folder}/no-pipewire",
-    }
-
-
 @pytest.mark.parametrize(
     ("player", "no_output", "why"),
     [
@@ -369,7 +342,7 @@ def no_sound_output(folder: Path) -> dict[str, str]:
 )
 async def test_a_player_that_cannot_start_gives_way_to_its_backup(player, no_output, why, tmp_path, monkeypatch, caplog):
     if no_output:
-        for key, value in no_sound_output(tmp_path).items():
+        for key, value in no_sound_environment(tmp_path).items():
             monkeypatch.setenv(key, value)
     backup = {"backend": "wav", "path": str(tmp_path / "reply-{n}.wav")}
     run = await run_with_faults(
@@ -565,7 +538,7 @@ class BreakingWakePlugin:
 async def test_a_wake_detector_raising_in_process_is_reported_restarted_and_wakes_again():
     BreakingWakeDetector.instances = 0
     run = await run_with_faults(
-        {"engine": FAST_RESTARTS, "audio_source": live_turns(2, lead=1.5, gap=1.5),
+        {"engine": FAST_RESTARTS, "audio_source": wake_turns(2, lead=1.5, gap=1.5, tail=8.0),
          "wake": {"backend": "breaking", "level": 0.2}},
         BreakingWakePlugin, turns=2, timeout=60,
     )

@@ -26,7 +26,7 @@ from magoo_core.testing.signals import best_match
 from magoo_fish.loopback import LoopbackFishServer
 from magoo_fish.loopback_audio import speak
 
-from probe import Probe
+from probe import Probe, wake_turns
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
 
@@ -42,19 +42,6 @@ LONG_REPLY = " ".join(
         "In the evening there may be a short shower, so take an umbrella.",
     ]
 )
-
-
-def turns(count: int, *, gap: float) -> dict[str, Any]:
-    """A live scripted microphone: ``count`` times a wake beep and a command, each followed by ``gap`` s."""
-    segments: list[dict[str, Any]] = [{"seconds": 0.3}]
-    for _ in range(count):
-        segments += [
-            {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5},
-            {"seconds": 0.2},
-            {"seconds": 0.6, "tone": 440.0, "amplitude": 0.3},
-            {"seconds": gap},
-        ]
-    return {"backend": "scripted", "realtime": True, "segments": segments}
 
 
 def profile(server: LoopbackFishServer, reply: str, source: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -128,7 +115,7 @@ async def spoken(server: LoopbackFishServer) -> list[np.ndarray]:
 
 async def test_a_fish_reply_plays_through_mpv_with_the_microphone_muted_around_it(virtual_audio):
     async with LoopbackFishServer(KEY, realtime_factor=3.0) as server:
-        result = await run(virtual_audio, profile(server, SHORT_REPLY, turns(1, gap=4.0)), max_turns=1)
+        result = await run(virtual_audio, profile(server, SHORT_REPLY, wake_turns(1, gap=4.0)), max_turns=1)
         sentences = await spoken(server)
     (timeline,) = result.result.timelines
     assert timeline.outcome is Outcome.OK
@@ -161,7 +148,7 @@ async def test_a_fish_reply_plays_through_mpv_with_the_microphone_muted_around_i
 async def test_fish_breaking_off_mid_reply_is_reported_unmutes_and_the_next_turn_speaks(virtual_audio):
     async with LoopbackFishServer(KEY, realtime_factor=3.0) as server:
         server.drop_next(after_bytes=12000)
-        result = await run(virtual_audio, profile(server, LONG_REPLY, turns(2, gap=9.0)), max_turns=2)
+        result = await run(virtual_audio, profile(server, LONG_REPLY, wake_turns(2, gap=9.0)), max_turns=2)
     first, second = result.result.timelines
     assert first.outcome is Outcome.ERROR and second.outcome is Outcome.OK
     (failure,) = [a["failure"] for a in result.probe.of("error")]
@@ -182,7 +169,7 @@ async def test_mpv_killed_mid_reply_is_reported_unmutes_and_the_next_turn_speaks
 
     async with LoopbackFishServer(KEY, realtime_factor=3.0) as server:
         result = await run(
-            virtual_audio, profile(server, LONG_REPLY, turns(2, gap=9.0)), max_turns=2, on_event=kill_mpv_once
+            virtual_audio, profile(server, LONG_REPLY, wake_turns(2, gap=9.0)), max_turns=2, on_event=kill_mpv_once
         )
     first, second = result.result.timelines
     assert killed and first.outcome is Outcome.ERROR and second.outcome is Outcome.OK
@@ -193,7 +180,7 @@ async def test_mpv_killed_mid_reply_is_reported_unmutes_and_the_next_turn_speaks
 
 
 async def test_barge_in_silences_mpv_at_once_and_unmutes(virtual_audio):
-    source = turns(1, gap=2.5)
+    source = wake_turns(1, gap=2.5)
     source["segments"] += [  # the wake word again while the long reply is playing, then a command
         {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5},
         {"seconds": 0.2},
@@ -224,7 +211,7 @@ async def test_barge_in_silences_mpv_at_once_and_unmutes(virtual_audio):
 
 async def test_a_rejected_key_is_one_clear_message_and_the_assistant_keeps_listening(virtual_audio):
     async with LoopbackFishServer("a-different-key") as server:
-        result = await run(virtual_audio, profile(server, SHORT_REPLY, turns(2, gap=2.0)), max_turns=2)
+        result = await run(virtual_audio, profile(server, SHORT_REPLY, wake_turns(2, gap=2.0)), max_turns=2)
     assert [t.outcome for t in result.result.timelines] == [Outcome.ERROR, Outcome.ERROR]
     messages = [a["failure"].message for a in result.probe.of("error")]
     assert len(messages) == 2  # one per turn, not one per retry

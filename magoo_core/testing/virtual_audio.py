@@ -45,7 +45,7 @@ import numpy as np
 from ..audio import write_wav
 from ..types import AudioFormat
 
-__all__ = ["Recording", "VirtualAudio"]
+__all__ = ["Recording", "VirtualAudio", "no_sound_environment"]
 
 SCRIPTS = Path(__file__).parent / "pulse"
 REQUIRED_TOOLS = ("pulseaudio", "pactl", "pacmd", "paplay", "parec", "pacat")
@@ -55,6 +55,23 @@ SPEAKER_MONITOR = "speaker.monitor"
 RATE = 16000
 _COMMAND_TIMEOUT = 10.0
 _SCRIPT_TIMEOUT = 30.0
+
+
+def no_sound_environment(folder: Path) -> dict[str, str]:
+    """Environment variables under which a client finds no sound at all, whatever this machine has:
+    no PulseAudio server, no PipeWire socket, and an ALSA configuration without cards or a default
+    device. Files it needs are made in ``folder``; apply the result to a subprocess's environment
+    (or with ``monkeypatch.setenv``)."""
+    alsa = Path(folder) / "asound.conf"
+    alsa.write_text("# no cards, no default device\n")
+    runtime = Path(folder) / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    return {
+        "PULSE_SERVER": f"unix:{folder}/no-pulse-server",
+        "ALSA_CONFIG_PATH": str(alsa),
+        "XDG_RUNTIME_DIR": str(runtime),  # no PipeWire socket there
+        "PIPEWIRE_REMOTE": f"{folder}/no-pipewire",
+    }
 
 
 def _run(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = _COMMAND_TIMEOUT) -> str:
