@@ -93,7 +93,9 @@ class MuteLeak:
 
 @pytest.mark.parametrize(
     ("seconds", "caught"),
-    [(None, "the microphone was muted when turns ended"), (0.2, "the microphone was muted with no reply playing")],
+    # Muted for good, the first check to look wins: the sampler or the turn-end record (it is a
+    # race which one saw it first); muted for a moment, only the sampler can see it.
+    [(None, "the microphone was (muted|left muted)"), (0.2, "the microphone was muted with no reply playing")],
 )
 async def test_the_check_fails_when_the_microphone_is_muted_outside_a_reply(seconds, caught):
     leak = MuteLeak(seconds)
