@@ -8,7 +8,8 @@ Two families only:
 * ``magoo_on_*`` — events, broadcast to every implementation on the engine's event-loop thread.
   An implementation may be a plain function or ``async def``; the engine awaits coroutines,
   concurrently across plugins, and waits at most ``[engine] hook_timeout`` seconds before moving
-  on (the slow call keeps running and is logged). Arguments are passed by keyword: take only the
+  on (the slow call keeps running and is logged; until it ends, that plugin's next coroutines are
+  not waited for, and beyond 8 left running the oldest is cancelled). Arguments are passed by keyword: take only the
   ones you need. Raising is logged with the plugin's name and never stops the other plugins or
   the engine. Event hooks must not block: do slow work in a task or a thread.
 

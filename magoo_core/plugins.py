@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,8 @@ KNOWN_PLUGINS: dict[str, str] = {
 
 BACKEND_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 ERROR_REPEAT_WINDOW = 60.0
+#: hook calls of one plugin left running in the background at most; beyond it the oldest is cancelled
+MAX_SLOW_CALLS = 8
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ class Plugins:
         self.backends: dict[Role, dict[str, BackendInfo]] = {role: {} for role in Role}
         self.plugins: list[PluginInfo] = []
         self._info_by_plugin: dict[str, PluginInfo] = {}
-        self._background: set[asyncio.Task] = set()
+        self._slow: dict[str, deque[asyncio.Future]] = {}  # plugin -> its hook calls left running, oldest first
         self._reported: dict[tuple[str, str, str], float] = {}
 
     # ---- registry ---------------------------------------------------------------------------
@@ -223,9 +226,12 @@ class Plugins:
 
         Sync implementations run inline; coroutines run concurrently and are awaited for at most
         ``hook_timeout`` seconds, after which the engine moves on and the slow call finishes in
-        the background. A raising implementation is logged with its plugin's name and reported
-        through ``magoo_on_error`` (not for ``error`` itself); repeats of the same failure are
-        reported at most once a minute.
+        the background. While a plugin still has such a call running, its next coroutines go
+        straight to the background (a hook hung on every call must not slow every event down by
+        ``hook_timeout``), and beyond :data:`MAX_SLOW_CALLS` of them the oldest is cancelled, so
+        they cannot pile up over weeks. A raising implementation is logged with its plugin's name
+        and reported through ``magoo_on_error`` (not for ``error`` itself); repeats of the same
+        failure, and of the same slowness, are logged at most once a minute.
         """
         hook = getattr(self.pm.hook, f"magoo_on_{event}")
         pending: dict[asyncio.Future, str] = {}
@@ -238,7 +244,11 @@ class Plugins:
             try:
                 result = impl.function(**arguments)
                 if inspect.isawaitable(result):
-                    pending[asyncio.ensure_future(result)] = impl.plugin_name
+                    call = asyncio.ensure_future(result)
+                    if self._slow.get(impl.plugin_name):
+                        self._leave_behind(impl.plugin_name, event, call)
+                    else:
+                        pending[call] = impl.plugin_name
             except Exception as exc:
                 failures.append((impl.plugin_name, exc))
         if pending:
@@ -247,18 +257,36 @@ class Plugins:
                 if not task.cancelled() and task.exception() is not None:
                     failures.append((pending[task], task.exception()))
             for task in slow:
-                log.warning(
-                    "plugin %s: magoo_on_%s is still running after %.1f s; carrying on without it",
-                    pending[task], event, self.hook_timeout,
-                )
-                self._background.add(task)
-                task.add_done_callback(self._background_done(pending[task], event))
+                if self._first_in_window((pending[task], event, "slow")):
+                    log.warning(
+                        "plugin %s: magoo_on_%s is still running after %.1f s; carrying on without it",
+                        pending[task], event, self.hook_timeout,
+                    )
+                self._leave_behind(pending[task], event, task)
         for plugin_name, exc in failures:
             await self._hook_failed(plugin_name, event, exc)
 
+    def _leave_behind(self, plugin_name: str, event: str, call: asyncio.Future) -> None:
+        """Let a slow hook call finish in the background, cancelling the plugin's oldest one when
+        it has more than :data:`MAX_SLOW_CALLS` there."""
+        running = self._slow.setdefault(plugin_name, deque())
+        running.append(call)
+        call.add_done_callback(self._background_done(plugin_name, event))
+        if len(running) > MAX_SLOW_CALLS:
+            running.popleft().cancel()
+            if self._first_in_window((plugin_name, "", "cancelled")):
+                log.warning(
+                    "plugin %s: %d of its hook calls are still running; cancelling the oldest ones so they do not pile up",
+                    plugin_name, len(running),
+                )
+
     def _background_done(self, plugin_name: str, event: str) -> Callable[[asyncio.Future], None]:
         def done(task: asyncio.Future) -> None:
-            self._background.discard(task)  # type: ignore[arg-type]
+            running = self._slow.get(plugin_name)
+            if running is not None and task in running:
+                running.remove(task)
+                if not running:
+                    del self._slow[plugin_name]
             if not task.cancelled() and task.exception() is not None:
                 self._log_hook_failure(plugin_name, event, task.exception())
 
@@ -272,23 +300,29 @@ class Plugins:
         await self.emit("error", failure=failure)
 
     def _log_hook_failure(self, plugin_name: str, event: str, exc: BaseException) -> bool:
-        key = (plugin_name, event, f"{type(exc).__name__}: {exc}")
-        now = time.monotonic()
-        if now - self._reported.get(key, -ERROR_REPEAT_WINDOW) < ERROR_REPEAT_WINDOW:
+        if not self._first_in_window((plugin_name, event, f"{type(exc).__name__}: {exc}")):
             return False
-        # forget failures not seen for a window: messages that vary (a turn number) must not pile up over weeks
-        self._reported = {k: t for k, t in self._reported.items() if now - t < ERROR_REPEAT_WINDOW}
-        self._reported[key] = now
         if isinstance(exc, BackendError):  # the plugin saying what is wrong: no traceback needed
             log.warning("plugin %s: magoo_on_%s: %s", plugin_name, event, exc.message)
         else:
             log.error("plugin %s: magoo_on_%s raised", plugin_name, event, exc_info=exc)
         return True
 
+    def _first_in_window(self, key: tuple[str, str, str]) -> bool:
+        """True when ``key`` (plugin, event, what happened) was not seen within :data:`ERROR_REPEAT_WINDOW`."""
+        now = time.monotonic()
+        if now - self._reported.get(key, -ERROR_REPEAT_WINDOW) < ERROR_REPEAT_WINDOW:
+            return False
+        # forget what was not seen for a window: messages that vary (a turn number) must not pile up over weeks
+        self._reported = {k: t for k, t in self._reported.items() if now - t < ERROR_REPEAT_WINDOW}
+        self._reported[key] = now
+        return True
+
     async def drain(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for slow hook calls still running, then cancel them."""
-        if self._background:
-            _, slow = await asyncio.wait(set(self._background), timeout=timeout)
+        running = {task for tasks in self._slow.values() for task in tasks}
+        if running:
+            _, slow = await asyncio.wait(running, timeout=timeout)
             for task in slow:
                 task.cancel()
 

@@ -39,6 +39,7 @@ from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, Outcome,
 from magoo_core.audio import convert, read_wav, samples
 from magoo_core.default_plugins.fakes import ScriptedWakeDetector, ToneSpeech
 from magoo_core.engine import Engine
+from magoo_core.plugins import MAX_SLOW_CALLS
 from magoo_core.testing.signals import best_match
 from magoo_core.testing.virtual_audio import VirtualAudio, no_sound_environment
 from magoo_servo import ServoConfig, pins
@@ -431,8 +432,43 @@ async def test_an_actuator_hook_that_never_returns_is_left_behind_after_hook_tim
     assert_recovered(run)
     assert run.outcomes == [Outcome.OK, Outcome.OK]
     slow = [r.getMessage() for r in caplog.records if "still running after 0.3 s" in r.getMessage()]
-    assert slow == ["plugin StuckLights: magoo_on_wake is still running after 0.3 s; carrying on without it"] * 2
+    # said once: the second wake call goes straight to the background while the first still hangs
+    assert slow == ["plugin StuckLights: magoo_on_wake is still running after 0.3 s; carrying on without it"]
     assert min(angles) == pytest.approx(-20) and max(angles) > 20
+
+
+class StuckMouthLights:
+    """An actuator plugin whose async hook for every level update of the voice never returns."""
+
+    def __init__(self) -> None:
+        self.calls: list[asyncio.Future] = []
+        self.left_running_at_speak_end: list[int] = []
+
+    @hookimpl
+    def magoo_on_speak_chunk(self, level):
+        self.calls.append(asyncio.get_running_loop().create_future())  # awaitable, never set
+        return self.calls[-1]
+
+    @hookimpl
+    def magoo_on_speak_end(self):
+        self.left_running_at_speak_end.append(sum(not call.done() for call in self.calls))
+
+
+async def test_a_hook_that_hangs_on_every_level_update_neither_piles_up_nor_holds_the_reply_back(caplog):
+    # Waiting hook_timeout (2 s) for each of the ~50 level updates of each reply would keep the
+    # microphone muted for minutes and overrun the run's 60 s guard; only the first call is waited for.
+    lights = StuckMouthLights()
+    run, angles = await run_beside_a_servo(lights, hook_timeout=2.0)
+    assert_recovered(run)
+    assert run.outcomes == [Outcome.OK, Outcome.OK]
+    assert len(lights.calls) == len(run.probe.of("speak_chunk")) > 20  # every update still reached it
+    assert all(0 < running <= MAX_SLOW_CALLS for running in lights.left_running_at_speak_end)
+    said = [r.getMessage() for r in caplog.records if r.name == "magoo.plugins"]
+    assert said == [
+        "plugin StuckMouthLights-1: magoo_on_speak_chunk is still running after 2.0 s; carrying on without it",
+        f"plugin StuckMouthLights-1: {MAX_SLOW_CALLS} of its hook calls are still running; cancelling the oldest ones so they do not pile up",
+    ]
+    assert max(angles) > 20  # the servo beside it moved with the voice
 
 
 # ---- 7: the GPIO daemon is missing, or the servo stops answering ------------------------------------
