@@ -239,7 +239,7 @@ def structure_sizes(engine: Engine) -> dict[str, int]:
         "engine.wakes": len(engine.wakes),
         "engine._turn_tasks": len(engine._turn_tasks),
         "plugins._reported": len(plugins._reported),
-        "plugins._background": len(plugins._background),
+        "plugins._slow": sum(len(calls) for calls in plugins._slow.values()),
         "plugins._info_by_plugin": len(plugins._info_by_plugin),
         "restart_budget._restarts": len(engine.restart_budget._restarts),
     }
