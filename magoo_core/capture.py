@@ -216,6 +216,13 @@ class DeviceCapture(Backend):
     live = True
     finite = False
 
+    @property
+    def healthy(self) -> bool:
+        """The stream's level has changed since it was opened, so it is not a dead device or the
+        sound server's silent fallback a still unplugged USB microphone reopens onto (see
+        :class:`~magoo_core.roles.AudioSource`); always True with ``stuck_after = 0``."""
+        return self._levels_seen >= 2 or not self.config.stuck_after
+
     # ---- what a driver plugin implements (blocking; called from a worker thread) ----
 
     @classmethod
@@ -256,6 +263,7 @@ class DeviceCapture(Backend):
         self._input_overflows_before = 0
         self._level = -1.0
         self._level_since = 0.0
+        self._levels_seen = 0  # distinct levels since the stream started, up to 2 that matter
 
     async def __aenter__(self) -> DeviceCapture:
         await self._open(retryable=False)
@@ -277,7 +285,7 @@ class DeviceCapture(Backend):
             await self._open(retryable=True)
         stream, sink = self._stream, self._sink
         assert stream is not None and sink is not None
-        self._level, self._level_since = -1.0, time.monotonic()
+        self._level, self._level_since, self._levels_seen = -1.0, time.monotonic(), 0
         watchdog = None
         try:
             await self._driver(stream.start)
@@ -404,6 +412,7 @@ class DeviceCapture(Backend):
         level = rms_level(chunk)
         if level != self._level:
             self._level, self._level_since = level, chunk.timestamp
+            self._levels_seen += 1
         elif chunk.timestamp - self._level_since >= self.config.stuck_after:
             device = self.device.name if self.device else "the device"
             raise BackendError(

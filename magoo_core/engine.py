@@ -578,7 +578,7 @@ class Engine:
                 source = await self._ready(slot)
                 async with contextlib.aclosing(source.stream()) as chunks:
                     async for chunk in chunks:
-                        if slot.unrecovered:
+                        if slot.unrecovered and getattr(source, "healthy", True):
                             await self._succeeded(slot)
                         await self._on_audio(chunk)
                         if not self._audio_ready:

@@ -108,6 +108,9 @@ class AudioSource(Protocol):
     False lets the engine read the source in lock-step with turns (a file read as fast as
     possible). ``finite`` (default False) — the audio legitimately ends (a file); for a source
     that is not finite, the end of ``stream()`` is a failure and the source is reopened.
+    ``healthy`` (default True) — read for each chunk after a failure: False while the source
+    cannot yet tell its audio from a silent fallback, so that a reopen onto one (a USB microphone
+    still unplugged) is not announced as a recovery.
     """
 
     name: ClassVar[str]
