@@ -9,12 +9,16 @@ import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytest
 
-from magoo_core import doctor
-from magoo_core.plugins import create_plugin_manager
+from magoo_core import Backend, BackendConfig, doctor
+from magoo_core.plugins import create_plugin_manager, hookimpl
+from magoo_core.profile import MASK
 from magoo_core.testing.pytest_plugin import require_audio
 from magoo_core.testing.virtual_audio import VirtualAudio, no_sound_environment
 
@@ -299,11 +303,14 @@ pin_factory = "mock"
 def test_a_servo_on_real_pins_fails_where_there_is_no_gpio(magoo, tmp_path):
     servo = '\n[[actuators]]\nbackend = "servo"\npin = 18\npin_factory = "lgpio"\n'
     report, result = run_doctor(magoo, "--profile", profile(tmp_path, SILENT_SOURCE + servo))
-    gpio = row(report, "GPIO")
-    assert gpio["result"] == "FAIL" and result.returncode == 1
-    assert gpio["found"].startswith("no GPIO here (not a Raspberry Pi?)")
-    assert "[[actuators]] #1 servo GPIO18 uses pin_factory 'lgpio'" in gpio["found"]
-    assert 'pin_factory = "mock"' in gpio["fix"]
+    # the machine's GPIO row only describes the machine; that this servo needs real pins is the
+    # servo plugin's own row now (its `doctor` classmethod), so the FAIL moved there
+    assert row(report, "GPIO")["result"] == "WARN"
+    gpio = [r for r in rows(report, "servo GPIO18") if "no GPIO here" in r["found"]]
+    assert len(gpio) == 1 and gpio[0]["result"] == "FAIL" and result.returncode == 1
+    assert gpio[0]["found"].startswith("no GPIO here (not a Raspberry Pi?)")
+    assert "[[actuators]] #1 servo GPIO18 uses pin_factory 'lgpio'" in gpio[0]["found"]
+    assert 'pin_factory = "mock"' in gpio[0]["fix"]
 
 
 # ---- models ---------------------------------------------------------------------------------------
@@ -345,7 +352,8 @@ grammar = "commands.gram"
 
 
 async def test_a_check_that_hangs_or_raises_is_a_row_of_its_own(monkeypatch):
-    monkeypatch.setattr(doctor, "CHECK_TIMEOUT", 0.2)
+    # the limit is a constant of the module that applies it, since doctor became a package
+    monkeypatch.setattr(doctor.running, "CHECK_TIMEOUT", 0.2)
 
     async def check_forever(context):
         await asyncio.sleep(60)
@@ -365,3 +373,67 @@ async def test_a_check_that_hangs_or_raises_is_a_row_of_its_own(monkeypatch):
     assert "did not finish within 0.2 s" in checks[0].found
     assert "RuntimeError: boom" in checks[1].found
     assert doctor.exit_code(checks) == 1 and doctor.exit_code(checks[2:]) == 0
+
+
+# ---- a plugin's own checks ------------------------------------------------------------------------
+
+
+RELEASE = threading.Event()  # lets the hanging backend's abandoned thread end after its test
+
+
+class Checked(Backend):
+    """A third-party actuator: its ``doctor`` rows, a raise, or a hang, as its config says."""
+
+    name: ClassVar[str] = "checked"
+
+    class Config(BackendConfig):
+        behaviour: Literal["fine", "raises", "hangs"] = "fine"
+        token: str = ""
+
+    @classmethod
+    def doctor(cls, config: Config, section: str) -> list[doctor.Check]:
+        if config.behaviour == "raises":
+            raise RuntimeError(f"cannot use token {config.token}")
+        if config.behaviour == "hangs":
+            RELEASE.wait(30)
+        return [
+            doctor.ok(f"{section} checked", f"token {config.token} accepted"),
+            doctor.warn("checked firmware", "old", "update it"),
+        ]
+
+
+class ThirdParty:
+    @staticmethod
+    @hookimpl
+    def magoo_register_actuators(register):
+        register(Checked)
+
+
+async def test_a_third_party_backend_brings_its_rows_and_a_raise_or_a_hang_is_one_fail_row(monkeypatch, tmp_path):
+    monkeypatch.setattr(doctor.backends, "BACKEND_CHECK_TIMEOUT", 0.5)
+    actuators = "".join(
+        f'\n[[actuators]]\nbackend = "checked"\nbehaviour = "{behaviour}"\ntoken = {{ env = "DOCTOR_TEST_TOKEN" }}\n'
+        for behaviour in ("fine", "raises", "hangs")
+    )
+    path = profile(tmp_path, SILENT_SOURCE + actuators)
+    plugins = create_plugin_manager(entry_points=False, extra=[ThirdParty], environ={})
+    context = doctor.open_context(plugins, path, environ={"DOCTOR_TEST_TOKEN": SECRET})
+    assert context.problems is None
+    distribution = context.specs()[-1].info.distribution  # an `extra` plugin's distribution is its module
+    started = time.monotonic()
+    try:
+        checks = await doctor.run_checks(context, doctor.CHECKS[-1:])
+    finally:
+        RELEASE.set()
+    assert time.monotonic() - started < 3  # the hang cost its limit, not the 30 s it waits
+    assert [(c.check, c.result) for c in checks] == [
+        ("[[actuators]] #1 checked", doctor.Result.OK),
+        ("checked firmware", doctor.Result.WARN),
+        ("[[actuators]] #2 checked", doctor.Result.FAIL),
+        ("[[actuators]] #3 checked", doctor.Result.FAIL),
+    ]
+    assert checks[0].found == f"token {MASK} accepted"  # the backend's rows are masked like every row
+    assert checks[2].found == f"its doctor checks failed: RuntimeError: cannot use token {MASK}"
+    assert distribution and distribution in checks[2].fix
+    assert checks[3].found == "its doctor checks did not finish within 0.5 s" and distribution in checks[3].fix
+    assert all(SECRET not in f"{c.check} {c.found} {c.fix}" for c in checks)

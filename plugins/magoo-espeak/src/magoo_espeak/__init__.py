@@ -13,12 +13,15 @@ import contextlib
 import logging
 import shutil
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, hookimpl
 from magoo_core.audio import AudioConverter, WavStreamDecoder, split
+
+if TYPE_CHECKING:
+    from magoo_core.doctor import Check
 
 __all__ = ["ESPEAK_RATE", "EspeakTextToSpeech"]
 
@@ -56,6 +59,17 @@ class EspeakTextToSpeech(Backend):
         )
 
     config: Config
+
+    @classmethod
+    def doctor(cls, config: Config, section: str) -> list[Check]:
+        """``magoo doctor``: the espeak-ng binary is there, with its version."""
+        from magoo_core.doctor import binary_version, fail, ok
+
+        path, version = binary_version(config.binary)
+        if path is not None:
+            return [ok(config.binary, f"{version or config.binary} at {path}")]
+        install = INSTALL if config.binary == "espeak-ng" else f"{INSTALL}, or fix binary in {section}"
+        return [fail(config.binary, f"not on PATH, and {section} espeak speaks the replies", install)]
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl, require
+
+if TYPE_CHECKING:
+    from magoo_core.doctor import Check
 
 INSTALL = "pip install magoo-microwakeword (pymicro-wakeword needs glibc 2.35+: Raspberry Pi OS bookworm or later)"
 
@@ -91,6 +94,17 @@ class MicroWakeWordDetector(Backend):
             if twice:
                 raise ValueError(f"model {', '.join(twice)} is listed more than once")
             return self
+
+    @classmethod
+    def doctor(cls, config: Config, section: str) -> list[Check]:
+        """``magoo doctor``: each model given as a .json file exists (the built-in names always do)."""
+        from magoo_core.doctor import fail, ok
+
+        name = f"{section} microwakeword"
+        missing = [m.name for m in config.models if m.name.endswith(".json") and not Path(m.name).is_file()]
+        if missing:
+            return [fail(name, f"no model file at {', '.join(missing)}", f"fix models in {section}")]
+        return [ok(name, ", ".join(m.name for m in config.models))]
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import shutil
 from collections.abc import AsyncIterator, Sequence
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,9 @@ from .fallback import Mpg123Process
 from .output_check import SILENCE, SILENCE_OPTIONS, check_output
 from .process import MpvProcess, PlayerProcess
 from .streams import StreamKind, payload
+
+if TYPE_CHECKING:
+    from magoo_core.doctor import Check
 
 log = logging.getLogger("magoo.mpv")
 
@@ -71,6 +74,13 @@ class MpvPlayer(Backend):
         )
 
     config: Config
+
+    @classmethod
+    def doctor(cls, config: Config, section: str) -> list[Check]:
+        """``magoo doctor``: mpv is there, and plays through ``audio_device`` (the start check, run once)."""
+        from .doctor import player_rows
+
+        return player_rows(cls(config), section)
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

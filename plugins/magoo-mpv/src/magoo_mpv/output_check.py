@@ -27,13 +27,14 @@ _ALSA_LINE = re.compile(r"^ALSA lib \S+:\(\w+\) ")  # ALSA lib pcm.c:2666:(snd_p
 _NO_AUDIO = "Could not open/initialize audio device"
 
 
-async def check_output(args: Sequence[str], audio_device: str) -> None:
+async def check_output(args: Sequence[str], audio_device: str, *, timeout: float | None = None) -> None:
     """Run mpv once on the silence, to its end, and say why the output did not open if it did not.
 
     :param args: the mpv command line playing :data:`SILENCE` with :data:`SILENCE_OPTIONS`.
     :param audio_device: the configured device, for the message.
+    :param timeout: seconds it may take; None: :data:`TIMEOUT`.
     :raises BackendError: retryable when the output did not open or did not finish within
-        :data:`TIMEOUT` (a device or a sound server may come back); not retryable when mpv could
+        the time limit (a device or a sound server may come back); not retryable when mpv could
         not run at all (its command line or binary is wrong).
     """
     try:
@@ -46,11 +47,12 @@ async def check_output(args: Sequence[str], audio_device: str) -> None:
         )
     except OSError as exc:
         raise BackendError(f"cannot start {args[0]}: {exc.strerror or exc}", retryable=False) from None
+    limit = TIMEOUT if timeout is None else timeout
     try:
-        output, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        output, _ = await asyncio.wait_for(proc.communicate(), limit)
     except TimeoutError:
         raise BackendError(
-            f"mpv did not finish 50 ms of silence on the audio output '{audio_device}' within {TIMEOUT:g} s"
+            f"mpv did not finish 50 ms of silence on the audio output '{audio_device}' within {limit:g} s"
             f" (a hung sound server or device): {OUTPUT_FIX}"
         ) from None
     finally:  # also when the start is cancelled: the check may not outlive it

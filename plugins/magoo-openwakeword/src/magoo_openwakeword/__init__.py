@@ -13,11 +13,14 @@ import types
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl, require
+
+if TYPE_CHECKING:
+    from magoo_core.doctor import Check
 
 #: The models shipped by the PyPI package pyopen-wakeword 1.1 (CC BY-NC-SA 4.0: non-commercial).
 PRETRAINED = ("alexa", "hey_jarvis", "hey_mycroft", "hey_rhasspy", "okay_nabu")
@@ -178,6 +181,13 @@ class OpenWakeWordDetector(Backend):
             return models
 
     config: Config
+
+    @classmethod
+    def doctor(cls, config: Config, section: str) -> list[Check]:
+        """``magoo doctor``: each model and the feature models resolve to files, as at start."""
+        from .doctor import model_rows
+
+        return model_rows(cls(config), section)
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

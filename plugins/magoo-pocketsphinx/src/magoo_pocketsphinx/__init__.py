@@ -16,13 +16,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, hookimpl, require
 from magoo_core.types import SpeechActivity, Transcript
+
+if TYPE_CHECKING:
+    from magoo_core.doctor import Check
 
 INSTALL = "uv pip install magoo-pocketsphinx  (or: pip install 'pocketsphinx>=5.1,<6')"
 SAMPLE_RATE = 16000
@@ -122,6 +125,13 @@ class PocketsphinxSpeechToText(Backend):
             if len(chosen) > 1:
                 raise ValueError(f"give only one of commands, grammar and lm (got {', '.join(chosen)})")
             return self
+
+    @classmethod
+    def doctor(cls, config: Config, section: str) -> list[Check]:
+        """``magoo doctor``: the grammar, language model, dictionary and acoustic model exist; the module imports."""
+        from .doctor import model_rows
+
+        return model_rows(config, section)
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

@@ -11,7 +11,7 @@ import threading
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -19,6 +19,9 @@ from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendE
 from magoo_core.audio import Rechunker
 
 from ._library import KEY_HELP, Library, load_library, translate
+
+if TYPE_CHECKING:
+    from magoo_core.doctor import Check
 
 __all__ = ["Library", "PorcupineDetector"]
 
@@ -120,6 +123,13 @@ class PorcupineDetector(Backend):
     config: Config
     input_format: AudioFormat = AudioFormat(SAMPLE_RATE)  # per instance: what the handle reports at start
     frame_samples: int | None = FRAME_LENGTH
+
+    @classmethod
+    def doctor(cls, config: Config, section: str) -> list[Check]:
+        """``magoo doctor``: the keyword, model and library files exist; pvporcupine is installed."""
+        from .doctor import file_rows
+
+        return file_rows(config, section)
 
     def __init__(self, config: Config, *, library: Library | None = None) -> None:
         """:param library: the pvporcupine to use; None imports the installed one at start (tests inject fakes)."""

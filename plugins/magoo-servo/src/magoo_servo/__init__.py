@@ -12,13 +12,16 @@ import asyncio
 import logging
 import math
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from magoo_core import Backend, BackendError, BackendFailure, State, hookimpl, require
 
 from . import pins
 from .config import ServoConfig, SpeakMotion, WakeNod
 from .motion import Mode, Motion
+
+if TYPE_CHECKING:
+    from magoo_core.doctor import Check
 
 __all__ = ["Mode", "Motion", "ServoActuator", "ServoConfig", "SpeakMotion", "WakeNod"]
 
@@ -48,6 +51,13 @@ class ServoActuator(Backend):
     Config: ClassVar[type[ServoConfig]] = ServoConfig
 
     config: ServoConfig
+
+    @classmethod
+    def doctor(cls, config: ServoConfig, section: str) -> list[Check]:
+        """``magoo doctor``: the pin library, this machine's GPIO for real pins, the pigpio daemon."""
+        from .doctor import servo_rows
+
+        return servo_rows(config, section)
 
     def __init__(self, config: ServoConfig, *, drive: bool = True) -> None:
         super().__init__(config)
