@@ -592,7 +592,7 @@ class Engine:
                 raise
             except Exception as exc:
                 failure = await self._report(slot, exc)
-                if not failure.retryable:
+                if not failure.retryable and not slot.restarting:  # restarting: its backup takes over
                     self._fail_run(failure.message)
                     return
                 if not slot.restarting:
@@ -1047,7 +1047,7 @@ class Engine:
                     failure = await self._report(slot, exc, turn)
                     if turn is not None:
                         await self._close_turn(turn)
-                    if not failure.retryable:
+                    if not failure.retryable and not slot.restarting:  # restarting: its backup takes over
                         self._fail_run(failure.message)
                         return
                     if not getattr(exc, "restart", True):

@@ -171,6 +171,9 @@ class BackendSlot:
     def failed(self, failure: BackendFailure, *, restart: bool = True) -> None:
         """Count a failure; after ``max_failures`` in a row, restart in the background with backoff.
 
+        A failure that is not retryable (a refused key, a missing model) hands over to the
+        section's ``backup`` at once, when there is one and it is not already running.
+
         :param restart: False for a failure the backend recovers from by itself (see
             :class:`~magoo_core.errors.BackendError`); it is counted but never triggers a restart.
         """
@@ -178,7 +181,29 @@ class BackendSlot:
             self.failing_since = time.monotonic()
         self.unrecovered += 1
         self.failures += 1
-        if restart and failure.retryable and self.failures >= self.max_failures and not self.restarting:
+        if self.restarting:
+            return
+        if not failure.retryable:
+            if self.spec.backup is not None:
+                self._restart = asyncio.get_running_loop().create_task(self._hand_over(failure.message))
+        elif restart and self.failures >= self.max_failures:
+            self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
+
+    async def _hand_over(self, reason: str) -> None:
+        """The configured backend failed for good: its backup takes over for the rest of the run."""
+        backup = self.spec.backup
+        assert backup is not None
+        self.replaced = reason
+        log.warning("%s; using %s %s instead for the rest of the run", reason, backup.section, backup.backend)
+        await self.stop(self.stop_timeout)
+        self.spec = backup
+        self.failures = 0
+        self.backoff.reset()
+        try:
+            await self._enter()
+        except Exception as exc:
+            failure = describe_failure(self.spec, exc)
+            log.error("%s could not take over: %s", backup.section, failure.message, exc_info=not isinstance(exc, BackendError))
             self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
 
     async def _restart_after(self, delay: float) -> None:

@@ -122,6 +122,18 @@ class RecordingSpeechToText(ScriptedSpeechToText):
             yield item
 
 
+class RevokedSpeechToText(ScriptedSpeechToText):
+    """A cloud service whose key was revoked: every stream is refused, and retrying cannot help."""
+
+    name: ClassVar[str] = "revoked"
+    streams = 0
+
+    async def transcribe(self, audio):
+        type(self).streams += 1
+        raise BackendError("the API key was refused (401): set a valid MAGOO_TEST_KEY in .env", retryable=False)
+        yield  # pragma: no cover - never reached
+
+
 class HangingSpeechToText(ScriptedSpeechToText):
     """Never answers, whatever it is given: a service that went silent."""
 
@@ -253,6 +265,7 @@ class TestBackends:
     def magoo_register_stt(register):
         register(RecordingSpeechToText)
         register(HangingSpeechToText)
+        register(RevokedSpeechToText)
 
     @staticmethod
     @hookimpl
@@ -411,6 +424,41 @@ async def test_when_the_backup_cannot_start_either_its_own_failure_stops_the_run
     player["backup"] = {"backend": "soundless"}
     _, _, result = await run_engine({"player": player}, TestBackends, turns=1)
     assert result.fatal.startswith("could not start [player.backup] soundless:")
+
+
+# ---- a backup for a backend that fails for good ---------------------------------------------------
+
+
+async def test_a_refused_key_in_wake_word_mode_hands_over_to_the_backup_after_one_failed_turn(caplog):
+    RevokedSpeechToText.streams = 0
+    engine, probe, result = await run_engine(
+        {"audio_source": LOOPING_SOURCE, "stt": {"backend": "revoked", "backup": {"backend": "scripted"}}},
+        TestBackends, turns=3,
+    )
+    assert result.fatal is None
+    assert [t.outcome for t in result.timelines] == [Outcome.ERROR, Outcome.OK, Outcome.OK]
+    assert RevokedSpeechToText.streams == 1, "a refused key was tried again"
+    (failure,) = result.failures
+    assert failure.message == "[stt] revoked: the API key was refused (401): set a valid MAGOO_TEST_KEY in .env"
+    assert engine.stt.spec.section == "[stt.backup]" and engine.stt.replaced == failure.message
+    (warning,) = [r.getMessage() for r in caplog.records if "instead" in r.getMessage()]
+    assert warning == f"{failure.message}; using [stt.backup] scripted instead for the rest of the run"
+    assert [a["transcript"].text for a in probe.of("transcript") if a["transcript"].final] == ["what time is it"] * 2
+
+
+async def test_a_refused_key_in_conversation_mode_hands_over_to_the_backup_instead_of_stopping():
+    RevokedSpeechToText.streams = 0
+    stt = {"backend": "revoked", "backup": {"backend": "scripted", "transcripts": ["one", "two"]}}
+    engine, probe, result = await run_engine({"wake": None, "audio_source": LOOPING_SOURCE, "stt": stt}, TestBackends, turns=2)
+    assert result.fatal is None
+    assert RevokedSpeechToText.streams == 1
+    assert [a["reply"].text for a in probe.of("reply")] == ["You said: one", "You said: two"]
+    assert [t.outcome for t in result.timelines][-2:] == [Outcome.OK, Outcome.OK]
+
+
+async def test_without_a_backup_a_refused_key_in_conversation_mode_stops_the_run_for_the_service_manager():
+    _, _, result = await run_engine({"wake": None, "audio_source": LOOPING_SOURCE, "stt": {"backend": "revoked"}}, TestBackends)
+    assert result.fatal == "[stt] revoked: the API key was refused (401): set a valid MAGOO_TEST_KEY in .env"
 
 
 # ---- every way out of speaking unmutes --------------------------------------------------------------
