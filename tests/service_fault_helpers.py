@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import magoo_espeak
 import magoo_fish
 import magoo_mpv
 import magoo_openai_realtime
@@ -191,7 +192,7 @@ async def run_services(
     the test with the last events and where every task was waiting.
     """
     assert virtual_audio is not None, "mpv needs the private PulseAudio server of the virtual_audio fixture"
-    manager = build_plugins(magoo_openai_realtime, magoo_fish, magoo_mpv)
+    manager = build_plugins(magoo_openai_realtime, magoo_fish, magoo_mpv, magoo_espeak)
     engine = Engine(make_profile(overrides, manager, environ=ENV), manager, max_turns=turns)
     probe = Probe(engine)
     records = _Records()

@@ -409,6 +409,27 @@ async def test_tts_fault_is_retried_in_its_limits_or_reported_and_the_next_turn_
         assert all(RETRY_BASE / 2 <= d <= 2 * RETRY_BASE for d in tts.retry_delays)
 
 
+async def test_fish_key_revoked_while_running_hands_over_to_the_espeak_backup(virtual_audio):
+    """After a good turn the Fish key stops working (HTTP 401). That reply fails once, with the line
+    naming FISH_API_KEY; Fish is not asked again, and espeak-ng speaks every later reply through mpv."""
+    async with fish_server() as fish:
+
+        def on_event(run: ServiceRun, name: str, arguments: dict[str, Any]) -> None:
+            if name == "turn_end" and len(run.timelines) == 1:
+                run.fault("revoked", lambda: setattr(fish, "api_key", "fish-revoked-by-the-account-owner"))
+
+        run = await run_services(virtual_audio, services(None, fish, tts={"backup": {"backend": "espeak"}}),
+                                 on_event=on_event, until=ok_after("revoked", turns=4))
+    assert_recovered(run)
+    assert run.outcomes == [Outcome.OK, Outcome.ERROR, Outcome.OK, Outcome.OK]
+    (message,) = run.messages()
+    assert message == "[tts] fish: Fish Audio rejected the API key (HTTP 401): check FISH_API_KEY (the [tts] api_key)"
+    assert len(fish.requests) == 2  # the good reply and the refused one; never retried
+    assert run.engine.tts.spec.section == "[tts.backup]" and run.engine.tts.spec.backend == "espeak"
+    later = {timeline.turn for timeline in run.timelines[2:]}
+    assert {a["turn"] for a in run.probe.of("speak_start")} >= later  # espeak's replies came out of mpv
+
+
 # ---- 8. both services down at once, then back -------------------------------------------------
 
 
