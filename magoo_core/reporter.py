@@ -27,6 +27,7 @@ class ConsoleReporter:
         self.t0 = time.monotonic()
         self._levels: list[float] = []
         self._sound_started = 0.0
+        self._backups_told: set[int] = set()  # slots whose backup took over, already said
 
     def _line(self, text: str, when: float | None = None) -> None:
         at = (when if when else time.monotonic()) - self.t0
@@ -37,13 +38,7 @@ class ConsoleReporter:
     def magoo_on_startup(self) -> None:
         if self.engine is None:
             return
-        for slot in self.engine.slots():
-            if slot.replaced:  # the reason is in the log's warning, which says it in full
-                configured = slot.configured
-                self._line(
-                    f"{configured.section} {configured.backend} could not start (the log says why);"
-                    f" its backup {slot.spec.backend} runs instead"
-                )
+        self._tell_backups("could not start")
         engine = self.engine
         chain = " → ".join(
             f"{slot.spec.role.value} {slot.spec.backend}" for slot in engine.slots() if slot not in engine.actuators
@@ -101,6 +96,16 @@ class ConsoleReporter:
         self._line(f"turn {timeline.turn}: {timeline.summary()}")
         for story in self._stories():
             self._line(f"turn {timeline.turn}: {story}")
+        if self.engine is not None:
+            self._tell_backups("failed for good")
+
+    def _tell_backups(self, why: str) -> None:
+        """One line for each backend whose backup has taken over since the last call."""
+        for slot in self.engine.slots():
+            if slot.replaced and id(slot) not in self._backups_told:  # the log's warning says why in full
+                self._backups_told.add(id(slot))
+                configured = slot.configured
+                self._line(f"{configured.section} {configured.backend} {why} (the log says why); its backup {slot.spec.backend} runs instead")
 
     def _stories(self) -> list[str]:
         stories = []

@@ -446,6 +446,21 @@ async def test_a_refused_key_in_wake_word_mode_hands_over_to_the_backup_after_on
     assert [a["transcript"].text for a in probe.of("transcript") if a["transcript"].final] == ["what time is it"] * 2
 
 
+async def test_the_story_of_magoo_run_says_once_which_backup_took_over():
+    import io
+
+    from magoo_core.reporter import ConsoleReporter
+
+    manager = build_plugins(TestBackends)
+    stt = {"backend": "revoked", "backup": {"backend": "scripted"}}
+    engine = Engine(make_profile({"audio_source": LOOPING_SOURCE, "stt": stt}, manager), manager, max_turns=3)
+    story = io.StringIO()
+    manager.pm.register(ConsoleReporter(story, engine), name="story")
+    await asyncio.wait_for(engine.run(), 30)
+    told = [line.split("] ", 1)[1] for line in story.getvalue().splitlines() if "backup" in line]
+    assert told == ["[stt] revoked failed for good (the log says why); its backup scripted runs instead"]
+
+
 async def test_a_refused_key_in_conversation_mode_hands_over_to_the_backup_instead_of_stopping():
     RevokedSpeechToText.streams = 0
     stt = {"backend": "revoked", "backup": {"backend": "scripted", "transcripts": ["one", "two"]}}
