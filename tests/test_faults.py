@@ -122,7 +122,13 @@ class RoomNoise:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        self.stop()
         self.process = self.audio.play((self.pcm, RATE), wait=False)
+
+    def go_flat(self) -> None:
+        """The signal goes flat: the hiss gives way to a constant level (DC), until :meth:`start`."""
+        self.stop()
+        self.process = self.audio.play((np.full(60 * RATE, 1000, dtype="<i2").tobytes(), RATE), wait=False)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -141,12 +147,6 @@ class MicFault:
     source: dict[str, Any]
 
 
-def flat_level(audio: VirtualAudio, noise: RoomNoise) -> None:
-    """The microphone's signal goes flat: the hiss stops and a constant level (DC) is all it hears."""
-    noise.stop()
-    audio.play((np.full(int(2.5 * RATE), 1000, dtype="<i2").tobytes(), RATE))
-
-
 MIC_FAULTS = {
     # PulseAudio moves the stream to the speaker's monitor (exact zeros) without any error
     "unplugged": MicFault(
@@ -159,7 +159,7 @@ MIC_FAULTS = {
         ("no audio from 'default' for 1 s", "stalled or unplugged", "reopening"), {"stall_timeout": 1.0},
     ),
     "flat": MicFault(
-        flat_level, lambda audio, noise: noise.start(),
+        lambda audio, noise: noise.go_flat(), lambda audio, noise: noise.start(),
         ("has been exactly 0.030518 for 1 s", "Set stuck_after = 0 if"), {"stuck_after": 1.0},
     ),
 }
@@ -205,6 +205,7 @@ async def test_a_microphone_fault_is_reported_the_capture_reopens_and_the_next_w
         await asyncio.to_thread(case.inject, audio, noise)
         await probe.wait_for("error", lambda a: a["failure"].role == "audio_source", after=moments["fault"])
         await asyncio.sleep(2.0)  # the fault lasts: the source keeps reopening meanwhile
+        moments["repairing"] = time.monotonic()
         await asyncio.to_thread(case.repair, audio, noise)
         moments["repaired"] = time.monotonic()
         await settled(audio, probe, quiet=1.5)
@@ -231,7 +232,7 @@ async def test_a_microphone_fault_is_reported_the_capture_reopens_and_the_next_w
     assert source_events[-1] == "recovered"
     # while the fault lasted the source kept reopening, onto silence or nothing: none of that is a recovery
     recoveries = [t for t, event, a in run.probe.timed if event == "recovered" and a["role"] == "audio_source"]
-    assert not [t for t in recoveries if moments["fault"] < t < moments["repaired"]], source_events
+    assert not [t for t in recoveries if moments["fault"] < t < moments["repairing"]], source_events
     # the capture layer reopened the device, or after max_failures reopens in a row the engine restarted it
     reopens, restarts = run.engine.source.last_instance.stats()["reopens"], run.engine.source.restarts
     assert reopens + restarts >= 1
