@@ -33,6 +33,13 @@ turn, and the median is reported.
      (``realtime = false``). The reply plays through mpv where there is a sound output, else
      through the profile's [player.backup] wav recorder (into examples/out/); the report says which.
 
+``--speaker`` plays the demo's replies into a private PulseAudio server (so mpv plays them, as on
+a machine with a speaker) and measures only the demo turn, ``--runs`` times told and ``--runs``
+times not told, alternating: "told" is the engine telling mpv before the first reply that
+espeak-ng yields 22.05 kHz PCM, so an mpv for that is already waiting (``Engine
+._player_expects_tts_output``); "not told" skips that call, and the first reply starts an mpv.
+It prints reply->first_audio for both and their ratio.
+
 ``--quick`` measures one clip, one phrase and one demo run (what tests/test_bench_offline.py
 uses). Nothing is judged: the bench prints numbers and ratios and exits 0; it exits 1 when a
 measurement could not be made.
@@ -413,9 +420,49 @@ def check_tools() -> None:
         raise SetupError("espeak-ng not found on PATH: run ./scripts/setup.sh (or sudo apt install espeak-ng)")
 
 
+async def measure_told(runs: int, fast: bool) -> tuple[DemoRuns, DemoRuns]:
+    """The demo turn with the player told what the TTS yields, and not told, alternating."""
+    from magoo_core.engine import Engine
+
+    told_call = Engine._player_expects_tts_output
+
+    async def not_told(engine: Any) -> None:
+        return None
+
+    plugins, profile = load_demo(fast)
+    told, untold = (DemoRuns([], [], profile.engine.mute_pre, fast) for _ in range(2))
+    try:
+        for _ in range(runs):
+            for demo, call in ((told, told_call), (untold, not_told)):
+                Engine._player_expects_tts_output = call
+                latencies, player = await demo_turn(plugins, profile)
+                demo.latencies.append(latencies)
+                demo.players.append(player)
+    finally:
+        Engine._player_expects_tts_output = told_call
+    return told, untold
+
+
+def print_told(told: DemoRuns, untold: DemoRuns) -> None:
+    step = "reply->first_audio"
+    a, b = (median(latencies[step] for latencies in demo.latencies) for demo in (told, untold))
+    players = ", ".join(sorted(set(told.players + untold.players)))
+    print(f"demo turn through {players}, {len(told.latencies)} run(s) of each, alternating")
+    for name, demo, value in (("told", told, a), ("not told", untold, b)):
+        values = [latencies[step] for latencies in demo.latencies]
+        print(f"  {step}, player {name:<9} {value:7.1f} ms (min–max {min(values):.0f}–{max(values):.0f})")
+    print(f"  told / not told: {a / b:.2f}")
+
+
 async def measure(args: argparse.Namespace) -> None:
     """Each part in turn, printed as soon as it is measured."""
     runs = 1 if args.quick else args.runs
+    if args.speaker:
+        from common import private_audio
+
+        with private_audio("bench/offline.py"):
+            print_told(*await measure_told(runs, args.fast))
+        return
     _, profile = load_demo()
     print_pocketsphinx(await measure_pocketsphinx(profile, command_clips(args.quick), runs), runs)
     print()
@@ -429,6 +476,7 @@ def main() -> None:
     parser.add_argument("--runs", type=positive, default=3, help="runs of every measurement (default 3)")
     parser.add_argument("--fast", action="store_true", help="the demo's source as fast as possible, not in real time")
     parser.add_argument("--quick", action="store_true", help="one clip, one phrase, one run of each (ignores --runs)")
+    parser.add_argument("--speaker", action="store_true", help="only the demo turn, through mpv on a private PulseAudio, told and not told")
     args = parser.parse_args()
     sys.path.insert(0, str(POCKETSPHINX_TESTS))
     stop_on_sigterm()

@@ -402,7 +402,22 @@ class Engine:
                 "add a [responder] section to the profile"
             )
             return False
+        await self._player_expects_tts_output()
         return True
+
+    async def _player_expects_tts_output(self) -> None:
+        """Tell a player that can get ready for a kind of audio (start its decoder) what the TTS
+        yields, so the first reply does not wait for that. Optional on both sides; a failure here
+        is only logged: the player then gets ready at the first reply, as without it."""
+        tts = self.tts.instance if self.tts is not None else None
+        player = self.player.instance if self.player is not None else None
+        output, expect = getattr(tts, "output_format", None), getattr(player, "expect", None)
+        if output is None or not callable(expect):
+            return
+        try:
+            await asyncio.wait_for(expect(output), self.settings.hook_timeout)
+        except Exception as exc:
+            log.warning("%s %s could not get ready for %s: %s", self.player.spec.section, self.player.spec.backend, output, exc)
 
     async def _without_actuator(self, slot: BackendSlot, exc: Exception) -> None:
         """An actuator that cannot start (a servo without its GPIO daemon) is reported once and left

@@ -198,7 +198,12 @@ class Responder(Protocol):
 
 @runtime_checkable
 class TextToSpeech(Protocol):
-    """Turns reply text into audio as a stream, so playback can begin before synthesis ends."""
+    """Turns reply text into audio as a stream, so playback can begin before synthesis ends.
+
+    Optional attribute the engine reads once started: ``output_format`` — what ``synthesize()``
+    yields, when known in advance: an :class:`AudioFormat` for PCM ``AudioChunk``s, or the codec
+    name of its ``EncodedAudio`` (``"mp3"``, ``"opus"``). It is passed to the player's ``expect``.
+    """
 
     name: ClassVar[str]
 
@@ -222,6 +227,11 @@ class Player(Protocol):
     ``play()`` must call ``progress.started()`` when sound begins and ``progress.played()`` as it
     goes (20–50 times a second is plenty). ``stop()`` interrupts the current ``play()`` at once
     (barge-in); ``play()`` then returns normally. A player that dies raises BackendError.
+
+    Optional: ``async def expect(output)`` — called once on the loop after everything started,
+    with the TTS's ``output_format``, so a player that starts a decoder per kind of audio can
+    have the right one waiting before the first reply. Must return quickly (work may go on in
+    the background).
     """
 
     name: ClassVar[str]

@@ -48,3 +48,18 @@ def test_the_offline_bench_prints_real_time_factors_ratios_and_the_demo_turn():
     (speech_end_to_first_audio,) = DEMO_ROW.findall(done.stdout)
     assert positive_finite(speech_end_to_first_audio), done.stdout
     assert re.search(r"^  reply played by .+: 1 run\(s\)$", done.stdout, re.M), done.stdout
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the bench needs espeak-ng: run ./scripts/setup.sh")
+def test_the_offline_bench_plays_the_demo_through_mpv_told_and_not_told():
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--speaker", "--quick", "--fast"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-2000:]}"
+    assert "demo turn through mpv, 1 run(s) of each" in done.stdout, done.stdout  # a speaker: mpv, not the backup
+    told = re.findall(rf"reply->first_audio, player (told|not told)\s+{VALUE} ms", done.stdout)
+    assert [name for name, _ in told] == ["told", "not told"] and positive_finite(*(ms for _, ms in told)), done.stdout
+    (ratio,) = re.findall(rf"told / not told: {VALUE}", done.stdout)
+    assert positive_finite(ratio), done.stdout

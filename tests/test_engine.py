@@ -249,6 +249,7 @@ class TestBackends:
     def magoo_register_players(register):
         register(FailingPlayer)
         register(SoundlessPlayer)
+        register(UnreadyPlayer)
 
     @staticmethod
     @hookimpl
@@ -424,6 +425,37 @@ async def test_when_the_backup_cannot_start_either_its_own_failure_stops_the_run
     player["backup"] = {"backend": "soundless"}
     _, _, result = await run_engine({"player": player}, TestBackends, turns=1)
     assert result.fatal.startswith("could not start [player.backup] soundless:")
+
+
+# ---- the player gets ready for what the TTS yields ---------------------------------------------
+
+
+async def test_the_player_is_told_once_what_the_tts_will_yield_before_the_first_reply():
+    engine, probe, _ = await run_engine({"tts": {"backend": "tone", "sample_rate": 16000}}, turns=2)
+    assert engine.player.last_instance.expected == [AudioFormat(16000)]
+
+
+class UnreadyPlayer(SoundlessPlayer):
+    """Plays, but cannot get ready for anything in advance."""
+
+    name: ClassVar[str] = "unready"
+
+    async def __aenter__(self):
+        return self
+
+    async def play(self, audio, progress):
+        async for _ in audio:
+            progress.started()
+
+    async def expect(self, output):
+        raise BackendError("no decoder for that here")
+
+
+async def test_a_player_that_cannot_get_ready_in_advance_is_only_logged(caplog):
+    _, _, result = await run_engine({"player": {"backend": "unready"}}, TestBackends, turns=1)
+    assert result.fatal is None and [t.outcome for t in result.timelines] == [Outcome.OK]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == "[player] unready could not get ready for 22050 Hz, 1 ch, 16-bit: no decoder for that here"
 
 
 # ---- a backup for a backend that fails for good ---------------------------------------------------

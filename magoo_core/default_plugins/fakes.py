@@ -175,6 +175,10 @@ class ToneSpeech(Backend):
         super().__init__(config)
         self.calls = 0
 
+    @property
+    def output_format(self) -> AudioFormat:
+        return AudioFormat(self.config.sample_rate)
+
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
         self.calls += 1
         cfg = self.config

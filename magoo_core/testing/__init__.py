@@ -29,7 +29,7 @@ from ..event_recorder import EventRecorder
 from ..plugins import Plugins, create_plugin_manager, hookimpl
 from ..profile import Profile, parse_profile
 from ..roles import Backend, BackendConfig, PlaybackProgress
-from ..types import AudioChunk, BackendFailure, EncodedAudio, TurnTimeline
+from ..types import AudioChunk, AudioFormat, BackendFailure, EncodedAudio, TurnTimeline
 
 __all__ = [
     "TEST_PROFILE",
@@ -76,7 +76,11 @@ class MemoryPlayer(Backend):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.plays: list[list[AudioChunk | EncodedAudio]] = []
+        self.expected: list[AudioFormat | str] = []  # what the engine said the TTS yields
         self._stop = asyncio.Event()
+
+    async def expect(self, output: AudioFormat | str) -> None:
+        self.expected.append(output)
 
     async def play(self, audio: AsyncIterator[AudioChunk | EncodedAudio], progress: PlaybackProgress) -> None:
         from ..audio import rms_level

@@ -172,3 +172,10 @@ def test_out_of_range_options_are_refused():
     for bad in ({"speed": 50}, {"speed": 500}, {"pitch": 100}, {"amplitude": 201}, {"gap": -1}, {"voice": ""}):
         with pytest.raises(ValidationError):
             backend(**bad)
+
+
+async def test_the_format_it_announces_is_the_format_of_its_chunks():
+    for config in ({}, {"sample_rate": 16000}):
+        tts = backend(**config)
+        chunks = await speak(SHORT_TEXT, **config)
+        assert {chunk.format for chunk in chunks} == {tts.output_format}

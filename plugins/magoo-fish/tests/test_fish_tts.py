@@ -47,12 +47,14 @@ async def test_mp3_streams_as_encoded_audio_that_is_yielded_before_the_server_fi
     assert len(pieces) > 3
     assert all(isinstance(p, EncodedAudio) and p.codec == "mp3" and p.sample_rate == 44100 for p in pieces)
     assert joined(pieces) == await expected_audio([SENTENCE], "mp3")
+    assert tts.output_format == "mp3"  # what the player is told to get ready for
 
 
 async def test_wav_becomes_pcm_chunks_at_the_asked_rate(server):
     async with backend(server, format="wav", sample_rate=16000) as tts:
         pieces = await speak(tts, "First sentence. Second sentence.")
     assert all(isinstance(p, AudioChunk) and p.sample_rate == 16000 and p.channels == 1 for p in pieces)
+    assert {p.format for p in pieces} == {tts.output_format}
     # two requests, two WAV files: their headers are gone, the samples join seamlessly
     assert joined(pieces) == await expected_audio(["First sentence.", "Second sentence."], "pcm", 16000)
 
@@ -62,6 +64,7 @@ async def test_pcm_becomes_chunks_of_whole_samples_at_44100_by_default():
         async with backend(server, format="pcm") as tts:
             pieces = await speak(tts)
     assert all(isinstance(p, AudioChunk) and p.sample_rate == 44100 and len(p.pcm) % 2 == 0 for p in pieces)
+    assert {p.format for p in pieces} == {tts.output_format}
     assert joined(pieces) == await expected_audio([SENTENCE], "pcm")
 
 
@@ -71,6 +74,7 @@ async def test_opus_is_encoded_audio_at_48_khz(server):
     async with backend(server, format="opus") as tts:
         pieces = await speak(tts)
     assert all(isinstance(p, EncodedAudio) and p.codec == "opus" and p.sample_rate == 48000 for p in pieces)
+    assert tts.output_format == "opus"
     assert joined(pieces).startswith(b"OggS")
     assert server.requests[0].body["format"] == "opus"
 

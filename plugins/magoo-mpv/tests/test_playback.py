@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from magoo_core.errors import BackendError
+from magoo_core.types import AudioFormat
 from magoo_core.testing.signals import best_match
 from magoo_mpv import MpvPlayer, output_check
 
@@ -87,6 +88,27 @@ async def test_the_next_reply_finds_mpv_already_waiting(virtual_audio, speech_fi
         await asyncio.sleep(0.5)
         assert player._spare is not None and player._spare.alive and player._spare is not waiting
         assert player.stats() == {"plays": 1, "processes": 2}
+
+
+async def test_told_what_the_tts_yields_the_first_reply_finds_an_mpv_waiting_for_it(virtual_audio):
+    ref = reference()
+    async with MpvPlayer(MpvPlayer.Config()) as player:
+        started_for_mp3 = player._spare
+        await player.expect("mp3")  # what it waits for already: nothing changes
+        assert player._spare is started_for_mp3
+        await player.expect(AudioFormat(RATE))  # espeak-ng's PCM, say
+        await asyncio.gather(player._preparing or asyncio.sleep(0))
+        waiting = player._spare
+        assert waiting is not None and waiting.alive and waiting is not started_for_mp3
+        assert player_children() == [waiting.proc.pid]  # the mp3 one was ended, not left behind
+        progress = Progress()
+        playing = asyncio.create_task(player.play(pcm_pieces(ref), progress))
+        while progress.started_at is None:
+            await asyncio.sleep(0.01)
+        assert player._current is waiting  # no new mpv started for the first reply
+        await playing
+        await player.expect("speex")  # nothing here reads it: ignored, the first such reply says why
+        assert player._spare_kind.codec == "pcm"
 
 
 async def test_stop_silences_at_once_and_play_returns_normally(virtual_audio, speech_files):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from magoo_core import AudioChunk, Backend, BackendConfig, BackendError, EncodedAudio, hookimpl, require
+from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, EncodedAudio, hookimpl, require
 from magoo_core.audio import WavStreamDecoder
 
 from .sentences import plan_requests
@@ -130,6 +130,13 @@ class FishTextToSpeech(Backend):
     def output_rate(self) -> int:
         """The sample rate of the audio this backend yields."""
         return OPUS_RATE if self.config.format == "opus" else self.config.sample_rate or DEFAULT_RATE
+
+    @property
+    def output_format(self) -> AudioFormat | str:
+        """What every reply is: the codec of the encoded audio (mp3, opus), or the PCM layout that
+        wav and pcm are decoded to (the player gets ready for it)."""
+        fmt = self.config.format
+        return fmt if fmt in ("mp3", "opus") else AudioFormat(self.output_rate)
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk | EncodedAudio]:
         """Speak ``text``: yield each piece of audio as soon as it arrives.

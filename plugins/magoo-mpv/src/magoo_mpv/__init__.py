@@ -25,7 +25,7 @@ from pydantic import Field
 from magoo_core.errors import BackendError
 from magoo_core.plugins import hookimpl
 from magoo_core.roles import Backend, BackendConfig, PlaybackProgress
-from magoo_core.types import AudioChunk, EncodedAudio
+from magoo_core.types import AudioChunk, AudioFormat, EncodedAudio
 
 from .envelope import EnvelopePacer
 from .fallback import Mpg123Process
@@ -121,6 +121,19 @@ class MpvPlayer(Backend):
 
     def stats(self) -> dict[str, float]:
         return {"plays": self._plays, "processes": self._spawned}
+
+    async def expect(self, output: AudioFormat | str) -> None:
+        """The TTS's replies are ``output``: swap the waiting mpv for one started for that kind, in
+        the background, so the first reply does not pay for starting it (about 0.2 s here)."""
+        kind = StreamKind.expected(output)
+        if kind is None or kind == self._spare_kind:
+            return
+        if self._preparing is not None:
+            await asyncio.gather(self._preparing, return_exceptions=True)
+        spare, self._spare, self._spare_kind = self._spare, None, kind
+        if spare is not None:
+            await spare.kill()
+        self._prepare_soon()
 
     async def play(self, audio: AsyncIterator[AudioChunk | EncodedAudio], progress: PlaybackProgress) -> None:
         """Play the stream; returns when the sound has really ended, or promptly after stop().

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from magoo_core.errors import BackendError
-from magoo_core.types import AudioChunk, EncodedAudio
+from magoo_core.types import AudioChunk, AudioFormat, EncodedAudio
 
 #: codec names a TTS may use → the libavformat demuxer that reads them from a pipe
 _DEMUXERS = {"mp3": "mp3", "mpeg": "mp3", "opus": "ogg", "ogg": "ogg", "vorbis": "ogg", "wav": "wav", "flac": "flac", "aac": "aac"}
@@ -42,6 +42,15 @@ class StreamKind:
                 )
             return cls(codec)
         raise BackendError(f"the mpv player got {type(piece).__name__}, not AudioChunk or EncodedAudio", retryable=False)
+
+    @classmethod
+    def expected(cls, output: AudioFormat | str) -> StreamKind | None:
+        """The kind of the streams a TTS announces with its ``output_format``; None when no
+        player here reads it (the first reply then says why)."""
+        if isinstance(output, AudioFormat):
+            return cls("pcm", output.sample_rate, output.channels) if output.sample_width == 2 else None
+        codec = str(output).lower()
+        return cls(codec) if codec in _DEMUXERS else None
 
     @property
     def demuxer(self) -> str | None:
