@@ -113,13 +113,18 @@ class BackendSlot:
         try:
             return await self._enter()
         except Exception as exc:
-            backup = self.spec.backup
-            if backup is None:
+            if self.spec.backup is None:
                 raise
-            self.replaced = describe_failure(self.spec, exc).message
-            log.warning("%s; using %s %s instead", self.replaced, backup.section, backup.backend)
-            self.spec = backup
+            self._use_backup(describe_failure(self.spec, exc).message, "")
             return await self._enter()
+
+    def _use_backup(self, reason: str, how_long: str) -> None:
+        """From now on the section's backup is what runs (``replaced`` says why); not yet entered."""
+        backup = self.spec.backup
+        assert backup is not None
+        self.replaced = reason
+        log.warning("%s; using %s %s instead%s", reason, backup.section, backup.backend, how_long)
+        self.spec = backup
 
     async def _enter(self) -> Any:
         instance = self.last_instance = self.spec.create()
@@ -191,19 +196,15 @@ class BackendSlot:
 
     async def _hand_over(self, reason: str) -> None:
         """The configured backend failed for good: its backup takes over for the rest of the run."""
-        backup = self.spec.backup
-        assert backup is not None
-        self.replaced = reason
-        log.warning("%s; using %s %s instead for the rest of the run", reason, backup.section, backup.backend)
         await self.stop(self.stop_timeout)
-        self.spec = backup
+        self._use_backup(reason, " for the rest of the run")
         self.failures = 0
         self.backoff.reset()
         try:
             await self._enter()
         except Exception as exc:
             failure = describe_failure(self.spec, exc)
-            log.error("%s could not take over: %s", backup.section, failure.message, exc_info=not isinstance(exc, BackendError))
+            log.error("%s could not take over: %s", self.spec.section, failure.message, exc_info=not isinstance(exc, BackendError))
             self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
 
     async def _restart_after(self, delay: float) -> None:
