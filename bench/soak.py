@@ -1,6 +1,6 @@
 """Does magoo leak over days? Simulated days of audio through the engine, measured as they go.
 
-    python bench/soak.py [--hours 72] [--turn-every 180] [--chunk-ms 80] [--samples 100] [--json FILE]
+    python bench/soak.py [--hours 72] [--turn-every 180] [--chunk-ms 80] [--samples 100] [--json FILE] [--real]
 
 The test profile's fake devices, no hardware. The built-in ``scripted`` source, read as fast as
 the engine takes it (``realtime = false``: in lock-step with turns), loops one period of
@@ -26,6 +26,13 @@ the samples after that isolates what else grows. PASS or FAIL against the goal: 
 turn ok and no errors, RSS, threads and fds growing by at most 2 % after the warm-up. Exit code 1
 on FAIL.
 
+``--real`` swaps the fakes for the offline demo's real models (examples/demo.toml's [wake],
+[stt], [responder] and [tts]: openWakeWord "hey jarvis", pocketsphinx with the command grammar,
+the local responder, espeak-ng), and the tones for the demo's recording "hey jarvis … what time is
+it" (3.6 s) followed by 1.5 s of room tone, so the native libraries (TFLite, pocketsphinx,
+the espeak-ng processes) are soaked too. Every chunk is scored by openWakeWord, so it runs at about
+40x real time instead of 1000x: give it fewer hours.
+
 Then the baseline: the same source read for the same number of chunks by a bare loop, without
 the engine. The engine's wall time per chunk (while listening: the turns' answers, when no
 audio is read, are left out) divided by the bare loop's is what the engine adds per chunk.
@@ -47,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,6 +77,10 @@ TURN_SECONDS = WAKE_SECONDS + GAP_SECONDS + COMMAND_SECONDS + TAIL_SECONDS
 WARM_UP = 0.10  # of the audio
 GOAL = 0.02  # growth after the warm-up, at most
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.toml"
+DEMO_CLIP = DEMO.parent / "audio" / "hey_jarvis_what_time_is_it.wav"
+DEMO_CLIP_SECONDS = 3.59
+REAL_TAIL_SECONDS = 1.5  # pocketsphinx's end_silence (0.6 s) ends the command in it
 
 
 # ---- the profile --------------------------------------------------------------------------------
@@ -96,6 +108,28 @@ def one_period(folder: Path, turn_every: float) -> list[dict[str, Any]]:
         {"seconds": COMMAND_SECONDS, "tone": 440.0, "amplitude": 0.3},  # "what time is it"
         {"file": str(room_tone(folder, TAIL_SECONDS))},  # STT's end_silence (0.5 s) ends the utterance
     ]
+
+
+def real_period(folder: Path, turn_every: float) -> list[dict[str, Any]]:
+    """Room tone, then the demo's recording (wake word and command) and room tone until the utterance ends."""
+    quiet = turn_every - DEMO_CLIP_SECONDS - REAL_TAIL_SECONDS
+    pieces = [ROOM_TONE_PIECE] * int(quiet // ROOM_TONE_PIECE)
+    if (rest := round(quiet - sum(pieces), 3)) > 0:
+        pieces.append(rest)
+    return [
+        *({"file": str(room_tone(folder, seconds))} for seconds in pieces),
+        {"file": str(DEMO_CLIP)},
+        {"file": str(room_tone(folder, REAL_TAIL_SECONDS))},
+    ]
+
+
+def real_profile(folder: Path, turn_every: float, chunk_ms: int) -> dict[str, Any]:
+    """The soak profile with the demo's real wake word, speech-to-text, responder and voice."""
+    demo = tomllib.loads(DEMO.read_text(encoding="utf-8"))
+    profile = soak_profile(folder, turn_every, chunk_ms)
+    profile["audio_source"]["segments"] = real_period(folder, turn_every)
+    profile["engine"]["capture_timeout"] = demo["engine"]["capture_timeout"]
+    return {**profile, **{role: demo[role] for role in ("wake", "stt", "responder", "tts")}}
 
 
 def soak_profile(folder: Path, turn_every: float, chunk_ms: int) -> dict[str, Any]:
@@ -373,7 +407,7 @@ def verdict(run: EngineRun, turns: int, hours: float) -> tuple[bool, dict[str, A
     return all(passed for _, passed, _ in checks), figures
 
 
-def print_speed(run: EngineRun, bare: float) -> None:
+def print_speed(run: EngineRun, bare: float, adds: str = "the engine adds") -> None:
     """The engine's speed, its cost per chunk and what it adds to a bare read of the same chunks."""
     if not run.frames:
         return
@@ -388,7 +422,7 @@ def print_speed(run: EngineRun, bare: float) -> None:
     print(f"bare: the same {run.frames} chunks from the same source without the engine in {bare:.1f} s,"
           f" {per_chunk * 1e6:.1f} µs per chunk")
     print(f"engine / bare per chunk while listening: {listening / per_chunk:.2f}x"
-          f" (the engine adds {(listening - per_chunk) * 1e6:.1f} µs per chunk)")
+          f" ({adds} {(listening - per_chunk) * 1e6:.1f} µs per chunk)")
 
 
 def main() -> None:
@@ -400,10 +434,12 @@ def main() -> None:
                         help="milliseconds of audio per chunk, 10..1000 (default 80)")
     parser.add_argument("--samples", type=int, default=100, help="measurements over the run (default 100)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the samples and figures to FILE as JSON")
+    parser.add_argument("--real", action="store_true",
+                        help="the offline demo's real models and recording instead of the fakes (about 40x real time)")
     args = parser.parse_args()
-    if args.turn_every < TURN_SECONDS + 2:
-        shortest = TURN_SECONDS + 2
-        parser.error(f"--turn-every must be at least {shortest:g} s: a turn's own audio takes {TURN_SECONDS:g} s")
+    turn_audio = DEMO_CLIP_SECONDS + REAL_TAIL_SECONDS if args.real else TURN_SECONDS
+    if args.turn_every < turn_audio + 2:
+        parser.error(f"--turn-every must be at least {turn_audio + 2:g} s: a turn's own audio takes {turn_audio:g} s")
     if not 10 <= args.chunk_ms <= 1000:
         parser.error("--chunk-ms must be between 10 and 1000")
     turns = round(args.hours * 3600 / args.turn_every)
@@ -414,11 +450,13 @@ def main() -> None:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="magoo-soak-") as scratch:
         folder = Path(scratch)
-        plugins = create_plugin_manager(entry_points=False)
-        profile = parse_profile(soak_profile(folder, args.turn_every, args.chunk_ms), plugins, base_dir=folder,
+        plugins = create_plugin_manager(entry_points=args.real)
+        make = real_profile if args.real else soak_profile
+        profile = parse_profile(make(folder, args.turn_every, args.chunk_ms), plugins, base_dir=folder,
                                 source="<soak profile>", environ={})
         hours = turns * args.turn_every / 3600
-        print(f"soak: {hours:g} h of audio in {args.chunk_ms} ms chunks, a turn every {args.turn_every:g} s"
+        models = "the demo's real models" if args.real else "the fakes"
+        print(f"soak ({models}): {hours:g} h of audio in {args.chunk_ms} ms chunks, a turn every {args.turn_every:g} s"
               f" ({turns} turns), sampled every {hours * 60 / args.samples:.1f} min of audio", flush=True)
         run = asyncio.run(run_engine(profile, plugins, turns, hours * 3600 / args.samples))
         print_table(run.samples)
@@ -426,7 +464,7 @@ def main() -> None:
         print("the engine's collections at the end: "
               + ", ".join(f"{name} {size}" for name, size in run.structures.items()))
         bare = asyncio.run(run_bare(profile.audio_source, run.frames)) if run.frames else math.nan
-        print_speed(run, bare)
+        print_speed(run, bare, "the engine and openWakeWord's scoring add" if args.real else "the engine adds")
         print(f"the bench took {time.perf_counter() - began:.0f} s in all")
         print("PASS" if passed else "FAIL")
         if args.json is not None:

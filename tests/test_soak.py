@@ -54,6 +54,22 @@ def test_a_short_soak_completes_every_turn_and_leaves_no_threads_or_fds_behind(t
     assert run["structures"]["engine._turn_tasks"] == 0
 
 
+def test_the_real_models_soak_too_and_every_turn_hears_the_command(tmp_path):
+    """--real: openWakeWord, pocketsphinx, the local responder and espeak-ng on the demo's recording."""
+    report = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--real", "--hours", "0.1", "--turn-every", "60", "--samples", "3",
+         "--json", str(report)],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-3000:]}"
+    assert "soak (the demo's real models)" in done.stdout and done.stdout.rstrip().endswith("PASS")
+    run = json.loads(report.read_text())
+    assert (run["turns"], run["turns_done"], run["ok"], run["errors"]) == (6, 6, 6, 0)
+    assert run["samples"][-1]["counters"]["wakes"] == 6  # the real wake word, every time
+
+
 def test_the_verdict_fails_a_run_that_leaks_a_file_descriptor_per_sample(capsys):
     soak = load_bench()
 
