@@ -10,7 +10,6 @@ import subprocess
 from .backends import backend_rows
 from .context import Context
 from .rows import Check, ok, warn
-from .running import run_command
 
 TOOL_TIMEOUT = 2.0
 TOOLS = {tool: f"sudo apt install {tool}" for tool in ("mpv", "mpg123", "espeak-ng")}
@@ -20,7 +19,7 @@ async def check_tools(context: Context) -> list[Check]:
     """mpv, mpg123 and espeak-ng on PATH; a tool a backend of the profile already reports is left out."""
     reported = {row.check for row in await backend_rows(context)}
     tools = [tool for tool in TOOLS if tool not in reported]
-    versions = await asyncio.gather(*(tool_version(tool, TOOL_TIMEOUT) for tool in tools))
+    versions = await asyncio.gather(*(asyncio.to_thread(binary_version, tool) for tool in tools))
     rows = []
     for tool, (path, version) in zip(tools, versions, strict=True):
         if path is None:
@@ -30,18 +29,6 @@ async def check_tools(context: Context) -> list[Check]:
     return rows
 
 
-async def tool_version(binary: str, timeout: float) -> tuple[str | None, str]:
-    """(path or None, first line of ``--version``, or "" when it says nothing in time)."""
-    path = shutil.which(binary)
-    if path is None:
-        return None, ""
-    try:
-        _, out, _ = await run_command([path, "--version"], timeout)
-    except (TimeoutError, OSError):
-        return path, ""
-    return path, first_version_line(out)
-
-
 def first_version_line(out: str) -> str:
     """The name and version from a ``--version`` output, without the copyright that follows."""
     first = out.strip().splitlines()[0] if out.strip() else ""
@@ -49,7 +36,8 @@ def first_version_line(out: str) -> str:
 
 
 def binary_version(binary: str, timeout: float = TOOL_TIMEOUT) -> tuple[str | None, str]:
-    """Blocking :func:`tool_version`, for a backend's ``doctor`` (which runs in a thread)."""
+    """(path or None, the first line of ``--version``, or "" when it says nothing in time).
+    Blocking: a backend's ``doctor`` runs in a thread; the core's check calls it through one."""
     path = shutil.which(binary)
     if path is None:
         return None, ""
