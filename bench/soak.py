@@ -128,7 +128,7 @@ def real_profile(folder: Path, turn_every: float, chunk_ms: int) -> dict[str, An
     demo = tomllib.loads(DEMO.read_text(encoding="utf-8"))
     profile = soak_profile(folder, turn_every, chunk_ms)
     profile["audio_source"]["segments"] = real_period(folder, turn_every)
-    profile["engine"]["capture_timeout"] = demo["engine"]["capture_timeout"]
+    profile["engine"] |= {key: demo["engine"][key] for key in ("preroll", "capture_timeout")}
     return {**profile, **{role: demo[role] for role in ("wake", "stt", "responder", "tts")}}
 
 

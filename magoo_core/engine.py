@@ -909,6 +909,12 @@ class Engine:
             except Exception as exc:
                 await self._report(self.player, exc, turn)
                 raise _TurnDropped from None
+            finally:
+                # A player that ended early (killed, stopped) leaves the stream suspended. Left to
+                # the garbage collector, it and the TTS's generator inside it would each get an
+                # aclose() task at once, and one of them fails with "already running".
+                with contextlib.suppress(RuntimeError):  # a player still reading it from a task of its own
+                    await audio.aclose()
             if tts_failure:
                 await self._report(self.tts, tts_failure[0], turn)
                 raise _TurnDropped

@@ -116,6 +116,7 @@ async def test_leaving_the_backend_kills_a_reply_still_running():
     async with tts:
         stream = tts.synthesize(LONG_TEXT)
         await anext(stream)
+        tts.process.send_signal(signal.SIGSTOP)  # still running when we leave, however fast espeak-ng is
     assert tts.process.returncode == -signal.SIGKILL
     await stream.aclose()
 
