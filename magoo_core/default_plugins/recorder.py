@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import ClassVar
@@ -123,10 +124,9 @@ class _Playback:
             # wait until this piece has "sounded", on an absolute schedule, unless stopped first
             remaining = self._start + self.frames / piece.sample_rate - loop.time()
             if remaining > 0:
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), remaining)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout never swallows a cancellation, unlike 3.11's wait_for
+                    async with asyncio.timeout(remaining):
+                        await self.stopping.wait()
 
 
 class WavRecorderPlayer(Backend):

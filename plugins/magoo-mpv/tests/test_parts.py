@@ -49,6 +49,21 @@ async def test_the_pacer_releases_each_level_when_its_audio_is_heard():
     running.cancel()
 
 
+async def test_the_pacer_ends_when_cancelled_even_as_new_audio_wakes_it():
+    # a barge-in: the player cancels the pacer in the same moment mpv reports its clock; with
+    # Python 3.11's wait_for the wake-up swallowed the cancellation and the pacer waited for good
+    for _ in range(20):
+        pacer = EnvelopePacer(lambda level, duration: None)
+        pacer.add([Level(5.0, 0.3)])
+        pacer.heard(0.0)
+        running = asyncio.create_task(pacer.run())
+        await asyncio.sleep(0.01)  # waiting for the level 5 s ahead
+        pacer.heard(0.01)
+        running.cancel()
+        done, _ = await asyncio.wait({running}, timeout=1.0)
+        assert done and running.cancelled()
+
+
 def test_stream_kinds():
     assert StreamKind.of(EncodedAudio(b"", "MP3")) == StreamKind("mp3")
     assert StreamKind.of(EncodedAudio(b"", "opus")).demuxer == "ogg"

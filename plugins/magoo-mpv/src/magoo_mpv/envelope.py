@@ -9,6 +9,7 @@ holds each level until the player's clock says that block is being heard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -125,10 +126,11 @@ class EnvelopePacer:
             due = self._pending[0].position - now
             if due > 0:
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), due)
-                except TimeoutError:
-                    pass
+                # not wait_for: on Python 3.11 it can swallow a cancellation that comes as the
+                # event is set, and this loop would then wait for good (a barge-in hung on it)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(due):
+                        await self._wake.wait()
                 continue
             self._release(self._pending.popleft())
 
