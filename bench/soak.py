@@ -95,14 +95,18 @@ def room_tone(folder: Path, seconds: float) -> Path:
     return path
 
 
+def quiet_room(folder: Path, seconds: float) -> list[dict[str, Any]]:
+    """``seconds`` of room tone as file segments of at most :data:`ROOM_TONE_PIECE` seconds."""
+    pieces = [ROOM_TONE_PIECE] * int(seconds // ROOM_TONE_PIECE)
+    if (rest := round(seconds - sum(pieces), 3)) > 0:
+        pieces.append(rest)
+    return [{"file": str(room_tone(folder, piece))} for piece in pieces]
+
+
 def one_period(folder: Path, turn_every: float) -> list[dict[str, Any]]:
     """The script's segments: room tone, then one turn's audio, ``turn_every`` seconds in all."""
-    quiet = turn_every - TURN_SECONDS
-    pieces = [ROOM_TONE_PIECE] * int(quiet // ROOM_TONE_PIECE)
-    if (rest := round(quiet - sum(pieces), 3)) > 0:
-        pieces.append(rest)
     return [
-        *({"file": str(room_tone(folder, seconds))} for seconds in pieces),
+        *quiet_room(folder, turn_every - TURN_SECONDS),
         {"seconds": WAKE_SECONDS, "tone": 660.0, "amplitude": 0.5},  # "hey magoo"
         {"file": str(room_tone(folder, GAP_SECONDS))},
         {"seconds": COMMAND_SECONDS, "tone": 440.0, "amplitude": 0.3},  # "what time is it"
@@ -112,12 +116,8 @@ def one_period(folder: Path, turn_every: float) -> list[dict[str, Any]]:
 
 def real_period(folder: Path, turn_every: float) -> list[dict[str, Any]]:
     """Room tone, then the demo's recording (wake word and command) and room tone until the utterance ends."""
-    quiet = turn_every - DEMO_CLIP_SECONDS - REAL_TAIL_SECONDS
-    pieces = [ROOM_TONE_PIECE] * int(quiet // ROOM_TONE_PIECE)
-    if (rest := round(quiet - sum(pieces), 3)) > 0:
-        pieces.append(rest)
     return [
-        *({"file": str(room_tone(folder, seconds))} for seconds in pieces),
+        *quiet_room(folder, turn_every - DEMO_CLIP_SECONDS - REAL_TAIL_SECONDS),
         {"file": str(DEMO_CLIP)},
         {"file": str(room_tone(folder, REAL_TAIL_SECONDS))},
     ]

@@ -263,7 +263,7 @@ class DeviceCapture(Backend):
         self._input_overflows_before = 0
         self._level = -1.0
         self._level_since = 0.0
-        self._levels_seen = 0  # distinct levels since the stream started, up to 2 that matter
+        self._levels_seen = 0  # level changes since the stream started; 2 make it healthy
 
     async def __aenter__(self) -> DeviceCapture:
         await self._open(retryable=False)

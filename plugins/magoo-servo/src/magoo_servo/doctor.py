@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from magoo_core.doctor import fail, gpio_problem, ok
 
-from .pins import INSTALL_LGPIO, INSTALL_PIGPIO
+from .pins import INSTALL_LGPIO, INSTALL_PIGPIO, START_PIGPIOD
 
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from .config import ServoConfig
 
 PIGPIO_TIMEOUT = 1.0
-START_PIGPIOD = "sudo systemctl start pigpiod"
 #: the pin factories that open this machine's GPIO devices themselves (pigpio goes through its daemon)
 LOCAL_FACTORIES = ("default", "lgpio")
 
