@@ -53,6 +53,7 @@ from .types import (
     TurnTimeline,
     WakeEvent,
 )
+from .wake_scores import WakeScoreboard
 
 log = logging.getLogger("magoo.engine")
 
@@ -280,6 +281,7 @@ class Engine:
         self.counters: dict[str, float] = {"frames": 0, "audio_seconds": 0.0, "wakes": 0, "muted_frames": 0, "stt_overflows": 0}
         self.input_level = InputLevel()
         self.last_wake: WakeEvent | None = None
+        self.wake_scores = WakeScoreboard()  # how near each wake word came; fed on the wake worker
         self.wakes: dict[str, int] = {}
         self.timelines: deque[TurnTimeline] = deque(maxlen=HISTORY)
         self.failures: deque[BackendFailure] = deque(maxlen=HISTORY)
@@ -309,6 +311,12 @@ class Engine:
         self._converse_task: asyncio.Task | None = None
 
     # ---- public ---------------------------------------------------------------------------------
+
+    @property
+    def fatal(self) -> str | None:
+        """Why the run stops with exit code 1 (a backend that cannot start, restarts run out ...);
+        None while it has no such reason."""
+        return self._fatal
 
     @property
     def continuous(self) -> bool:
@@ -683,6 +691,7 @@ class Engine:
         live source, on the loop for a lock-step one (never both in one run)."""
         for frame in self._wake_converter.convert(chunk):
             event = detector.process(frame)
+            self.wake_scores.update(detector, frame)
             if event is not None:
                 self._wake_converter.reset()
                 detector.reset()

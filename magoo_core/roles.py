@@ -127,6 +127,15 @@ class WakeDetector(Protocol):
     ``frame_samples`` frames long (when that is not None). ``reset()`` is called on the same
     thread after a detection is handled and whenever the microphone is unmuted, so stale audio
     never fires twice.
+
+    Optional, so that ``magoo run`` can tell how near a wake word came (and the debug log can
+    show it): ``scores`` — a ``Mapping[str, float]``, each model's score (0..1) in the last frame
+    given to ``process()``, keyed by label (what the profile calls the wake word; the model's
+    key when it has no label); empty before the first frame; None for a backend that has no
+    scores (Porcupine answers yes or no). ``thresholds`` — a ``Mapping[str, float]``, the score
+    each of those labels must reach to wake. Both are read on the wake worker thread right after
+    each ``process()``, must be cheap, and are not kept past the next frame. A backend without
+    them keeps working: it is told as one that reports no scores.
     """
 
     name: ClassVar[str]

@@ -34,7 +34,12 @@ FailOn = Field(default_factory=list, description="1-based call numbers on which 
 
 
 class ScriptedWakeDetector(Backend):
-    """Fires at scripted moments of the audio it hears, or whenever the level is high (a tone)."""
+    """Fires at scripted moments of the audio it hears, or whenever the level is high (a tone).
+
+    Its score of a frame is ``score`` when it fires; otherwise, with a ``level``, the frame's
+    level scaled so that ``level`` would score ``threshold`` (a tone at half the level scores
+    half the threshold: a near miss); else 0.
+    """
 
     name: ClassVar[str] = "scripted"
     input_format = AudioFormat(16000)
@@ -51,20 +56,31 @@ class ScriptedWakeDetector(Backend):
         super().__init__(config)
         self._heard = 0.0
         self._pending = sorted(config.at)
+        self._score: float | None = None  # of the last frame
         self.detections = 0
 
+    @property
+    def scores(self) -> Mapping[str, float]:
+        """The score of the last frame processed (see the class docstring); empty before the first."""
+        return {} if self._score is None else {self.config.model: self._score}
+
+    @property
+    def thresholds(self) -> Mapping[str, float]:
+        return {self.config.model: self.config.threshold}
+
     def process(self, chunk: AudioChunk) -> WakeEvent | None:
+        cfg = self.config
         self._heard += chunk.duration
+        level = rms_level(chunk) if cfg.level is not None else 0.0
         due = bool(self._pending) and self._heard >= self._pending[0]
         if due:
             self._pending.pop(0)
-        elif self.config.level is None or rms_level(chunk) < self.config.level:
+        elif cfg.level is None or level < cfg.level:
+            self._score = 0.0 if cfg.level is None else cfg.threshold * level / cfg.level
             return None
+        self._score = cfg.score
         self.detections += 1
-        return WakeEvent(
-            self.config.model, self.config.score, self.config.threshold, chunk.timestamp,
-            scores={self.config.model: self.config.score},
-        )
+        return WakeEvent(cfg.model, cfg.score, cfg.threshold, chunk.timestamp, scores={cfg.model: cfg.score})
 
     def reset(self) -> None:
         """Nothing to forget: the script's clock keeps running."""
