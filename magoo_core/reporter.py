@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .plugins import hookimpl
 from .types import BackendFailure, Reply, Transcript, TurnTimeline, WakeEvent
+from .wake_scores import WakeScoreboard
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -16,7 +17,8 @@ class ConsoleReporter:
     """An event plugin that writes a turn's story to a stream, timed from the reporter's creation.
 
     Runs on the event loop; every hook is a cheap write. Speak chunks are summed, not printed.
-    At the end of a turn each backend may add a line of its own (``describe_turn()``).
+    At the end of a turn each backend may add a line of its own (``describe_turn()``). A run that
+    ends with no turn says how near each wake word came; one that ends with exit code 1 says why.
 
     :param engine: the engine whose backends are described; None: the hooks' own lines only.
     """
@@ -87,9 +89,18 @@ class ConsoleReporter:
 
     @hookimpl
     def magoo_on_shutdown(self) -> None:
-        if self.engine is not None:
-            errors = self.engine.errors
-            self._line(f"stopping after {_count(self.engine.turns_done, 'turn')}, {_count(errors, 'error')}")
+        engine = self.engine
+        if engine is None:
+            return
+        listened = engine.wake_scores.frames > 0 or engine.fatal is None  # a run that could not start never did
+        if engine.turns_done == 0 and engine.wake is not None and listened:
+            for line in no_wake_story(engine.wake_scores, f"{engine.wake.spec.section} {engine.wake.spec.backend}"):
+                self._line(line)
+        turns, errors = _count(engine.turns_done, "turn"), _count(engine.errors, "error")
+        if engine.fatal is None:
+            self._line(f"stopping after {turns}, {errors}")
+        else:  # the run exits with 1: what stopped it, not a count that may say "0 errors"
+            self._line(f"stopped after {turns}{f', {errors}' if engine.errors else ''}: {engine.fatal}")
 
     @hookimpl
     def magoo_on_turn_end(self, timeline: TurnTimeline) -> None:
@@ -122,3 +133,23 @@ class ConsoleReporter:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def no_wake_story(board: WakeScoreboard, detector: str) -> list[str]:
+    """Why a run had no turn, from the wake scores: one line per model, then what to check.
+
+    :param detector: the wake detector as the profile names it (``"[wake] openwakeword"``).
+    """
+    check_microphone = "check the microphone's level (`input` in the log's status line, `input_level` in status.json)"
+    if board.frames == 0:
+        return [f"no wake word detected: no audio reached {detector}"]
+    if not board.reports_scores:
+        return [f"no wake word detected; {detector} reports no scores, so how near one came is unknown: {check_microphone}"]
+    peaks = board.peaks()
+    lines = [f"no wake word detected: {peak}" for peak in peaks]
+    near = [peak.label for peak in peaks if peak.near]
+    if near:
+        lines.append(f"{' and '.join(near)} came near: say it closer to the microphone, or lower its threshold")
+    else:
+        lines.append(f"no wake word came near its threshold: {check_microphone} and that you say one of {detector}'s models")
+    return lines
