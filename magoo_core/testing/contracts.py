@@ -131,6 +131,21 @@ class WakeDetectorContract(BackendContract):
 
         assert run(self.entered(score)) == []
 
+    def test_scores_when_given_are_by_label_with_a_threshold_each(self) -> None:
+        """The optional ``scores``/``thresholds``: absent, None, or 0..1 for every label after a frame."""
+
+        async def score(detector: Any) -> tuple[Any, Any]:
+            for frame in self.frames(0.5):
+                detector.process(frame)
+            return getattr(detector, "scores", None), getattr(detector, "thresholds", None)
+
+        scores, thresholds = run(self.entered(score))
+        if scores is None:
+            return
+        assert scores, "a detector that gives scores gives them after the first frame"
+        assert all(isinstance(label, str) and 0.0 <= value <= 1.0 for label, value in scores.items()), scores
+        assert thresholds is not None and set(scores) <= set(thresholds), (scores, thresholds)
+
 
 class SpeechToTextContract(BackendContract):
     """A speech-to-text backend yields only transcripts, replies and speech boundaries, and ends."""

@@ -130,6 +130,23 @@ def test_the_event_carries_the_timestamp_of_the_frame_that_fired():
     assert 1.0 < event.timestamp < 1.0 + len(read_pcm(PYMICRO / "hey_jarvis_2.wav")) / 32000 + 0.5
 
 
+def test_every_frames_scores_are_reported_by_label_with_the_cutoffs():
+    with detector({"models": [{"name": "hey_jarvis", "label": "jarvis"}, "okay_nabu"]}) as backend:
+        assert backend.scores == {}
+        assert backend.thresholds == pytest.approx({"jarvis": 0.97, "okay_nabu": 0.85})
+        seen, fired = [], []
+        for chunk in frames(read_pcm(PYMICRO / "hey_jarvis_2.wav"), backend.frame_samples):
+            event = backend.process(chunk)
+            seen.append(dict(backend.scores))
+            if event is not None:
+                fired.append((event, seen[-1]))
+    assert all(set(scores) == {"jarvis", "okay_nabu"} for scores in seen)
+    ((event, scores),) = fired
+    assert scores == {"jarvis": event.score, "okay_nabu": event.scores["okay_nabu"]}, "the firing frame's, not the reset's"
+    assert max(s["jarvis"] for s in seen) == event.score > 0.97
+    assert max(s["okay_nabu"] for s in seen) < 0.85
+
+
 # ---- refractory time and reset ------------------------------------------------------------------
 
 # okay_nabu_3.wav says "okay nabu" twice: at 1.0-1.6 s and again at 5.6-6.2 s

@@ -224,6 +224,22 @@ def test_a_model_file_given_by_path_is_keyed_by_its_name(tmp_path):
     assert [(e.model, e.label) for e in events] == [("hey_magoo", "hey_magoo")]
 
 
+def test_every_frames_scores_are_reported_by_label_with_the_thresholds():
+    detector = start({"models": [{"name": "hey_jarvis", "label": "jarvis", "threshold": 0.6}, "alexa"]})
+    assert detector.scores == {} and detector.thresholds == {"jarvis": 0.6, "alexa": 0.5}
+    seen, fired = [], []
+    for frame in Clock().frames(clip_pcm(WAKE / "wyoming-openwakeword" / "hey_jarvis.wav")):
+        event = detector.process(frame)
+        seen.append(dict(detector.scores))
+        if event is not None:
+            fired.append((event, seen[-1]))
+    assert all(set(scores) == {"jarvis", "alexa"} for scores in seen)
+    ((event, scores),) = fired
+    assert scores == {"jarvis": event.scores["hey_jarvis"], "alexa": event.scores["alexa"]}, "the firing frame's"
+    assert max(s["jarvis"] for s in seen) == event.score >= 0.6 > max(s["alexa"] for s in seen)
+    assert seen[0]["jarvis"] < 0.01, "silence scores next to nothing"
+
+
 # ---- trigger_level, refractory, multi_trigger ----------------------------------------------------
 
 

@@ -28,7 +28,9 @@ from pydantic import ValidationError
 
 from magoo_core import AudioChunk, BackendError, WakeEvent
 from magoo_core.audio import silence
+from magoo_core.reporter import no_wake_story
 from magoo_core.testing import run_turn
+from magoo_core.wake_scores import WakeScoreboard
 from magoo_porcupine import PorcupineDetector
 
 Config = PorcupineDetector.Config
@@ -202,6 +204,18 @@ def test_a_detection_reports_the_keyword_label_and_capture_time():
     assert event.timestamp == pytest.approx(3 * 512 / 16000)
     assert dict(event.scores) == {"alexa": 0.0, "jarvis": 1.0}
     assert backend.stats() == {"frames": 4, "detections": 1, "suppressed": 0}
+
+
+def test_porcupine_reports_no_scores_and_the_story_says_so_rather_than_invent_them():
+    backend = started(FakeLibrary("1.9.5"), keywords=["alexa", "jarvis"])
+    board = WakeScoreboard()
+    for i in range(3):
+        backend.process(frame := pcm(512, i * 512))
+        assert backend.scores is None
+        board.update(backend, frame)
+    assert board.reports_scores is False and board.peaks() == []
+    (line,) = no_wake_story(board, "[wake] porcupine")
+    assert line.startswith("no wake word detected; [wake] porcupine reports no scores, so how near one came is unknown")
 
 
 def test_keyword_files_are_named_by_the_part_before_the_first_underscore(tmp_path):

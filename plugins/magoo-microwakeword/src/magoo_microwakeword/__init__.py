@@ -112,6 +112,7 @@ class MicroWakeWordDetector(Backend):
         self._models: list[tuple[ModelConfig, Any, float]] = []  # (config, MicroWakeWord, cutoff)
         self._windows: dict[str, int] = {}  # feature windows fed since the model's last reset
         self._scores: dict[str, float] = {}  # each model's latest averaged probability
+        self._shown: dict[str, float] = {}  # the same after the last frame, by label (kept over a reset)
         self._since_detection: int | None = None  # samples heard since the last detection
         self.detections = 0
         self.frames = 0
@@ -171,12 +172,28 @@ class MicroWakeWordDetector(Backend):
                     event = WakeEvent(
                         key, probability, cutoff, chunk.timestamp, label=spec.label, scores=self._scores
                     )
+                    self._show()
                     self.detections += 1
                     self._since_detection = 0
                     # the models share the features, which must start again: so must every model
                     self.reset()
                     return event
+        self._show()
         return None
+
+    def _show(self) -> None:
+        self._shown = {spec.label or spec.key: self._scores[spec.key] for spec, _, _ in self._models}
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Each model's latest averaged probability after the last frame processed, by label; empty
+        before the first frame. A detection's frame keeps its scores (not the zeros of the reset)."""
+        return self._shown
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Each model's probability cutoff, by label (after ``__aenter__``)."""
+        return {spec.label or spec.key: cutoff for spec, _, cutoff in self._models}
 
     def _refractory(self) -> bool:
         return self._since_detection is not None and self._since_detection < self.config.refractory * SAMPLE_RATE

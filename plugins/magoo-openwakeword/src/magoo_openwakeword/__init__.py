@@ -194,6 +194,7 @@ class OpenWakeWordDetector(Backend):
         self._model: Any = None
         self._np: Any = None
         self._tracks: list[_Track] = []
+        self._scores: dict[str, float] = {}  # the last frame's, by model key
         self._vad: Any = None
         self._vad_buffer = b""
         self._last_speech = float("-inf")
@@ -324,6 +325,7 @@ class OpenWakeWordDetector(Backend):
         now = self._audio_time
         raw = self._model.predict(np.frombuffer(chunk.pcm, dtype=np.int16))
         scores = {track.spec.key: float(raw.get(track.stem, 0.0)) for track in self._tracks}
+        self._scores = scores
         if self._vad is not None:
             self._listen_for_voice(chunk.pcm, now)
         ready = []
@@ -339,6 +341,18 @@ class OpenWakeWordDetector(Backend):
             event = self._fire(best, scores, chunk.timestamp, now)
         self._costs.append(time.perf_counter() - started)
         return event
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Each model's score in the last frame processed, by label; empty before the first frame.
+        A detection's frame keeps its scores (they are not those of after the reset)."""
+        last = self._scores
+        return {track.spec.display: last[track.spec.key] for track in self._tracks if track.spec.key in last}
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Each model's threshold, by label."""
+        return {spec.display: spec.threshold for spec in self.config.models}
 
     def _listen_for_voice(self, pcm: bytes, now: float) -> None:
         buffer = self._vad_buffer + pcm

@@ -288,6 +288,12 @@ class PorcupineDetector(Backend):
             scores={k.model: 1.0 if i == index else 0.0 for i, k in enumerate(self._keywords)},
         )
 
+    @property
+    def scores(self) -> None:
+        """Porcupine reports no scores: it answers yes or no for each frame, and its sensitivity
+        is no threshold on a score. None tells the engine so (see ``WakeDetector``)."""
+        return None
+
     def _call(self, samples: array) -> int:
         try:
             return int(self._handle.process(samples))
