@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Set up everything magoo needs on a Debian / Raspberry Pi OS machine. Safe to run again.
+# Set up everything magoo needs on a Debian / Raspberry Pi OS machine. Safe to run again, and it is
+# how an update is installed: plugins you installed yourself stay installed.
 #
-#   source scripts/setup.sh     (scripts/demo.sh and scripts/test.sh do this for you)
+#   ./scripts/setup.sh     (scripts/demo.sh and scripts/test.sh source it)
 #
-# 1. Debian packages, only those missing (as root, or with sudo).
+# 1. Debian packages, only those missing (as root, or with sudo; nothing is asked when none is).
 # 2. uv, when it is not on PATH: installed with pip into its own virtual environment.
-# 3. `uv sync --all-packages --locked`: magoo, every plugin in plugins/, the example plugin,
-#    and the test tools, exactly as pinned in uv.lock, into .venv.
+# 3. `uv sync --all-packages --locked --inexact`: magoo, every plugin in plugins/, the example plugin,
+#    and the test tools, exactly as pinned in uv.lock, into .venv. --inexact keeps what else is
+#    installed there (your own plugins: an exact sync removed them, and a service whose profile
+#    used one then stopped with exit code 2 after every update).
+# 4. `magoo`, and uv when step 2 installed it, linked into ~/.local/bin: the folder Debian and
+#    Raspberry Pi OS put on PATH at login (~/.profile), where uv's own installer puts uv. The last
+#    lines say how to run magoo now.
 set -euo pipefail
 
 MAGOO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,9 +51,11 @@ magoo_apt_install() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+MAGOO_UV_HOME="${XDG_DATA_HOME:-$HOME/.local/share}/magoo/uv"
+
 magoo_ensure_uv() {
     command -v uv >/dev/null && return 0
-    local home="${XDG_DATA_HOME:-$HOME/.local/share}/magoo/uv"
+    local home="$MAGOO_UV_HOME"
     if [ ! -x "$home/bin/uv" ]; then
         echo "magoo setup: installing uv into $home" >&2
         python3 -m venv "$home"
@@ -56,8 +64,44 @@ magoo_ensure_uv() {
     export PATH="$home/bin:$PATH"
 }
 
+MAGOO_BIN_DIR="$HOME/.local/bin"
+MAGOO_LINKED=()
+
+# magoo_link NAME TARGET: make $MAGOO_BIN_DIR/NAME a link to TARGET. An earlier link (another clone's
+# magoo) is replaced; a real file of that name is someone else's program: left alone, returns 1.
+magoo_link() {
+    local link="$MAGOO_BIN_DIR/$1"
+    if [ -e "$link" ] && [ ! -L "$link" ]; then
+        echo "magoo setup: $link is not a link made by magoo setup; left as it is (run $2)" >&2
+        return 1
+    fi
+    mkdir -p "$MAGOO_BIN_DIR"
+    ln -sfn "$2" "$link"
+    MAGOO_LINKED+=("$1")
+}
+
+magoo_say_how_to_run() {
+    local venv_magoo="$MAGOO_ROOT/.venv/bin/magoo"
+    case ":$PATH:" in
+        *":$MAGOO_BIN_DIR:"*)
+            echo "magoo setup: done. Run magoo as \`magoo\` (or $venv_magoo)." >&2
+            return 0 ;;
+    esac
+    echo "magoo setup: done. Linked into $MAGOO_BIN_DIR: ${MAGOO_LINKED[*]:-nothing}." >&2
+    if grep -qs '\.local/bin' "$HOME/.profile"; then
+        echo "  ~/.profile puts it on PATH from your next login. For this shell, run:" >&2
+    else
+        echo "  It is not on PATH: add it in your shell's profile. For this shell, run:" >&2
+    fi
+    echo "  export PATH=\"\$HOME/.local/bin:\$PATH\"    (or run $venv_magoo)" >&2
+}
+
 magoo_apt_install "${MAGOO_APT_PACKAGES[@]}"
 magoo_ensure_uv
 cd "$MAGOO_ROOT"
-uv sync --all-packages --locked --quiet
+uv sync --all-packages --locked --inexact --quiet
+magoo_link magoo "$MAGOO_ROOT/.venv/bin/magoo" || true
+# uv too, when it is the one step 2 installed: the docs' `uv run magoo` and `uv pip install` need it
+[ "$(command -v uv)" != "$MAGOO_UV_HOME/bin/uv" ] || magoo_link uv "$MAGOO_UV_HOME/bin/uv" || true
+magoo_say_how_to_run
 export PATH="$MAGOO_ROOT/.venv/bin:$PATH"
