@@ -2,7 +2,7 @@
 
 * ``magoo_plugins(*plugins)`` — a plugin manager with the built-ins plus yours, no entry points.
 * ``magoo_run(overrides, plugins=[...], turns=1)`` — run the engine on the test profile, returns a
-  :class:`~magoo_core.testing.RunRecord`.
+  :class:`~magoo_core.testing.RunRecord`; in an ``async def`` test, ``await magoo_run(...)``.
 * ``magoo_tone(seconds, frequency=440, sample_rate=16000)`` — a tone chunk.
 * ``virtual_audio`` (session) — a :class:`~magoo_core.testing.virtual_audio.VirtualAudio`: a real
   headless PulseAudio server whose default source ``virtmic`` plays what ``play()`` feeds it, with
@@ -11,15 +11,21 @@
   that is a failure instead. Tests using it must leave the device graph as they found it.
 * ``fresh_virtual_audio`` — the same instance after ``reset()`` (a clean device graph, about 2 s),
   for fault tests that stall, unplug or kill; reset again after the test if it changed the graph.
+
+``async def`` tests run with no configuration in the plugin author's project: see
+:mod:`magoo_core.testing.async_tests`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from .async_tests import pytest_pycollect_makeitem, pytest_pyfunc_call  # noqa: F401 (hooks of this plugin)
 
 if TYPE_CHECKING:
     from .virtual_audio import VirtualAudio
@@ -32,13 +38,36 @@ def magoo_plugins() -> Callable[..., Any]:
     return build_plugins
 
 
+class _PendingRun:
+    """``magoo_run(...)`` called in an async test: the run starts when the test awaits it."""
+
+    def __init__(self, overrides: dict, kwargs: dict[str, Any]) -> None:
+        self._overrides, self._kwargs = overrides, kwargs
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        from . import run_profile
+
+        return run_profile(self._overrides, **self._kwargs).__await__()
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"magoo_run(...) in an async test must be awaited: run = await magoo_run(...); then run.{name}"
+        )
+
+
 @pytest.fixture
 def magoo_run(tmp_path) -> Callable[..., Any]:
+    """Called from a plain test, runs the engine (blocking) and returns the RunRecord; called while an
+    event loop runs (an ``async def`` test), returns an awaitable that runs it on that loop."""
     from . import run_turn
 
     def run(overrides: dict, **kwargs: Any):
         kwargs.setdefault("base_dir", tmp_path)
-        return run_turn(overrides, **kwargs)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return run_turn(overrides, **kwargs)
+        return _PendingRun(overrides, kwargs)
 
     return run
 
