@@ -51,8 +51,13 @@ class Peak:
         return self.score >= floor
 
     def __str__(self) -> str:
-        threshold = "no threshold given" if self.threshold is None else f"threshold {self.threshold:.2f}"
-        return f"{self.label} peaked at {self.score:.2f} ({threshold}) at {self.at:.1f} s of audio"
+        digits = 2  # more where two would show a miss as equal to its threshold (0.997 of 0.999)
+        while digits < 4 and self.threshold is not None and self.score < self.threshold and (
+            f"{self.score:.{digits}f}" == f"{self.threshold:.{digits}f}"
+        ):
+            digits += 1
+        threshold = "no threshold given" if self.threshold is None else f"threshold {self.threshold:.{digits}f}"
+        return f"{self.label} peaked at {self.score:.{digits}f} ({threshold}) at {self.at:.1f} s of audio"
 
 
 class WakeScoreboard:

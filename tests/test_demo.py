@@ -125,3 +125,21 @@ def test_the_desk_profile_answers_a_live_microphone_through_the_speaker(magoo_pr
     assert any(line.startswith("turn 1: ok") for line in lines), stdout
     loud = np.flatnonzero(np.abs(samples.astype(float)) > 1000)
     assert loud.size and (loud[-1] - loud[0]) / 16000 > 0.8, "the reply came out of the speaker"
+
+
+def test_a_demo_whose_wake_word_is_never_said_tells_how_near_its_model_came(magoo, demo, tmp_path):
+    """The demo with its wake model changed to one the recording does not say (alexa, not hey_jarvis):
+    no turn, and the story says why instead of only 'stopping after 0 turns'."""
+    text = demo.read_text()
+    demo.write_text(text.replace('models = [{ name = "hey_jarvis", threshold = 0.5 }]', 'models = [{ name = "alexa", threshold = 0.5 }]'))
+    assert 'name = "alexa"' in demo.read_text()
+    lines = story_lines(run_demo(magoo, demo, no_sound_environment(tmp_path)))
+
+    assert not any(line.startswith("turn ") for line in lines), lines
+    peak = next((line for line in lines if line.startswith("no wake word detected: ")), None)
+    match = re.fullmatch(r"no wake word detected: alexa peaked at ([\d.]+) \(threshold 0\.50\) at ([\d.]+) s of audio", peak or "")
+    assert match, lines
+    assert float(match.group(1)) < 0.25, "hey jarvis is nowhere near alexa"
+    assert 1.0 < float(match.group(2)) < 6.5, "within the recording (1 s of lead silence, 3.6 s, 1.5 s of tail)"
+    assert lines[-2].startswith("no wake word came near its threshold: check the microphone's level"), lines
+    assert lines[-1] == "stopping after 0 turns, 0 errors"

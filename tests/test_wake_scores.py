@@ -44,6 +44,8 @@ def test_each_models_highest_score_is_kept_with_its_threshold_and_the_audio_time
     assert board.peaks() == [Peak("alexa", 0.31, 0.5, 0.16), Peak("hey_jarvis", 0.2, 0.6, 0.16)]
     assert [peak.near for peak in board.peaks()] == [True, False], "near: at least half the threshold"
     assert str(board.peaks()[0]) == "alexa peaked at 0.31 (threshold 0.50) at 0.2 s of audio"
+    assert str(Peak("hey_jarvis", 0.9972, 0.999, 2.2)) == "hey_jarvis peaked at 0.997 (threshold 0.999) at 2.2 s of audio"
+    assert str(Peak("hey_jarvis", 0.999, 0.999, 2.2)) == "hey_jarvis peaked at 1.00 (threshold 1.00) at 2.2 s of audio"
 
 
 def test_a_model_without_a_threshold_comes_near_at_a_tenth():
