@@ -177,6 +177,14 @@ def test_setup_keeps_a_plugin_the_user_installed_and_reinstalls_what_the_lock_pi
     assert PARROT_ROW.search(again.stdout), again.stdout
     assert machine.privileged_calls() == ""
 
+    # what a service whose profile uses the plugin runs after the update (it exited 2 before)
+    profile = (machine.repo / "examples/test.toml").read_text()
+    profile = profile.replace('backend = "echo"', 'backend = "parrot"').replace('template = "You asked: {text}"', "")
+    (machine.home / "parrot.toml").write_text(profile)
+    service = machine.shell("~/.local/bin/magoo run --profile ~/parrot.toml")
+    assert service.returncode == 0, service.stdout + service.stderr
+    assert 'turn 1: reply "what time is it"' in service.stdout, service.stdout
+
 
 # The commands the docs give for running magoo and installing a plugin, exactly as written there:
 # README.md ("After the set-up") and docs/writing-plugins.md ("Install it").
