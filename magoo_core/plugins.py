@@ -1,19 +1,18 @@
 """Building the plugin manager: built-ins, entry points, the backend registry, and ``emit()``.
 
 There is no global manager: :func:`create_plugin_manager` builds a fresh :class:`Plugins` each time
-(the CLI builds one per command, tests build their own).
+(the CLI builds one per command, tests build their own). What is checked lives in
+:mod:`magoo_core.plugin_checks`; which plugins are installed, in :mod:`magoo_core.plugin_entry_points`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import difflib
 import importlib
 import importlib.metadata
 import inspect
 import logging
 import os
-import re
 import sys
 import time
 from collections import deque
@@ -22,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
-from pydantic import BaseModel
 
-from . import hookspecs
+from . import hookspecs, plugin_entry_points
 from .errors import BackendError, PluginError
+from .plugin_checks import BACKEND_NAME, REQUIRED_METHODS, nearest_hook
+from .plugin_checks import check_backend_class as _check_backend_class  # magoo_core.testing.contracts uses it
 from .roles import Role
 from .types import BackendFailure
 
@@ -33,7 +33,7 @@ log = logging.getLogger("magoo.plugins")
 
 hookimpl = pluggy.HookimplMarker("magoo")
 
-ENTRY_POINT_GROUP = "magoo"
+ENTRY_POINT_GROUP = plugin_entry_points.PLUGIN_GROUP
 BUILTIN_DISTRIBUTION = "magoo"
 BUILTIN_MODULES = ("sources", "fakes", "recorder", "local")
 
@@ -45,16 +45,6 @@ REGISTRATION_HOOKS: dict[Role, str] = {
     Role.TTS: "magoo_register_tts",
     Role.PLAYER: "magoo_register_players",
     Role.ACTUATOR: "magoo_register_actuators",
-}
-
-REQUIRED_METHODS: dict[Role, tuple[str, ...]] = {
-    Role.AUDIO_SOURCE: ("stream",),
-    Role.WAKE: ("process", "reset"),
-    Role.STT: ("transcribe",),
-    Role.RESPONDER: ("respond",),
-    Role.TTS: ("synthesize",),
-    Role.PLAYER: ("play", "stop"),
-    Role.ACTUATOR: (),
 }
 
 #: Backends of magoo's own plugins, so a profile naming one that is not installed says what to install.
@@ -73,10 +63,14 @@ KNOWN_PLUGINS: dict[str, str] = {
     "espeak": "magoo-espeak",
 }
 
-BACKEND_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 ERROR_REPEAT_WINDOW = 60.0
 #: hook calls of one plugin left running in the background at most; beyond it the oldest is cancelled
 MAX_SLOW_CALLS = 8
+
+__all__ = [
+    "BACKEND_NAME", "BUILTIN_DISTRIBUTION", "ENTRY_POINT_GROUP", "KNOWN_PLUGINS", "MAX_SLOW_CALLS",
+    "REGISTRATION_HOOKS", "REQUIRED_METHODS", "BackendInfo", "PluginInfo", "Plugins", "create_plugin_manager", "hookimpl",
+]
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,12 @@ class BackendInfo:
 
 @dataclass
 class PluginInfo:
-    """What ``magoo plugins`` shows for one plugin, loaded or not."""
+    """What ``magoo plugins`` shows for one plugin, loaded or not.
+
+    ``error`` says why it failed (None: loaded); ``offered`` holds every backend (``role:name``) it
+    tried to register, also those it failed on, so a profile naming one is told about the failure;
+    ``skipped`` says why an installed plugin was not even imported (``MAGOO_LOAD_PLUGINS``).
+    """
 
     name: str
     distribution: str
@@ -110,10 +109,17 @@ class PluginInfo:
     error: str | None = None
     missing_module: str | None = None
     install: str | None = None
+    #: from an entry point (installed), not handed in by code: its mistakes mark it failed instead of raising
+    entry_point: bool = False
+    offered: list[str] = field(default_factory=list)
+    skipped: str | None = None
 
     @property
     def loaded(self) -> bool:
-        return self.error is None
+        return self.error is None and self.skipped is None
+
+    def offers(self, backend: str) -> bool:
+        return any(entry.split(":", 1)[-1] == backend for entry in self.offered)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -131,10 +137,22 @@ class PluginInfo:
         }
 
     def failure_message(self) -> str:
+        if self.skipped is not None:
+            return (
+                f"plugin {self.name} {self.version} is installed but not loaded: {self.skipped};"
+                f" add {self.name} to {plugin_entry_points.LOAD_VARIABLE}"
+            )
         text = f"plugin {self.name} {self.version} failed to load: {self.error}"
         if self.install:
             text += f". Install what it needs with: {self.install}"
         return text
+
+    def fail(self, error: str) -> None:
+        """Mark this plugin failed (the first reason wins) and move what it registered to ``offered``."""
+        if self.error is None:
+            self.error = error
+        self.offered.extend(b for b in self.backends if b not in self.offered)
+        self.backends.clear()
 
 
 class MagooPluginManager(pluggy.PluginManager):
@@ -165,6 +183,10 @@ class Plugins:
         self.hook_timeout = 5.0
         self.backends: dict[Role, dict[str, BackendInfo]] = {role: {} for role in Role}
         self.plugins: list[PluginInfo] = []
+        #: installed plugins that MAGOO_LOAD_PLUGINS left out (not imported)
+        self.skipped: list[PluginInfo] = []
+        #: problems with the plugin set as a whole, one line each (a MAGOO_LOAD_PLUGINS name that matches nothing)
+        self.warnings: list[str] = []
         self._info_by_plugin: dict[str, PluginInfo] = {}
         self._slow: dict[str, deque[asyncio.Future]] = {}  # plugin -> its hook calls left running, oldest first
         self._reported: dict[tuple[str, str, str], float] = {}
@@ -188,16 +210,20 @@ class Plugins:
         ]
 
     def failed(self) -> list[PluginInfo]:
-        return [info for info in self.plugins if not info.loaded]
+        return [info for info in self.plugins if info.error is not None]
 
     def suspects(self, name: str, distribution: str | None = None) -> list[PluginInfo]:
-        """Failed plugins that probably provide backend ``name``: the named ``distribution``, or
-        plugins whose name contains the backend's."""
+        """Plugins that did not load and probably provide backend ``name``: first those that tried
+        to register it, then the named ``distribution`` and plugins whose name contains the
+        backend's. Installed plugins that ``MAGOO_LOAD_PLUGINS`` left out count too."""
         key = name.replace("_", "-").lower()
-        return [
-            p for p in self.failed()
-            if p.distribution == distribution or key in p.name.lower() or key in p.distribution.lower()
+        candidates = [*self.failed(), *self.skipped]
+        exact = [p for p in candidates if p.offers(name)]
+        guessed = [
+            p for p in candidates
+            if p not in exact and (p.distribution == distribution or key in p.name.lower() or key in p.distribution.lower())
         ]
+        return exact + guessed
 
     # ---- instances ----------------------------------------------------------------------------
 
@@ -339,12 +365,21 @@ def create_plugin_manager(
 ) -> Plugins:
     """Build the plugin manager: built-in backends, then each entry point in its own try.
 
+    An installed plugin (an entry point) that is wrong in any way is marked failed and offers
+    nothing, and the others load: it does not import, implements a hook no spec knows (a typo)
+    or with an argument its spec does not pass, its registration raises, it registers an
+    incomplete backend class or one with a misspelled ``magoo_on_*`` method, or it registers a
+    backend name another installed distribution registers too (then both fail). ``magoo plugins``
+    and ``magoo doctor`` show why, and it is fatal only to a profile that uses it. A registration
+    that raises marks any plugin failed.
+
     :param entry_points: load plugins of the ``magoo`` entry-point group.
     :param builtins: register the built-in backends from :mod:`magoo_core.default_plugins`.
     :param extra: further plugin objects (modules, classes, instances), e.g. from tests.
     :param environ: where to read ``MAGOO_LOAD_PLUGINS`` / ``MAGOO_TRACE_PLUGINS`` (os.environ).
-    :raises PluginError: a plugin implements a hook that does not exist (a typo) or with
-        arguments the spec does not have, or two distributions register the same backend name.
+    :raises PluginError: a built-in or ``extra`` plugin — handed in by code, so a bug to fix now —
+        implements a hook that does not exist or with arguments the spec does not have, or two of
+        them register the same backend name.
     """
     env = os.environ if environ is None else environ
     pm = MagooPluginManager("magoo")
@@ -363,85 +398,72 @@ def create_plugin_manager(
         info = PluginInfo(name, getattr(plugin, "__module__", name) or name, "", name)
         _register(plugins, plugin, info)
     if entry_points:
-        _load_entry_points(plugins, env.get("MAGOO_LOAD_PLUGINS"))
+        _load_entry_points(plugins, env)
 
-    problems = _validate_hooks(plugins)
+    problems: list[str] = []
     for role, hook_name in REGISTRATION_HOOKS.items():
         problems += _collect_backends(plugins, role, hook_name)
     if problems:
-        raise PluginError(
-            "\n".join(problems)
-            + "\nFix or uninstall the plugin; to start without it, list the plugins to load in"
-            " MAGOO_LOAD_PLUGINS (comma-separated entry-point names)."
-        )
+        raise PluginError("\n".join(problems) + "\nFix the plugin handed to create_plugin_manager().")
     return plugins
 
 
 def _register(plugins: Plugins, plugin: object, info: PluginInfo) -> None:
-    try:
-        plugins.pm.register(plugin, name=info.name)
-    except (ValueError, pluggy.PluginValidationError) as exc:
-        message = _hook_problem(exc) if isinstance(exc, pluggy.PluginValidationError) else str(exc)
-        if isinstance(exc, pluggy.PluginValidationError):
-            raise PluginError(f"plugin {info.name} ({info.distribution}): {message}") from None
-        info.error = message
-    else:
-        info.hooks = sorted({impl.name for impl in plugins.pm.get_hookcallers(plugin) or []})
+    """Register one plugin object; its hook mistakes raise, or mark it failed if it is installed."""
     plugins.plugins.append(info)
     plugins._info_by_plugin[info.name] = info
+    try:
+        plugins.pm.register(plugin, name=info.name)
+    except ValueError as exc:  # pluggy: this name or object is registered already
+        info.fail(str(exc))
+        return
+    except pluggy.PluginValidationError as exc:  # an argument its spec does not have
+        problem = _hook_problem(exc)
+    else:
+        callers = plugins.pm.get_hookcallers(plugin) or []
+        unknown = sorted({caller.name for caller in callers if caller.spec is None})
+        problem = "; ".join(f"'{hook}' is not a magoo hook{nearest_hook(hook)}" for hook in unknown)
+        if not problem:
+            info.hooks = sorted({caller.name for caller in callers})
+            return
+        plugins.pm.unregister(plugin)
+    if not info.entry_point:
+        raise PluginError(
+            f"plugin {info.name} ({info.distribution}): {problem}"
+            "\nFix or uninstall the plugin; to start without it, list the plugins to load in"
+            " MAGOO_LOAD_PLUGINS (comma-separated entry-point names)."
+        )
+    info.fail(problem)
 
 
-def _load_entry_points(plugins: Plugins, allow_list: str | None) -> None:
-    allowed = None if allow_list is None else {n.strip() for n in allow_list.split(",") if n.strip()}
-    seen: set[str] = set()
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        distribution = dist.name if dist is not None else ep.name
-        if allowed is not None and ep.name not in allowed and distribution not in allowed:
+def _load_entry_points(plugins: Plugins, environ: Mapping[str, str]) -> None:
+    names = plugin_entry_points.load_list(environ)
+    installed = plugin_entry_points.installed()
+    unknown = plugin_entry_points.unknown_names(names, installed)
+    if unknown:
+        plugins.warnings.append(plugin_entry_points.unknown_names_message(unknown, installed))
+    for entry in installed:
+        info = PluginInfo(entry.name, entry.distribution, entry.version, entry.entry_point.value, entry_point=True)
+        if not plugin_entry_points.allowed(entry, names):
+            info.skipped = f"{plugin_entry_points.LOAD_VARIABLE}={environ.get(plugin_entry_points.LOAD_VARIABLE, '')} leaves it out"
+            plugins.skipped.append(info)
             continue
-        if ep.name in seen:
-            continue  # the same distribution seen twice on sys.path
-        seen.add(ep.name)
-        version = dist.version if dist is not None else ""
-        info = PluginInfo(ep.name, distribution, version, ep.value)
         try:
-            module = ep.load()
+            module = entry.entry_point.load()
         except Exception as exc:  # any import-time failure must not take the others down
-            info.error = f"{type(exc).__name__}: {exc}"
+            info.fail(f"{type(exc).__name__}: {exc}")
             if isinstance(exc, ModuleNotFoundError) and exc.name:
                 info.missing_module = exc.name
-                info.install = _install_hint(exc.name, dist, distribution)
+                info.install = plugin_entry_points.install_hint(exc.name, entry.dist, entry.distribution)
             plugins.plugins.append(info)
             plugins._info_by_plugin[info.name] = info
             continue
         _register(plugins, module, info)
 
 
-def _install_hint(module: str, dist: importlib.metadata.Distribution | None, distribution: str) -> str:
-    wanted = module.split(".")[0].replace("_", "-").lower()
-    for requirement in (dist.requires or []) if dist is not None else []:
-        name = re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0]
-        if name.replace("_", "-").lower() == wanted:
-            return f"uv pip install '{requirement.split(';')[0].strip()}'"
-    return f"uv pip install --reinstall {distribution}  (it needs the module '{module}')"
-
-
-def _validate_hooks(plugins: Plugins) -> list[str]:
-    """Report hooks that no spec knows, with a did-you-mean, instead of ignoring them."""
-    known = [name for name in dir(hookspecs) if name.startswith("magoo_")]
-    problems = []
-    for hook_name in dir(plugins.pm.hook):
-        caller = getattr(plugins.pm.hook, hook_name)
-        if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
-            continue
-        for impl in caller.get_hookimpls():
-            close = difflib.get_close_matches(hook_name, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            problems.append(f"plugin {impl.plugin_name}: '{hook_name}' is not a magoo hook{hint}")
-    return problems
-
-
 def _collect_backends(plugins: Plugins, role: Role, hook_name: str) -> list[str]:
+    """Run every plugin's registration hook of ``role``; returns the clashes between plugins handed
+    in by code (fatal), having marked failed every installed plugin in a clash."""
     problems: list[str] = []
     for impl in getattr(plugins.pm.hook, hook_name).get_hookimpls():
         info = plugins._info_by_plugin[impl.plugin_name]
@@ -449,15 +471,14 @@ def _collect_backends(plugins: Plugins, role: Role, hook_name: str) -> list[str]
             continue  # failed in an earlier registration hook: it offers nothing
 
         def register(cls: type, _info: PluginInfo = info) -> None:
+            if isinstance(getattr(cls, "name", None), str):
+                _info.offered.append(f"{role.value}:{cls.name}")
             problem = _check_backend_class(role, cls)
             if problem:
-                raise PluginError(f"{role.title} backend {cls!r}: {problem}")
+                raise PluginError(f"{role.title} backend {_class_name(cls)}: {problem}")
             existing = plugins.backends[role].get(cls.name)
             if existing is not None and existing.cls is not cls:
-                problems.append(
-                    f"{role.title} backend '{cls.name}' is registered twice: by {existing.distribution}"
-                    f" ({existing.plugin}) and by {_info.distribution} ({_info.name})"
-                )
+                _clash(plugins, role, cls, existing, _info, problems)
                 return
             plugins.backends[role][cls.name] = BackendInfo(
                 role, cls.name, cls, _info.name, _info.distribution, _info.version
@@ -469,34 +490,52 @@ def _collect_backends(plugins: Plugins, role: Role, hook_name: str) -> list[str]
         try:
             impl.function(register=register)
         except Exception as exc:
-            info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
-            _forget_backends(plugins, info)  # a half-registered plugin offers nothing
+            reason = str(exc) if isinstance(exc, PluginError) else f"{hook_name} raised {type(exc).__name__}: {exc}"
+            _forget(plugins, info, reason)  # a half-registered plugin offers nothing
             log.debug("plugin %s failed to register", impl.plugin_name, exc_info=True)
     return problems
 
 
-def _forget_backends(plugins: Plugins, info: PluginInfo) -> None:
+def _clash(plugins: Plugins, role: Role, cls: type, existing: BackendInfo, new: PluginInfo, problems: list[str]) -> None:
+    """Two plugins register the same backend name: fail the installed one(s), else report it.
+
+    Two installed plugins both fail (which one a profile would get is a coin toss); an installed
+    plugin taking a name of one handed in by code (a built-in) fails, and the other keeps it.
+    """
+    old = plugins._info_by_plugin[existing.plugin]
+    what = f"{role.title} backend '{cls.name}'"
+    if not (old.entry_point or new.entry_point):
+        problems.append(
+            f"{what} is registered twice: by {existing.distribution} ({existing.plugin}) and by {new.distribution} ({new.name})"
+        )
+        return
+    if new.entry_point and old.entry_point:
+        fix = f"uninstall one of them, or leave one out with {plugin_entry_points.LOAD_VARIABLE}"
+        _forget(plugins, old, f"registers {what}, which {_who(new)} registers too; {fix}")
+        raise PluginError(f"registers {what}, which {_who(old)} registers too; {fix}")  # marks the new one failed
+    if new.entry_point:
+        raise PluginError(f"registers {what}, which {_who(old)} already provides; rename it or uninstall {new.distribution}")
+    _forget(plugins, old, f"registers {what}, which {_who(new)} already provides; rename it or uninstall {old.distribution}")
+    plugins.backends[role][cls.name] = BackendInfo(role, cls.name, cls, new.name, new.distribution, new.version)
+    new.backends.append(f"{role.value}:{cls.name}")
+
+
+def _who(info: PluginInfo) -> str:
+    return f"{info.distribution} {info.version}".strip()
+
+
+def _forget(plugins: Plugins, info: PluginInfo, reason: str) -> None:
+    """Mark ``info`` failed and take its backends out of the registry."""
     for role_backends in plugins.backends.values():
         for name in [n for n, b in role_backends.items() if b.plugin == info.name]:
             del role_backends[name]
-    info.backends.clear()
+    info.fail(reason)
 
 
-def _check_backend_class(role: Role, cls: object) -> str | None:
-    if not isinstance(cls, type):
-        return "register() takes a class, not an instance"
+def _class_name(cls: object) -> str:
     name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not BACKEND_NAME.match(name):
-        return "needs a class attribute `name`: lowercase letters, digits, '-' or '_'"
-    config = getattr(cls, "Config", None)
-    if not (isinstance(config, type) and issubclass(config, BaseModel)):
-        return "needs a nested `Config` class (a magoo_core.BackendConfig)"
-    if config.model_config.get("extra") != "forbid":
-        return "its Config must forbid extra keys (subclass magoo_core.BackendConfig)"
-    missing = [m for m in REQUIRED_METHODS[role] if not callable(getattr(cls, m, None))]
-    if missing:
-        return f"is missing {', '.join(missing)}()"
-    return None
+    qualified = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', repr(cls))}"
+    return f"'{name}' ({qualified})" if isinstance(name, str) else qualified
 
 
 def _hook_problem(exc: pluggy.PluginValidationError) -> str:

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 from magoo_core import Backend, BackendConfig, PluginError, ProfileError, WakeEvent, hookimpl
-from magoo_core.plugins import create_plugin_manager
+from magoo_core.plugins import _check_backend_class, create_plugin_manager
 from magoo_core.profile import parse_profile
 from magoo_core.roles import Role
 
@@ -178,15 +178,160 @@ SAME_NAME = '''
 '''
 
 
-def test_duplicate_backend_names_fail_naming_both_distributions(tmp_path, plugin_path, fake_dist):
+def test_two_installed_plugins_with_the_same_backend_name_both_fail_naming_each_other(tmp_path, plugin_path, fake_dist):
     fake_dist(tmp_path, "magoo-dupa", "1.0", SAME_NAME)
     fake_dist(tmp_path, "magoo-dupb", "2.0", SAME_NAME)
     plugin_path(tmp_path)
 
+    plugins = create_plugin_manager(environ={"MAGOO_LOAD_PLUGINS": "magoo-dupa,magoo-dupb,magoo-hello"})
+
+    infos = by_name(plugins)
+    assert "'same'" in infos["magoo-dupa"].error and "magoo-dupb 2.0" in infos["magoo-dupa"].error
+    assert "'same'" in infos["magoo-dupb"].error and "magoo-dupa 1.0" in infos["magoo-dupb"].error
+    assert plugins.backend(Role.RESPONDER, "same") is None  # which one would be a coin toss
+    assert plugins.backend(Role.RESPONDER, "hello") is not None  # the others load
+    with pytest.raises(ProfileError) as caught:
+        parse_profile({**PROFILE, "responder": {"backend": "same"}}, plugins, base_dir=tmp_path, environ={})
+    said = str(caught.value).lower()
+    assert "plugin magoo-dup" in said and "magoo-dupa" in said and "magoo-dupb" in said
+
+
+def test_an_installed_plugin_taking_a_builtin_backend_name_fails_and_the_builtin_stays(tmp_path, plugin_path, fake_dist):
+    fake_dist(tmp_path, "magoo-echo2", "1.0", SAME_NAME.replace('"same"', '"echo"'))
+    plugin_path(tmp_path)
+
+    plugins = create_plugin_manager(environ={"MAGOO_LOAD_PLUGINS": "magoo-echo2"})
+
+    error = by_name(plugins)["magoo-echo2"].error
+    assert re.search(r"'echo', which magoo \S+ already provides; rename it or uninstall magoo-echo2$", error), error
+    assert plugins.backend(Role.RESPONDER, "echo").distribution == "magoo"
+
+
+def test_plugins_handed_in_by_code_with_the_same_backend_name_raise():
+    class One:
+        @staticmethod
+        @hookimpl
+        def magoo_register_responders(register):
+            register(type("Echo", (Backend,), {"name": "echo", "Config": BackendConfig, "respond": lambda self, t: None}))
+
     with pytest.raises(PluginError) as caught:
-        create_plugin_manager(environ={"MAGOO_LOAD_PLUGINS": "magoo-dupa,magoo-dupb"})
-    message = str(caught.value)
-    assert "'same'" in message and "magoo-dupa" in message and "magoo-dupb" in message
+        create_plugin_manager(entry_points=False, extra=[One], environ={})
+    assert "responder backend 'echo' is registered twice" in str(caught.value)
+
+
+TYPO_MODULE = """
+    from magoo_core import hookimpl
+
+
+    @hookimpl
+    def magoo_on_wak(wake, turn):
+        pass
+"""
+
+
+def test_an_installed_plugin_with_a_misspelled_hook_fails_alone(tmp_path, plugin_path, fake_dist):
+    fake_dist(tmp_path, "magoo-typo", "1.0", TYPO_MODULE)
+    plugin_path(tmp_path)
+
+    plugins = create_plugin_manager(environ={"MAGOO_LOAD_PLUGINS": "magoo-typo,magoo-hello"})
+
+    typo = by_name(plugins)["magoo-typo"]
+    assert not typo.loaded
+    assert typo.error == "'magoo_on_wak' is not a magoo hook; did you mean 'magoo_on_wake'?"
+    assert not plugins.pm.has_plugin("magoo-typo")  # none of its hooks is called
+    assert by_name(plugins)["magoo-hello"].loaded
+
+
+LAMP_PLUGIN = '''
+    from typing import ClassVar
+
+    from magoo_core import Backend, BackendConfig, hookimpl
+
+
+    class Lamp(Backend):
+        """Lights up on the wake word."""
+
+        name: ClassVar[str] = "lamp"
+
+        class Config(BackendConfig):
+            pass
+
+        @hookimpl
+        def magoo_on_wak(self, wake, turn):
+            pass
+
+
+    @hookimpl
+    def magoo_register_actuators(register):
+        register(Lamp)
+'''
+
+
+def test_a_misspelled_hook_method_on_a_backend_class_fails_when_the_class_is_registered(tmp_path, plugin_path, fake_dist):
+    fake_dist(tmp_path, "magoo-lamp", "0.4.0", LAMP_PLUGIN)
+    plugin_path(tmp_path)
+
+    plugins = create_plugin_manager(environ={"MAGOO_LOAD_PLUGINS": "magoo-lamp"})
+
+    lamp = by_name(plugins)["magoo-lamp"]
+    assert not lamp.loaded
+    assert "Lamp.magoo_on_wak is not a magoo hook; did you mean 'magoo_on_wake'?" in lamp.error
+    assert "magoo_lamp.Lamp" in lamp.error
+    assert plugins.backend(Role.ACTUATOR, "lamp") is None
+    with pytest.raises(ProfileError) as caught:  # what `magoo check` says of a profile that uses it
+        parse_profile({**PROFILE, "actuators": [{"backend": "lamp"}]}, plugins, base_dir=tmp_path, environ={})
+    said = str(caught.value).lower()
+    assert "plugin magoo-lamp 0.4.0 failed to load" in said and "did you mean 'magoo_on_wake'?" in said
+
+
+class Wrong(Backend):
+    name: ClassVar[str] = "wrong"
+
+    class Config(BackendConfig):
+        pass
+
+    async def respond(self, transcript):
+        return None
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("magoo_on_transcrpt", "Wrong.magoo_on_transcrpt is not a magoo hook; did you mean 'magoo_on_transcript'?"),
+        ("magoo_register_tts", "Wrong.magoo_register_tts: registration hooks belong in the plugin module, not on a backend class"),
+        ("magoo_on_wake", "Wrong.magoo_on_wake takes loudness, which the hook does not pass (it passes wake, turn)"),
+    ],
+)
+def test_hook_methods_of_backend_classes_are_checked(method, expected):
+    def hook(self, wake=None, turn=None, loudness=None):  # every argument optional: nothing to check
+        pass
+
+    def strict(self, wake, turn, loudness):
+        pass
+
+    cls = type("Wrong", (Wrong,), {method: strict if method == "magoo_on_wake" else hook})
+    assert _check_backend_class(Role.RESPONDER, cls) == expected
+    assert _check_backend_class(Role.RESPONDER, type("Fine", (Wrong,), {"magoo_on_wake": hook})) is None
+
+
+def test_load_plugins_naming_no_installed_plugin_is_reported(installed):
+    plugins = create_plugin_manager(environ={"MAGOO_LOAD_PLUGINS": "magoo-goodtest,magoo-pocketsphynx"})
+
+    [warning] = plugins.warnings
+    assert warning.startswith("MAGOO_LOAD_PLUGINS names magoo-pocketsphynx, which is not installed; installed: ")
+    assert "magoo-goodtest" in warning and "magoo-broken" in warning
+    assert create_plugin_manager(environ={"MAGOO_LOAD_PLUGINS": "magoo-goodtest"}).warnings == []
+
+
+def test_a_plugin_left_out_by_load_plugins_is_named_as_installed_not_to_install(installed, tmp_path):
+    plugins = create_plugin_manager(environ={"MAGOO_LOAD_PLUGINS": "magoo-pocketsphynx"})
+
+    with pytest.raises(ProfileError) as caught:
+        parse_profile({**PROFILE, "responder": {"backend": "goodtest"}}, plugins, base_dir=tmp_path, environ={})
+    said = str(caught.value).lower()
+    assert "plugin magoo-goodtest 1.2.0 is installed but not loaded" in said
+    assert "add magoo-goodtest to magoo_load_plugins" in said
+    assert "uv pip install" not in said
 
 
 # ---- trace --------------------------------------------------------------------------------------

@@ -36,10 +36,9 @@ async def check_plugins(context: Context) -> list[Check]:
             if info in context.plugins.suspects(backend, KNOWN_PLUGINS.get(backend))
         ]
         name = f"plugin {info.name}"
-        if used:
-            rows.append(fail(name, f"{info.version}: did not load, and the profile uses it: {info.error}", fix))
-        else:
-            rows.append(warn(name, f"{info.version}: did not load: {info.error}", fix))
+        # a FAIL either way: an installed plugin that does not load is this machine's to fix
+        uses = ", and the profile uses it" if used else ""
+        rows.append(fail(name, f"{info.version}: did not load{uses}: {info.error}", fix))
     versions = set(loaded.values())
     if len(versions) == 1:  # the workspace's plugins move together: say the version once
         names = f"{', '.join(sorted(loaded))} (all {versions.pop()})"
