@@ -26,6 +26,8 @@ from typing import Literal, TextIO
 
 LogFormat = Literal["auto", "text", "journal", "json"]
 MASK = "****"
+#: C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 #: syslog priorities of Python's levels, for journald's ``<N>`` prefix
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 
@@ -63,7 +65,8 @@ class RedactingFormatter(logging.Formatter):
 
     Masking the finished text catches a key wherever it hides: a message argument, an exception's
     text, a traceback's local repr. Secrets shorter than 4 characters are not masked (they would
-    mask ordinary words).
+    mask ordinary words). Control characters in the message (not in a traceback, which has
+    lines of its own) are escaped first (:func:`printable`): one record is one line.
     """
 
     def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
@@ -73,8 +76,18 @@ class RedactingFormatter(logging.Formatter):
         self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if _CONTROL.search(message):  # a name, a transcript, a server's answer: never a second line
+            record = logging.makeLogRecord({**record.__dict__, "msg": printable(message), "args": None})
         text = self.inner.format(record)
         return self._pattern.sub(MASK, text) if self._pattern is not None else text
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character but tab written as its escape (``\\n``, ``\\x1b``), so that
+    text from outside (a profile's name, a transcript, a server's error) stays on one line and
+    cannot move a terminal's cursor."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class JournalFormatter(logging.Formatter):

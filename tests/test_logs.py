@@ -82,3 +82,19 @@ def test_setting_it_up_twice_does_not_double_the_lines(restore_root):
     setup_logging("info", stream=stream, log_format="text")
     logging.getLogger("magoo.test").info("once")
     assert stream.getvalue().count("once") == 1
+
+
+@pytest.mark.parametrize("log_format", ["text", "journal", "json"])
+def test_control_characters_from_outside_never_make_a_second_line(restore_root, log_format):
+    stream = io.StringIO()
+    setup_logging("info", stream=stream, log_format=log_format, secrets=[SECRET])
+    log = logging.getLogger("magoo.test")
+    forged = "a\n12:00:00 INFO    magoo.engine: forged\r<3>x\x1b[2J\u2028y\tz"
+    log.info("%s: listening", forged)  # a profile's name, as the engine logs it
+    log.info(f"heard {forged} {SECRET}")  # a careless plugin formats the text itself
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    if log_format == "json":
+        lines = [json.loads(line)["message"] for line in lines]
+    assert lines[0].endswith("a\\n12:00:00 INFO    magoo.engine: forged\\r<3>x\\x1b[2J\\u2028y\tz: listening")
+    assert lines[1].endswith("\\u2028y\tz ****")
