@@ -133,12 +133,14 @@ def magoo_register_actuators(register: Register) -> None:
 def magoo_register_commands(app: Any) -> None:
     """Add sub-commands to the ``magoo`` command line.
 
-    Called once per plugin, on the main thread, when the CLI starts (also for ``magoo --help``,
-    so keep it cheap: import heavy libraries inside the command function).
+    Called once per plugin, on the main thread, when a command line names a command that is
+    neither magoo's own nor one of the ``magoo.commands`` entry points, and by ``magoo plugins``
+    (which lists them). ``magoo --help`` does not call it and so does not list these commands:
+    it imports no plugin. Prefer a ``magoo.commands`` entry point, which ``magoo --help`` lists.
 
-    :param app: the :class:`typer.Typer` application; use ``@app.command()``.
+    :param app: a :class:`typer.Typer` application; use ``@app.command()``.
 
-    Return value: ignored. Raising marks the plugin as failed; the CLI still starts.
+    Return value: ignored. Raising is logged as a warning; the other plugins' commands still work.
     """
 
 

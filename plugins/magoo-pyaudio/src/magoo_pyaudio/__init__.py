@@ -15,12 +15,14 @@ from typing import Any, ClassVar
 
 from magoo_core import AudioFormat, hookimpl, require
 from magoo_core.capture import CaptureSink, DeviceCapture, DeviceCaptureConfig, rates_that_open
+from magoo_core.portaudio_quiet import quiet_alsa_and_jack
 from magoo_core.types import DeviceInfo
 
 INSTALL = "pip install magoo-pyaudio (needs: sudo apt-get install portaudio19-dev)"
 
 
 def _pyaudio():
+    quiet_alsa_and_jack()  # PortAudio's probing would print ~100 lines of ALSA and JACK complaints
     return require("pyaudio", backend="pyaudio", install=INSTALL)
 
 

@@ -1,0 +1,107 @@
+"""The commands that take a profile: ``run``, ``check`` and ``doctor``, each with ``-p/--profile``.
+
+Profile problems exit with code 2 and print every problem at once, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .session import EXIT_PROFILE, Session, say
+
+PROFILE_HELP = "The TOML profile"
+
+
+def add_profile_commands(app: typer.Typer, session: Session) -> None:
+    """Register run, check and doctor on ``app``."""
+
+    @app.command()
+    def run(
+        profile: Annotated[Path, typer.Option("--profile", "-p", metavar="FILE", help=f"{PROFILE_HELP} to run.")],
+        turns: Annotated[int | None, typer.Option(help="Stop after this many turns.", min=1)] = None,
+        keep_going: Annotated[bool, typer.Option(help="Keep running when a file source ends.")] = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+        log_format: Annotated[
+            str | None, typer.Option("--log-format", help="text, journal or json; default: the profile's [magoo] log_format.")
+        ] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No turn-by-turn story on stdout.")] = False,
+    ) -> None:
+        """Run the assistant described by a profile until Ctrl-C (or --turns, or the end of a file source)."""
+        import asyncio
+
+        from ..engine import Engine
+        from ..logs import setup_logging
+        from ..reporter import ConsoleReporter
+
+        loaded = session.load(profile)
+        if log_format not in (None, "text", "journal", "json"):
+            say(f"--log-format must be text, journal or json, not {log_format!r}")
+            raise typer.Exit(EXIT_PROFILE)
+        setup_logging(
+            "debug" if verbose else loaded.magoo.log_level,
+            log_format=log_format or loaded.magoo.log_format,
+            secrets=loaded.secret_values,
+        )
+        plugins = session.plugins()
+        engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)
+        if not quiet:
+            plugins.pm.register(ConsoleReporter(sys.stdout, engine), name="magoo:console")
+        result = asyncio.run(engine.run())
+        if result.fatal:
+            say(f"magoo stopped: {result.fatal}")
+        raise typer.Exit(result.exit_code)
+
+    @app.command()
+    def check(
+        path: Annotated[
+            Path | None, typer.Argument(metavar="FILE", help=f"{PROFILE_HELP} to check (the same as -p FILE).", show_default=False)
+        ] = None,
+        profile: Annotated[
+            Path | None, typer.Option("--profile", "-p", metavar="FILE", help=f"{PROFILE_HELP} to check.", show_default=False)
+        ] = None,
+    ) -> None:
+        """Validate a profile without running it; exit code 2 lists every problem."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        chosen = _one_profile(path, profile)
+        loaded = session.load(chosen)
+        session.out.print(f"{chosen}: OK", markup=False, highlight=False, soft_wrap=True)  # a long path in one piece
+        table = Table()
+        for column in ("section", "backend", "plugin"):
+            table.add_column(column)
+        for configured in loaded.specs():
+            spec = configured
+            while spec is not None:  # a backend, then its backup
+                table.add_row(escape(spec.section), escape(spec.backend), escape(f"{spec.info.distribution} {spec.info.version}"))
+                spec = spec.backup
+        session.out.print(table)
+
+    @app.command()
+    def doctor(
+        profile: Annotated[
+            Path | None, typer.Option("--profile", "-p", metavar="FILE", help="Also check what this profile needs.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """Check this machine (and what a profile needs from it): each problem with its fix; exit code 1 on a FAIL."""
+        from ..doctor import diagnose, print_report
+
+        plugins = session.plugins(report_failed=False)  # each failed plugin is a row of the report
+        raise typer.Exit(print_report(diagnose(plugins, profile), session.out, as_json=as_json))
+
+
+def _one_profile(path: Path | None, option: Path | None) -> Path:
+    """The profile of ``magoo check FILE`` or ``magoo check -p FILE``; exit code 2 for none or two."""
+    if path is not None and option is not None and path != option:
+        say(f"two profiles given ({path} and --profile {option}); check one at a time")
+        raise typer.Exit(EXIT_PROFILE)
+    chosen = option or path
+    if chosen is None:
+        say("which profile? magoo check -p FILE (or: magoo check FILE)")
+        raise typer.Exit(EXIT_PROFILE)
+    return chosen
