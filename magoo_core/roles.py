@@ -14,9 +14,10 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from .types import AudioChunk, AudioFormat, EncodedAudio, Reply, SpeechActivity, Transcript, WakeEvent
 
@@ -66,6 +67,36 @@ class BackendConfig(BaseModel):
         if isinstance(value, list) and any(isinstance(v, Path) for v in value):
             return [(Path(base) / v).resolve() if isinstance(v, Path) and not v.is_absolute() else v for v in value]
         return value
+
+
+def _existing_file(value: Path, info: ValidationInfo) -> Path:
+    context = info.context or {}
+    base = context.get("base_dir")
+    if base is None:  # a Config built in code, not from a profile: the backend checks when it starts
+        return value
+    path = value if value.is_absolute() else Path(base) / value
+    try:
+        path = path.resolve()
+        if path.is_file():
+            return path
+    except (OSError, ValueError):  # a name too long, a NUL byte: no such file either
+        pass
+    message = f"no file at {path}"
+    target = context.get("target_dir")
+    if not value.is_absolute():
+        message += f" (relative paths start at the profile's folder, {base})"
+        if target is not None and (Path(target) / value).is_file():
+            message += (
+                f"; it is beside the file the profile links to, in {target}: write that path, absolute,"
+                " or copy the file"
+            )
+    raise PydanticCustomError("missing_file", "{message}", {"message": message})
+
+
+#: A path to a file the backend reads when it starts (a WAV file, a model): a profile that names a
+#: missing file fails ``magoo check`` and ``magoo run`` at once, with the file's resolved path.
+#: Relative paths resolve against the profile's folder, like every ``Path`` of a ``BackendConfig``.
+InputFile = Annotated[Path, AfterValidator(_existing_file)]
 
 
 class Backend:

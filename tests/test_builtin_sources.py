@@ -234,6 +234,8 @@ async def test_wav_source_refuses_a_non_16_bit_file_when_streamed_without_enteri
 
 
 def test_wav_path_resolves_against_the_profile_folder(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.wav").write_bytes(b"")  # a profile's input files must exist; read at start
     config = WavFileSource.Config.model_validate({"path": "clips/a.wav"}, context={"base_dir": tmp_path})
     assert config.path == tmp_path / "clips" / "a.wav"
 
@@ -280,6 +282,8 @@ def test_segment_validation():
 
 
 def test_segment_file_paths_resolve_against_the_profile_folder(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "hi.wav").write_bytes(b"")  # a profile's input files must exist; read at start
     config = ScriptedSource.Config.model_validate(
         {"segments": [{"file": "clips/hi.wav"}, {"seconds": 0.5}]}, context={"base_dir": tmp_path}
     )

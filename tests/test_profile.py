@@ -700,3 +700,27 @@ def test_backend_spec_is_frozen(plugins, tmp_path):
     assert isinstance(spec, BackendSpec)
     with pytest.raises(AttributeError):
         spec.backend = "x"  # type: ignore[misc]
+
+
+# ---- files a backend reads when it starts ---------------------------------------------------------
+
+
+def test_a_missing_input_file_fails_at_load_with_its_resolved_path(tmp_path, write):
+    real = create_plugin_manager(entry_points=False)
+    path = write('[audio_source]\nbackend = "wav"\npath = "clips/hello.wav"\n\n[stt]\nbackend = "scripted"\n')
+    [issue] = load_issues(path, real)
+    assert (issue.line, issue.section, issue.key) == (3, "[audio_source]", "path")
+    assert issue.message == (
+        f"no file at {tmp_path / 'clips/hello.wav'} (relative paths start at the profile's folder, {tmp_path})"
+    )
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips/hello.wav").write_bytes(b"")  # its contents are checked when the source starts
+    assert load_profile(path, real).audio_source.config.path == tmp_path / "clips/hello.wav"
+
+
+def test_a_missing_file_of_a_scripted_segment_fails_at_load(tmp_path, write):
+    real = create_plugin_manager(entry_points=False)
+    source = '[audio_source]\nbackend = "scripted"\nsegments = [{ file = "/nowhere/x.wav" }]\n'
+    path = write(source + '\n[stt]\nbackend = "scripted"\n')
+    [issue] = load_issues(path, real)
+    assert (issue.key, issue.message) == ("segments.0.file", "no file at /nowhere/x.wav")

@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from magoo_core import audio
 from magoo_core.errors import BackendError
 from magoo_core.plugins import hookimpl
-from magoo_core.roles import Backend, BackendConfig
+from magoo_core.roles import Backend, BackendConfig, InputFile
 from magoo_core.types import AudioChunk, AudioFormat
 
 
@@ -220,7 +220,7 @@ class WavFileSource(PacedSource):
     name: ClassVar[str] = "wav"
 
     class Config(PacedConfig):
-        path: Path = Field(description="The WAV file (16-bit PCM); relative paths are relative to the profile.")
+        path: InputFile = Field(description="The WAV file (16-bit PCM); relative paths are relative to the profile.")
         loop: bool = Field(False, description="Start again from the beginning when the file ends.")
         lead_silence: float = Field(0.0, ge=0, description="Seconds of silence before the file.")
         tail_silence: float = Field(1.0, ge=0, description="Seconds of silence after the file.")
@@ -297,7 +297,7 @@ class Segment(BackendConfig):
     seconds: float | None = Field(None, gt=0, description="Length of a tone or silence segment, in seconds.")
     tone: float | None = Field(None, gt=0, description="Play a sine tone of this frequency (Hz).")
     amplitude: float = Field(0.3, ge=0, le=1, description="Peak level of the tone, 0..1 of full scale.")
-    file: Path | None = Field(None, description="Play this 16-bit WAV file (resampled, mixed to mono).")
+    file: InputFile | None = Field(None, description="Play this 16-bit WAV file (resampled, mixed to mono).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Segment:
