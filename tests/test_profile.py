@@ -702,6 +702,28 @@ def test_backend_spec_is_frozen(plugins, tmp_path):
         spec.backend = "x"  # type: ignore[misc]
 
 
+# ---- the line finder ---------------------------------------------------------------------------
+
+
+def test_the_line_finder_needs_no_memory_beyond_the_text(write):
+    """The old finder's string regex kept ~65 bytes of backtracking state per character of a
+    string (6.4 GB for a 50 MB one); the scanner jumps between the characters that matter."""
+    import tracemalloc
+
+    from magoo_core.toml_lines import TomlLines
+
+    for inside in ("a" * 50_000, "\\\\" * 25_000, "[ " * 25_000, "'" * 50_000):
+        text = f'[stt]\nbackend = "x"\nvalue = "{inside}"\nmore = [\n"""{inside}""",\n]\n# {inside}\nlast = 1\n'
+        tracemalloc.start()
+        try:
+            lines = TomlLines(text)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 64 * 1024, (inside[:4], peak)
+        assert lines.key("[stt]", "last") == 8
+
+
 # ---- files a backend reads when it starts ---------------------------------------------------------
 
 
