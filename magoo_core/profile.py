@@ -17,7 +17,6 @@ import difflib
 import enum
 import os
 import re
-import tomllib
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,9 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, Valid
 from pydantic_core.core_schema import ErrorType
 
 from .errors import ProfileError
+from .logs import printable
 from .plugins import KNOWN_PLUGINS, BackendInfo, Plugins
-from .toml_lines import TomlLines, toml_error
+from .profile_file import FileProblem, parse_toml, read_dotenv, read_text
 from .roles import BackendConfig, Role
+from .toml_lines import TomlLines
 
 SETTINGS_SECTIONS = ("magoo", "engine")
 ROLE_ORDER = (
@@ -197,12 +198,14 @@ class ProfileIssue:
     suggestion: str | None = None
 
     def __str__(self) -> str:
+        """One line, whatever the profile holds: control characters escaped, long names cut."""
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        what = " ".join(part for part in (self.section, self.key) if part)
-        text = f"{where}: {what}: {self.message}" if what else f"{where}: {self.message}"
+        what = " ".join(_cut(part, 80) for part in (self.section, self.key) if part)
+        message = _cut(self.message, 400)
+        text = f"{where}: {what}: {message}" if what else f"{where}: {message}"
         if self.suggestion:
-            text = _sentences(text, self.suggestion)
-        return text
+            text = _sentences(text, _cut(self.suggestion, 400))
+        return printable(text)
 
 
 # ---- entry points -------------------------------------------------------------------------------
@@ -211,11 +214,14 @@ class ProfileIssue:
 def load_profile(path: str | Path, plugins: Plugins, *, environ: Mapping[str, str] | None = None) -> Profile:
     """Read, parse and validate the profile at ``path``.
 
-    Relative paths in the profile resolve against its folder, and ``{ env = "NAME" }`` also
-    looks in a ``.env`` file there.
+    Relative paths in the profile resolve against the folder of ``path`` as given: for a
+    profile that is a symbolic link, the link's folder, not its target's (``magoo run``,
+    ``magoo check`` and the service's working folder all agree). ``{ env = "NAME" }`` also
+    looks in a ``.env`` file there. Files a backend reads at start (``InputFile`` fields) must
+    exist. The file may be 1 MiB and nest 32 levels at most (:mod:`magoo_core.profile_file`).
 
     :param environ: where to read secrets first (``os.environ``).
-    :raises ProfileError: with every problem found.
+    :raises ProfileError: with every problem found, each one line.
     """
     source = str(path)
     path = Path(path).absolute()
@@ -224,20 +230,19 @@ def load_profile(path: str | Path, plugins: Plugins, *, environ: Mapping[str, st
         return ProfileError([ProfileIssue(source, line, "", None, message, suggestion)])
 
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_text(path)
+        lines = TomlLines(text)
+        data = parse_toml(text, lines)
     except FileNotFoundError:
         raise fail(f"the profile {path} does not exist", _profiles_nearby(path)) from None
-    except UnicodeDecodeError as exc:
-        raise fail(f"the profile is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise fail(f"cannot read the profile {path}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message, line = toml_error(exc)
-        raise fail(message, line=line) from None
-    profile = parse_profile(data, plugins, base_dir=path.parent, source=source, text=text, environ=environ)
-    return dataclasses.replace(profile, path=path)
+    except FileProblem as exc:
+        issue = ProfileIssue(source, exc.line, exc.section, exc.key, exc.message, exc.suggestion)
+        raise ProfileError([issue]) from None
+    target = path.resolve().parent
+    validator = _Validator(plugins, path.parent, source, lines, environ, None, target)
+    return dataclasses.replace(validator.run(data), path=path)
 
 
 def parse_profile(
@@ -259,7 +264,7 @@ def parse_profile(
     :param dotenv: where to read secrets next (the ``.env`` file in ``base_dir``, if any).
     :raises ProfileError: with every problem found, in file order.
     """
-    return _Validator(plugins, Path(base_dir), source, text, environ, dotenv).run(data)
+    return _Validator(plugins, Path(base_dir), source, TomlLines(text or ""), environ, dotenv).run(data)
 
 
 # ---- validation ---------------------------------------------------------------------------------
@@ -273,16 +278,21 @@ class _Validator:
         plugins: Plugins,
         base_dir: Path,
         source: str,
-        text: str | None,
+        lines: TomlLines,
         environ: Mapping[str, str] | None,
         dotenv: Mapping[str, str] | None,
+        target_dir: Path | None = None,
     ) -> None:
         self.plugins = plugins
         self.base_dir = base_dir
         self.source = source
-        self.lines = TomlLines(text or "")
+        self.lines = lines
         self.environ = os.environ if environ is None else environ
         self._dotenv = dotenv
+        self._dotenv_failed = False
+        self._dotenv_bad_lines: tuple[int, ...] = ()
+        # where a symlinked profile's target lives: a missing file found there gets a hint
+        self.context = {"base_dir": base_dir, "target_dir": target_dir if target_dir != base_dir else None}
         self.issues: list[ProfileIssue] = []
         self.secret_values: set[str] = set()
 
@@ -297,7 +307,7 @@ class _Validator:
         actuators = self._actuators(data.get("actuators"))
         self._check_roles(data, specs)
         if self.issues:
-            self.issues.sort(key=lambda issue: (issue.line is None, issue.line or 0))
+            self.issues.sort(key=lambda issue: (issue.file != self.source, issue.line is None, issue.line or 0))
             raise ProfileError(self.issues)
         return Profile(
             path=None,
@@ -324,17 +334,18 @@ class _Validator:
     # ---- sections ----
 
     def _check_top_level(self, data: Mapping[str, Any]) -> None:
-        known = [*SETTINGS_SECTIONS, *(role.value for role in ROLE_ORDER)]
-        shown = [f"[{name}]" for name in known[:-1]] + ["[[actuators]]"]
         for name, value in data.items():
-            if name in known:
+            if name in _SECTIONS:
                 if name != "actuators" and not isinstance(value, Mapping):
                     self.issue("", name, f"'{name}' must be a section", f"write it as [{name}] followed by its keys")
                 continue
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {shown[known.index(close[0])]}?" if close else None
+            close = _nearest_sections(name)
+            hint = f"did you mean {' or '.join(close)}?" if close else None
             if isinstance(value, Mapping) or (isinstance(value, list) and value and isinstance(value[0], Mapping)):
-                self.issue("", name, f"unknown section [{name}]", _sentences(hint, "sections: " + ", ".join(shown)))
+                self.issue(
+                    "", name, f"unknown section [{_cut(name, 80)}]",
+                    _sentences(hint, "sections: " + ", ".join(_SECTIONS.values())),
+                )
             else:
                 self.issue("", name, "unknown top-level key: settings belong inside a section", _home(name) or hint)
 
@@ -342,7 +353,9 @@ class _Validator:
         values = data.get(name, {})
         if not isinstance(values, Mapping):
             return model()  # reported by _check_top_level
-        return self._validate(model, dict(values), f"[{name}]", set())
+        for key in [key for key, value in values.items() if _is_env(value)]:
+            self.issue(f"[{name}]", key, _NO_SECRET + f", not in [{name}]", "write the value itself")
+        return self._validate(model, {k: v for k, v in values.items() if not _is_env(v)}, f"[{name}]", set())
 
     def _actuators(self, value: Any) -> list[BackendSpec]:
         if value is None:
@@ -386,8 +399,9 @@ class _Validator:
             where = "an actuator" if role is Role.ACTUATOR else "a backup"
             self.issue(section, BACKUP, f"{where} cannot have a backup", "remove this table")
             return None
-        if not isinstance(table, Mapping):
-            self.issue(section, BACKUP, "must be a table", f'write [{role.value}.{BACKUP}] then backend = "..."')
+        if not isinstance(table, Mapping) or _is_env(table):
+            message = _NO_SECRET + ", not as a whole backup" if _is_env(table) else "must be a table"
+            self.issue(section, BACKUP, message, f'write [{role.value}.{BACKUP}] then backend = "..."')
             return None
         return self._role_section(role, table, f"[{role.value}.{BACKUP}]")
 
@@ -397,6 +411,10 @@ class _Validator:
             self.issue(section, None, "missing key 'backend'", f"name one of the {installed}")
             return None
         name = table["backend"]
+        if _is_env(name):
+            message = _NO_SECRET + ", not in the choice of backend"
+            self.issue(section, "backend", message, _sentences("write the backend's name", installed))
+            return None
         if not isinstance(name, str):
             self.issue(section, "backend", "must be the name of a backend (expected string)", installed)
             return None
@@ -476,7 +494,7 @@ class _Validator:
         unset: set[tuple] = set()
 
         def walk(value: Any, path: tuple) -> Any:
-            if isinstance(value, Mapping) and set(value) == {"env"}:
+            if _is_env(value):
                 key = ".".join(map(str, path))
                 var = value["env"]
                 if not isinstance(var, str) or not var:
@@ -485,11 +503,8 @@ class _Validator:
                     return ""
                 found = self._lookup(var)
                 if found is None:
-                    env_file = self.base_dir / ".env"
-                    self.issue(
-                        section, key, f"environment variable {var} is not set",
-                        f"set it (`export {var}=...`) or add {var}=... to {env_file}",
-                    )
+                    if not self._dotenv_failed:  # else the .env's own issue says why
+                        self.issue(section, key, f"environment variable {_cut(var, 80)} is not set", self._unset_hint(var))
                     unset.add(path)
                     return ""
                 secret_keys.add(key)
@@ -504,23 +519,37 @@ class _Validator:
 
         return walk(values, ()), secret_keys, unset
 
+    def _unset_hint(self, var: str) -> str:
+        var = _cut(var, 80)
+        hint = f"set it (`export {var}=...`) or add {var}=... to {self.base_dir / '.env'}"
+        bad = self._dotenv_bad_lines
+        if bad:
+            hint += f" (its line{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))} cannot be read)"
+        return hint
+
     def _lookup(self, var: str) -> str | None:
         if var in self.environ:
             return self.environ[var]
         if self._dotenv is None:
             env_file = self.base_dir / ".env"
             self._dotenv = {}
-            if env_file.is_file():
-                from dotenv import dotenv_values
-
-                self._dotenv = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+            try:
+                found = read_dotenv(env_file)
+                self._dotenv, self._dotenv_bad_lines = found.values, found.bad_lines
+            except FileProblem as exc:
+                self._dotenv_failed = True
+                self.issues.append(ProfileIssue(str(env_file), exc.line, "", None, exc.message, exc.suggestion))
+            except OSError as exc:
+                self._dotenv_failed = True
+                message = f"cannot read it: {exc.strerror or exc}"
+                self.issues.append(ProfileIssue(str(env_file), None, "", None, message))
         return self._dotenv.get(var)
 
     # ---- pydantic ----
 
     def _validate(self, model: type[BaseModel], values: dict[str, Any], section: str, unset: set[tuple]) -> Any:
         try:
-            return model.model_validate(values, context={"base_dir": self.base_dir})
+            return model.model_validate(values, context=self.context)
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False, include_context=False)
         except Exception as exc:  # a backend's validator raising something pydantic does not wrap
@@ -674,12 +703,56 @@ def _expected(annotation: Any) -> str:
 
 # ---- small helpers ------------------------------------------------------------------------------
 
+#: every section a profile may have, as it is written
+_SECTIONS = {
+    **{name: f"[{name}]" for name in SETTINGS_SECTIONS},
+    **{role.value: f"[[{role.value}]]" if role is Role.ACTUATOR else f"[{role.value}]" for role in ROLE_ORDER},
+}
+#: words people name a section by, for an unknown one: [speach] -> [stt] or [tts], [mic] -> [audio_source]
+_SECTION_WORDS = {
+    "magoo": ("assistant", "general", "settings", "logging"),
+    "engine": ("timing", "turns", "loop", "mute", "barge"),
+    "audio_source": ("audio", "mic", "microphone", "input", "capture", "recording"),
+    "wake": ("wakeword", "hotword", "keyword", "trigger"),
+    "stt": ("speech", "transcribe", "transcription", "recognition", "recognizer", "asr", "listen"),
+    "responder": ("reply", "answer", "llm", "chat", "brain", "ai", "bot", "intent"),
+    "tts": ("speech", "voice", "speak", "say", "synthesis", "synthesizer"),
+    "player": ("speaker", "speakers", "output", "playback", "play", "sound"),
+    "actuators": ("actuator", "servo", "led", "gpio", "light", "motor"),
+}
+_WORD_SECTIONS = {word: [s for s, words in _SECTION_WORDS.items() if word in words] for word in
+                  {w for words in _SECTION_WORDS.values() for w in words}}
+
+
+def _nearest_sections(name: str) -> list[str]:
+    """The sections an unknown one most likely means, best first (at most three): a close
+    spelling of a section's name, then of a word people call it by, whole or in parts."""
+    name = name.lower()[:80]
+    found = difflib.get_close_matches(name, list(_SECTIONS), n=1)
+    for word in [name, *re.split(r"[^a-z0-9]+", name)]:
+        for close in difflib.get_close_matches(word, list(_WORD_SECTIONS), n=2, cutoff=0.75):
+            found += _WORD_SECTIONS[close]
+    return [_SECTIONS[section] for section in dict.fromkeys(found)][:3]
+
+
+_NO_SECRET = "does not take a secret: { env = ... } works in a backend's own keys"
+
+
+def _is_env(value: Any) -> bool:
+    """Whether ``value`` is a ``{ env = "NAME" }`` reference."""
+    return isinstance(value, Mapping) and set(value) == {"env"}
+
 
 def _profiles_nearby(path: Path) -> str | None:
     if not path.parent.is_dir():
         return None
     found = sorted(p.name for p in path.parent.glob("*.toml") if p.name != "pyproject.toml")
     return f"profiles in {path.parent}: {', '.join(found)}" if found else None
+
+
+def _cut(text: str, length: int) -> str:
+    """``text``, or its start and an ellipsis when it is longer than ``length``."""
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def _sentences(*parts: str | None) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import random
+import shutil
 import textwrap
 import types
 from pathlib import Path
@@ -702,7 +705,166 @@ def test_backend_spec_is_frozen(plugins, tmp_path):
         spec.backend = "x"  # type: ignore[misc]
 
 
-# ---- the line finder ---------------------------------------------------------------------------
+# ---- the profile file itself: hostile or sloppy bytes give one line each -------------------------
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def one_line_issues(path, plugins, environ=None) -> list[ProfileIssue]:
+    """The issues of a profile that does not load, each checked to print as one line."""
+    issues = load_issues(path, plugins, environ)
+    for issue in issues:
+        assert "\n" not in str(issue) and "\r" not in str(issue), str(issue)
+    return issues
+
+
+def test_a_utf8_byte_order_mark_is_read_past(plugins, tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + textwrap.dedent(MINIMAL).encode())
+    assert load_profile(path, plugins, environ={"CLOUD_KEY": "k"}).audio_source.backend == "mic"
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ("[stt]\nbackend = 'cloud'\n".encode("utf-16"), "the profile is UTF-16 text, not UTF-8"),
+        (
+            "[stt]\nbackend = 'cloud'\n".encode("utf-16-le"),
+            "the profile is UTF-16 text (no byte order mark), not UTF-8",
+        ),
+        ("[stt]\nbackend = 'cloud'\n".encode("utf-32"), "the profile is UTF-32 text, not UTF-8"),
+        (b"[stt]\n# caf\xe9\n", "the profile is not UTF-8 text: byte 0xe9 (invalid continuation byte)"),
+    ],
+)
+def test_a_profile_in_another_encoding_names_it(plugins, tmp_path, data, says):
+    path = tmp_path / "p.toml"
+    path.write_bytes(data)
+    [issue] = one_line_issues(path, plugins)
+    assert issue.message == says
+    assert issue.suggestion.startswith("save it as UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("data", "says", "line"),
+    [
+        ("CLOUD_KEY=k\n".encode("utf-16"), "the .env is UTF-16 text, not UTF-8", None),
+        (b"OTHER=1\nCLOUD_KEY=\xff\xfe\x00\x81\n", "the .env is not UTF-8 text: byte 0xff (invalid start byte)", 2),
+    ],
+)
+def test_a_dotenv_in_another_encoding_is_one_issue_naming_the_file(plugins, write, tmp_path, data, says, line):
+    (tmp_path / ".env").write_bytes(data)
+    [issue] = one_line_issues(write(MINIMAL), plugins)
+    assert (issue.file, issue.line, issue.message) == (str(tmp_path / ".env"), line, says)
+    assert "Save it as UTF-8" in str(issue)
+
+
+def test_a_dotenv_too_large_is_refused_before_it_is_parsed(plugins, write, tmp_path):
+    (tmp_path / ".env").write_bytes(b"CLOUD_KEY='" + b"x" * (64 * 1024) + b"'\n")
+    [issue] = one_line_issues(write(MINIMAL), plugins)
+    assert issue.file == str(tmp_path / ".env") and "65,536 bytes (64 KiB) at most" in issue.message
+
+
+def test_dotenv_lines_it_cannot_read_are_named_in_the_hint_not_logged(plugins, write, tmp_path, caplog):
+    (tmp_path / ".env").write_text('OTHER="unterminated\nCLOUD_KY=k\nnot a line\n')
+    [issue] = one_line_issues(write(MINIMAL), plugins)
+    assert issue.message == "environment variable CLOUD_KEY is not set"
+    assert issue.suggestion.endswith(f"to {tmp_path / '.env'} (its lines 1, 3 cannot be read)")
+    assert not caplog.records  # python-dotenv's own warnings would be lines of their own
+
+
+def test_a_key_set_twice_names_it_and_both_lines(plugins, write):
+    path = write(MINIMAL + 'language = "en"\nretries = 1\nlanguage = "de"\n')
+    [issue] = one_line_issues(path, plugins)
+    assert (issue.line, issue.section, issue.key) == (9, "[stt]", "language")
+    assert str(issue) == f"{path}:9: [stt] language: set twice, on lines 7 and 9. Keep one of them"
+
+
+def test_a_multiline_value_set_twice_is_found_at_its_first_line(plugins, write):
+    wake = "\n[wake]\nbackend = 'keyword'\nmodels = [\n  { name = 'a' },\n]\nmodels = [\n  { name = 'b' },\n]\n"
+    path = write(MINIMAL + wake)
+    [issue] = one_line_issues(path, plugins)
+    assert (issue.line, issue.section, issue.key) == (13, "[wake]", "models")
+    assert issue.message == "set twice, on lines 10 and 13"
+
+
+def test_a_table_declared_twice_names_it_and_both_lines(plugins, write):
+    path = write("[engine]\nmute_pre = 0.1\n" + MINIMAL + "\n[engine]\nmute_post = 1\n")
+    [issue] = one_line_issues(path, plugins)
+    assert (issue.line, issue.section, issue.key) == (11, "[engine]", None)
+    assert str(issue) == f"{path}:11: [engine]: declared twice, on lines 1 and 11. Merge them into one table"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "section", "key", "message"),
+    [
+        (
+            "stt = { backend = 'cloud' }\n[stt]\n", 2, "[stt]", None,
+            "defined twice, as a key on line 1 and as a table on line 2",
+        ),
+        (
+            "[[actuators]]\npin = 1\n[[actuators]]\npin = 2\npin = 3\n", 5, "[[actuators]] #2", "pin",
+            "set twice, on lines 4 and 5",
+        ),
+        ("[player.backup]\nx = 1\n[player.backup]\n", 3, "[player.backup]", None, "declared twice, on lines 1 and 3"),
+        ("[stt]\nx = 1\nx.y = 2\n", 3, "[stt]", "x.y", "set twice, on lines 2 and 3"),
+    ],
+)
+def test_other_things_defined_twice(plugins, write, text, line, section, key, message):
+    [issue] = one_line_issues(write(text), plugins)
+    assert (issue.line, issue.section, issue.key, issue.message) == (line, section, key, message)
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("speach", "did you mean [stt] or [tts]?"),
+        ("voice", "did you mean [tts]?"),
+        ("microphone", "did you mean [audio_source]?"),
+        ("mic", "did you mean [audio_source]?"),
+        ("speaker", "did you mean [player]?"),
+        ("hotword", "did you mean [wake]?"),
+        ("wake_word", "did you mean [wake]?"),
+        ("enigne", "did you mean [engine]?"),
+    ],
+)
+def test_an_unknown_section_suggests_the_one_it_means(plugins, write, name, meant):
+    path = write(MINIMAL + f'\n[{name}]\nbackend = "x"\n')
+    [issue] = one_line_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert issue.message == f"unknown section [{name}]"
+    assert issue.suggestion.startswith(meant + " Sections: [magoo], [engine]")
+
+
+def test_an_unknown_section_that_means_nothing_lists_the_sections(plugins, write):
+    [issue] = one_line_issues(write(MINIMAL + "\n[kitchen]\nx = 1\n"), plugins, {"CLOUD_KEY": "k"})
+    assert issue.suggestion.startswith("sections: [magoo], [engine], [audio_source]")
+
+
+@pytest.mark.parametrize("depth", [33, 5000])
+def test_nesting_deeper_than_the_limit_is_one_issue_at_its_line(plugins, write, depth):
+    path = write(MINIMAL + "models = " + "[" * depth + "]" * depth + "\n")
+    [issue] = one_line_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert issue.line == 7
+    assert issue.message.startswith("nested more than 32 levels deep")
+
+
+def test_brackets_in_strings_and_comments_do_not_count_as_nesting(plugins, write):
+    deep = "[" * 40 + "{" * 40
+    text = MINIMAL + f'language = "{deep}"  # {deep}\nvocabulary = """\n{deep}\n"""\n'
+    profile = load_profile(write(text), plugins, environ={"CLOUD_KEY": "k"})
+    assert profile.stt.config.language == deep
+
+
+def test_tables_and_dotted_keys_nesting_deeper_than_the_limit(plugins, write):
+    [issue] = one_line_issues(write(MINIMAL + "a" + ".a" * 40 + " = 1\n"), plugins, {"CLOUD_KEY": "k"})
+    assert issue.message.startswith("nested more than 32 levels deep")
+    [issue] = one_line_issues(write("[" + ".".join(["t"] * 40) + "]\n" + MINIMAL), plugins, {"CLOUD_KEY": "k"})
+    assert issue.message.startswith("nested more than 32 levels deep")
+
+
+def test_a_profile_larger_than_the_limit_is_refused_unread(plugins, write, tmp_path):
+    path = write(MINIMAL + 'language = "' + "a" * (1024 * 1024) + '"\n')
+    [issue] = one_line_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert issue.message == f"the profile is {path.stat().st_size:,} bytes; magoo reads 1,048,576 bytes (1 MiB) at most"
 
 
 def test_the_line_finder_needs_no_memory_beyond_the_text(write):
@@ -724,13 +886,10 @@ def test_the_line_finder_needs_no_memory_beyond_the_text(write):
         assert lines.key("[stt]", "last") == 8
 
 
-# ---- files a backend reads when it starts ---------------------------------------------------------
-
-
 def test_a_missing_input_file_fails_at_load_with_its_resolved_path(tmp_path, write):
     real = create_plugin_manager(entry_points=False)
     path = write('[audio_source]\nbackend = "wav"\npath = "clips/hello.wav"\n\n[stt]\nbackend = "scripted"\n')
-    [issue] = load_issues(path, real)
+    [issue] = one_line_issues(path, real)
     assert (issue.line, issue.section, issue.key) == (3, "[audio_source]", "path")
     assert issue.message == (
         f"no file at {tmp_path / 'clips/hello.wav'} (relative paths start at the profile's folder, {tmp_path})"
@@ -744,5 +903,240 @@ def test_a_missing_file_of_a_scripted_segment_fails_at_load(tmp_path, write):
     real = create_plugin_manager(entry_points=False)
     source = '[audio_source]\nbackend = "scripted"\nsegments = [{ file = "/nowhere/x.wav" }]\n'
     path = write(source + '\n[stt]\nbackend = "scripted"\n')
-    [issue] = load_issues(path, real)
+    [issue] = one_line_issues(path, real)
     assert (issue.key, issue.message) == ("segments.0.file", "no file at /nowhere/x.wav")
+
+
+def test_a_symlinked_profile_resolves_paths_from_the_link_and_says_where_the_file_is(tmp_path):
+    real = create_plugin_manager(entry_points=False)
+    (tmp_path / "real" / "clips").mkdir(parents=True)
+    (tmp_path / "real" / "clips" / "hello.wav").write_bytes(b"")
+    (tmp_path / "real" / "p.toml").write_text(
+        '[audio_source]\nbackend = "wav"\npath = "clips/hello.wav"\n\n[stt]\nbackend = "scripted"\n'
+    )
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "p.toml").symlink_to("../real/p.toml")
+    assert load_profile(tmp_path / "real" / "p.toml", real).audio_source.config.path == (
+        tmp_path / "real/clips/hello.wav"
+    )
+    [issue] = one_line_issues(tmp_path / "link" / "p.toml", real)
+    assert issue.message.startswith(f"no file at {tmp_path / 'link/clips/hello.wav'}")
+    assert f"it is beside the file the profile links to, in {tmp_path / 'real'}" in issue.message
+    (tmp_path / "link" / "clips").mkdir()
+    (tmp_path / "link" / "clips" / "hello.wav").write_bytes(b"")
+    profile = load_profile(tmp_path / "link" / "p.toml", real)
+    assert profile.audio_source.config.path == tmp_path / "link/clips/hello.wav"
+    assert profile.path == tmp_path / "link" / "p.toml"  # run's status_file and the service start here too
+
+
+@pytest.mark.parametrize(
+    ("text", "section", "key", "suggestion"),
+    [
+        ('[magoo]\nname = { env = "N" }\n', "[magoo]", "name", "write the value itself"),
+        ('[engine]\nmute_pre = { env = "N" }\n', "[engine]", "mute_pre", "write the value itself"),
+        ('[responder]\nbackend = { env = "N" }\n', "[responder]", "backend", "write the backend's name. Installed"),
+        ('[player]\nbackend = "wav"\nbackup = { env = "N" }\n', "[player]", "backup", 'write [player.backup] then'),
+    ],
+)
+def test_env_where_no_secret_is_taken_says_so(plugins, write, text, section, key, suggestion):
+    path = write(MINIMAL + '\n[tts]\nbackend = "speak"\napi_key = "k"\n' + text)
+    issues = one_line_issues(path, plugins, {"N": "x", "CLOUD_KEY": "k"})
+    [issue] = [issue for issue in issues if issue.key == key]
+    assert issue.section == section
+    assert issue.message.startswith("does not take a secret: { env = ... } works in a backend's own keys")
+    assert issue.suggestion.startswith(suggestion)
+
+
+def test_an_issue_prints_as_one_line_whatever_the_profile_holds(plugins, write):
+    path = write(MINIMAL + '"a\\nb\\u001b[31m" = 1\n' + f'"{"k" * 500}" = 2\n')
+    issues = one_line_issues(path, plugins, {"CLOUD_KEY": "k"})
+    assert [issue.key for issue in issues] == ["a\nb\x1b[31m", "k" * 500]
+    assert f"{path}:7: [stt] a\\nb\\x1b[31m: unknown key" in str(issues[0])
+    assert len(str(issues[1])) < 300 and "k" * 79 + "…" in str(issues[1])
+
+
+# ---- fuzz: mutated profiles and .env files load or give one-line issues ---------------------------
+
+FUZZ_CASES = int(os.environ.get("MAGOO_PROFILE_FUZZ_CASES", "300"))
+FUZZ_SEED = int(os.environ.get("MAGOO_PROFILE_FUZZ_SEED", "20240607"))
+_TOKENS = [
+    "[", "]", "{", "}", "[[", "]]", '"', "'", '"""', "'''", "=", ".", ",", "#", "\\", "\n", "\r", "\t", "\x00",
+    "\x1b[2J", "\u2028", "\ufeff", "\udcff", "é", "[speach]", "[engine]", "[[actuators]]", "[stt.backup]",
+    "{ env = \"TPL\" }", "backend = 1", "a.b.c = 1", "inf", "1979-05-27T07:32:00Z", "0x1F", "1e999",
+]
+_WRONG_VALUES = ["[]", "{}", "-1", "1e308", "true", '""', '[1, "a"]', "{ env = 1 }", '{ env = "NOPE" }', "nan"]
+
+
+def _mutate(rng: random.Random, text: str) -> tuple[bytes, bytes | None]:
+    """One hostile or sloppy variant of ``text``, and a ``.env`` to go with it (None: none)."""
+    lines = text.splitlines(keepends=True)
+    kind = rng.randrange(12)
+    if kind == 0:  # a few random bytes somewhere
+        data = bytearray(text.encode())
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        return bytes(data), None
+    if kind == 1:  # cut short
+        return text.encode()[: rng.randrange(len(text))], None
+    if kind == 2:  # a line twice, or a line lost, or two lines swapped
+        i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+        choice = rng.randrange(3)
+        if choice == 0:
+            lines.insert(j, lines[i])
+        elif choice == 1:
+            del lines[i]
+        else:
+            lines[i], lines[j] = lines[j], lines[i]
+        return "".join(lines).encode(), None
+    if kind == 3:  # a byte order mark, or another encoding altogether
+        encoding = rng.choice(["utf-8-sig", "utf-16", "utf-16-le", "utf-32", "latin-1", "cp1252"])
+        return text.replace("test", "tést").encode(encoding, errors="replace"), None
+    if kind == 4:  # nesting: arrays, inline tables, dotted keys, headers; sometimes unbalanced
+        depth = rng.choice([rng.randint(1, 40), rng.randint(30, 3000)])
+        opener, closer = rng.choice([("[", "]"), ("{ a = ", "}"), ("[{ a = ", "}]")])
+        value = opener * depth + "1" + closer * rng.choice([depth, depth - 1, 0])
+        forms = [f"deep = {value}\n", "a" + ".a" * depth + " = 1\n", "[" + ".".join(["t"] * depth) + "]\n"]
+        lines.insert(rng.randrange(len(lines) + 1), rng.choice(forms))
+        return "".join(lines).encode(), None
+    if kind == 5:  # a huge string, sometimes past the size limit, sometimes unterminated
+        size = rng.choice([rng.randint(1_000, 100_000), rng.randint(1_100_000, 1_200_000)])  # under, over 1 MiB
+        quote = rng.choice(['"', "'", '"""', "'''"])
+        body = (rng.choice(["a", "\\\\", "[", "\\", "'\""]) * size)[:size]
+        end = quote if rng.random() < 0.8 else ""
+        lines.insert(rng.randrange(len(lines) + 1), f"model = {quote}{body}{end}\n")
+        return "".join(lines).encode(), None
+    if kind == 6:  # a .env in a wrong encoding, random bytes, or huge
+        env = rng.choice([
+            "TPL=hello\n".encode("utf-16"), "TPL=héllo\n".encode("latin-1"), rng.randbytes(rng.randint(1, 2000)),
+            b"TPL='" + b"x" * rng.randint(1, 1_100_000) + b"'\n", b"TPL=\"unterminated\n" * 50, b"\xef\xbb\xbfTPL=ok\n",
+        ])
+        return text.encode(), env
+    if kind == 7:  # tokens dropped in anywhere
+        data = text
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(data) + 1)
+            data = data[:at] + rng.choice(_TOKENS) + data[at:]
+        return data.encode("utf-8", errors="surrogatepass"), None
+    if kind == 8:  # control characters and long names in keys, section names and values
+        name = rng.choice(["a\\nINFO forged", "\\u001b[31mred", "x" * rng.randint(1, 5000), "tab\\there"])
+        form = rng.choice([f'"{name}" = 1\n', f'["{name}"]\nx = 1\n', f'name = "{name}"\n', f'backend = "{name}"\n'])
+        lines.insert(rng.randrange(len(lines) + 1), form)
+        return "".join(lines).encode(), None
+    if kind == 9:  # values of the wrong type
+        i = rng.randrange(len(lines))
+        if "=" in lines[i]:
+            key = lines[i].split("=", 1)[0]
+            lines[i] = f"{key}= {rng.choice(_WRONG_VALUES)}\n"
+        return "".join(lines).encode(), None
+    if kind == 10:  # a whole file of random bytes
+        return rng.randbytes(rng.randint(0, 3000)), None
+    return text.encode(), None  # the original: must load
+
+
+def test_fuzzed_profiles_load_or_give_one_line_issues(tmp_path):
+    """Every mutation of the test profile loads or raises ProfileError whose issues are one line
+    each; nothing else escapes (no RecursionError, UnicodeDecodeError, MemoryError, traceback).
+    MAGOO_PROFILE_FUZZ_CASES=20000 (with --timeout=0) runs more, MAGOO_PROFILE_FUZZ_SEED another
+    sequence; a failure names the seed and the case to replay."""
+    real = create_plugin_manager(entry_points=False)
+    base = (EXAMPLES / "test.toml").read_text().replace('template = "You asked: {text}"', 'template = { env = "TPL" }')
+    rng = random.Random(FUZZ_SEED)
+    loaded = 0
+    for case in range(FUZZ_CASES):
+        folder = tmp_path / str(case)
+        folder.mkdir()
+        profile, env = _mutate(rng, base)
+        (folder / "p.toml").write_bytes(profile)
+        if env is not None:
+            (folder / ".env").write_bytes(env)
+        where = f"seed {FUZZ_SEED}, case {case}: {folder / 'p.toml'}"
+        try:
+            load_profile(folder / "p.toml", real, environ={} if env is not None else {"TPL": "x"})
+            loaded += 1
+        except ProfileError as exc:
+            assert exc.issues, where
+            for issue in exc.issues:
+                shown = str(issue)
+                assert "\n" not in shown and "\r" not in shown and "Traceback" not in shown, f"{where}: {shown!r}"
+                assert len(shown) < 2000, where
+        except Exception as exc:  # noqa: BLE001 - the point: nothing else may escape
+            pytest.fail(f"{where}: {type(exc).__name__}: {exc}"[:2000])
+        shutil.rmtree(folder)
+    assert 0 < loaded < FUZZ_CASES  # the mutations both break profiles and leave some loadable
+
+
+# ---- the same cases through the real command ------------------------------------------------------
+
+
+def test_profile(folder: Path, edit=lambda text: text, name: str = "p.toml") -> Path:
+    """examples/test.toml, edited, written into ``folder`` (its outputs land in folder/out)."""
+    path = folder / name
+    path.write_text(edit((EXAMPLES / "test.toml").read_text()))
+    return path
+
+
+test_profile.__test__ = False  # a helper, not a test
+
+
+def one_problem(result, says: str) -> None:
+    """magoo check or run refused the profile: exit 2, one issue line containing ``says``, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    problem = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert len(problem) == 1 and says in problem[0], result.stderr
+
+
+@pytest.mark.parametrize("command", [("check", "p.toml"), ("run", "-p", "p.toml", "--turns", "1", "-q")])
+def test_magoo_names_a_dotenv_that_is_not_utf8(magoo, tmp_path, command):
+    test_profile(tmp_path, lambda text: text.replace('"You asked: {text}"', '{ env = "TEMPLATE" }'))
+    (tmp_path / ".env").write_bytes("TEMPLATE=You asked: {text}\n".encode("utf-16"))
+    one_problem(magoo(*command), f"{tmp_path / '.env'}: the .env is UTF-16 text, not UTF-8. Save it as UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (
+            lambda text: text.replace("mute_post = 0.2", "mute_post = 0.2\nmute_pre = 0.1"),
+            "p.toml:16: [engine] mute_pre: set twice, on lines 14 and 16",
+        ),
+        (
+            lambda text: text.replace('model = "hey_magoo"', "model = " + "[" * 3000 + "]" * 3000),
+            "p.toml:31: nested more than 32 levels deep",
+        ),
+        (
+            lambda text: text.replace('model = "hey_magoo"', 'model = "' + "a" * 2_000_000 + '"'),
+            "magoo reads 1,048,576 bytes (1 MiB) at most",
+        ),
+    ],
+    ids=["key-twice", "nested-3000", "2-MB-string"],
+)
+def test_magoo_check_gives_one_line_for_a_broken_profile_file(magoo, tmp_path, edit, says):
+    test_profile(tmp_path, edit)
+    one_problem(magoo("check", "p.toml"), says)
+
+
+def test_magoo_check_and_run_resolve_a_symlinked_profiles_paths_alike(magoo, tmp_path):
+    """Both start from the link's folder; check no longer passes what run then refuses."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").mkdir()
+    shutil.copy(EXAMPLES / "audio" / "hey_jarvis_what_time_is_it.wav", tmp_path / "real" / "command.wav")
+    with_file = 'segments = [\n    { file = "command.wav" },'
+    test_profile(tmp_path / "real", lambda text: text.replace("segments = [", with_file))
+    (tmp_path / "link" / "p.toml").symlink_to("../real/p.toml")
+    run = ["run", "-p", "link/p.toml", "--turns", "1", "-q"]
+    missing = f"no file at {tmp_path / 'link' / 'command.wav'}"
+    one_problem(magoo("check", "link/p.toml"), missing)
+    one_problem(magoo(*run), missing)
+    shutil.copy(tmp_path / "real" / "command.wav", tmp_path / "link" / "command.wav")
+    result = magoo(*run)
+    assert result.returncode == 0, result.stderr
+
+
+def test_magoo_run_logs_a_name_with_a_newline_on_one_line(magoo, tmp_path):
+    forged = 'name = "a\\n12:00:00 INFO    magoo.engine: forged"'
+    test_profile(tmp_path, lambda text: text.replace('name = "test"', forged))
+    result = magoo("run", "-p", "p.toml", "--turns", "1", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "a\\n12:00:00 INFO    magoo.engine: forged: listening" in result.stderr
+    assert not [line for line in result.stderr.splitlines() if line.startswith("12:00:00")]

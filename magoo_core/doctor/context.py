@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,9 @@ from typing import Any
 from ..errors import ProfileError
 from ..plugins import Plugins
 from ..profile import BackendSpec, Profile, load_profile
+from ..profile_file import FileProblem, parse_toml, read_dotenv, read_text
 from ..roles import Role
+from ..toml_lines import TomlLines
 
 #: what an unset ``{ env = ... }`` is replaced by, so the rest of the profile can still be checked
 PLACEHOLDER = "magoo-doctor-unset"
@@ -59,10 +60,11 @@ class Context:
             return "the environment", not self.environ[var]
         if self._dotenv is None:
             self._dotenv = {}
-            if self.dotenv_path is not None and self.dotenv_path.is_file():
-                from dotenv import dotenv_values
-
-                self._dotenv = {k: bool(v) for k, v in dotenv_values(self.dotenv_path).items() if v is not None}
+            try:
+                found = read_dotenv(self.dotenv_path).values if self.dotenv_path is not None else {}
+            except (FileProblem, OSError):
+                found = {}  # the profile's row says what is wrong with the file
+            self._dotenv = {k: bool(v) for k, v in found.items()}
         if var in self._dotenv:
             return str(self.dotenv_path), not self._dotenv[var]
         return None, True
@@ -75,8 +77,9 @@ def open_context(plugins: Plugins, profile_path: Path | None, *, environ: Mappin
     if profile_path is None:
         return context
     try:
-        context.raw = tomllib.loads(Path(profile_path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        text = read_text(Path(profile_path))
+        context.raw = parse_toml(text, TomlLines(text))
+    except (OSError, FileProblem):
         pass  # load_profile says what is wrong with the file
     try:
         context.profile = load_profile(profile_path, plugins, environ=environ)
