@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOOKS_DOC = ROOT / "docs" / "plugin-hooks.md"
 PROFILES_DOC = ROOT / "docs" / "profiles.md"
 README = ROOT / "README.md"
+CLI_DOC = ROOT / "docs" / "cli.md"
 PLUGINS = ROOT / "plugins"
 
 
@@ -277,7 +278,7 @@ def test_every_plugin_backend_is_in_its_readme(role, name, config, distribution)
     assert_documented(config, rows, f"plugins/{distribution}/README.md [{role.value}] {name}")
 
 
-# ---- README.md ----------------------------------------------------------------------------------
+# ---- docs/cli.md ---------------------------------------------------------------------------------
 
 
 def core_cli(monkeypatch) -> dict:
@@ -286,18 +287,18 @@ def core_cli(monkeypatch) -> dict:
     return typer.main.get_command(build_app()).commands
 
 
-def test_every_cli_command_is_in_the_readme(monkeypatch):
-    readme = README.read_text(encoding="utf-8")
+def test_every_cli_command_is_in_the_cli_reference(monkeypatch):
+    reference = CLI_DOC.read_text(encoding="utf-8")
     commands = core_cli(monkeypatch)
     assert commands, "build_app() has no commands"
     for name in commands:
-        assert re.search(rf"\bmagoo {re.escape(name)}\b", readme), f"README.md does not mention `magoo {name}`"
+        assert re.search(rf"\bmagoo {re.escape(name)}\b", reference), f"docs/cli.md does not mention `magoo {name}`"
 
 
-def test_every_cli_option_is_in_the_readme(monkeypatch):
-    readme = README.read_text(encoding="utf-8")
+def test_every_cli_option_is_in_the_cli_reference(monkeypatch):
+    reference = CLI_DOC.read_text(encoding="utf-8")
     for name, command in core_cli(monkeypatch).items():
         for param in command.params:
             for option in param.opts:
                 if option.startswith("--") and option != "--help":
-                    assert option in readme, f"README.md does not mention `magoo {name} {option}`"
+                    assert option in reference, f"docs/cli.md does not mention `magoo {name} {option}`"
