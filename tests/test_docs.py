@@ -1,10 +1,14 @@
-"""The documentation follows the code: hooks, settings, built-in backends and CLI commands."""
+"""The documentation follows the code: hooks, settings, built-in backends and CLI commands; and the
+docs site builds with no broken link."""
 
 from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,3 +306,34 @@ def test_every_cli_option_is_in_the_cli_reference(monkeypatch):
             for option in param.opts:
                 if option.startswith("--") and option != "--help":
                     assert option in reference, f"docs/cli.md does not mention `magoo {name} {option}`"
+
+
+# ---- the docs site ------------------------------------------------------------------------------
+
+README_MAX_LINES = 300  # the README is a front door; the rest is a page of the site
+
+
+def test_the_readme_stays_a_front_door():
+    lines = README.read_text(encoding="utf-8").count("\n")
+    assert lines <= README_MAX_LINES, (
+        f"README.md has {lines} lines; move sections into docs/ (at most {README_MAX_LINES})"
+    )
+
+
+def test_the_docs_site_builds_strictly(tmp_path):
+    # --strict turns every warning into a failure: a broken link or anchor (the README's included,
+    # it is the home page), a page missing from the nav
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "NO_MKDOCS_2_WARNING": "1", "NO_COLOR": "1"},
+    )
+    warnings = [line for line in result.stderr.splitlines() if line.startswith(("WARNING", "ERROR"))]
+    assert result.returncode == 0 and not warnings, "mkdocs build --strict failed:\n" + (
+        "\n".join(warnings) or result.stderr[-3000:]
+    )
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert (tmp_path / "site" / "plugins" / "fish" / "index.html").is_file(), "the plugins' READMEs are pages"
