@@ -1,12 +1,14 @@
-"""The documentation follows the code: hooks, settings, built-in backends and CLI commands; and the
-docs site builds with no broken link."""
+"""The documentation follows the code: hooks, settings, built-in backends, CLI commands, and what the
+shell examples print; and the docs site builds with no broken link."""
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -337,3 +339,265 @@ def test_the_docs_site_builds_strictly(tmp_path):
     )
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "plugins" / "fish" / "index.html").is_file(), "the plugins' READMEs are pages"
+
+
+# ---- shell examples -----------------------------------------------------------------------------
+#
+# A fenced block of README.md or of a page of the site that is not a file's content (```toml,
+# ```python, ...) shows commands or what they print. Each one is run here or marked as
+# illustrative, by an HTML comment on the line right above its fence:
+#
+#   <!-- illustrative: why it is not run -->     hardware, network, a long run, an excerpt
+#   <!-- tested: session -->     its `$ ` lines run in a fresh copy of examples/; what they print
+#                                (stdout and stderr) must match the other lines
+#   <!-- tested: stdout -->      the same, stdout only
+#   <!-- tested: backends -->    a `magoo backends` listing: the same backends, with their keys
+#   ... in=/home/pi/kitchen      a tested block may say where it runs: the copy's path is shown so
+#   <!-- file: NAME -->          above a file's content (toml, python, text): the page's tested
+#   <!-- file: NAME from BASE -->   blocks below it have it as NAME in their copy (from BASE: the
+#                                   file BASE with the block's sections in place of its own)
+#
+# Output is compared by its content, not its layout or its timings: table borders and runs of
+# spaces are dropped, times of day and decimal numbers (times, scores, versions) and "N ms" match
+# any value, and in the expected lines "..." matches anything (a line of its own: any lines).
+
+DATA_LANGUAGES = {"toml", "python", "json", "ini", "yaml", "mermaid"}
+RUNNERS = ("session", "stdout", "backends")
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
+MARKER = re.compile(r"^\s*<!--\s*(?P<kind>illustrative|tested|file)\b:?\s*(?P<args>.*?)\s*-->\s*$")
+
+
+@dataclass
+class Block:
+    """A fenced block of a markdown file and the marker comment right above it, if any."""
+
+    path: Path
+    line: int  # the opening fence's, 1-based
+    language: str
+    kind: str | None  # "illustrative", "tested", "file" or None
+    args: str
+    body: list[str]
+
+    @property
+    def where(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line}"
+
+
+def doc_pages() -> list[Path]:
+    """README.md and the site's pages, each once and where it really is (some pages are symlinks)."""
+    pages = {README.resolve()} | {page.resolve() for page in (ROOT / "docs").rglob("*.md")}
+    return sorted(pages)
+
+
+def fenced_blocks(path: Path) -> list[Block]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found: list[Block] = []
+    index = 0
+    while index < len(lines):
+        opening = FENCE.match(lines[index])
+        if not opening:
+            index += 1
+            continue
+        start, indent, fence = index, opening.group("indent"), opening.group("fence")
+        closing = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+        body = []
+        index += 1
+        while index < len(lines) and not closing.match(lines[index]):
+            body.append(lines[index].removeprefix(indent))
+            index += 1
+        marker = MARKER.match(lines[start - 1]) if start else None
+        language = (opening.group("info").split() or [""])[0]
+        kind, args = (marker.group("kind"), marker.group("args")) if marker else (None, "")
+        found.append(Block(path, start + 1, language, kind, args, body))
+        index += 1
+    return found
+
+
+def blocks_to_run() -> list[Block]:
+    return [block for page in doc_pages() for block in fenced_blocks(page) if block.kind == "tested"]
+
+
+@pytest.mark.parametrize("page", doc_pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_shell_example_is_run_or_marked_illustrative(page):
+    problems = []
+    for block in fenced_blocks(page):
+        if block.language in DATA_LANGUAGES:
+            if block.kind == "tested":
+                problems.append(f"{block.where}: a {block.language} block is a file, not commands: <!-- file: NAME -->")
+        elif block.kind == "file":
+            if block.language != "text":
+                problems.append(f"{block.where}: <!-- file: ... --> is for a file (```toml, ```python, ```text)")
+        elif block.kind is None:
+            problems.append(
+                f"{block.where}: a shell example or output that is neither run nor marked: put"
+                " <!-- tested: session --> (see tests/test_docs.py) or <!-- illustrative: why --> right above it"
+            )
+        elif block.kind == "tested":
+            runner = block.args.split()[0] if block.args else ""
+            if runner not in RUNNERS:
+                problems.append(f"{block.where}: unknown runner {runner!r}; one of {', '.join(RUNNERS)}")
+            if not commands_of(block):
+                problems.append(f"{block.where}: a tested block needs `$ command` lines")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_shell_examples_are_found():
+    # guards the test below: a parser that found nothing would pass it
+    blocks = blocks_to_run()
+    assert len(blocks) >= 10
+    assert {block.args.split()[0] for block in blocks} == set(RUNNERS)
+
+
+def commands_of(block: Block) -> list[str]:
+    return [line[2:] for line in block.body if line.startswith("$ ")]
+
+
+def options_of(block: Block) -> dict[str, str]:
+    """``in=/home/pi/kitchen`` and the like, after the runner's name."""
+    return dict(word.split("=", 1) for word in block.args.split()[1:])
+
+
+def merge_toml_sections(base: str, replacing: str) -> str:
+    """``base`` with each of its sections that ``replacing`` has replaced by that one (text, comments kept)."""
+
+    def split(text: str) -> list[tuple[str, list[str]]]:
+        parts: list[tuple[str, list[str]]] = [("", [])]
+        for line in text.splitlines():
+            header = re.match(r"^\s*(\[\[?[^\]]+\]\]?)\s*(#.*)?$", line)
+            if header:
+                parts.append((header.group(1), []))
+            parts[-1][1].append(line)
+        return parts
+
+    new = dict(split(replacing)[1:])
+    return "\n".join(line for header, lines in split(base) for line in new.get(header, lines)) + "\n"
+
+
+def files_for(block: Block) -> dict[str, str]:
+    """The files the page's ``<!-- file: ... -->`` blocks above ``block`` define, the latest of each name."""
+    files: dict[str, str] = {}
+    for above in fenced_blocks(block.path):
+        if above.line >= block.line:
+            break
+        if above.kind == "file":
+            name, _, base = above.args.partition(" from ")
+            text = "\n".join(above.body) + "\n"
+            files[name.strip()] = merge_toml_sections((ROOT / base.strip()).read_text(), text) if base else text
+    return files
+
+
+def fresh_copy(block: Block, tmp_path: Path) -> Path:
+    """A folder with a copy of examples/ and the page's files: what the block's commands run in."""
+    root = tmp_path / "copy"
+    shutil.copytree(ROOT / "examples", root / "examples", ignore=shutil.ignore_patterns("out", ".env", "__pycache__"))
+    for name, text in files_for(block).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def command_env() -> dict[str, str]:
+    """A user's shell after the set-up: the virtual environment's commands first, a wide terminal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAGOO_", "PYTEST_", "PYTHON"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        COLUMNS="200",
+        NO_COLOR="1",
+        TERM="dumb",
+        PYTHONUNBUFFERED="1",  # stdout and stderr interleave as they would on a terminal
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def run_block(block: Block, root: Path) -> str:
+    """Run the block's commands in one shell in ``root``; what they print, the copy's path shown as the block says."""
+    stderr = subprocess.DEVNULL if block.args.split()[0] == "stdout" else subprocess.STDOUT
+    result = subprocess.run(
+        ["bash", "-c", "\n".join(commands_of(block))],
+        cwd=root,
+        env=command_env(),
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        timeout=180,
+    )
+    shown = options_of(block).get("in")
+    output = result.stdout
+    if shown:
+        output = output.replace(str(root.resolve()), shown).replace(str(root), shown)
+    return output
+
+
+BOX_DRAWING = re.compile(r"[\u2500-\u257f]")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def normalised(lines: list[str]) -> list[str]:
+    """Lines compared by content: no borders, single spaces, any time or decimal number, no blank lines."""
+    found = []
+    for line in lines:
+        line = ANSI.sub("", line)
+        line = re.sub(r"\s*\[\s*\d+%\]\s*$", "", line)  # pytest -v's progress
+        line = re.sub(r"\b\d\d:\d\d:\d\d\b", "HH:MM:SS", line)
+        line = re.sub(r"\d+\.\d+", "N", line)
+        line = re.sub(r"\b\d+ ms\b", "N ms", line)
+        line = " ".join(BOX_DRAWING.sub(" ", line).split())
+        if line:
+            found.append(line)
+    return found
+
+
+def shows(expected: list[str], actual: list[str]) -> bool:
+    """Whether ``actual`` is what ``expected`` shows, "..." matching anything (on a line of its own, any lines)."""
+    any_text, any_lines = re.escape("..."), r"(?:.*\n)*?"
+    pattern = "".join(
+        any_lines if line == "..." else re.escape(line).replace(any_text, ".*?") + r"\n" for line in expected
+    )
+    return re.fullmatch(pattern, "".join(line + "\n" for line in actual)) is not None
+
+
+def backends_listed(lines: list[str]) -> dict[str, set[str]]:
+    """``{"[responder] echo": {"template", "fail", ...}}`` from a ``magoo backends --options`` listing."""
+    found: dict[str, set[str]] = {}
+    current = None
+    for line in lines:
+        header = re.match(r"^(\[\w+\] \S+)", line)
+        if header:
+            current = found.setdefault(header.group(1), set())
+        elif current is not None and line != "..." and not line.startswith("key "):
+            current.add(line.split()[0])
+    return found
+
+
+def check_backends(block: Block, actual: list[str]) -> list[str]:
+    """The backends and keys the block shows are listed (and, without "...", no other backend)."""
+    expected_lines = normalised([line for line in block.body if not line.startswith("$ ")])
+    shown, listed = backends_listed(expected_lines), backends_listed(actual)
+    problems = [f"{name} is not listed" for name in shown if name not in listed]
+    problems += [
+        f"{name}: {sorted(keys - listed[name])} are not its keys"
+        for name, keys in shown.items()
+        if not keys <= listed.get(name, keys)
+    ]
+    if "..." not in expected_lines:
+        problems += [f"{name} is listed but not shown" for name in listed if name not in shown]
+    return problems
+
+
+@pytest.mark.parametrize("block", blocks_to_run(), ids=lambda block: block.where)
+def test_a_shell_example_shows_what_its_commands_print(block, tmp_path):
+    output = run_block(block, fresh_copy(block, tmp_path))
+    actual = normalised(output.splitlines())
+    if block.args.split()[0] == "backends":
+        problems = check_backends(block, actual)
+        assert not problems, f"{block.where}: " + "; ".join(problems) + f"\n--- what it printed:\n{output}"
+        return
+    expected = normalised([line for line in block.body if not line.startswith("$ ")])
+    if not shows(expected, actual):
+        diff = "\n".join(difflib.unified_diff(expected, actual, "the docs", "the commands", lineterm=""))
+        pytest.fail(
+            f"{block.where} does not show what its commands print (compared by content):\n{diff}\n"
+            f"--- what they printed:\n{output}"
+        )
+
