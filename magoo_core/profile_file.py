@@ -145,7 +145,7 @@ def _binary(size: int) -> str:
 
 def _too_deep(line: int | None) -> FileProblem:
     return FileProblem(
-        f"nested more than {MAX_DEPTH} levels deep (arrays, inline tables and dotted keys);"
+        f"nested more than {MAX_DEPTH} levels deep (tables, dotted keys, arrays, inline tables);"
         f" magoo reads profiles nested {MAX_DEPTH} levels at most",
         "flatten it: real profiles nest 3 or 4 levels",
         line=line,
