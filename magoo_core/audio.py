@@ -24,13 +24,15 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .types import AudioChunk, AudioFormat
 
+if TYPE_CHECKING:
+    import numpy as np
+
 FULL_SCALE = 32768.0
-_INT16 = np.dtype("<i2")
+_INT16 = "<i2"
 
 __all__ = [
     "AudioConverter",
@@ -77,6 +79,7 @@ def samples(chunk: AudioChunk) -> np.ndarray:
     """
     _require_int16(chunk)
     count = chunk.frames * chunk.channels
+    np = _numpy()
     return np.frombuffer(chunk.pcm, dtype=_INT16, count=count).reshape(-1, chunk.channels)
 
 
@@ -85,6 +88,7 @@ def chunk_from_samples(array: np.ndarray, sample_rate: int, timestamp: float = 0
 
     :raises ValueError: the array is not int16 (clip and cast first, so nothing wraps around).
     """
+    np = _numpy()
     if array.dtype != np.int16:
         raise ValueError(f"chunk_from_samples takes int16 samples, not {array.dtype}")
     channels = 1 if array.ndim == 1 else array.shape[1]
@@ -108,6 +112,7 @@ def mix_to_mono(chunk: AudioChunk, channel: int | None = None) -> AudioChunk:
         mono = data[:, channel]
     else:
         # float32 holds any sum of a few int16 exactly, so the mean cannot overflow
+        np = _numpy()
         mono = np.rint(data.mean(axis=1, dtype=np.float32)).astype(np.int16)
     return chunk_from_samples(mono, chunk.sample_rate, chunk.timestamp)
 
@@ -117,6 +122,7 @@ def rms_level(chunk: AudioChunk) -> float:
     data = samples(chunk)
     if data.size == 0:
         return 0.0
+    np = _numpy()
     return float(np.sqrt(np.mean(np.square(data, dtype=np.float64)))) / FULL_SCALE
 
 
@@ -125,6 +131,7 @@ def peak_level(chunk: AudioChunk) -> float:
     data = samples(chunk)
     if data.size == 0:
         return 0.0
+    np = _numpy()
     return float(np.max(np.abs(data.astype(np.int32)))) / FULL_SCALE
 
 
@@ -188,6 +195,7 @@ def tone(
     """
     if not 0.0 <= amplitude <= 1.0:
         raise ValueError(f"amplitude is a fraction of full scale, 0..1, not {amplitude}")
+    np = _numpy()
     index = np.arange(round(seconds * sample_rate), dtype=np.float64) + phase_samples
     # reduce to one cycle before taking sin so hours of phase keep full precision
     cycles = np.mod(index * (frequency / sample_rate), 1.0)
@@ -203,6 +211,14 @@ def _soxr():
     import soxr
 
     return soxr
+
+
+def _numpy():
+    # imported on first use too: plugin modules import this one, and `magoo plugins`, which
+    # imports every plugin, must not pay numpy's start-up time
+    import numpy
+
+    return numpy
 
 
 class Resampler:
@@ -246,6 +262,7 @@ class Resampler:
         """Return what soxr still holds (the end of the stream) and start afresh."""
         if self._stream is None:
             return AudioChunk(b"", self.target_rate, self.channels, 2, self._last_timestamp)
+        np = _numpy()
         empty = np.zeros((0, self.channels), dtype=np.int16)
         tail = self._stream.resample_chunk(self._input(empty), last=True)
         self._stream.clear()

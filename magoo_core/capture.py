@@ -33,7 +33,6 @@ from array import array
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from .audio import CaptureQueue, mix_to_mono, rms_level
@@ -138,6 +137,8 @@ class CallbackTimer:
         filled = min(self._count, self._size)
         if filled == 0:
             return {}
+        import numpy as np  # here: the capture plugins import this module, and `magoo plugins` needs no numpy
+
         us = np.frombuffer(self._ns, dtype=np.int64)[:filled] / 1000.0
         p50, p99 = np.percentile(us, [50, 99])
         return {"callback_us_p50": float(p50), "callback_us_p99": float(p99), "callback_us_max": float(us.max())}

@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import time
 
-import numpy as np
-
 from magoo_core.audio import FULL_SCALE
 
 from .envelope import Level
@@ -77,6 +75,8 @@ class Mpg123Process(PlayerProcess):
         await super().kill()
 
     async def _decode(self) -> None:
+        import numpy as np  # here, not when `magoo plugins` imports the plugin
+
         assert self._decoder is not None and self._decoder.stdout is not None
         while data := await _read_block(self._decoder.stdout):
             if self._start is None:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, hookimpl, require
@@ -274,6 +273,8 @@ class _Utterances:
         self._length = 0.0
         self._next_partial = 0.0
         self._partial = ""
+        import numpy as np  # here, not when `magoo plugins` imports the plugin
+
         self._noise = np.random.default_rng(0)
 
     def reset(self) -> None:
@@ -331,6 +332,8 @@ class _Utterances:
     def _dithered(self, frame: bytes) -> bytes:
         if not self.config.dither:
             return frame
+        import numpy as np
+
         noise = self._noise.normal(0.0, self.config.dither, len(frame) // 2)
         mixed = np.frombuffer(frame, "<i2") + np.round(noise)
         return np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
