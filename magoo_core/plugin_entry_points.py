@@ -7,15 +7,21 @@ Two entry-point groups:
   The CLI lists these names in ``magoo --help`` and imports the object only when that command runs.
 
 ``MAGOO_LOAD_PLUGINS`` (comma-separated entry-point or distribution names; empty: none) limits
-both groups. This module is cheap to import (no pluggy, no pydantic): ``magoo --help`` uses it.
+both groups. This module is cheap to import (no pluggy, no pydantic, and importlib.metadata only
+when there is something to read): ``magoo --help`` uses it.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 PLUGIN_GROUP = "magoo"
 COMMAND_GROUP = "magoo.commands"
@@ -49,6 +55,8 @@ def load_list(environ: Mapping[str, str]) -> set[str] | None:
 
 def installed(group: str = PLUGIN_GROUP) -> list[Installed]:
     """Every entry point of ``group``, once each (a distribution seen twice on sys.path counts once)."""
+    import importlib.metadata
+
     found: dict[str, Installed] = {}
     for ep in importlib.metadata.entry_points(group=group):
         dist = getattr(ep, "dist", None)
@@ -80,8 +88,38 @@ def unknown_names_message(unknown: list[str], plugins: list[Installed]) -> str:
 
 def commands(environ: Mapping[str, str]) -> dict[str, Installed]:
     """The plugins' commands by name (entry-point group ``magoo.commands``), as ``MAGOO_LOAD_PLUGINS`` allows."""
+    if not may_declare(COMMAND_GROUP):
+        return {}
     names = load_list(environ)
     return {entry.name: entry for entry in installed(COMMAND_GROUP) if allowed(entry, names)}
+
+
+def may_declare(group: str) -> bool:
+    """Whether a distribution on ``sys.path`` may have entry points in ``group``; False only when sure.
+
+    A look at the raw ``entry_points.txt`` files: a few milliseconds, where importing
+    importlib.metadata and asking it costs ``magoo --help`` several times that, for nothing when
+    no plugin adds a command. Anything unusual on ``sys.path`` (a zip file) counts as maybe.
+    """
+    header = f"[{group}]"
+    for folder in sys.path:
+        if os.path.isfile(folder):
+            return True  # a zipped distribution: importlib.metadata knows how to read it
+        try:
+            entries = os.scandir(folder or ".")
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if not entry.name.endswith((".dist-info", ".egg-info")):
+                    continue
+                try:
+                    with open(os.path.join(entry.path, "entry_points.txt"), encoding="utf-8", errors="replace") as file:
+                        if header in file.read():
+                            return True
+                except OSError:
+                    continue
+    return False
 
 
 def install_hint(module: str, dist: importlib.metadata.Distribution | None, distribution: str) -> str:

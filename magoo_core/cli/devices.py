@@ -5,7 +5,8 @@ out of the output (``-v`` shows it) and a PortAudio crash is one line. Exit code
 could not list, or when no backend found any input device.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start, and real
+# annotations spare it an eval() of each.
 
 import dataclasses
 import json

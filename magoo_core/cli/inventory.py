@@ -1,6 +1,7 @@
 """What is installed: ``magoo plugins`` (each plugin, loaded or why not) and ``magoo backends``."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start, and real
+# annotations spare it an eval() of each.
 
 import json
 from typing import Annotated
