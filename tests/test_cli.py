@@ -883,3 +883,42 @@ def test_a_plugin_command_is_listed_from_metadata_and_imported_to_run(magoo, com
         assert "the plugin module was imported" not in result.stderr
     commands = {p["name"]: p["commands"] for p in json.loads(plugins.stdout)}
     assert commands["magoo-greeter"] == ["greet"] and commands["magoo-waver"] == ["wave"]
+
+
+NO_SERVER_ALSA = "pcm.!default { type pulse }\nctl.!default { type pulse }\npcm.pulse { type pulse }\n"
+PORTAUDIO_NOISE = ("ALSA lib", "Cannot connect to server", "jack server", "JackShm")
+
+
+def no_server_environment(folder: Path) -> dict[str, str]:
+    """ALSA's devices go through a PulseAudio server that is not there: PortAudio lists no device,
+    and ALSA and JACK complain on stderr while it looks."""
+    (folder / "asound.conf").write_text(NO_SERVER_ALSA)
+    return {"PULSE_SERVER": f"unix:{folder / 'no-server'}", "ALSA_CONFIG_PATH": str(folder / "asound.conf")}
+
+
+@pytest.mark.parametrize("backend", ["pyaudio", "sounddevice"])
+def test_a_profile_without_a_microphone_says_so_without_portaudios_noise(magoo, tmp_path, backend):
+    profile = tmp_path / "mic.toml"
+    profile.write_text(
+        f'[audio_source]\nbackend = "{backend}"\nwait_for_device = 1\n\n[stt]\nbackend = "scripted"\n\n'
+        '[responder]\nbackend = "echo"\n'
+    )
+
+    result = magoo("run", "-p", profile, env=no_server_environment(tmp_path))
+
+    assert result.returncode == 1
+    assert not [line for line in result.stderr.splitlines() if line.startswith(PORTAUDIO_NOISE)], result.stderr
+    assert f"could not start [audio_source] {backend}" in result.stderr
+    assert "no input devices found" in result.stderr
+    assert len(result.stderr.splitlines()) <= 6, result.stderr
+
+
+def test_devices_without_a_sound_server_says_what_it_found(magoo, tmp_path):
+    result = magoo("devices", env=no_server_environment(tmp_path))
+
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == ["pyaudio", "sounddevice"], result.stderr
+    for line in lines:
+        assert "no sound devices found; is a sound server running? `pactl info` tells" in line
+    assert "┏" not in result.stdout
