@@ -310,6 +310,40 @@ def test_every_cli_option_is_in_the_cli_reference(monkeypatch):
                     assert option in reference, f"docs/cli.md does not mention `magoo {name} {option}`"
 
 
+def command_options(command) -> list[str]:
+    """Every option of a command and of its sub-commands (``-p``, ``--profile``, ``--no-probe``), not ``--help``."""
+    found = [
+        option
+        for param in command.params
+        for option in [*param.opts, *getattr(param, "secondary_opts", [])]
+        if option.startswith("-") and option not in ("--help", "-h")
+    ]
+    for sub in getattr(command, "commands", {}).values():
+        found += command_options(sub)
+    return found
+
+
+def test_every_cli_option_is_in_its_commands_section(monkeypatch):
+    # stricter than the test above: `magoo devices -v` is not documented by `magoo run -v`
+    titles = {section.title: section for section in sections(CLI_DOC)}
+    for name, command in core_cli(monkeypatch).items():
+        matching = [title for title in titles if title.startswith(f"`magoo {name}`")]
+        assert matching, f"docs/cli.md has no section '## `magoo {name}`: ...'"
+        text = "\n".join(titles[matching[0]].text + titles[matching[0]].code)
+        missing = [option for option in command_options(command) if not re.search(rf"(?<![\w-]){option}\b", text)]
+        assert not missing, f"docs/cli.md's section on `magoo {name}` does not mention {missing}"
+
+
+def test_the_cli_reference_names_magoos_own_options(monkeypatch):
+    monkeypatch.setenv("MAGOO_LOAD_PLUGINS", "")
+    app = typer.main.get_command(build_app())
+    own = [option for param in app.params for option in param.opts if option not in ("--help", "-h")]
+    assert own, "magoo has no options of its own (--version) to check"
+    reference = CLI_DOC.read_text(encoding="utf-8")
+    missing = [option for option in own if not re.search(rf"\bmagoo {re.escape(option)}\b", reference)]
+    assert not missing, f"docs/cli.md does not mention `magoo {missing[0]}`"
+
+
 # ---- the docs site ------------------------------------------------------------------------------
 
 README_MAX_LINES = 300  # the README is a front door; the rest is a page of the site
@@ -558,21 +592,30 @@ def shows(expected: list[str], actual: list[str]) -> bool:
 
 
 def backends_listed(lines: list[str]) -> dict[str, set[str]]:
-    """``{"[responder] echo": {"template", "fail", ...}}`` from a ``magoo backends --options`` listing."""
-    found: dict[str, set[str]] = {}
-    current = None
+    """``{"[responder] echo": {"template", "fail"}}`` from a ``magoo backends --options`` listing.
+
+    Under each backend's line, its keys are the first words of its least indented lines (the
+    descriptions below a key are indented further).
+    """
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
     for line in lines:
+        line = BOX_DRAWING.sub(" ", ANSI.sub("", line)).rstrip()
         header = re.match(r"^(\[\w+\] \S+)", line)
         if header:
-            current = found.setdefault(header.group(1), set())
-        elif current is not None and line != "..." and not line.startswith("key "):
-            current.add(line.split()[0])
-    return found
+            current = found.setdefault(header.group(1), [])
+        elif current is not None and line.strip() and line.strip() != "..." and not line.lstrip().startswith("key "):
+            current.append(line)
+    keys = {}
+    for name, rows in found.items():
+        indent = min((len(row) - len(row.lstrip()) for row in rows), default=0)
+        keys[name] = {row.split()[0] for row in rows if len(row) - len(row.lstrip()) == indent}
+    return keys
 
 
 def check_backends(block: Block, actual: list[str]) -> list[str]:
     """The backends and keys the block shows are listed (and, without "...", no other backend)."""
-    expected_lines = normalised([line for line in block.body if not line.startswith("$ ")])
+    expected_lines = [line for line in block.body if not line.startswith("$ ")]
     shown, listed = backends_listed(expected_lines), backends_listed(actual)
     problems = [f"{name} is not listed" for name in shown if name not in listed]
     problems += [
@@ -580,7 +623,7 @@ def check_backends(block: Block, actual: list[str]) -> list[str]:
         for name, keys in shown.items()
         if not keys <= listed.get(name, keys)
     ]
-    if "..." not in expected_lines:
+    if "..." not in (line.strip() for line in expected_lines):
         problems += [f"{name} is listed but not shown" for name in listed if name not in shown]
     return problems
 
@@ -588,12 +631,12 @@ def check_backends(block: Block, actual: list[str]) -> list[str]:
 @pytest.mark.parametrize("block", blocks_to_run(), ids=lambda block: block.where)
 def test_a_shell_example_shows_what_its_commands_print(block, tmp_path):
     output = run_block(block, fresh_copy(block, tmp_path))
-    actual = normalised(output.splitlines())
     if block.args.split()[0] == "backends":
-        problems = check_backends(block, actual)
+        problems = check_backends(block, output.splitlines())
         assert not problems, f"{block.where}: " + "; ".join(problems) + f"\n--- what it printed:\n{output}"
         return
     expected = normalised([line for line in block.body if not line.startswith("$ ")])
+    actual = normalised(output.splitlines())
     if not shows(expected, actual):
         diff = "\n".join(difflib.unified_diff(expected, actual, "the docs", "the commands", lineterm=""))
         pytest.fail(
