@@ -129,7 +129,7 @@ def _hook_commands_by_plugin(session: Session) -> dict[str, dict[str, click.Comm
     A plugin whose hook raises is logged and skipped: the other plugins' commands still work.
     """
     found = {}
-    for impl in session.plugins().pm.hook.magoo_register_commands.get_hookimpls():
+    for impl in session.plugins(report_failed=False).pm.hook.magoo_register_commands.get_hookimpls():
         app = typer.Typer()
         try:
             impl.function(app=app)
