@@ -121,6 +121,21 @@ def test_killed_server_comes_back_with_restart_server(fresh_virtual_audio):
         recording.wait_for_data()
 
 
+def test_a_capture_stream_on_a_new_server_gets_data_at_once(fresh_virtual_audio):
+    # A new server's null sinks start with a 2 s block; pulse-up.sh restarts their clocks once the
+    # keepalives play, or a stream opened now would wait up to 2 s for its first data.
+    with fresh_virtual_audio.record("virtmic") as recording:
+        recording.wait_for_data(timeout=1.0)
+
+
+def test_a_folder_too_deep_for_the_sockets_is_refused_before_starting(tmp_path):
+    deep = tmp_path / ("d" * 100)
+    assert not VirtualAudio.fits(deep) and VirtualAudio.fits(tmp_path)
+    with pytest.raises(RuntimeError, match=r"longer than the 107 bytes a unix socket path can have.*--basetemp"):
+        VirtualAudio.start(deep)
+    assert not deep.exists()
+
+
 def test_stop_restores_the_environment(virtual_audio, tmp_path):
     before = {k: os.environ.get(k) for k in virtual_audio.env}
     second = VirtualAudio.start(tmp_path / "second")

@@ -9,7 +9,7 @@
   ``os.environ`` pointing at it (so PortAudio opened in the test reaches it). Skipped, with the
   reason and the fix, when the PulseAudio tools are missing; with ``MAGOO_REQUIRE_AUDIO=1`` (CI)
   that is a failure instead. Tests using it must leave the device graph as they found it.
-* ``fresh_virtual_audio`` — the same instance after ``reset()`` (a clean device graph, about 2 s),
+* ``fresh_virtual_audio`` — the same instance after ``reset()`` (a clean device graph, about 0.3 s),
   for fault tests that stall, unplug or kill; reset again after the test if it changed the graph.
 
 ``async def`` tests run with no configuration in the plugin author's project: see
@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -97,11 +100,17 @@ def virtual_audio(tmp_path_factory) -> Iterator[VirtualAudio]:
     from .virtual_audio import VirtualAudio
 
     require_audio(VirtualAudio.unavailable_reason())
-    audio = VirtualAudio.start(tmp_path_factory.mktemp("virtual-audio"))
+    # One server per process, so each pytest-xdist worker has its own in its own basetemp.
+    folder, short = tmp_path_factory.mktemp("virtual-audio"), None
+    if not VirtualAudio.fits(folder):  # a deep --basetemp: unix socket paths are limited
+        folder = short = Path(tempfile.mkdtemp(prefix="magoo-audio-", dir="/tmp"))
+    audio = VirtualAudio.start(folder)
     try:
         yield audio
     finally:
         audio.stop()
+        if short is not None:
+            shutil.rmtree(short, ignore_errors=True)
 
 
 @pytest.fixture

@@ -55,6 +55,9 @@ SPEAKER_MONITOR = "speaker.monitor"
 RATE = 16000
 _COMMAND_TIMEOUT = 10.0
 _SCRIPT_TIMEOUT = 30.0
+#: The server's unix sockets under its folder: the clients' (ci.pa) and the CLI's (PULSE_RUNTIME_PATH).
+_SOCKETS = ("native", "run/pulse/cli")
+_SOCKET_PATH_MAX = 107  # bytes: a unix socket address holds 108, the terminating NUL included
 
 
 def no_sound_environment(folder: Path) -> dict[str, str]:
@@ -261,12 +264,18 @@ class VirtualAudio:
             "pulseaudio pulseaudio-utils libasound2-plugins"
         )
 
+    @staticmethod
+    def fits(audio_dir: Path) -> bool:
+        """True when the server's unix sockets under ``audio_dir`` are short enough to be bound
+        (107 bytes); a deep folder (a long ``--basetemp`` or ``TMPDIR``) is not."""
+        return all(len(os.fsencode(Path(audio_dir) / name)) <= _SOCKET_PATH_MAX for name in _SOCKETS)
+
     @classmethod
     def start(cls, audio_dir: Path) -> VirtualAudio:
         """Start a server in ``audio_dir`` (created if needed) and point ``os.environ`` at it.
 
-        Blocks for about 2.2 s (pulse-up.sh lets the null sinks' idle blocks run out).
-        Raises RuntimeError with the tail of ``pulse.log`` when the server does not come up.
+        Blocks for about 0.3 s. Raises RuntimeError with the tail of ``pulse.log`` when the server
+        does not come up, and before trying when ``audio_dir`` is too deep (see :meth:`fits`).
         """
         audio = cls(audio_dir)
         audio._up()
@@ -307,18 +316,24 @@ class VirtualAudio:
             self._saved_environ.clear()
 
     def restart_server(self) -> None:
-        """Bring a killed server (see :meth:`kill_server`) back, keepalives included (about 2.2 s).
+        """Bring a killed server (see :meth:`kill_server`) back, keepalives included (about 0.3 s).
 
         On a live server it only restarts missing keepalives; the device graph is left as it is.
         """
         self._up()
 
     def reset(self) -> None:
-        """Stop and start again: a clean device graph, every stream gone (about 2.2 s)."""
+        """Stop and start again: a clean device graph, every stream gone (about 0.3 s)."""
         self._script("pulse-down.sh")
         self._up()
 
     def _up(self) -> None:
+        if not self.fits(self.audio_dir):
+            raise RuntimeError(
+                f"cannot start PulseAudio in {self.audio_dir}: its socket {self.audio_dir / _SOCKETS[-1]} would be longer"
+                f" than the {_SOCKET_PATH_MAX} bytes a unix socket path can have; use a shorter folder (for pytest,"
+                " a shorter --basetemp or TMPDIR)"
+            )
         self.audio_dir.mkdir(parents=True, exist_ok=True)
         try:
             out = self._script("pulse-up.sh", ALSA_MINIMAL="1")

@@ -11,7 +11,7 @@
 # plus the CLI socket, so `pacmd kill-source-output N` / `pacmd kill-client N` work (fault tests).
 # It also starts two keepalive clients (see below). Without them an idle null sink renders in
 # 2 s blocks, so a newly opened capture stream gets its first callback 0-2 s late and audio
-# played right after opening can be clipped.
+# played right after opening can be clipped. Up in about 0.2 s.
 #
 # By hand: eval "$(AUDIO_DIR=/tmp/magoo-audio bash magoo_core/testing/pulse/pulse-up.sh)"
 #          prints export lines (also written to $AUDIO_DIR/env.sh); idempotent, and restarts a
@@ -49,9 +49,11 @@ EOF
 # stay as zombies for a while, and `kill -0` still succeeds on them)
 alive() { [ -n "${1:-}" ] && [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
 
+new_server=0
 if pactl info >/dev/null 2>&1; then
   echo "pulse-up: a server is already running for $AUDIO_DIR" >&2
 else
+  new_server=1
   # A pid file naming a dead or zombie pulseaudio (e.g. after kill -9) makes the new daemon
   # refuse to start with "Daemon already running", so remove it.
   if [ -f "$PULSE_RUNTIME_PATH/pid" ] && ! alive "$(cat "$PULSE_RUNTIME_PATH/pid")"; then
@@ -77,7 +79,10 @@ pactl info >/dev/null 2>&1 || { echo "pulse-up: server did not come up; see $AUD
 started=0
 start_keepalive() {  # start_keepalive NAME CMD...: setsid; sh records its PID, then execs CMD
   local name=$1; shift
-  if [ -f "$AUDIO_DIR/$name.pid" ] && alive "$(cat "$AUDIO_DIR/$name.pid")"; then return 0; fi
+  if [ -f "$AUDIO_DIR/$name.pid" ] && alive "$(cat "$AUDIO_DIR/$name.pid")"; then
+    [ "$new_server" = 1 ] || return 0
+    kill "$(cat "$AUDIO_DIR/$name.pid")" 2>/dev/null  # it played into the server that died
+  fi
   rm -f "$AUDIO_DIR/$name.pid"; started=1
   setsid sh -c 'f=$1; shift; echo $$ > "$f"; exec "$@"' sh "$AUDIO_DIR/$name.pid" "$@" \
     </dev/null >/dev/null 2>&1 &
@@ -87,8 +92,22 @@ start_keepalive keepalive-mic pacat --playback --device=micfeed --latency-msec=1
   --format=s16le --rate=16000 --channels=1 --client-name=keepalive-mic /dev/zero
 start_keepalive keepalive-spk pacat --playback --device=speaker --latency-msec=50 \
   --format=s16le --rate=16000 --channels=1 --client-name=keepalive-spk /dev/zero
-# let the null sinks' current (up to 2 s) idle block run out before tests start
-if [ "$started" = 1 ]; then sleep 2.1; fi
+# A null sink renders its first block, 2 s long, before the keepalive connects. On a new server,
+# once both keepalives play, suspending and resuming each sink restarts its clock with their
+# short blocks (a capture stream then gets data in ~20 ms). A live server's streams would hear
+# that, so there a restarted keepalive waits for the current long block to run out instead.
+keepalives_playing() {
+  [ "$(pactl list sink-inputs 2>/dev/null | grep -cE 'application.name = "keepalive-(mic|spk)"')" -ge 2 ]
+}
+if [ "$new_server" = 1 ]; then
+  for _ in $(seq 250); do keepalives_playing && break; sleep 0.02; done
+  keepalives_playing || { echo "pulse-up: the keepalives did not connect within 5 s; see $AUDIO_DIR/pulse.log" >&2; exit 1; }
+  for sink in micfeed speaker; do
+    pactl suspend-sink "$sink" 1 && pactl suspend-sink "$sink" 0
+  done
+elif [ "$started" = 1 ]; then
+  sleep 2.1
+fi
 
 if [ "${ALSA_MINIMAL:-0}" = 1 ]; then
   cat > "$AUDIO_DIR/asound.conf" <<'EOF'
