@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -536,12 +537,12 @@ async def test_the_microphone_is_unmuted_after_speaking_however_it_ends(override
     assert engine.muted is False
 
 
-async def test_cancelling_while_speaking_unmutes():
+async def test_cancelling_while_speaking_unmutes(tmp_path):
     engine, probe, result = await run_engine(
         {
             "engine": {"shutdown_timeout": 0.2, "mute_post": 5.0},
             "tts": {"backend": "tone", "max_seconds": 10, "seconds_per_char": 1.0},
-            "player": {"backend": "wav", "realtime": True, "path": "/tmp/magoo-test-cancel.wav"},
+            "player": {"backend": "wav", "realtime": True, "path": str(tmp_path / "reply.wav")},
         },
         stop_on="speak_start",
     )
@@ -556,7 +557,7 @@ async def test_cancelling_while_speaking_unmutes():
 # ---- half-duplex: the assistant does not hear itself --------------------------------------------------
 
 
-def _echo_profile(echo_at: float) -> dict:
+def _echo_profile(echo_at: float, folder: Path) -> dict:
     """Continuous mode, live audio: a command, then 'the assistant's own voice' at ``echo_at`` s."""
     command_end = 0.3 + 0.6
     return {
@@ -564,25 +565,25 @@ def _echo_profile(echo_at: float) -> dict:
         "engine": {"mute_post": 0.5},
         "audio_source": segments((0.3, None), (0.6, 440), (echo_at - command_end, None), (0.6, 440), (1.5, None)),
         "tts": {"backend": "tone", "seconds_per_char": 1.0, "max_seconds": 3.0},
-        "player": {"backend": "wav", "realtime": True, "path": "/tmp/magoo-test-echo.wav"},
+        "player": {"backend": "wav", "realtime": True, "path": str(folder / "reply.wav")},
     }
 
 
-async def test_speech_while_the_assistant_speaks_is_not_heard():
+async def test_speech_while_the_assistant_speaks_is_not_heard(tmp_path):
     # speaking starts ~0.5 s after the command ends (end of utterance) and lasts 3 s + mute_post
-    engine, probe, result = await run_engine(_echo_profile(echo_at=2.6))
+    engine, probe, result = await run_engine(_echo_profile(echo_at=2.6, folder=tmp_path))
     assert [t.outcome for t in result.timelines] == [Outcome.OK]
     assert len([a for a in probe.of("transcript") if a["transcript"].final]) == 1
     assert engine.counters["muted_frames"] > 0
 
 
-async def test_speech_after_the_assistant_finished_is_heard():
+async def test_speech_after_the_assistant_finished_is_heard(tmp_path):
     # the control for the test above: the same audio, later, is a second turn
-    engine, probe, result = await run_engine(_echo_profile(echo_at=6.0))
+    engine, probe, result = await run_engine(_echo_profile(echo_at=6.0, folder=tmp_path))
     assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]
 
 
-async def test_barge_in_stops_the_reply_and_starts_a_new_turn():
+async def test_barge_in_stops_the_reply_and_starts_a_new_turn(tmp_path):
     source = segments(
         (0.3, None), (0.4, 660), (0.2, None), (0.6, 440), (1.4, None),  # wake, command, reply starts
         (0.4, 660), (0.2, None), (0.6, 440), (1.5, None),  # wake again while it speaks
@@ -592,7 +593,7 @@ async def test_barge_in_stops_the_reply_and_starts_a_new_turn():
             "audio_source": source,
             "engine": {"barge_in": True},
             "tts": {"backend": "tone", "seconds_per_char": 1.0, "max_seconds": 4.0},
-            "player": {"backend": "wav", "realtime": True, "path": "/tmp/magoo-test-barge.wav"},
+            "player": {"backend": "wav", "realtime": True, "path": str(tmp_path / "reply.wav")},
         },
         turns=2,
     )
