@@ -271,7 +271,7 @@ def structure_sizes(engine: Engine) -> dict[str, int]:
         "engine.timelines": len(engine.timelines),
         "engine.failures": len(engine.failures),
         "engine.wakes": len(engine.wakes),
-        "engine._turn_tasks": len(engine._turn_tasks),
+        "engine.turns.tasks": len(engine.turns.tasks),
         "plugins._reported": len(plugins._reported),
         "plugins._slow": sum(len(calls) for calls in plugins._slow.values()),
         "plugins._info_by_plugin": len(plugins._info_by_plugin),

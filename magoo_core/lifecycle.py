@@ -1,21 +1,41 @@
-"""One configured backend at run time: create, enter, fail, restart with backoff, leave."""
+"""The profile's backends at run time.
+
+:class:`BackendSlot` is one configured backend: create, enter, fail, restart with backoff, leave.
+:class:`Backends` is the collection of them, one slot per role, and owns the run's record of
+their failures (``report``) and recoveries (``succeeded``). Everything here runs on the event loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .backoff import Backoff
 from .errors import BackendError
 from .plugins import Plugins
-from .profile import BackendSpec, EngineSettings
-from .types import BackendFailure
+from .profile import BackendSpec, EngineSettings, Profile
+from .types import BackendFailure, Outcome, TurnTimeline
 
 log = logging.getLogger("magoo.engine")
+
+HISTORY = 1000  # failures (and the engine's timelines) kept in memory for a run that lasts weeks
+
+#: ``emit(event, **arguments)``: the engine's way of telling plugins (``Plugins.emit``).
+Emit = Callable[..., Awaitable[None]]
+
+
+class TurnDropped(Exception):
+    """The turn was abandoned; the failure that dropped it has been reported already."""
+
+
+def unexpected(item: object, expected: str) -> TypeError:
+    """The error for a backend that yielded something its role does not allow."""
+    return TypeError(f"yielded {type(item).__name__}; expected {expected}")
 
 
 def describe_failure(spec: BackendSpec, exc: BaseException, turn: int | None = None) -> BackendFailure:
@@ -228,3 +248,160 @@ class BackendSlot:
         self.restarts += 1
         self.failures = 0
         log.info("%s %s restarted", self.spec.section, self.spec.backend)
+
+
+class Backends:
+    """The profile's backends, one :class:`BackendSlot` per role, and the record of their failures.
+
+    The slots are ``source``, ``wake``, ``stt``, ``responder``, ``tts``, ``player`` (None when the
+    profile has no such section) and ``actuators`` (a list; an actuator that cannot start is left
+    out). ``failures`` and ``errors`` count every failure :meth:`report` was told of. Runs on the
+    event loop.
+
+    :param emit: how ``error`` and ``recovered`` events reach the plugins.
+    :param on_out_of_restarts: called once with a message when the :class:`RestartBudget` runs out.
+    """
+
+    def __init__(self, profile: Profile, plugins: Plugins, emit: Emit, on_out_of_restarts: Callable[[str], None]) -> None:
+        settings = profile.engine
+        self.restart_budget = RestartBudget(settings.exit_after_restarts, settings.restart_window, on_out_of_restarts)
+
+        def slot(spec: BackendSpec | None) -> BackendSlot | None:
+            return None if spec is None else BackendSlot(spec, settings, plugins, self.restart_budget)
+
+        self.source: BackendSlot = slot(profile.audio_source)
+        self.wake = slot(profile.wake)
+        self.stt: BackendSlot = slot(profile.stt)
+        self.responder = slot(profile.responder)
+        self.tts = slot(profile.tts)
+        self.player = slot(profile.player)
+        self.actuators: list[BackendSlot] = [slot(spec) for spec in profile.actuators]
+        self.failures: deque[BackendFailure] = deque(maxlen=HISTORY)
+        self.errors = 0
+        self._emit = emit
+
+    def slots(self) -> list[BackendSlot]:
+        """Every running slot in role order, actuators last."""
+        candidates = [self.source, self.wake, self.stt, self.responder, self.tts, self.player, *self.actuators]
+        return [s for s in candidates if s is not None]
+
+    async def start(self) -> str | None:
+        """Start every backend in role order; None when all are running, else why the run cannot go on."""
+        for slot in self.slots():
+            try:
+                await slot.start()
+            except Exception as exc:
+                if slot in self.actuators:
+                    await self._without_actuator(slot, exc)
+                    continue
+                failure = describe_failure(slot.spec, exc)
+                if not isinstance(exc, BackendError):  # a plugin bug: the traceback goes to the log
+                    log.error("could not start %s", failure.message, exc_info=exc)
+                return f"could not start {failure.message}"
+        return None
+
+    async def _without_actuator(self, slot: BackendSlot, exc: Exception) -> None:
+        """An actuator that cannot start (a servo without its GPIO daemon) is reported once and left
+        out: the assistant goes on listening and speaking without it."""
+        failure = describe_failure(slot.spec, exc)
+        log.warning("%s; running without it", failure.message, exc_info=not isinstance(exc, BackendError))
+        self.failures.append(failure)
+        self.errors += 1
+        self.actuators.remove(slot)
+        await self._emit("error", failure=failure)
+
+    async def stop(self, timeout: float) -> None:
+        """Leave every backend, in reverse order, each within ``timeout`` seconds; never raises."""
+        for slot in reversed(self.slots()):
+            await slot.stop(timeout)
+
+    async def report(self, slot: BackendSlot, exc: BaseException, turn: TurnTimeline | None = None) -> BackendFailure:
+        """Log and record a failure of ``slot``'s backend, count it towards a restart, fail
+        ``turn`` with it (when given) and emit ``error``."""
+        failure = describe_failure(slot.spec, exc, turn.turn if turn else None)
+        if isinstance(exc, (BackendError, TimeoutError)):
+            log.warning("%s", failure.message)
+        else:
+            log.error("%s", failure.message, exc_info=exc)
+        self.failures.append(failure)
+        self.errors += 1
+        slot.failed(failure, restart=getattr(exc, "restart", True))
+        if turn is not None:
+            turn.fail(Outcome.ERROR, failure.message)
+        await self._emit("error", failure=failure)
+        return failure
+
+    async def succeeded(self, slot: BackendSlot) -> None:
+        """The backend did its job; announce the recovery when it had been failing."""
+        if not slot.unrecovered:
+            slot.succeeded()
+            return
+        failures, downtime = slot.succeeded()
+        log.info(
+            "%s %s works again after %d failure%s (%.1f s)",
+            slot.spec.section, slot.spec.backend, failures, "" if failures == 1 else "s", downtime,
+        )
+        await self._emit(
+            "recovered", role=slot.spec.role.value, backend=slot.spec.backend, failures=failures, downtime=downtime
+        )
+
+    @staticmethod
+    async def ready(slot: BackendSlot) -> Any:
+        """The slot's instance, once any restart has finished.
+
+        :raises BackendError: its last restart failed (it retries with backoff).
+        """
+        instance = await slot.ready()
+        if instance is None:
+            raise BackendError("is not running: its last restart failed; retrying with backoff")
+        return instance
+
+    async def ready_or_drop(self, slot: BackendSlot, turn: TurnTimeline) -> Any:
+        """:meth:`ready`, or the failure reported against ``turn`` and :class:`TurnDropped` raised."""
+        try:
+            return await self.ready(slot)
+        except BackendError as exc:
+            await self.report(slot, exc, turn)
+            raise TurnDropped from None
+
+    @contextlib.asynccontextmanager
+    async def attempt(self, slot: BackendSlot, turn: TurnTimeline, timeout: float, waiting_for: str) -> AsyncIterator[None]:
+        """One backend call for a turn: a timeout or a failure is reported and drops the turn
+        (:class:`TurnDropped`); success counts as the backend working."""
+        try:
+            async with asyncio.timeout(timeout):
+                yield
+        except TurnDropped:
+            raise
+        except TimeoutError:
+            await self.report(slot, BackendError(f"gave no {waiting_for} within {timeout:.0f} s"), turn)
+            raise TurnDropped from None
+        except Exception as exc:
+            await self.report(slot, exc, turn)
+            raise TurnDropped from None
+        await self.succeeded(slot)
+
+    def health(self) -> dict[str, tuple[str, dict[str, float]]]:
+        """Each slot's status key (``"role:name"``, a second use of a backend ``"#2"`` ...), its
+        health (``ok``, ``failing``, ``restarting``, ``stopped``) and its ``stats()``."""
+        seen: dict[str, int] = {}
+        out: dict[str, tuple[str, dict[str, float]]] = {}
+        for slot in self.slots():
+            seen[slot.key] = seen.get(slot.key, 0) + 1
+            key = slot.key if seen[slot.key] == 1 else f"{slot.key}#{seen[slot.key]}"
+            stats = getattr(slot.instance, "stats", None)
+            try:
+                figures = dict(stats()) if callable(stats) else {}
+            except Exception:
+                log.debug("stats() of %s raised", key, exc_info=True)
+                figures = None
+            out[key] = (_health(slot), figures)
+        return out
+
+
+def _health(slot: BackendSlot) -> str:
+    if slot.restarting:
+        return "restarting"
+    if slot.instance is None:
+        return "stopped"
+    return "failing" if slot.unrecovered else "ok"

@@ -1,6 +1,8 @@
 """The data that travels between backends, the engine and plugins.
 
-Everything here is a frozen value: safe to hand to any thread, safe to keep.
+Everything here is a frozen value (safe to hand to any thread, safe to keep), except
+:class:`TurnTimeline`, which the engine fills in while its turn runs; hooks get a copy taken when
+the turn ended, which nothing changes afterwards.
 Times are ``time.monotonic()`` seconds unless a name says otherwise.
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 
@@ -172,9 +174,12 @@ class Outcome(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TurnTimeline:
-    """When each step of one turn happened (monotonic seconds; None = did not happen).
+    """One turn: when each of its steps happened (monotonic seconds; None = did not happen).
+
+    The engine's turn is this object, filled in on the event loop as the turn goes;
+    ``magoo_on_turn_end`` gets a copy made with ``ended`` set (:meth:`ended_at`).
 
     :param turn: 1-based turn number within this run.
     :param started: when the turn began (the wake, or the start of speech in continuous mode).
@@ -201,6 +206,15 @@ class TurnTimeline:
     outcome: Outcome = Outcome.OK
     error: str | None = None
     detected: float | None = None
+
+    def fail(self, outcome: Outcome, reason: str | None) -> None:
+        """The turn did not go as planned; the first failure is the one kept."""
+        if self.outcome is Outcome.OK:
+            self.outcome, self.error = outcome, reason
+
+    def ended_at(self, ended: float) -> TurnTimeline:
+        """A copy of the turn as it ended at ``ended``, for history and hooks."""
+        return replace(self, ended=ended)
 
     def latencies(self) -> dict[str, float]:
         """Milliseconds between the steps that happened, for logs and dashboards."""

@@ -82,14 +82,14 @@ class MuteLeak:
     @hookimpl
     def magoo_on_turn_end(self):
         if self.seconds is None:
-            self.engine.muted = True
+            self.engine.speaker.mute()
             return None
         return self._mute_for_a_moment()
 
     async def _mute_for_a_moment(self) -> None:
-        self.engine.muted = True
+        self.engine.speaker.mute()
         await asyncio.sleep(self.seconds)
-        self.engine.muted = False
+        self.engine.speaker.release()
 
 
 @pytest.mark.parametrize(

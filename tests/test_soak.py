@@ -51,7 +51,7 @@ def test_a_short_soak_completes_every_turn_and_leaves_no_threads_or_fds_behind(t
         assert last[key] == first[key], f"{key}: {first[key]} after the warm-up, {last[key]} at the end"
     assert last["rss_kb"] <= 1.10 * first["rss_kb"]
     assert run["structures"]["engine.failures"] == 0
-    assert run["structures"]["engine._turn_tasks"] == 0
+    assert run["structures"]["engine.turns.tasks"] == 0
 
 
 def test_the_real_models_soak_too_and_every_turn_hears_the_command(tmp_path):

@@ -1,0 +1,347 @@
+"""Turns: from a wake word (or heard speech) to the end of the spoken reply.
+
+:class:`Turns` owns the engine's state (listening → awake → thinking → speaking), the turn
+tasks, their history, and the wake-word turn's :class:`AudioFeed` towards speech-to-text. What
+the STT stream says is interpreted in one place, :meth:`Turns.take`, for wake-word turns and for
+continuous mode alike. Replies are spoken through the :class:`~magoo_core.speaker.Speaker`.
+Everything here runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from typing import Any
+
+from .audio import AudioConverter
+from .lifecycle import HISTORY, Backends, Emit, TurnDropped, unexpected
+from .profile import EngineSettings
+from .roles import AudioStream
+from .speakable import speakable
+from .speaker import Speaker
+from .types import AudioChunk, Outcome, Reply, SpeechActivity, State, Transcript, TurnTimeline, WakeEvent
+
+log = logging.getLogger("magoo.engine")
+
+FEED_DEPTH = 8  # chunks buffered towards STT from a source that can wait (lock-step)
+LIVE_FEED_DEPTH = 1024  # ~80 s of 80 ms chunks: far beyond any healthy STT's lag
+
+
+class AudioFeed:
+    """Audio on its way from the capture loop to one speech-to-text stream.
+
+    For a source that can wait, ``put`` waits when ``FEED_DEPTH`` chunks are queued (lock-step).
+    For a live source ``put`` never waits: past ``LIVE_FEED_DEPTH`` chunks (an STT that stopped
+    reading) the oldest chunk is dropped and counted in ``counters["stt_overflows"]``.
+    ``close()`` ends the stream and unblocks ``put``.
+    """
+
+    def __init__(self, *, live: bool, counters: dict[str, float]) -> None:
+        self._live = live
+        self._counters = counters
+        self._queue: asyncio.Queue[AudioChunk | None] = asyncio.Queue(LIVE_FEED_DEPTH if live else FEED_DEPTH)
+        self.closed = False
+
+    async def put(self, chunk: AudioChunk) -> None:
+        if self.closed:
+            return
+        if self._live:
+            if self._queue.full():
+                self._queue.get_nowait()
+                self._counters["stt_overflows"] += 1
+            self._queue.put_nowait(chunk)
+        else:
+            await self._queue.put(chunk)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def chunks(
+        self,
+        converter: AudioConverter,
+        preroll: Iterable[AudioChunk] = (),
+        max_seconds: float | None = None,
+    ) -> AsyncIterator[AudioChunk]:
+        """Converted chunks: the pre-roll first, then live audio until closed or ``max_seconds``.
+
+        ``max_seconds`` counts audio (deterministic for files) and wall time (for a live source
+        that stops delivering), whichever runs out first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if max_seconds is None else loop.time() + max_seconds
+        heard = 0.0
+        for chunk in preroll:
+            for frame in converter.convert(chunk):
+                yield frame
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):  # no task per chunk, unlike wait_for
+                    chunk = await self._queue.get()
+            except TimeoutError:
+                return
+            if chunk is None:
+                for frame in converter.flush():
+                    yield frame
+                return
+            for frame in converter.convert(chunk):
+                yield frame
+            heard += chunk.duration
+            if max_seconds is not None and heard >= max_seconds:
+                return
+
+
+class Turns:
+    """Opens, runs and closes turns, and holds the engine's state while they run.
+
+    :param emit: how the turn's events reach the plugins.
+    :param counters: the engine's counters (a feed counts ``stt_overflows`` in it).
+    :param on_closed: called on the loop after each turn closed and its ``turn_end`` was emitted
+        (the engine stops after ``max_turns`` there, or starts the turn a barge-in asked for).
+    """
+
+    def __init__(
+        self,
+        backends: Backends,
+        speaker: Speaker,
+        settings: EngineSettings,
+        emit: Emit,
+        counters: dict[str, float],
+        on_closed: Callable[[], None],
+    ) -> None:
+        self.state = State.LISTENING  # changed only through set_state, wake_up and close
+        self.timelines: deque[TurnTimeline] = deque(maxlen=HISTORY)
+        self.done = 0  # turns closed, any outcome
+        self.feed: AudioFeed | None = None  # the wake-word turn's audio, while it listens
+        self.tasks: set[asyncio.Task] = set()
+        self._backends = backends
+        self._speaker = speaker
+        self._settings = settings
+        self._emit = emit
+        self._counters = counters
+        self._on_closed = on_closed
+        self._count = 0
+        self._live = True
+        self._idle: asyncio.Event | None = None
+
+    def open(self) -> None:
+        """Get ready on the running loop, before the first audio."""
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def set_live(self, live: bool) -> None:
+        """Whether the source is live (see :class:`AudioFeed`); known once it has started."""
+        self._live = live
+
+    async def wait_idle(self) -> None:
+        """Until no turn thinks or speaks (a lock-step source reads no audio meanwhile)."""
+        await self._idle.wait()
+
+    def busy(self) -> None:
+        """A turn is about to think or speak: a lock-step source waits."""
+        self._idle.clear()
+
+    def new(self, *, wake: float | None = None) -> TurnTimeline:
+        """A new turn; one that a wake word starts begins at the frame that woke us."""
+        self._count += 1
+        return TurnTimeline(self._count, time.monotonic() if wake is None else wake, wake=wake)
+
+    def new_feed(self) -> AudioFeed:
+        """An audio feed towards speech-to-text, as the source needs it."""
+        return AudioFeed(live=self._live, counters=self._counters)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a turn's work as a task the engine waits for at shutdown."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def set_state(self, new: State, turn: TurnTimeline | None, *, old: State | None = None) -> None:
+        old = self.state if old is None else old
+        self.state = new
+        if new in (State.THINKING, State.SPEAKING):
+            self._idle.clear()
+        if old is not new:
+            await self._emit("state_change", old=old, new=new, turn=turn.turn if turn else None)
+
+    @contextlib.asynccontextmanager
+    async def life(self, turn: TurnTimeline) -> AsyncIterator[None]:
+        """Around a turn's work: a dropped turn ends quietly, a cancelled one says so, every turn closes."""
+        try:
+            yield
+        except TurnDropped:
+            pass
+        except asyncio.CancelledError:
+            turn.fail(Outcome.CANCELLED, "cancelled (shutdown)")
+            raise
+        finally:
+            await self.close(turn)
+
+    async def close(self, turn: TurnTimeline) -> None:
+        timeline = turn.ended_at(time.monotonic())
+        self.timelines.append(timeline)
+        self.done += 1
+        old = self.state
+        self.state = State.LISTENING
+        if not (self.tasks - {asyncio.current_task()}):
+            self._idle.set()
+        log.info("turn %d %s", turn.turn, timeline.summary())
+        with contextlib.suppress(Exception):
+            if old is not State.LISTENING:
+                await self._emit("state_change", old=old, new=State.LISTENING, turn=None)
+            await self._emit("turn_end", timeline=timeline)
+        self._on_closed()
+
+    async def finish(self, timeout: float, *others: asyncio.Task | None) -> None:
+        """Let the turns in progress (and ``others``) finish for ``timeout`` s, then cancel them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        def unfinished() -> set[asyncio.Task]:
+            tasks = set(self.tasks) | {task for task in others if task is not None}
+            return {task for task in tasks if not task.done()}
+
+        while (waiting := unfinished()) and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(waiting, timeout=remaining)
+        for task in waiting:
+            task.cancel()
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+
+    async def drain(self) -> None:
+        """Until no turn runs, including turns that finishing turns start (barge-in)."""
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
+
+    # ---- the wake-word turn ---------------------------------------------------------------------
+
+    def wake_up(self, wake: WakeEvent, preroll: list[AudioChunk]) -> None:
+        """Switch to awake *now*, so the very next chunk already goes to this turn's feed."""
+        self.state = State.AWAKE
+        self.feed = self.new_feed()
+        self.spawn(self._wake_turn(wake, self.feed, preroll, detected=time.monotonic()))
+
+    async def _wake_turn(self, wake: WakeEvent, feed: AudioFeed, preroll: list[AudioChunk], detected: float) -> None:
+        turn = self.new(wake=wake.timestamp)
+        turn.detected = detected
+        log.info(
+            "turn %d: wake word %s (score %.2f ≥ %.2f), detected %.0f ms after its frame was captured",
+            turn.turn, wake.label, wake.score, wake.threshold, (detected - wake.timestamp) * 1000,
+        )
+        async with self.life(turn):
+            try:
+                await self._emit("wake", wake=wake, turn=turn.turn)
+                await self.set_state(State.AWAKE, turn, old=State.LISTENING)
+                final, reply = await self._listen(turn, feed, preroll)
+                await self.answer(turn, final, reply)
+            finally:
+                feed.close()
+                if self.feed is feed:
+                    self.feed = None
+
+    async def _listen(
+        self, turn: TurnTimeline, feed: AudioFeed, preroll: list[AudioChunk]
+    ) -> tuple[Transcript | None, Reply | None]:
+        """Stream the utterance to STT until its final transcript (and its reply, if it replies)."""
+        slot = self._backends.stt
+        final: Transcript | None = None
+        reply: Reply | None = None
+        limit = self._settings.capture_timeout + self._settings.reply_timeout
+        async with self._backends.attempt(slot, turn, limit, "final transcript or reply"):
+            stt = await self._backends.ready(slot)
+            audio = AudioStream(
+                feed.chunks(AudioConverter(stt.input_format), preroll, self._settings.capture_timeout), continuous=False
+            )
+            async with contextlib.aclosing(stt.transcribe(audio)) as results:
+                async for item in results:
+                    done = await self.take(item, turn)
+                    if isinstance(done, Transcript):
+                        final = done
+                        feed.close()
+                        if not stt.replies:
+                            break
+                        await self.set_state(State.THINKING, turn)
+                    elif isinstance(done, Reply):
+                        reply = done
+                        break
+        return final, reply
+
+    # ---- what the STT says, for every mode ------------------------------------------------------
+
+    async def take(self, item: Any, turn: TurnTimeline | None) -> Transcript | Reply | None:
+        """Note one item of an STT stream for ``turn`` and emit its event.
+
+        :param turn: the turn the item belongs to; None only for speech activity outside a turn.
+        :returns: the final transcript or the final reply, when ``item`` is one; else None.
+        :raises TypeError: the backend yielded something an STT may not.
+        """
+        if isinstance(item, SpeechActivity):
+            number = turn.turn if turn else None
+            if item.started:
+                await self._emit("speech_start", timestamp=item.timestamp, turn=number)
+            else:
+                if turn is not None:
+                    turn.speech_end = item.timestamp
+                await self._emit("speech_end", timestamp=item.timestamp, turn=number)
+            return None
+        if isinstance(item, Transcript):
+            await self._emit("transcript", transcript=item, turn=turn.turn)
+            if not item.final:
+                return None
+            now = time.monotonic()
+            turn.transcript = now
+            if turn.speech_end is None:
+                turn.speech_end = now
+            log.info("turn %d: heard %r", turn.turn, item.text)
+            return item
+        if isinstance(item, Reply):
+            await self._emit("reply", reply=item, turn=turn.turn)
+            return item if item.final else None
+        raise unexpected(item, "Transcript, Reply or SpeechActivity")
+
+    # ---- the answer -----------------------------------------------------------------------------
+
+    async def answer(self, turn: TurnTimeline, final: Transcript | None, reply: Reply | None) -> None:
+        """From the final transcript to the end of the spoken reply.
+
+        A reply from the speech-to-text backend itself is answered even without a transcript
+        (a conversational backend may have transcription turned off, or its transcription failed).
+        """
+        if reply is None and (final is None or not final.text.strip()):
+            turn.fail(Outcome.NO_SPEECH, "no speech heard")
+            return
+        if reply is None and self._backends.responder is None:
+            return  # transcription only: the transcript was the product
+        await self.set_state(State.THINKING, turn)
+        if reply is None:
+            reply = await self._respond(turn, final)
+        if reply is None or not reply.text.strip():
+            turn.fail(Outcome.NO_REPLY, "nothing to say")
+            return
+        turn.reply = time.monotonic()
+        log.info("turn %d: reply %r", turn.turn, reply.text)
+        if self._speaker.can_speak:
+            text = speakable(reply.text) if self._settings.speakable_replies else reply.text
+            if not text:
+                turn.fail(Outcome.NO_REPLY, "the reply had nothing to say aloud")
+                return
+            await self._speaker.say(turn, text, on_muted=lambda: self.set_state(State.SPEAKING, turn))
+
+    async def _respond(self, turn: TurnTimeline, final: Transcript) -> Reply | None:
+        slot = self._backends.responder
+        async with self._backends.attempt(slot, turn, self._settings.reply_timeout, "reply"):
+            responder = await self._backends.ready(slot)
+            reply = await responder.respond(final)
+            if reply is not None and not isinstance(reply, Reply):
+                raise unexpected(reply, "Reply or None")
+        if reply is not None:
+            await self._emit("reply", reply=reply, turn=turn.turn)
+        return reply

@@ -1,0 +1,160 @@
+"""Wake scoring: the one place that calls the wake detector.
+
+:class:`WakeWorker` owns the ``magoo-wake`` worker thread, the converter to the detector's frames,
+the pre-roll (the audio just before a wake word, which the turn's STT hears first), the count of
+wakes per word and the :class:`~magoo_core.wake_scores.WakeScoreboard`. For a live source each chunk is scored on
+the worker (one thread, calls in the order submitted, never overlapping), so websocket and player
+I/O on the loop stay responsive; for a lock-step source (a file read as fast as possible) it is
+scored on the loop, because nothing else is in flight while the engine listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .audio import AudioConverter, RingBuffer
+from .lifecycle import Backends, BackendSlot
+from .profile import EngineSettings
+from .types import AudioChunk, WakeEvent
+from .wake_scores import WakeScoreboard
+
+log = logging.getLogger("magoo.engine")
+
+
+class WakeWorker:
+    """Scores audio with the ``[wake]`` backend and resets it, on the right thread.
+
+    All methods are called on the event loop. ``scores`` may be read from any thread.
+
+    :param slot: the wake detector's slot; None (continuous mode): nothing is ever scored.
+    :param backends: where a detector's failure and recovery are reported.
+    :param settings: ``preroll`` (seconds kept before a wake word) and ``shutdown_timeout``
+        (seconds to wait for a ``process()`` in progress before leaving it).
+    """
+
+    def __init__(self, slot: BackendSlot | None, backends: Backends, settings: EngineSettings) -> None:
+        self.slot = slot
+        self.scores = WakeScoreboard()  # how near each wake word came
+        self.last_wake: WakeEvent | None = None
+        self.wakes: dict[str, int] = {}  # wakes per word (label)
+        self._backends = backends
+        self._timeout = settings.shutdown_timeout
+        self._preroll = RingBuffer(settings.preroll)
+        self._live = True
+        self._executor: ThreadPoolExecutor | None = None
+        self._converter: AudioConverter | None = None  # used on the scoring thread only
+        self._detector: Any = None  # the instance the converter was made for
+        if slot is not None:
+            slot.before_stop = self.idle
+
+    def open(self) -> None:
+        """Start the worker thread (before the backends start: a restart waits on it)."""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magoo-wake")
+
+    def set_live(self, live: bool) -> None:
+        """Whether the source is live (score on the worker) or lock-step (score on the loop);
+        known once the source has started."""
+        self._live = live
+
+    async def listen(self, chunk: AudioChunk) -> WakeEvent | None:
+        """Keep ``chunk`` in the pre-roll and score it (see :meth:`score`)."""
+        self._preroll.append(chunk)
+        return await self.score(chunk)
+
+    def woke(self, wake: WakeEvent) -> list[AudioChunk]:
+        """Count ``wake`` (the engine starts its turn); the pre-roll before it, handed over once."""
+        self.last_wake = wake
+        self.wakes[wake.label] = self.wakes.get(wake.label, 0) + 1
+        preroll = self._preroll.chunks()
+        self._preroll.clear()
+        return preroll
+
+    async def score(self, chunk: AudioChunk) -> WakeEvent | None:
+        """Score one captured chunk; the detection it contains, if any. Never raises: a failing
+        detector is reported, and while it restarts nothing is scored."""
+        slot = self.slot
+        detector = None if slot is None else slot.instance
+        if detector is None or slot.restarting:
+            return None  # deaf only while it restarts
+        if self._detector is not detector:  # first frame, or a restarted detector
+            self._detector = detector
+            self._converter = AudioConverter(detector.input_format, detector.frame_samples)
+        try:
+            if self._live:
+                loop = asyncio.get_running_loop()
+                event = await loop.run_in_executor(self._executor, self._score_frames, detector, chunk)
+            else:
+                # Lock-step source: nothing else is in flight while the engine listens (turns wait
+                # for the source to be idle), so the round trip to the worker would only cost CPU.
+                event = self._score_frames(detector, chunk)
+        except Exception as exc:
+            await self._backends.report(slot, exc)
+            return None
+        if slot.unrecovered:
+            await self._backends.succeeded(slot)
+        return event
+
+    def _score_frames(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
+        """Convert to the detector's frames and score them in order: on the wake worker thread for a
+        live source, on the loop for a lock-step one (never both in one run)."""
+        for frame in self._converter.convert(chunk):
+            event = detector.process(frame)
+            self.scores.update(detector, frame)
+            if event is not None:
+                self._converter.reset()
+                detector.reset()
+                return event
+        return None
+
+    def reset(self) -> None:
+        """Forget what was heard: the pre-roll at once, and the detector where it scores: queued on
+        the wake worker for a live source (FIFO, so it precedes later frames), at once on the loop
+        for a lock-step one."""
+        self._preroll.clear()
+        detector, converter = self._detector, self._converter
+        if detector is None or self._executor is None:
+            return
+
+        def reset() -> None:
+            try:
+                converter.reset()
+                detector.reset()
+            except Exception:
+                log.error("%s: reset() raised", self.slot.spec.section, exc_info=True)
+
+        if not self._live:
+            reset()
+            return
+        with contextlib.suppress(RuntimeError):  # executor already shut down
+            self._executor.submit(reset)
+
+    async def idle(self) -> None:
+        """Wait (bounded) until the wake worker has done what is queued, so that a detector being
+        restarted is never left while its process() or reset() runs."""
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            done = asyncio.wrap_future(executor.submit(lambda: None))
+        except RuntimeError:  # shut down already: nothing can be running
+            return
+        try:
+            await asyncio.wait_for(done, self._timeout)
+        except TimeoutError:
+            log.warning("the wake detector is stuck in process(); restarting it anyway")
+
+    async def close(self) -> None:
+        """Stop the worker thread; called before the detector is left, because a native library
+        freed under a running process() or reset() crashes the whole process."""
+        if self._executor is None:
+            return
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        worker_exit = asyncio.to_thread(self._executor.shutdown, wait=True)
+        try:
+            await asyncio.wait_for(worker_exit, self._timeout)
+        except TimeoutError:
+            log.warning("the wake detector is stuck in process(); leaving its thread behind")

@@ -1,0 +1,123 @@
+"""The shape of ``magoo_core``: every module imports on its own, and no import goes round in a circle.
+
+An import circle is two or more modules that import each other, directly or through others, when
+they are imported (module level, outside ``if TYPE_CHECKING:``). Imports inside functions are
+left out on purpose: that is how heavy libraries are loaded when a backend starts (style guide 4).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import magoo_core
+
+CORE = Path(magoo_core.__file__).parent
+
+
+def modules(package: Path) -> dict[str, Path]:
+    """Each module of the package under ``package`` by its dotted name."""
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _imported_at_import_time(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found.extend(n for n in node.orelse for n in ast.walk(n) if isinstance(n, (ast.Import, ast.ImportFrom)))
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            found.extend(n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return found
+
+
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """For each module of the package, the modules of the same package it imports at import time."""
+    names = modules(package)
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in _imported_at_import_time(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+                continue
+            base = node.module or ""
+            if node.level:
+                parent = here.split(".")[: len(here.split(".")) - (node.level - 1)]
+                base = ".".join(parent + ([node.module] if node.module else []))
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                targets.add(submodule if submodule in names else base)
+        graph[name] = {target for target in targets if target in names and target != name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph``: each a list of modules, sorted (Tarjan's strongly connected components)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_magoo_core_has_no_import_circle():
+    graph = import_graph(CORE)
+    assert len(graph) > 30, "the graph was read"
+    assert graph["magoo_core.engine"] >= {"magoo_core.turn", "magoo_core.speaker", "magoo_core.lifecycle"}
+    assert circles(graph) == []
+
+
+def test_the_circle_check_finds_a_circle(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from . import b\n")
+    (package / "b.py").write_text("from .sub.c import thing\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .. import d\nfrom ..a import x\n")
+    (package / "d.py").write_text("from .sub import c\n")  # only a type-checking import leads back here
+    (package / "e.py").write_text("def late():\n    from . import a\n")  # a late import is no circle
+    assert circles(import_graph(package)) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
+
+
+@pytest.mark.parametrize("module", sorted(name for name in modules(CORE) if not name.endswith("__main__")))
+def test_each_core_module_imports_on_its_own(module):
+    """In a fresh interpreter: a circle the graph missed (a dynamic import) fails here."""
+    result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
