@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Set everything up, then run the whole test suite (what CI runs). Extra arguments go to pytest.
+#
+# The tests run in parallel on MAGOO_TEST_WORKERS pytest-xdist workers (default 4: most tests wait
+# on real-time audio, so more workers than cores pays off), each with its own PulseAudio server and
+# temporary folders. --dist loadgroup hands out single tests, so one slow file does not keep one
+# worker busy to the end; a backend's device contract stays together (see xdist_group). Extra
+# arguments come after these, so `-n 0` runs everything in this process, one test at a time.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$MAGOO_ROOT"
-python -m pytest "$@"
+python -m pytest -n "${MAGOO_TEST_WORKERS:-4}" --dist loadgroup "$@"

@@ -88,6 +88,13 @@ class DeviceCaptureContract(AudioSourceContract):
     backend_class: ClassVar[type[DeviceCapture]]
     config: ClassVar[dict[str, Any]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Under pytest-xdist (--dist loadgroup) one worker runs a backend's whole contract, in order:
+        # its last test kills the sound server, after which PortAudio has been seen to wedge on a fault.
+        group = pytest.mark.xdist_group(f"device-contract:{cls.__module__}.{cls.__qualname__}")
+        cls.pytestmark = [*cls.__dict__.get("pytestmark", []), group]
+
     @pytest.fixture(autouse=True)
     def _virtual_microphone(self, virtual_audio: VirtualAudio) -> VirtualAudio:
         """Every test, the inherited ones too, runs with the PulseAudio server up."""

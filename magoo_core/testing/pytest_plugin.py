@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from .virtual_audio import VirtualAudio
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # DeviceCaptureContract marks its tests with pytest-xdist's group, known with or without xdist
+    config.addinivalue_line("markers", "xdist_group(name): run these tests on one pytest-xdist worker, in order")
+
+
 @pytest.fixture
 def magoo_plugins() -> Callable[..., Any]:
     from . import build_plugins
