@@ -235,17 +235,20 @@ async def test_drop_next_cuts_the_body_after_exactly_that_many_bytes(server):
 
 
 async def test_delay_next_holds_only_the_next_request(server):
-    server.delay_next(0.5)
+    # The fast request must make its whole round trip (espeak-ng and the MP3 encoder included)
+    # within the delay, also on a busy machine: a client made up front and a delay with margin.
+    server.delay_next(2.0)
 
-    async def fetch(text: str) -> float:
-        async with httpx.AsyncClient() as client, msgpack_post(client, server, {"text": text}) as response:
+    async def fetch(client: httpx.AsyncClient, text: str) -> float:
+        async with msgpack_post(client, server, {"text": text}) as response:
             await response.aread()
         return time.monotonic()
 
-    slow = asyncio.create_task(fetch("Slow one."))
-    await server.wait_for(lambda: len(server.requests) == 1)
-    fast_done = await fetch("Fast one.")
-    slow_done = await slow
+    async with httpx.AsyncClient() as first, httpx.AsyncClient() as second:
+        slow = asyncio.create_task(fetch(first, "Slow one."))
+        await server.wait_for(lambda: len(server.requests) == 1)
+        fast_done = await fetch(second, "Fast one.")
+        slow_done = await slow
     assert fast_done < slow_done  # the second request overtook the delayed first one
     slow_record, fast_record = server.requests
     assert fast_record.first_byte_at < slow_record.first_byte_at
