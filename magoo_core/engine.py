@@ -69,8 +69,8 @@ class RunResult:
         return 0 if self.fatal is None else 1
 
 
-def _slot(role: str) -> property:
-    return property(lambda self: getattr(self.backends, role), doc=f"The ``{role}`` slot (see :class:`Backends`).")
+def _of_backends(name: str) -> property:
+    return property(lambda self: getattr(self.backends, name), doc=f"``Backends.{name}``: a slot, or the record of failures.")
 
 
 class Engine:
@@ -84,15 +84,15 @@ class Engine:
         when there is one (see :mod:`magoo_core.systemd`).
     """
 
-    source = _slot("source")
-    wake = _slot("wake")
-    stt = _slot("stt")
-    responder = _slot("responder")
-    tts = _slot("tts")
-    player = _slot("player")
-    actuators = _slot("actuators")
-    restart_budget = _slot("restart_budget")
-    failures = _slot("failures")
+    source = _of_backends("source")
+    wake = _of_backends("wake")
+    stt = _of_backends("stt")
+    responder = _of_backends("responder")
+    tts = _of_backends("tts")
+    player = _of_backends("player")
+    actuators = _of_backends("actuators")
+    restart_budget = _of_backends("restart_budget")
+    failures = _of_backends("failures")
 
     def __init__(
         self,
