@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-from conftest import clean_env
 
 DRIVER = textwrap.dedent(
     """
@@ -45,9 +44,10 @@ HEAVY = (
 
 def imported_by(tmp_path: Path, *args: str) -> set[str]:
     modules = tmp_path / "modules.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAGOO_", "PYTHON"))}
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, str(modules), *args],
-        capture_output=True, text=True, timeout=120, env=clean_env(), cwd=tmp_path,
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     return set(json.loads(modules.read_text()))

@@ -13,6 +13,7 @@ A plugin adds commands in one of two ways:
 from __future__ import annotations
 
 import logging
+import os
 from functools import cached_property
 from typing import Any
 
@@ -39,8 +40,6 @@ class MagooGroup(TyperGroup):
 
     @cached_property
     def _entry_points(self) -> dict[str, Installed]:
-        import os
-
         return {name: entry for name, entry in plugin_entry_points.commands(os.environ).items() if name not in self.commands}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -112,8 +111,6 @@ def hook_commands(session: Session) -> dict[str, click.Command]:
 
 def commands_by_plugin(session: Session) -> dict[str, list[str]]:
     """Plugin name -> the commands it adds, by entry point or by hook, for ``magoo plugins``."""
-    import os
-
     found: dict[str, list[str]] = {}
     for plugin, commands in _hook_commands_by_plugin(session).items():
         found.setdefault(plugin, []).extend(commands)
