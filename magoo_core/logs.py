@@ -18,25 +18,29 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Literal, TextIO
 
+from .secrets import CONTROL as _CONTROL
+from .secrets import Secrets, escape_controls
+
 LogFormat = Literal["auto", "text", "journal", "json"]
-MASK = "****"
-#: C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 #: syslog priorities of Python's levels, for journald's ``<N>`` prefix
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 
 
 def setup_logging(
-    level: str, *, log_format: LogFormat = "auto", secrets: Iterable[str] = (), stream: TextIO | None = None
+    level: str,
+    *,
+    log_format: LogFormat = "auto",
+    secrets: Secrets | Iterable[str] = (),
+    stream: TextIO | None = None,
 ) -> logging.Handler:
     """Send every log record at ``level`` or above to ``stream`` (stderr) in ``log_format``,
-    with each of ``secrets`` masked wherever it appears (messages and tracebacks alike).
+    with each of ``secrets`` masked wherever it appears, in any encoding (messages and tracebacks
+    alike; ``profile.secrets``).
 
     Replaces the root logger's handlers, so calling it again (tests, a second run) does not
     duplicate lines. Returns the handler.
@@ -61,33 +65,39 @@ def setup_logging(
 
 
 class RedactingFormatter(logging.Formatter):
-    """Formats with ``inner``, then masks every secret in the result.
+    """Formats with ``inner``, every secret masked by :class:`~magoo_core.secrets.Secrets`.
 
-    Masking the finished text catches a key wherever it hides: a message argument, an exception's
-    text, a traceback's local repr. Secrets shorter than 4 characters are not masked (they would
-    mask ordinary words). Control characters in the message (not in a traceback, which has
-    lines of its own) are escaped first (:func:`printable`): one record is one line.
+    The message and the traceback are masked before ``inner`` formats them (so JSON escaping
+    cannot hide a secret that holds a quote or a backslash), and the finished text once more (a
+    secret in a logger's name, or split by the format). Control characters in the message (not
+    in a traceback, which has lines of its own) are escaped first (:func:`printable`): one record
+    is one line.
     """
 
-    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+    def __init__(self, inner: logging.Formatter, secrets: Secrets | Iterable[str]) -> None:
         super().__init__()
         self.inner = inner
-        values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
+        self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
+        mask = self.secrets.mask
         message = record.getMessage()
         if _CONTROL.search(message):  # a name, a transcript, a server's answer: never a second line
-            record = logging.makeLogRecord({**record.__dict__, "msg": printable(message), "args": None})
-        text = self.inner.format(record)
-        return self._pattern.sub(MASK, text) if self._pattern is not None else text
+            message = printable(message)
+        exc_text = record.exc_text
+        if record.exc_info and not exc_text:
+            exc_text = self.inner.formatException(record.exc_info)
+        fields = {"msg": mask(message), "args": None, "exc_info": None, "exc_text": mask(exc_text) if exc_text else None}
+        if record.stack_info:
+            fields["stack_info"] = mask(record.stack_info)
+        return mask(self.inner.format(logging.makeLogRecord({**record.__dict__, **fields})))
 
 
 def printable(text: str) -> str:
     """``text`` with each control character but tab written as its escape (``\\n``, ``\\x1b``), so that
     text from outside (a profile's name, a transcript, a server's error) stays on one line and
     cannot move a terminal's cursor."""
-    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+    return escape_controls(text)
 
 
 class JournalFormatter(logging.Formatter):
@@ -112,8 +122,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
 import os
 import re
 import types
@@ -31,6 +32,7 @@ from .logs import printable
 from .plugins import KNOWN_PLUGINS, BackendInfo, Plugins
 from .profile_file import FileProblem, parse_toml, read_dotenv, read_text
 from .roles import BackendConfig, Role
+from .secrets import Secrets, secret_problem
 from .toml_lines import TomlLines
 
 SETTINGS_SECTIONS = ("magoo", "engine")
@@ -171,6 +173,11 @@ class Profile:
     @property
     def name(self) -> str:
         return self.magoo.name
+
+    @functools.cached_property
+    def secrets(self) -> Secrets:
+        """The one masker every output of a run calls (:mod:`magoo_core.secrets`)."""
+        return Secrets(self.secret_values)
 
     def specs(self) -> list[BackendSpec]:
         """Every configured backend, in role order (actuators last, in file order)."""
@@ -327,9 +334,7 @@ class _Validator:
 
     def _redact(self, text: str) -> str:
         """Mask env values in text a backend wrote itself (a validator's message may quote its input)."""
-        for secret in self.secret_values:
-            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
-        return text
+        return Secrets(self.secret_values, mask=MASK).mask(text)
 
     # ---- sections ----
 
@@ -505,6 +510,11 @@ class _Validator:
                 if found is None:
                     if not self._dotenv_failed:  # else the .env's own issue says why
                         self.issue(section, key, f"environment variable {_cut(var, 80)} is not set", self._unset_hint(var))
+                    unset.add(path)
+                    return ""
+                problem = secret_problem(_cut(var, 80), found)
+                if problem is not None:
+                    self.issue(section, key, problem)
                     unset.add(path)
                     return ""
                 secret_keys.add(key)

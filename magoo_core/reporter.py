@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from .plugins import hookimpl
+from .secrets import Secrets
 from .types import BackendFailure, Reply, Transcript, TurnTimeline, WakeEvent
 from .wake_scores import WakeScoreboard
 
@@ -20,12 +21,20 @@ class ConsoleReporter:
     At the end of a turn each backend may add a line of its own (``describe_turn()``). A run that
     ends with no turn says how near each wake word came; one that ends with exit code 1 says why.
 
+    Every line is masked with the profile's secrets before it is written (a template, a path or
+    a server's error may hold one).
+
     :param engine: the engine whose backends are described; None: the hooks' own lines only.
+    :param secrets: what to mask; default: the engine's ``profile.secrets``.
     """
 
-    def __init__(self, out: TextIO, engine: Engine | None = None) -> None:
+    def __init__(self, out: TextIO, engine: Engine | None = None, *, secrets: Secrets | None = None) -> None:
         self.out = out
         self.engine = engine
+        if secrets is None:
+            profile = getattr(engine, "profile", None)
+            secrets = profile.secrets if profile is not None else Secrets()
+        self.secrets = secrets
         self.t0 = time.monotonic()
         self._levels: list[float] = []
         self._sound_started = 0.0
@@ -33,7 +42,7 @@ class ConsoleReporter:
 
     def _line(self, text: str, when: float | None = None) -> None:
         at = (when if when else time.monotonic()) - self.t0
-        self.out.write(f"[{at:7.2f}s] {text}\n")
+        self.out.write(self.secrets.mask(f"[{at:7.2f}s] {text}\n"))
         self.out.flush()
 
     @hookimpl

@@ -39,13 +39,15 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         from ..reporter import ConsoleReporter
 
         loaded = session.load(profile)
+        # from here on every line on stdout and stderr (story, log, "magoo stopped:", a traceback) is masked
+        sys.stdout, sys.stderr = loaded.secrets.stream(sys.stdout), loaded.secrets.stream(sys.stderr)
         if log_format not in (None, "text", "journal", "json"):
             say(f"--log-format must be text, journal or json, not {log_format!r}")
             raise typer.Exit(EXIT_PROFILE)
         setup_logging(
             "debug" if verbose else loaded.magoo.log_level,
             log_format=log_format or loaded.magoo.log_format,
-            secrets=loaded.secret_values,
+            secrets=loaded.secrets,
         )
         plugins = session.plugins()
         engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)

@@ -26,6 +26,7 @@ from magoo_core.errors import BackendError
 from magoo_core.event_recorder import EventRecorder
 from magoo_core.plugins import hookimpl
 from magoo_core.roles import Backend, BackendConfig
+from magoo_core.secrets import Secrets
 from magoo_core.types import AudioChunk, AudioFormat, Reply, SpeechActivity, Transcript, WakeEvent
 
 log = logging.getLogger("magoo.fakes")
@@ -215,7 +216,10 @@ KEPT_EVENTS = 10_000
 
 
 class EventLogActuator(Backend, EventRecorder):
-    """Writes every event it receives to a JSON-lines file (and the debug log): proof of what happened."""
+    """Writes every event it receives to a JSON-lines file (and the debug log): proof of what happened.
+
+    Each line is masked with the profile's secrets (known from the startup event) before it is written.
+    """
 
     name: ClassVar[str] = "log"
 
@@ -228,6 +232,7 @@ class EventLogActuator(Backend, EventRecorder):
         EventRecorder.__init__(self)
         self.events = deque(maxlen=KEPT_EVENTS)  # the file is the record; memory keeps the latest only
         self._file = None
+        self._secrets = Secrets()
 
     async def __aenter__(self):
         if self.config.path is not None:
@@ -245,8 +250,10 @@ class EventLogActuator(Backend, EventRecorder):
             return
         super()._add(event, **arguments)
         if event == "startup":
-            arguments = {"profile": arguments["profile"].name}
-        record = json.dumps({"event": event, **{k: _jsonable(v) for k, v in arguments.items()}})
+            profile = arguments["profile"]
+            self._secrets = getattr(profile, "secrets", self._secrets)
+            arguments = {"profile": profile.name}
+        record = self._secrets.mask(json.dumps({"event": event, **{k: _jsonable(v) for k, v in arguments.items()}}))
         if event != "speak_chunk":
             log.debug("event %s", record)
         if self._file is not None:
