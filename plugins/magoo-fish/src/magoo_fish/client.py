@@ -26,6 +26,7 @@ import httpx
 from fish_audio_sdk import HttpCodeErr, Prosody, Session, TTSRequest
 
 from magoo_core import BackendError
+from magoo_core.secrets import Secrets
 
 if TYPE_CHECKING:
     from . import FishTextToSpeech
@@ -164,7 +165,7 @@ class FishClient:
     def error(self, failure: Failure, attempts: int) -> BackendError:
         """The one line the user reads for ``failure``, after ``attempts`` attempts; never the key."""
         after = f" after {attempts} attempts" if attempts > 1 else ""
-        detail = failure.detail.replace(self._key, "***") if self._key else failure.detail
+        detail = Secrets([self._key], mask="***").mask(failure.detail)  # also as bytes: b'Bearer ...'
         if failure.kind == "timeout":
             if failure.received:
                 return BackendError(f"Fish Audio's stream stalled: no audio for {detail} s after {failure.received} bytes")

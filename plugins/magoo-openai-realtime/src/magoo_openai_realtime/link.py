@@ -148,8 +148,8 @@ class RealtimeLink:
         self.history: deque[Exchange] = deque(maxlen=max(config.context_turns, 0) or None)
         self.backoff = Backoff(config.reconnect_backoff, config.reconnect_backoff_max)
         self.delays: deque[float] = deque(maxlen=100)  # the last reconnect delays chosen, for status and tests
-        self.stats = {"connects": 0, "connect_failures": 0, "drops": 0, "switches": 0, "dropped_events": 0,
-                      "malformed_events": 0}
+        self.stats = {"connects": 0, "connect_failures": 0, "auth_failures": 0, "drops": 0, "switches": 0,
+                      "dropped_events": 0, "malformed_events": 0}
         self.key = config.api_key.get_secret_value()
         _REDACT.keys.add(self.key)
         self._sessions = 0
@@ -238,7 +238,7 @@ class RealtimeLink:
                 session = await self._open()
             except BackendError as exc:
                 if not exc.retryable:
-                    self.fatal = exc
+                    self._take_fatal(exc)
                     if self.stats["connects"]:  # at start, the backend's start fails with it instead
                         log.error("%s; not reconnecting", exc.message)
                     self._settle(exc)
@@ -252,6 +252,12 @@ class RealtimeLink:
             await self._after_drop(dropped)
             if self.fatal is not None:
                 return
+
+    def _take_fatal(self, exc: BackendError) -> None:
+        """Stop for good with ``exc``; a rejected key is counted in ``auth_failures`` (status.json)."""
+        self.fatal = exc
+        if protocol.is_auth_error(exc):
+            self.stats["auth_failures"] += 1
 
     async def _attempt_failed(self, reason: str) -> None:
         self.stats["connect_failures"] += 1
@@ -271,7 +277,7 @@ class RealtimeLink:
         self.current = None
         self.stats["drops"] += 1
         if dropped.fatal is not None:
-            self.fatal = dropped.fatal
+            self._take_fatal(dropped.fatal)
             log.error("%s; not reconnecting", dropped.fatal.message)
             self.put(dropped)
             self._settle(dropped.fatal)
@@ -341,7 +347,7 @@ class RealtimeLink:
             return await self._open()
         except BackendError as exc:
             if not exc.retryable:
-                self.fatal = exc
+                self._take_fatal(exc)
                 log.error("%s", exc.message)
                 return None
             log.warning("could not open the next session early (%s); trying again in 10 s", exc.message)
@@ -411,6 +417,11 @@ class RealtimeLink:
             raise fatal or BackendError(f"{_host(url)} closed the connection while it was set up") from None
         except OSError as exc:
             raise BackendError(f"cannot reach {_host(url)}: {exc.strerror or exc}") from None
+        except BackendError:
+            raise
+        except Exception as exc:  # anything else (a header websockets refuses ...) must not end the loop unsaid
+            detail = protocol.redact(f"{type(exc).__name__}: {exc}", self.key)
+            raise BackendError(f"cannot connect to {_host(url)}: {detail}") from None
         self._sessions += 1
         self.stats["connects"] += 1
         session = Session(ws, self._sessions, created, config.append_ms)
@@ -523,7 +534,7 @@ def _host(url: str) -> str:
 
 def _status_error(status: int, host: str) -> BackendError:
     if status in (401, 403):
-        return BackendError(
+        return protocol.auth_error(
             f"{host} refused the connection (HTTP {status}): check the key in api_key (for example"
             " OPENAI_API_KEY in the environment or the profile's .env file) and that the account has access"
             " to the Realtime API",

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from magoo_core import AudioFormat, BackendError
+from magoo_core.secrets import Secrets
 
 #: The only PCM format the GA API takes: 16-bit little-endian mono at 24 kHz.
 AUDIO_FORMAT = AudioFormat(24000)
@@ -114,11 +115,23 @@ def cancel(response_id: str | None) -> dict[str, Any]:
 
 
 def redact(text: str, secret: str) -> str:
-    """``text`` without the key, without any part of it the server quoted, and without anything
-    shaped like an OpenAI key (``sk-...``)."""
+    """``text`` without the key in any encoding (:class:`~magoo_core.secrets.Secrets`), without any
+    part of it the server quoted, and without anything shaped like an OpenAI key (``sk-...``)."""
     if secret:
-        text = text.replace(secret, "***")
+        text = Secrets([secret], mask="***").mask(text)
     return _SECRET_LIKE.sub("sk-***", text)
+
+
+def auth_error(message: str, *, retryable: bool = False) -> BackendError:
+    """The error of a rejected key (HTTP 401/403, ``invalid_api_key``, close 3000): :func:`is_auth_error`."""
+    error = BackendError(message, retryable=retryable)
+    error.auth = True  # type: ignore[attr-defined]
+    return error
+
+
+def is_auth_error(error: BaseException) -> bool:
+    """Whether ``error`` says the server rejected the key."""
+    return getattr(error, "auth", False) is True
 
 
 def error_fields(event: dict[str, Any]) -> tuple[str, str, str | None]:
@@ -144,7 +157,7 @@ def error_to_backend_error(event: dict[str, Any], secret: str) -> BackendError:
     """A server ``error`` event as the one readable line a user sees."""
     code, message, param = error_fields(event)
     if code == "invalid_api_key":
-        return BackendError(
+        return auth_error(
             "OpenAI rejected the API key (invalid_api_key): check the key in api_key (for example "
             "OPENAI_API_KEY in the environment or the profile's .env file)",
             retryable=False,
@@ -156,7 +169,7 @@ def error_to_backend_error(event: dict[str, Any], secret: str) -> BackendError:
 def close_to_backend_error(code: int | None, reason: str, secret: str) -> BackendError | None:
     """A close code after which reconnecting cannot help, as a fatal error; else None."""
     if code == 3000:
-        return BackendError(
+        return auth_error(
             "OpenAI rejected the API key (close 3000): check the key in api_key (for example "
             "OPENAI_API_KEY in the environment or the profile's .env file)",
             retryable=False,

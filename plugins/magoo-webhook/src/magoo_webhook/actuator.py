@@ -1,5 +1,7 @@
 """The webhook actuator: chosen events as JSON to a URL, never in the way of listening.
 
+The profile's secrets (a template, a path from ``{ env }``) are masked in every body.
+
 Each event hook builds its body (see :mod:`.payloads`) and hands it to the outbox (see
 :mod:`.delivery`), which sends it from a task of its own. Delivery failures are logged and
 counted in ``stats()``; they never reach the engine, so a dead receiver costs no turn.
@@ -13,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 from pydantic import Field
 
 from magoo_core import Backend, BackendConfig, WakeEvent, hookimpl, require
+from magoo_core.fields import Count, Seconds, StrictBool
+from magoo_core.secrets import Secrets
 
 from .options import Headers, WebhookUrl
 from .payloads import TurnSteps, envelope, epoch, finished_timeline
@@ -63,6 +67,8 @@ class WebhookActuator(Backend):
         self.assistant: str | None = None
         self.outbox: Outbox | None = None
         self._chosen = frozenset(config.events)
+        #: The profile's secrets, known from ``magoo_on_startup``: masked in every body.
+        self._secrets = Secrets()
         self._steps = TurnSteps()
 
     async def __aenter__(self) -> WebhookActuator:
@@ -92,13 +98,14 @@ class WebhookActuator(Backend):
 
     def _send(self, event: str, turn: int | None, **fields: Any) -> None:
         if event in self._chosen and self.outbox is not None:
-            self.outbox.put({**envelope(event, self.assistant, turn), **fields})
+            self.outbox.put(self._secrets.mask_data({**envelope(event, self.assistant, turn), **fields}))
 
     # ---- lifecycle events ----
 
     @hookimpl
     def magoo_on_startup(self, profile):
         self.assistant = profile.name
+        self._secrets = getattr(profile, "secrets", self._secrets)
         self._send("startup", None, backends=[f"{spec.role.value}:{spec.backend}" for spec in profile.specs()])
 
     @hookimpl
