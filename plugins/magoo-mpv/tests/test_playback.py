@@ -85,7 +85,7 @@ async def test_the_next_reply_finds_mpv_already_waiting(virtual_audio, speech_fi
         assert waiting is not None and waiting.alive  # started with the backend, before any reply
         assert player_children() == [waiting.proc.pid]  # the start check's mpv has ended
         await player.play(pieces(data[:6000], "mp3", delay=0), Progress())
-        await asyncio.sleep(0.5)
+        await asyncio.gather(player._preparing or asyncio.sleep(0))  # the next one starts in the background
         assert player._spare is not None and player._spare.alive and player._spare is not waiting
         assert player.stats() == {"plays": 1, "processes": 2}
 
