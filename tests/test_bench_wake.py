@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "wake.py"
 
 
+@pytest.mark.timeout(300)  # the bench's own limit: its CPU-bound loops take minutes beside other workers
 def test_the_wake_bench_runs_and_both_sides_detect_the_same_wake_words():
     done = subprocess.run(
         [sys.executable, str(BENCH), "--minutes", "1.5", "--repeat", "1"],

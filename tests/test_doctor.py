@@ -101,7 +101,7 @@ def test_the_profile_microphone_is_matched_like_the_capture_does(magoo, virtual_
 
     report, _ = run_doctor(magoo, "--profile", found)
     device = row(report, "[audio_source] device")
-    assert device["result"] == "OK"
+    assert device["result"] == "OK", device
     assert re.search(r"'DEFAULT' is \[\d+\] default; opens at 16000 Hz", device["found"])
 
     report, result = run_doctor(magoo, "--profile", missing)

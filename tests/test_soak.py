@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "soak.py"
 HOURS, TURN_EVERY = 1.5, 180
 TURNS = round(HOURS * 3600 / TURN_EVERY)
@@ -27,6 +29,7 @@ def load_bench():
     return module
 
 
+@pytest.mark.timeout(300)  # the soak's own limit: CPU-bound, it takes minutes beside other workers
 def test_a_short_soak_completes_every_turn_and_leaves_no_threads_or_fds_behind(tmp_path):
     report = tmp_path / "soak.json"
     done = subprocess.run(
@@ -54,6 +57,7 @@ def test_a_short_soak_completes_every_turn_and_leaves_no_threads_or_fds_behind(t
     assert run["structures"]["engine.turns.tasks"] == 0
 
 
+@pytest.mark.timeout(300)  # the soak's own limit: CPU-bound, it takes minutes beside other workers
 def test_the_real_models_soak_too_and_every_turn_hears_the_command(tmp_path):
     """--real: openWakeWord, pocketsphinx, the local responder and espeak-ng on the demo's recording."""
     report = tmp_path / "soak.json"
