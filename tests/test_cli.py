@@ -643,6 +643,7 @@ def test_a_plugin_that_does_not_import_is_reported_and_fatal_only_to_a_profile_t
     doctor = magoo("doctor", "--json", env=env, timeout=120)
     checked = magoo("check", "-p", unused, env=env)
     ran = magoo("run", "-p", unused, env=env)
+    ran_json = magoo("run", "--log-format", "json", "-p", unused, env=env)
     refused = magoo("check", "-p", uses_it, env=env)
 
     assert listed.returncode == 0, listed.stderr
@@ -651,10 +652,13 @@ def test_a_plugin_that_does_not_import_is_reported_and_fatal_only_to_a_profile_t
     [row] = [r for r in json.loads(doctor.stdout)["checks"] if r["check"] == "plugin magoo-broken"]
     assert row["result"] == "FAIL" and "definitely_missing_lib" in row["found"]
     assert doctor.returncode == 1
-    for result in (checked, ran):
+    for result in (checked, ran, ran_json):
         assert result.returncode == 0, result.stderr
         [warning] = [line for line in result.stderr.splitlines() if "magoo-broken" in line]
-        assert warning.startswith("warning: plugin magoo-broken 0.3.0 did not load: ModuleNotFoundError")
+        assert "plugin magoo-broken 0.3.0 did not load: ModuleNotFoundError" in warning
+    assert checked.stderr.startswith("warning: plugin magoo-broken")
+    assert re.search(r"WARNING +magoo.plugins: plugin magoo-broken", ran.stderr)  # through the log, in its format
+    assert all(json.loads(line) for line in ran_json.stderr.splitlines())
     assert "turn 1: ok" in ran.stdout
     assert refused.returncode == 2
     said = " ".join(refused.stderr.split()).lower()

@@ -6,6 +6,7 @@ Profile problems exit with code 2 and print every problem at once, never a trace
 # No `from __future__ import annotations`: typer reads these signatures at every start, and real
 # annotations spare it an eval() of each.
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -38,7 +39,7 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         from ..logs import setup_logging
         from ..reporter import ConsoleReporter
 
-        loaded = session.load(profile)
+        loaded = session.load(profile, report_unused=False)
         # from here on every line on stdout and stderr (story, log, "magoo stopped:", a traceback) is masked
         sys.stdout, sys.stderr = loaded.secrets.stream(sys.stdout), loaded.secrets.stream(sys.stderr)
         if log_format not in (None, "text", "journal", "json"):
@@ -49,6 +50,7 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
             log_format=log_format or loaded.magoo.log_format,
             secrets=loaded.secrets,
         )
+        session.report_failed(used_by=str(profile), warn=logging.getLogger("magoo.plugins").warning)  # in the log's format
         plugins = session.plugins()
         engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)
         if not quiet:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,19 +66,22 @@ class Session:
                 self.report_failed()
         return self._plugins
 
-    def report_failed(self, mentioned: Iterable[str] = (), *, used_by: str | None = None) -> None:
-        """One warning line per plugin that failed to load, except those named in ``mentioned``
-        (texts already printed). ``used_by``: the profile that loaded without them."""
-        already = "\n".join(mentioned)
+    def report_failed(
+        self, mentioned: Iterable[str] = (), *, used_by: str | None = None, warn: Callable[[str], object] | None = None
+    ) -> None:
+        """One warning per plugin that failed to load, except those named in ``mentioned`` (texts
+        already printed). ``used_by``: the profile that loaded without them. ``warn``: where the
+        warning goes (``magoo run`` gives its logger); by default a 'warning: ' line on stderr."""
+        already = "\n".join(mentioned).lower()
         for info in self.plugins(report_failed=False).failed():
-            if f"plugin {info.name} ".lower() in already.lower():
-                continue
-            say(failed_line(info, used_by))
+            if f"plugin {info.name} ".lower() not in already:
+                (warn or _warning)(failed_message(info, used_by))
 
-    def load(self, path: Path) -> Profile:
+    def load(self, path: Path, *, report_unused: bool = True) -> Profile:
         """Load and validate a profile; on problems print every one and exit with code 2.
 
-        Plugins that failed to load are warned about: the profile may not need them.
+        Plugins that failed to load are warned about (the profile does not need them), unless
+        ``report_unused`` is False: the caller does it with :meth:`report_failed`.
         """
         from ..errors import ProfileError
         from ..profile import load_profile
@@ -93,18 +96,23 @@ class Session:
                 say(f"  {issue}")
             self.report_failed(str(issue) for issue in exc.issues)
             raise typer.Exit(EXIT_PROFILE) from None
-        self.report_failed(used_by=str(path))
+        if report_unused:
+            self.report_failed(used_by=str(path))
         return profile
 
 
-def failed_line(info: PluginInfo, used_by: str | None = None) -> str:
-    """'warning: plugin magoo-x 1.0 did not load: ...' in one line, with what it means for the user."""
+def failed_message(info: PluginInfo, used_by: str | None = None) -> str:
+    """'plugin magoo-x 1.0 did not load: ...' in one line, with what it means for the user."""
     install = f" (install: {info.install})" if info.install else ""
     if used_by:
         consequence = f"{used_by} does not use it"
     else:
         consequence = "a profile that uses it will not load"
-    return f"warning: plugin {info.name} {info.version} did not load: {info.error}{install}; {consequence}; `magoo plugins` lists it"
+    return f"plugin {info.name} {info.version} did not load: {info.error}{install}; {consequence}; `magoo plugins` lists it"
+
+
+def _warning(text: str) -> None:
+    say(f"warning: {text}")
 
 
 def say(text: str) -> None:
