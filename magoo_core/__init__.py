@@ -32,30 +32,48 @@ if TYPE_CHECKING:
         WakeEvent,
     )
 
-#: public name -> the submodule that defines it
-_HOMES: dict[str, str] = {
-    **dict.fromkeys(("BackendError", "MagooError", "MissingDependency", "PluginError", "ProfileError", "require"), "errors"),
-    **dict.fromkeys(("BackendInfo", "Plugins", "create_plugin_manager", "hookimpl"), "plugins"),
-    **dict.fromkeys(("AudioStream", "Backend", "BackendConfig", "PlaybackProgress", "Role"), "roles"),
-    **dict.fromkeys(
-        (
-            "AudioChunk", "AudioFormat", "BackendFailure", "EncodedAudio", "EngineStatus", "Outcome", "Reply",
-            "SpeechActivity", "State", "Transcript", "TurnTimeline", "WakeEvent",
-        ),
-        "types",
-    ),
-}
+__all__ = [
+    "AudioChunk",
+    "AudioFormat",
+    "AudioStream",
+    "Backend",
+    "BackendConfig",
+    "BackendError",
+    "BackendFailure",
+    "BackendInfo",
+    "EncodedAudio",
+    "EngineStatus",
+    "MagooError",
+    "MissingDependency",
+    "Outcome",
+    "PlaybackProgress",
+    "PluginError",
+    "Plugins",
+    "ProfileError",
+    "Reply",
+    "Role",
+    "SpeechActivity",
+    "State",
+    "Transcript",
+    "TurnTimeline",
+    "WakeEvent",
+    "create_plugin_manager",
+    "hookimpl",
+    "require",
+]
 
-__all__ = sorted(_HOMES)
+#: where the names of __all__ are defined, lightest first: a name is looked up in each in turn
+_HOMES = ("errors", "types", "roles", "plugins")
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'magoo_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+    if name in __all__:
+        for home in _HOMES:
+            module = importlib.import_module(f".{home}", __name__)
+            if hasattr(module, name):
+                value = globals()[name] = getattr(module, name)  # later look-ups skip this function
+                return value
+    raise AttributeError(f"module 'magoo_core' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
