@@ -33,6 +33,8 @@ class Listing:
     devices: list[DeviceInfo] = field(default_factory=list)
     problem: str | None = None
     noise: list[str] = field(default_factory=list)
+    #: the native code killed the process (PortAudio's assertion where ALSA has no device at all)
+    crashed: bool = False
 
 
 def list_in_child(list_devices: Callable[[], list[DeviceInfo]], timeout: float = LIST_TIMEOUT) -> Listing:
@@ -60,7 +62,7 @@ def list_in_child(list_devices: Callable[[], list[DeviceInfo]], timeout: float =
     elif os.WIFSIGNALED(status):
         last = next((line.strip().rstrip(".") for line in reversed(noise) if line.strip()), "")
         crash = signal.Signals(os.WTERMSIG(status)).name
-        listing = Listing(problem=f"PortAudio crashed ({crash}) while listing devices{f': {last}' if last else ''}")
+        listing = Listing(problem=f"PortAudio crashed ({crash}) while listing devices{f': {last}' if last else ''}", crashed=True)
     else:
         listing = Listing(problem=f"the listing process ended with exit code {os.WEXITSTATUS(status)} and no answer")
     listing.noise = noise

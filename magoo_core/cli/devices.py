@@ -51,7 +51,7 @@ def add_devices_command(app: typer.Typer, session: Session) -> None:
                     say(f"{name}: stderr: {line}")
             if listing.problem is not None:
                 failed = True
-                hint = f"; this happens when ALSA has no device at all: {NO_INPUT_HINT}" if "crashed" in listing.problem else ""
+                hint = f"; this happens when ALSA has no device at all: {NO_INPUT_HINT}" if listing.crashed else ""
                 say(f"{name}: could not list devices: {listing.problem}{hint}")
             else:
                 say(found_line(name, listing.devices, len(listing.noise)))
