@@ -422,11 +422,11 @@ def check_tools() -> None:
 
 async def measure_told(runs: int, fast: bool) -> tuple[DemoRuns, DemoRuns]:
     """The demo turn with the player told what the TTS yields, and not told, alternating."""
-    from magoo_core.engine import Engine
+    from magoo_core.speaker import Speaker
 
-    told_call = Engine._player_expects_tts_output
+    told_call = Speaker.prepare
 
-    async def not_told(engine: Any) -> None:
+    async def not_told(speaker: Any) -> None:
         return None
 
     plugins, profile = load_demo(fast)
@@ -434,12 +434,12 @@ async def measure_told(runs: int, fast: bool) -> tuple[DemoRuns, DemoRuns]:
     try:
         for _ in range(runs):
             for demo, call in ((told, told_call), (untold, not_told)):
-                Engine._player_expects_tts_output = call
+                Speaker.prepare = call
                 latencies, player = await demo_turn(plugins, profile)
                 demo.latencies.append(latencies)
                 demo.players.append(player)
     finally:
-        Engine._player_expects_tts_output = told_call
+        Speaker.prepare = told_call
     return told, untold
 
 
