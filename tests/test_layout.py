@@ -103,6 +103,19 @@ def test_magoo_core_has_no_import_circle():
     assert circles(graph) == []
 
 
+#: The engine and the parts it was split into (issue 18): each stays small enough to read.
+ENGINE_PARTS = ["engine", "lifecycle", "wake_worker", "speaker", "turn", "continuous", "monitor"]
+
+
+def test_the_engine_stays_a_coordinator_and_its_parts_stay_small():
+    assert len((CORE / "engine.py").read_text(encoding="utf-8").splitlines()) <= 400
+    for name in ENGINE_PARTS:
+        tree = ast.parse((CORE / f"{name}.py").read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                assert node.end_lineno - node.lineno < 300, f"{name}.{node.name} is {node.end_lineno - node.lineno + 1} lines: split it"
+
+
 def test_the_circle_check_finds_a_circle(tmp_path):
     package = tmp_path / "pkg"
     (package / "sub").mkdir(parents=True)
