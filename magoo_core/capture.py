@@ -37,6 +37,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .audio import CaptureQueue, mix_to_mono, rms_level
 from .errors import BackendError
+from .fields import Count, SampleRate, Seconds
 from .roles import Backend, BackendConfig
 from .types import AudioChunk, AudioFormat, DeviceInfo
 
@@ -55,39 +56,38 @@ T = TypeVar("T")
 class DeviceCaptureConfig(BackendConfig):
     """Options shared by every callback-driven capture backend."""
 
-    device: str | int | None = Field(
+    device: str | Count(0, 1023) | None = Field(
         None,
         description="Input device: a part of its name (case-insensitive, e.g. \"USB\") or its index from"
         " `magoo devices` (a number, unquoted); unset or \"\" means the system's default input.",
     )
-    sample_rate: Literal["auto"] | int = Field(
+    sample_rate: Literal["auto"] | SampleRate = Field(
         "auto",
         description="Hz to open the device at; \"auto\" tries 16000, 48000, 44100, 32000, 24000, 22050, 8000"
         " and keeps the first that opens.",
     )
-    channels: int | None = Field(
-        None, ge=1, le=32, description="Channels to open; empty: mono when the device allows it, else two."
+    channels: Count(1, 32) | None = Field(
+        None, description="Channels to open; empty: mono when the device allows it, else two."
     )
-    channel: int | None = Field(
-        None, ge=0, description="Keep only this channel (0-based) instead of mixing all channels to mono."
+    channel: Count(0, 31) | None = Field(
+        None, description="Keep only this channel (0-based) instead of mixing all channels to mono."
     )
-    frames_per_buffer: int | None = Field(
-        None, ge=32, description="Frames per driver callback; empty: 40 ms worth at the chosen rate."
+    frames_per_buffer: Count(32, 65536) | None = Field(
+        None, description="Frames per driver callback; empty: 40 ms worth at the chosen rate."
     )
-    wait_for_device: float = Field(
-        30.0, ge=0, description="Seconds to wait at start for a matching input device to appear (USB at boot)."
+    wait_for_device: Seconds(0, 3600) = Field(
+        30.0, description="Seconds to wait at start for a matching input device to appear (USB at boot)."
     )
-    stall_timeout: float = Field(
-        2.0, gt=0, description="Reopen the device when no audio has arrived for this many seconds."
+    stall_timeout: Seconds(0.05, 600) = Field(
+        2.0, description="Reopen the device when no audio has arrived for this many seconds."
     )
-    stuck_after: float = Field(
+    stuck_after: Seconds(0, 3600) = Field(
         10.0,
-        ge=0,
         description="Reopen the device when the level stays exactly the same (e.g. digital zeros) for this"
         " many seconds; 0 turns the check off, for sources that send digital silence on purpose.",
     )
-    queue_seconds: float = Field(
-        2.0, gt=0, description="Audio buffered between the driver and the engine; beyond it the oldest is dropped."
+    queue_seconds: Seconds(0.05, 60) = Field(
+        2.0, description="Audio buffered between the driver and the engine; beyond it the oldest is dropped."
     )
 
     @field_validator("device", mode="before")

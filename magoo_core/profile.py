@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, Valid
 from pydantic_core.core_schema import ErrorType
 
 from .errors import ProfileError
+from .fields import Count, EnvText, Seconds, StrictBool, describe_ranges
 from .logs import printable
 from .plugins import KNOWN_PLUGINS, BackendInfo, Plugins
 from .profile_file import FileProblem, parse_toml, read_dotenv, read_text
@@ -51,7 +52,7 @@ class MagooSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field("magoo", description="name of this assistant, shown in logs and status")
+    name: str = Field("magoo", max_length=100, description="name of this assistant, shown in logs and status")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="least severe log messages that are written"
     )
@@ -65,62 +66,71 @@ class MagooSettings(BaseModel):
 
 
 class EngineSettings(BaseModel):
-    """The ``[engine]`` section: timing and robustness of the turn loop."""
+    """The ``[engine]`` section: timing and robustness of the turn loop.
+
+    Every number is bounded (:mod:`magoo_core.fields`); the intervals' lower bounds are those of
+    the tests, which tick fast: a heartbeat writes one log line, so real setups keep it at seconds.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mute_pre: float = Field(
-        0.2, ge=0, le=5, description="seconds the microphone is muted before the reply's first sound"
+    mute_pre: Seconds(0, 5) = Field(
+        0.2, description="seconds the microphone is muted before the reply's first sound"
     )
-    mute_post: float = Field(
-        0.5, ge=0, le=10, description="seconds the microphone stays muted after the sound really ended"
+    mute_post: Seconds(0, 10) = Field(
+        0.5, description="seconds the microphone stays muted after the sound really ended"
     )
-    barge_in: bool = Field(
+    barge_in: StrictBool = Field(
         False,
         description="a wake word while speaking stops the reply (the wake detector keeps listening while muted)",
     )
-    preroll: float = Field(
-        0.5, ge=0, le=10, description="seconds of audio from before the wake word handed to speech-to-text"
+    preroll: Seconds(0, 10) = Field(
+        0.5, description="seconds of audio from before the wake word handed to speech-to-text"
     )
-    capture_timeout: float = Field(
-        10.0, gt=0, description="seconds the engine listens for a command after the wake word, at most"
+    capture_timeout: Seconds(0.1, 300) = Field(
+        10.0, description="seconds the engine listens for a command after the wake word, at most"
     )
-    reply_timeout: float = Field(
-        30.0, gt=0, description="seconds to wait for a reply after the final transcript, at most"
+    reply_timeout: Seconds(0.1, 600) = Field(
+        30.0, description="seconds to wait for a reply after the final transcript, at most"
     )
-    speakable_replies: bool = Field(
+    speakable_replies: StrictBool = Field(
         True,
         description="strip markdown, code fences, URLs and JSON punctuation from the reply before text-to-speech",
     )
     muted_audio: Literal["silence", "drop"] = Field(
         "silence", description="what continuous speech-to-text gets while the microphone is muted"
     )
-    heartbeat_interval: float = Field(60.0, gt=0, description="seconds between two heartbeat events")
+    heartbeat_interval: Seconds(0.01, 86400) = Field(60.0, description="seconds between two heartbeat events")
     status_file: Path | None = Field(
         None,
         description="write the status as JSON to this file (atomically) while running; relative to the profile's folder",
     )
-    status_interval: float = Field(5.0, gt=0, description="seconds between two writes of status_file")
-    hook_timeout: float = Field(5.0, gt=0, description="seconds the engine waits for one async event hook")
-    shutdown_timeout: float = Field(
-        5.0, gt=0, description="seconds the engine waits for backends to stop at shutdown"
+    status_interval: Seconds(0.01, 3600) = Field(5.0, description="seconds between two writes of status_file")
+    hook_timeout: Seconds(0.01, 300) = Field(5.0, description="seconds the engine waits for one async event hook")
+    shutdown_timeout: Seconds(0.1, 300) = Field(
+        5.0, description="seconds the engine waits for backends to stop at shutdown"
     )
-    max_failures: int = Field(
-        3, ge=1, description="consecutive failures of a backend before it is restarted"
+    max_failures: Count(1, 1000) = Field(
+        3, description="consecutive failures of a backend before it is restarted"
     )
-    restart_backoff: float = Field(
-        1.0, gt=0, description="seconds before the first restart of a backend, doubled each time"
+    restart_backoff: Seconds(0.001, 3600) = Field(
+        1.0, description="seconds before the first restart of a backend, doubled each time"
     )
-    restart_backoff_max: float = Field(60.0, gt=0, description="seconds between restarts, at most")
-    exit_after_restarts: int = Field(
+    restart_backoff_max: Seconds(0.001, 86400) = Field(60.0, description="seconds between restarts, at most")
+    exit_after_restarts: Count(0, 10000) = Field(
         10,
-        ge=0,
         description=(
             "backend restarts within restart_window that make magoo exit with an error, so its service"
             " manager starts it afresh; 0: never"
         ),
     )
-    restart_window: float = Field(600.0, gt=0, description="seconds over which exit_after_restarts counts")
+    restart_window: Seconds(0.001, 604800) = Field(
+        600.0, description="seconds over which exit_after_restarts counts"
+    )
+
+
+describe_ranges(MagooSettings)
+describe_ranges(EngineSettings)
 
 
 @dataclass(frozen=True)
@@ -520,7 +530,7 @@ class _Validator:
                 secret_keys.add(key)
                 if found:
                     self.secret_values.add(found)
-                return found
+                return EnvText(found)  # text, parsed where a backend expects a number
             if isinstance(value, Mapping):
                 return {k: walk(v, (*path, k)) for k, v in value.items()}
             if isinstance(value, list):

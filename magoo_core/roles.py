@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from .fields import describe_ranges
 from .types import AudioChunk, AudioFormat, EncodedAudio, Reply, SpeechActivity, Transcript, WakeEvent
 
 
@@ -49,12 +50,21 @@ class Role(enum.StrEnum):
 class BackendConfig(BaseModel):
     """Base of every backend's ``Config``: strict, frozen, and profile-aware.
 
+    Type numbers, booleans and templates with :mod:`magoo_core.fields` (``Seconds(0.1, 300)``,
+    ``StrictBool``, ``Template("text")``): strict, finite and bounded, with the range appended
+    to the field's description.
+
     Fields typed ``pathlib.Path`` (alone, optional or in a list) are resolved against the
     profile's folder when they are relative, so ``path = "clips/hello.wav"`` means the file next
     to the profile wherever magoo is started from.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        describe_ranges(cls)  # `magoo backends --options` shows each number's bounds
 
     @field_validator("*", mode="after")
     @classmethod

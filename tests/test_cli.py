@@ -253,7 +253,7 @@ PROFILE_ERRORS = {
     ),
     "wrong type": (
         "level = 0.2", 'level = "loud"',
-        "[wake] level: input should be a valid number", None,
+        "[wake] level: must be a number, not text: write it without quotes", None,
     ),
     "missing required key": (
         'backend = "scripted"\nrealtime = false\nsegments = [{ seconds = 0.5 }]', 'backend = "wav"\nrealtime = false',
@@ -311,7 +311,7 @@ def test_every_problem_of_a_profile_is_printed_together(magoo, tmp_path):
     assert in_order(
         result.stderr,
         f"broken.toml:{line_of(text, '[audio_source]')}: [audio_source] path: missing required key",
-        f"broken.toml:{line_of(text, 'level = ')}: [wake] level: input should be a valid number",
+        f"broken.toml:{line_of(text, 'level = ')}: [wake] level: must be a number, not text",
         f"broken.toml:{line_of(text, 'templat = ')}: [responder] templat: unknown key",
         f"broken.toml:{line_of(text, 'tonee')}: [tts] backend: unknown text-to-speech backend 'tonee'",
         f"broken.toml:{line_of(text, '[sttt]')}: sttt: unknown section [sttt]. Did you mean [stt]?",

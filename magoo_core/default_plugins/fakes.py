@@ -24,6 +24,7 @@ from pydantic import Field
 from magoo_core.audio import rms_level, tone
 from magoo_core.errors import BackendError
 from magoo_core.event_recorder import EventRecorder
+from magoo_core.fields import Count, Hertz, Ratio, SampleRate, Seconds, StrictBool, Template
 from magoo_core.plugins import hookimpl
 from magoo_core.roles import Backend, BackendConfig
 from magoo_core.secrets import Secrets
@@ -31,7 +32,7 @@ from magoo_core.types import AudioChunk, AudioFormat, Reply, SpeechActivity, Tra
 
 log = logging.getLogger("magoo.fakes")
 
-FailOn = Field(default_factory=list, description="1-based call numbers on which to raise a BackendError (to test error handling).")
+FailOn = Field(default_factory=list, max_length=1000, description="1-based call numbers on which to raise a BackendError (to test error handling).")
 
 
 class ScriptedWakeDetector(Backend):
@@ -47,11 +48,11 @@ class ScriptedWakeDetector(Backend):
     frame_samples = 1280
 
     class Config(BackendConfig):
-        at: list[float] = Field(default_factory=list, description="Fire when this many seconds of audio have been heard (audio fed while muted is not heard).")
-        level: float | None = Field(None, gt=0, le=1, description="Also fire on any frame whose RMS level (0..1) reaches this.")
+        at: list[Seconds(0, 604800)] = Field(default_factory=list, description="Fire when this many seconds of audio have been heard (audio fed while muted is not heard); each 0 to 604800.")
+        level: Ratio(lo_open=True) | None = Field(None, description="Also fire on any frame whose RMS level (0..1) reaches this.")
         model: str = Field("hey_magoo", description="Model name reported in the wake event.")
-        score: float = Field(0.9, ge=0, le=1, description="Score reported in the wake event.")
-        threshold: float = Field(0.5, ge=0, le=1, description="Threshold reported in the wake event.")
+        score: Ratio() = Field(0.9, description="Score reported in the wake event.")
+        threshold: Ratio() = Field(0.5, description="Threshold reported in the wake event.")
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -98,12 +99,12 @@ class ScriptedSpeechToText(Backend):
 
     class Config(BackendConfig):
         transcripts: list[str] = Field(default_factory=lambda: ["what time is it"], min_length=1, description="What the user 'said', one per utterance, cycled.")
-        speech_level: float = Field(0.02, gt=0, le=1, description="RMS level (0..1) above which audio counts as speech.")
-        end_silence: float = Field(0.5, gt=0, description="Seconds of quiet after speech that end an utterance.")
-        partial_every: float = Field(0.3, gt=0, description="Seconds of speech between partial transcripts (one more word each).")
-        replies: bool = Field(False, description="Also reply by itself, like a conversational backend (OpenAI Realtime).")
-        reply_template: str = Field("You said: {text}", description="The reply when `replies` is on; {text} is the transcript.")
-        fail: list[int] = FailOn
+        speech_level: Ratio(lo_open=True) = Field(0.02, description="RMS level (0..1) above which audio counts as speech.")
+        end_silence: Seconds(0.01, 60) = Field(0.5, description="Seconds of quiet after speech that end an utterance.")
+        partial_every: Seconds(0.01, 60) = Field(0.3, description="Seconds of speech between partial transcripts (one more word each).")
+        replies: StrictBool = Field(False, description="Also reply by itself, like a conversational backend (OpenAI Realtime).")
+        reply_template: Template("text") = Field("You said: {text}", description="The reply when `replies` is on; {text} is the transcript.")
+        fail: list[Count(1, 1_000_000)] = FailOn
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -160,8 +161,8 @@ class EchoResponder(Backend):
     name: ClassVar[str] = "echo"
 
     class Config(BackendConfig):
-        template: str = Field("You said: {text}", description="The reply; {text} is the final transcript.")
-        fail: list[int] = FailOn
+        template: Template("text") = Field("You said: {text}", description="The reply; {text} is the final transcript.")
+        fail: list[Count(1, 1_000_000)] = FailOn
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -180,13 +181,13 @@ class ToneSpeech(Backend):
     name: ClassVar[str] = "tone"
 
     class Config(BackendConfig):
-        sample_rate: int = Field(22050, ge=8000, description="Output sample rate in Hz.")
-        frequency: float = Field(220.0, gt=0, description="Tone frequency in Hz.")
-        seconds_per_char: float = Field(0.03, gt=0, description="Length of speech per character of text.")
-        max_seconds: float = Field(3.0, gt=0, description="Longest reply in seconds.")
-        chunk_ms: int = Field(50, ge=5, le=1000, description="Length of each streamed chunk in milliseconds.")
-        realtime: bool = Field(False, description="Produce audio no faster than real time, like a streaming service.")
-        fail: list[int] = FailOn
+        sample_rate: SampleRate = Field(22050, description="Output sample rate in Hz.")
+        frequency: Hertz() = Field(220.0, description="Tone frequency in Hz.")
+        seconds_per_char: Seconds(0.001, 10) = Field(0.03, description="Length of speech per character of text.")
+        max_seconds: Seconds(0.01, 600) = Field(3.0, description="Longest reply in seconds.")
+        chunk_ms: Count(5, 1000) = Field(50, description="Length of each streamed chunk in milliseconds.")
+        realtime: StrictBool = Field(False, description="Produce audio no faster than real time, like a streaming service.")
+        fail: list[Count(1, 1_000_000)] = FailOn
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from magoo_core.fields import Template
 from magoo_core.plugins import hookimpl
 from magoo_core.roles import Backend, BackendConfig
 from magoo_core.types import Reply, Transcript
@@ -51,7 +52,7 @@ class LocalResponder(Backend):
             None, description="IANA time zone for the time and date (e.g. 'Europe/Berlin'); unset uses the system's."
         )
         jokes: list[str] = Field(default_factory=lambda: list(JOKES), min_length=1, description="Jokes, told in turn.")
-        fallback: str = Field(
+        fallback: Template("text") = Field(
             "You said: {text}", description="The answer to anything else; {text} is what was heard. Empty: no answer."
         )
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from magoo_core.audio import AudioConverter, WavStreamDecoder, rms_level, split, write_wav
 from magoo_core.errors import BackendError
 from magoo_core.plugins import hookimpl
+from magoo_core.fields import SampleRate, StrictBool
 from magoo_core.roles import Backend, BackendConfig, PlaybackProgress
 from magoo_core.types import AudioChunk, AudioFormat, EncodedAudio
 
@@ -144,13 +146,21 @@ class WavRecorderPlayer(Backend):
             Path("magoo-reply.wav"),
             description="Where to write the reply; '{n}' becomes the playback number (1, 2, ...).",
         )
-        realtime: bool = Field(
+        realtime: StrictBool = Field(
             False,
             description="Take as long as a speaker would, so a stop can interrupt a reply midway.",
         )
-        sample_rate: int | None = Field(
-            None, gt=0, description="Rate of the file in Hz; unset uses the rate of the first audio."
+        sample_rate: SampleRate | None = Field(
+            None, description="Rate of the file in Hz; unset uses the rate of the first audio."
         )
+
+        @field_validator("path")
+        @classmethod
+        def _only_n(cls, value: Path) -> Path:
+            unknown = [p for p in re.findall(r"\{[^{}]*\}", str(value)) if p != "{n}"]
+            if unknown:
+                raise ValueError(f"{unknown[0][:40]} is not replaced: '{{n}}' (the playback number) is the only placeholder")
+            return value
 
     config: Config
 

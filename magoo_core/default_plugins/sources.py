@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from magoo_core import audio
 from magoo_core.errors import BackendError
+from magoo_core.fields import Count, Hertz, Ratio, SampleRate, Seconds, StrictBool
 from magoo_core.plugins import hookimpl
 from magoo_core.roles import Backend, BackendConfig, InputFile
 from magoo_core.types import AudioChunk, AudioFormat
@@ -139,8 +140,8 @@ def _frames(seconds: float | None, rate: int) -> int | None:
 class PacedConfig(BackendConfig):
     """Settings every built-in source shares."""
 
-    chunk_ms: int = Field(80, ge=1, le=1000, description="Length of each delivered chunk, in milliseconds.")
-    realtime: bool = Field(
+    chunk_ms: Count(1, 1000) = Field(80, description="Length of each delivered chunk, in milliseconds.")
+    realtime: StrictBool = Field(
         True,
         description="Deliver audio at the speed of a microphone; false delivers it as fast as possible.",
     )
@@ -221,13 +222,13 @@ class WavFileSource(PacedSource):
 
     class Config(PacedConfig):
         path: InputFile = Field(description="The WAV file (16-bit PCM); relative paths are relative to the profile.")
-        loop: bool = Field(False, description="Start again from the beginning when the file ends.")
-        lead_silence: float = Field(0.0, ge=0, description="Seconds of silence before the file.")
-        tail_silence: float = Field(1.0, ge=0, description="Seconds of silence after the file.")
-        sample_rate: int | None = Field(
-            None, gt=0, description="Resample to this rate (Hz); unset keeps the file's rate."
+        loop: StrictBool = Field(False, description="Start again from the beginning when the file ends.")
+        lead_silence: Seconds(0, 60) = Field(0.0, description="Seconds of silence before the file.")
+        tail_silence: Seconds(0, 60) = Field(1.0, description="Seconds of silence after the file.")
+        sample_rate: SampleRate | None = Field(
+            None, description="Resample to this rate (Hz); unset keeps the file's rate."
         )
-        mono: bool = Field(True, description="Mix all channels into one.")
+        mono: StrictBool = Field(True, description="Mix all channels into one.")
 
     config: Config
 
@@ -258,10 +259,10 @@ class ToneSource(PacedSource):
     name: ClassVar[str] = "tone"
 
     class Config(PacedConfig):
-        frequency: float = Field(440.0, gt=0, description="Pitch in Hz.")
-        amplitude: float = Field(0.3, ge=0, le=1, description="Peak level, 0..1 of full scale.")
-        seconds: float | None = Field(None, gt=0, description="How long to play; unset plays forever.")
-        sample_rate: int = Field(16000, gt=0, description="Sample rate in Hz.")
+        frequency: Hertz() = Field(440.0, description="Pitch in Hz.")
+        amplitude: Ratio() = Field(0.3, description="Peak level, 0..1 of full scale.")
+        seconds: Seconds(0, 604800, lo_open=True) | None = Field(None, description="How long to play; unset plays forever.")
+        sample_rate: SampleRate = Field(16000, description="Sample rate in Hz.")
 
     config: Config
 
@@ -277,8 +278,8 @@ class SilenceSource(PacedSource):
     name: ClassVar[str] = "silence"
 
     class Config(PacedConfig):
-        seconds: float | None = Field(None, gt=0, description="How long to deliver silence; unset is forever.")
-        sample_rate: int = Field(16000, gt=0, description="Sample rate in Hz.")
+        seconds: Seconds(0, 604800, lo_open=True) | None = Field(None, description="How long to deliver silence; unset is forever.")
+        sample_rate: SampleRate = Field(16000, description="Sample rate in Hz.")
 
     config: Config
 
@@ -294,9 +295,9 @@ class Segment(BackendConfig):
     ``{ file = "hello.wav" }`` a file (as long as the file).
     """
 
-    seconds: float | None = Field(None, gt=0, description="Length of a tone or silence segment, in seconds.")
-    tone: float | None = Field(None, gt=0, description="Play a sine tone of this frequency (Hz).")
-    amplitude: float = Field(0.3, ge=0, le=1, description="Peak level of the tone, 0..1 of full scale.")
+    seconds: Seconds(0, 3600, lo_open=True) | None = Field(None, description="Length of a tone or silence segment, in seconds.")
+    tone: Hertz() | None = Field(None, description="Play a sine tone of this frequency (Hz).")
+    amplitude: Ratio() = Field(0.3, description="Peak level of the tone, 0..1 of full scale.")
     file: InputFile | None = Field(None, description="Play this 16-bit WAV file (resampled, mixed to mono).")
 
     @model_validator(mode="after")
@@ -320,8 +321,8 @@ class ScriptedSource(PacedSource):
 
     class Config(PacedConfig):
         segments: list[Segment] = Field(min_length=1, description="What to play, in order.")
-        sample_rate: int = Field(16000, gt=0, description="Sample rate in Hz; files are resampled to it.")
-        loop: bool = Field(False, description="Start the script again when it ends.")
+        sample_rate: SampleRate = Field(16000, description="Sample rate in Hz; files are resampled to it.")
+        loop: StrictBool = Field(False, description="Start the script again when it ends.")
 
     config: Config
 

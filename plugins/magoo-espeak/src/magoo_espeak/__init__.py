@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, hookimpl
+from magoo_core.fields import Count, SampleRate
 from magoo_core.audio import AudioConverter, WavStreamDecoder, split
 
 if TYPE_CHECKING:
@@ -49,13 +50,13 @@ class EspeakTextToSpeech(Backend):
             description="espeak-ng voice (-v): a language such as en-us, en-gb, de, optionally with a variant "
             "(en-us+f3); `espeak-ng --voices` lists them.",
         )
-        speed: int = Field(160, ge=80, le=450, description="Speaking rate in words per minute (-s, 80-450).")
-        pitch: int = Field(50, ge=0, le=99, description="Pitch (-p, 0-99; 50 is the voice's normal pitch).")
-        amplitude: int = Field(100, ge=0, le=200, description="Loudness (-a, 0-200; 100 is normal).")
-        gap: int = Field(0, ge=0, description="Extra pause between words in units of 10 ms (-g).")
+        speed: Count(80, 450) = Field(160, description="Speaking rate in words per minute (-s, 80-450).")
+        pitch: Count(0, 99) = Field(50, description="Pitch (-p, 0-99; 50 is the voice's normal pitch).")
+        amplitude: Count(0, 200) = Field(100, description="Loudness (-a, 0-200; 100 is normal).")
+        gap: Count(0, 500) = Field(0, description="Extra pause between words in units of 10 ms (-g).")
         binary: str = Field("espeak-ng", min_length=1, description="The espeak-ng binary (a name on PATH or a path).")
-        sample_rate: int | None = Field(
-            None, gt=0, description="Resample the output to this rate in Hz; unset keeps espeak-ng's 22050 Hz."
+        sample_rate: SampleRate | None = Field(
+            None, description="Resample the output to this rate in Hz; unset keeps espeak-ng's 22050 Hz."
         )
 
     config: Config

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, SecretStr, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, EncodedAudio, hookimpl, require
+from magoo_core.fields import Choice, Count, Number, Ratio, SampleRate, Seconds, StrictBool
 from magoo_core.audio import WavStreamDecoder
 
 from .sentences import plan_requests
@@ -54,32 +55,32 @@ class FishTextToSpeech(Backend):
             description="Audio format: mp3 and opus go to the player encoded (mpv plays them); wav and pcm "
             "become PCM chunks any player takes.",
         )
-        sample_rate: int | None = Field(
+        sample_rate: SampleRate | None = Field(
             None,
             description="Output rate in Hz: wav/pcm 8000-48000 (default 44100), mp3 32000 or 44100 "
             "(default 44100); opus is always 48000.",
         )
-        mp3_bitrate: Literal[64, 128, 192] = Field(128, description="MP3 bit rate in kbit/s.")
-        opus_bitrate: Literal[-1000, 24, 32, 48, 64] = Field(32, description="Opus bit rate in kbit/s; -1000 lets the encoder choose.")
+        mp3_bitrate: Choice(64, 128, 192) = Field(128, description="MP3 bit rate in kbit/s.")
+        opus_bitrate: Choice(-1000, 24, 32, 48, 64) = Field(32, description="Opus bit rate in kbit/s; -1000 lets the encoder choose.")
         latency: Literal["normal", "balanced"] = Field(
             "balanced", description="balanced starts sooner at a little cost in quality; normal is the best quality."
         )
-        chunk_length: int = Field(200, ge=100, le=300, description="Characters the server synthesizes at a time (100-300).")
-        normalize: bool = Field(True, description="Let the server normalize text (numbers, dates) before speaking it.")
-        speed: float = Field(1.0, ge=0.5, le=2.0, description="Speaking speed, 0.5-2.0 (sent as prosody when not 1.0).")
-        volume: float = Field(0.0, ge=-20.0, le=20.0, description="Volume change in dB, -20..20 (sent as prosody when not 0).")
-        temperature: float = Field(0.7, ge=0.0, le=1.0, description="Sampling temperature 0-1; lower is steadier.")
-        top_p: float = Field(0.7, ge=0.0, le=1.0, description="Nucleus sampling 0-1.")
+        chunk_length: Count(100, 300) = Field(200, description="Characters the server synthesizes at a time (100-300).")
+        normalize: StrictBool = Field(True, description="Let the server normalize text (numbers, dates) before speaking it.")
+        speed: Number(0.5, 2.0) = Field(1.0, description="Speaking speed, 0.5-2.0 (sent as prosody when not 1.0).")
+        volume: Number(-20.0, 20.0) = Field(0.0, description="Volume change in dB, -20..20 (sent as prosody when not 0).")
+        temperature: Ratio() = Field(0.7, description="Sampling temperature 0-1; lower is steadier.")
+        top_p: Ratio() = Field(0.7, description="Nucleus sampling 0-1.")
         base_url: str = Field(DEFAULT_URL, description="Fish Audio API address; override for the loopback server.")
-        first_byte_timeout: float = Field(10.0, gt=0, description="Seconds a request may take to send its first audio.")
-        read_timeout: float = Field(10.0, gt=0, description="Seconds between two pieces of audio before the stream counts as stalled.")
-        retries: int = Field(
-            2, ge=0,
+        first_byte_timeout: Seconds(0.01, 300) = Field(10.0, description="Seconds a request may take to send its first audio.")
+        read_timeout: Seconds(0.01, 300) = Field(10.0, description="Seconds between two pieces of audio before the stream counts as stalled.")
+        retries: Count(0, 10) = Field(
+            2,
             description="Retries of a request after 429, 5xx, a timeout or a connection error, while none of its "
             "audio was played.",
         )
-        max_chars: int = Field(
-            250, ge=20,
+        max_chars: Count(20, 5000) = Field(
+            250,
             description="Longest request in characters; the first request is the first sentence alone, the rest "
             "are grouped up to this.",
         )

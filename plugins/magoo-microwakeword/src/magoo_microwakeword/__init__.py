@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl, require
+from magoo_core.fields import Ratio, Seconds
 
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
@@ -35,8 +36,8 @@ class ModelConfig(BackendConfig):
         "microWakeWord model's .json file (its .tflite next to it)."
     )
     label: str = Field("", description="What the profile calls this wake word; empty: the model's name.")
-    probability_cutoff: float | None = Field(
-        None, gt=0, lt=1, description="Fire when the model's averaged probability exceeds this; unset: the cutoff in the model's .json."
+    probability_cutoff: Ratio(lo_open=True, hi_open=True) | None = Field(
+        None, description="Fire when the model's averaged probability exceeds this; unset: the cutoff in the model's .json."
     )
 
     @field_validator("name")
@@ -76,8 +77,8 @@ class MicroWakeWordDetector(Backend):
             description="Models to listen for, all at once: tables {name, label, probability_cutoff}, "
             "or just names.",
         )
-        refractory: float = Field(
-            1.0, ge=0, description="Seconds of audio after a detection during which no model fires again."
+        refractory: Seconds(0, 60) = Field(
+            1.0, description="Seconds of audio after a detection during which no model fires again."
         )
 
         @field_validator("models", mode="before")

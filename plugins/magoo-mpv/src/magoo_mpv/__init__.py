@@ -24,6 +24,7 @@ from pydantic import Field
 
 from magoo_core.errors import BackendError
 from magoo_core.plugins import hookimpl
+from magoo_core.fields import Count, Seconds, StrictBool
 from magoo_core.roles import Backend, BackendConfig, PlaybackProgress
 from magoo_core.types import AudioChunk, AudioFormat, EncodedAudio
 
@@ -57,18 +58,18 @@ class MpvPlayer(Backend):
             "auto",
             description="mpv's --audio-device: 'auto', 'pulse', 'alsa/plughw:1' ... (`mpv --audio-device=help` lists them).",
         )
-        volume: int = Field(100, ge=0, le=130, description="Playback volume in percent (above 100 amplifies).")
+        volume: Count(0, 130) = Field(100, description="Playback volume in percent (above 100 amplifies).")
         extra_args: list[str] = Field(default_factory=list, description="More mpv options, e.g. ['--audio-channels=mono'].")
         mpv: str = Field("mpv", description="The mpv binary (a name on PATH or a path).")
         fallback: Literal["mpg123", "none"] = Field(
             "mpg123", description="What plays MP3 replies when mpv is not installed."
         )
         mpg123: str = Field("mpg123", description="The mpg123 binary, for the fallback.")
-        envelope: bool = Field(True, description="Report the level of what is heard (for a servo mouth, LEDs).")
-        stall_timeout: float = Field(
-            5.0, gt=0, description="Seconds a player may hold unplayed audio without progress before it counts as hung."
+        envelope: StrictBool = Field(True, description="Report the level of what is heard (for a servo mouth, LEDs).")
+        stall_timeout: Seconds(0.05, 600) = Field(
+            5.0, description="Seconds a player may hold unplayed audio without progress before it counts as hung."
         )
-        check_output: bool = Field(
+        check_output: StrictBool = Field(
             True,
             description="At start, play 50 ms of silence to check the audio output opens; a failure stops the start with mpv's reason.",
         )

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr, model_validator
 
 from magoo_core import AudioChunk, Backend, BackendConfig, BackendError, Reply, SpeechActivity, Transcript, hookimpl
+from magoo_core.fields import Count, Ratio, Seconds
 
 from . import protocol
 from .link import Dropped, RealtimeLink, Session
@@ -59,7 +60,7 @@ class RealtimeSpeechToText(Backend):
             "You are a friendly voice assistant. Answer briefly, in plain spoken sentences.",
             description="System instructions of a conversation session.",
         )
-        max_output_tokens: int | Literal["inf"] = Field(
+        max_output_tokens: Count(1, 4096) | Literal["inf"] = Field(
             400, description='Longest reply in tokens, or "inf".'
         )
         transcription_model: str = Field(
@@ -78,36 +79,36 @@ class RealtimeSpeechToText(Backend):
         turn_detection: Literal["server_vad", "semantic_vad"] = Field(
             "server_vad", description="How the server finds the end of a turn: by silence, or by meaning."
         )
-        threshold: float = Field(0.5, ge=0.0, le=1.0, description="server_vad: speech threshold 0..1; higher needs louder speech.")
-        prefix_padding_ms: int = Field(300, ge=0, le=2000, description="server_vad: audio kept from before speech started (ms).")
-        silence_duration_ms: int = Field(500, ge=100, le=5000, description="server_vad: silence that ends a turn (ms).")
+        threshold: Ratio() = Field(0.5, description="server_vad: speech threshold 0..1; higher needs louder speech.")
+        prefix_padding_ms: Count(0, 2000) = Field(300, description="server_vad: audio kept from before speech started (ms).")
+        silence_duration_ms: Count(100, 5000) = Field(500, description="server_vad: silence that ends a turn (ms).")
         eagerness: Literal["low", "medium", "high", "auto"] = Field(
             "auto", description="semantic_vad: how soon it answers; low waits longest (up to 8 s)."
         )
         url: str = Field(DEFAULT_URL, description="Realtime endpoint; override for a compatible server or the loopback server.")
-        append_ms: int = Field(50, ge=10, le=1000, description="Audio per input_audio_buffer.append message (ms).")
-        connect_timeout: float = Field(
-            10.0, gt=0, description="Seconds to connect and set up a session; also how long a turn waits for a connection."
+        append_ms: Count(10, 1000) = Field(50, description="Audio per input_audio_buffer.append message (ms).")
+        connect_timeout: Seconds(0.05, 300) = Field(
+            10.0, description="Seconds to connect and set up a session; also how long a turn waits for a connection."
         )
-        ping_interval: float = Field(20.0, gt=0, description="Seconds between websocket pings.")
-        ping_timeout: float = Field(20.0, gt=0, description="Seconds without a pong before the connection counts as dropped.")
-        reconnect_backoff: float = Field(1.0, gt=0, description="Seconds before the first reconnect attempt, doubled each time.")
-        reconnect_backoff_max: float = Field(300.0, gt=0, description="Seconds between reconnect attempts, at most.")
-        healthy_after: float = Field(
-            60.0, gt=0, description="Seconds a connection must stay up before the backoff starts again from its base."
+        ping_interval: Seconds(0.05, 3600) = Field(20.0, description="Seconds between websocket pings.")
+        ping_timeout: Seconds(0.05, 3600) = Field(20.0, description="Seconds without a pong before the connection counts as dropped.")
+        reconnect_backoff: Seconds(0.01, 3600) = Field(1.0, description="Seconds before the first reconnect attempt, doubled each time.")
+        reconnect_backoff_max: Seconds(0.01, 86400) = Field(300.0, description="Seconds between reconnect attempts, at most.")
+        healthy_after: Seconds(0.1, 86400) = Field(
+            60.0, description="Seconds a connection must stay up before the backoff starts again from its base."
         )
-        recycle_after: float = Field(
-            3000.0, gt=0,
+        recycle_after: Seconds(1, 3600) = Field(
+            3000.0,
             description=(
                 "Seconds after which the session is replaced by a fresh one at a quiet moment (the server "
                 "ends sessions at 60 min; earlier if its expires_at says so)."
             ),
         )
-        context_turns: int = Field(
-            10, ge=0, description="Recent exchanges replayed into a new session, so a reconnect keeps the conversation."
+        context_turns: Count(0, 100) = Field(
+            10, description="Recent exchanges replayed into a new session, so a reconnect keeps the conversation."
         )
-        transcript_wait: float = Field(
-            1.0, ge=0, description="Seconds a finished reply waits for the transcript of what the user said."
+        transcript_wait: Seconds(0, 60) = Field(
+            1.0, description="Seconds a finished reply waits for the transcript of what the user said."
         )
 
         @model_validator(mode="after")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl, require
+from magoo_core.fields import Count, Ratio, Seconds, StrictBool
 
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
@@ -47,7 +48,7 @@ class WakeModel(BackendConfig):
     path: Path | None = Field(
         None, description="A .tflite or .onnx wake word model file; relative paths start at the profile's folder."
     )
-    threshold: float = Field(0.5, gt=0, le=1, description="Score (0..1) this model must reach to wake.")
+    threshold: Ratio(lo_open=True) = Field(0.5, description="Score (0..1) this model must reach to wake.")
     label: str | None = Field(None, description="What events and logs call this wake word; default: its key.")
 
     @model_validator(mode="after")
@@ -125,23 +126,21 @@ class OpenWakeWordDetector(Backend):
                 " The pretrained models (" + ", ".join(PRETRAINED) + ") are CC BY-NC-SA 4.0: non-commercial use only."
             ),
         )
-        trigger_level: int = Field(
-            1, ge=1, le=25, description="Consecutive 80 ms frames a model must score at or over its threshold to wake."
+        trigger_level: Count(1, 25) = Field(
+            1, description="Consecutive 80 ms frames a model must score at or over its threshold to wake."
         )
-        refractory: float = Field(
-            2.0, ge=0, description="Seconds of audio after a detection during which the model does not fire again."
+        refractory: Seconds(0, 60) = Field(
+            2.0, description="Seconds of audio after a detection during which the model does not fire again."
         )
-        multi_trigger: bool = Field(
+        multi_trigger: StrictBool = Field(
             False,
             description=(
                 "False: a detection silences every model for `refractory` (one wake per utterance)."
                 " True: only the model that fired is silenced; the others may fire on the next frames."
             ),
         )
-        vad_threshold: float | None = Field(
+        vad_threshold: Ratio(lo_open=True) | None = Field(
             None,
-            gt=0,
-            le=1,
             description=(
                 "Voice probability (pymicro-vad) that counts as speech; a detection then counts only if speech"
                 " was heard in the last second. Unset: no voice check."

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, hookimpl, require
+from magoo_core.fields import Choice, Number, Seconds, StrictBool
 from magoo_core.types import SpeechActivity, Transcript
 
 if TYPE_CHECKING:
@@ -79,28 +80,26 @@ class PocketsphinxSpeechToText(Backend):
         hmm: Path | None = Field(
             None, description="An acoustic model folder; unset: the US English model in the pocketsphinx wheel."
         )
-        end_silence: float = Field(0.6, gt=0, le=5, description="Seconds of non-speech that end an utterance.")
-        max_seconds: float = Field(10.0, gt=0, description="Longest utterance in seconds; it is ended there.")
-        partial_every: float = Field(
-            0.3, gt=0, description="Seconds of audio between partial transcripts (only when the words changed)."
+        end_silence: Seconds(0, 5, lo_open=True) = Field(0.6, description="Seconds of non-speech that end an utterance.")
+        max_seconds: Seconds(0.1, 600) = Field(10.0, description="Longest utterance in seconds; it is ended there.")
+        partial_every: Seconds(0.01, 60) = Field(
+            0.3, description="Seconds of audio between partial transcripts (only when the words changed)."
         )
-        vad_mode: Literal[0, 1, 2, 3] = Field(
+        vad_mode: Choice(0, 1, 2, 3) = Field(
             3,
             description=(
                 "How strict pocketsphinx's voice activity detector is, 0 (loose) to 3 (strict). Modes 0-2"
                 " take a faint hiss (white noise at -60 dBFS) for speech; 3 ignores noise up to about -50 dBFS."
             ),
         )
-        dither: float = Field(
+        dither: Number(0, 100) = Field(
             1.0,
-            ge=0,
-            le=100,
             description=(
                 "Standard deviation, in 16-bit steps, of a faint noise added to the audio; 0: none."
                 " Exact digital silence (a muted or synthetic source) makes pocketsphinx drop the last words."
             ),
         )
-        adapt_mean: bool = Field(
+        adapt_mean: StrictBool = Field(
             False,
             description=(
                 "Carry pocketsphinx's cepstral mean (its estimate of the microphone's sound) from one"

@@ -11,11 +11,12 @@ import threading
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl
+from magoo_core.fields import Ratio, Seconds
 from magoo_core.audio import Rechunker
 
 from ._library import KEY_HELP, Library, load_library, translate
@@ -34,7 +35,7 @@ SAMPLE_RATE = 16000
 #: before the reset is out of its window and cannot fire (Porcupine has no reset of its own).
 RESET_SILENCE = 1.0
 
-Sensitivity = Annotated[float, Field(ge=0.0, le=1.0)]
+Sensitivity = Ratio()
 
 
 def keyword_name(path: Path) -> str:
@@ -98,8 +99,8 @@ class PorcupineDetector(Backend):
                 "recognise (pvporcupine 1.9.5 on a Raspberry Pi 5)."
             ),
         )
-        refractory: float = Field(
-            2.0, ge=0, description="Seconds of audio after a detection during which further detections are ignored."
+        refractory: Seconds(0, 60) = Field(
+            2.0, description="Seconds of audio after a detection during which further detections are ignored."
         )
 
         @model_validator(mode="after")

@@ -4,34 +4,38 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from magoo_core import BackendConfig
+from magoo_core.fields import Count, Number, Seconds
+
+#: any angle a servo is set to, in degrees: a full turn either way is more than any servo has
+Angle = Number(-360, 360)
 
 
 class SpeakMotion(BackendConfig):
     """The mouth: opens with the level of the voice that is being heard."""
 
-    closed_angle: float | None = Field(
+    closed_angle: Angle | None = Field(
         None, description="Angle of the closed mouth, in degrees; unset: `rest_angle`."
     )
-    open_angle: float = Field(30.0, description="Angle of the mouth opened all the way, in degrees.")
-    gain: float = Field(
-        4.0, gt=0, description="The voice's RMS level (0..1) times this is how far the mouth opens (0..1, clipped)."
+    open_angle: Angle = Field(30.0, description="Angle of the mouth opened all the way, in degrees.")
+    gain: Number(0, 100, lo_open=True) = Field(
+        4.0, description="The voice's RMS level (0..1) times this is how far the mouth opens (0..1, clipped)."
     )
-    attack: float = Field(
-        0.03, gt=0, description="Seconds the mouth takes to follow a louder voice (time constant of the smoothing)."
+    attack: Seconds(0, 10, lo_open=True) = Field(
+        0.03, description="Seconds the mouth takes to follow a louder voice (time constant of the smoothing)."
     )
-    release: float = Field(
-        0.12, gt=0, description="Seconds the mouth takes to follow a quieter voice (time constant of the smoothing)."
+    release: Seconds(0, 10, lo_open=True) = Field(
+        0.12, description="Seconds the mouth takes to follow a quieter voice (time constant of the smoothing)."
     )
 
 
 class WakeNod(BackendConfig):
     """A nod on the wake word: to ``angle`` and back, in ``seconds``."""
 
-    angle: float = Field(20.0, description="Angle the nod goes to, in degrees.")
-    seconds: float = Field(0.4, gt=0, le=10, description="How long the nod takes, there and back.")
+    angle: Angle = Field(20.0, description="Angle the nod goes to, in degrees.")
+    seconds: Seconds(0, 10, lo_open=True) = Field(0.4, description="How long the nod takes, there and back.")
 
 
 def _table_or_false(value: Any) -> Any:
@@ -46,7 +50,7 @@ def _table_or_false(value: Any) -> Any:
 class ServoConfig(BackendConfig):
     """One servo on one GPIO pin; a profile may list several, each in its own ``[[actuators]]``."""
 
-    pin: int | str = Field(
+    pin: StrictInt | str = Field(
         ...,
         description='The signal pin: a BCM number (18) or a gpiozero pin name ("GPIO18", "BOARD12").',
     )
@@ -58,23 +62,23 @@ class ServoConfig(BackendConfig):
         ),
     )
     pigpio_host: str = Field("localhost", description="Host of the pigpio daemon, for pin_factory = 'pigpio'.")
-    pigpio_port: int = Field(8888, ge=1, le=65535, description="Port of the pigpio daemon, for pin_factory = 'pigpio'.")
-    min_pulse_width: float = Field(
-        0.0005, gt=0, description="Pulse width in seconds at the servo's end that means `angle_at_min_pulse`."
+    pigpio_port: Count(1, 65535) = Field(8888, description="Port of the pigpio daemon, for pin_factory = 'pigpio'.")
+    min_pulse_width: Seconds(0.00005, 0.1) = Field(
+        0.0005, description="Pulse width in seconds at the servo's end that means `angle_at_min_pulse`."
     )
-    max_pulse_width: float = Field(
-        0.0025, gt=0, description="Pulse width in seconds at the servo's other end, meaning `angle_at_max_pulse`."
+    max_pulse_width: Seconds(0.00005, 0.1) = Field(
+        0.0025, description="Pulse width in seconds at the servo's other end, meaning `angle_at_max_pulse`."
     )
-    frame_width: float = Field(0.02, gt=0, description="Seconds from one pulse to the next (0.02: 50 pulses a second).")
-    angle_at_min_pulse: float = Field(-90.0, description="The angle that `min_pulse_width` moves the servo to (calibration).")
-    angle_at_max_pulse: float = Field(90.0, description="The angle that `max_pulse_width` moves the servo to (calibration).")
-    min_angle: float = Field(-90.0, description="Limit: the servo is never sent below this angle.")
-    max_angle: float = Field(90.0, description="Limit: the servo is never sent above this angle.")
-    rest_angle: float = Field(0.0, description="Where the servo rests when the assistant is idle, and at start and stop.")
-    max_speed: float = Field(300.0, gt=0, description="Fastest the servo is ever moved, in degrees per second (every motion).")
-    update_rate: float = Field(50.0, ge=5, le=200, description="Position updates per second.")
-    detach_after: float = Field(
-        0.5, ge=0, description="Seconds at rest while idle after which the pulses stop (no buzzing, no jitter)."
+    frame_width: Seconds(0.001, 0.1) = Field(0.02, description="Seconds from one pulse to the next (0.02: 50 pulses a second).")
+    angle_at_min_pulse: Angle = Field(-90.0, description="The angle that `min_pulse_width` moves the servo to (calibration).")
+    angle_at_max_pulse: Angle = Field(90.0, description="The angle that `max_pulse_width` moves the servo to (calibration).")
+    min_angle: Angle = Field(-90.0, description="Limit: the servo is never sent below this angle.")
+    max_angle: Angle = Field(90.0, description="Limit: the servo is never sent above this angle.")
+    rest_angle: Angle = Field(0.0, description="Where the servo rests when the assistant is idle, and at start and stop.")
+    max_speed: Number(0, 1e6, lo_open=True) = Field(300.0, description="Fastest the servo is ever moved, in degrees per second (every motion).")
+    update_rate: Number(5, 200) = Field(50.0, description="Position updates per second.")
+    detach_after: Seconds(0, 3600) = Field(
+        0.5, description="Seconds at rest while idle after which the pulses stop (no buzzing, no jitter)."
     )
     speak: SpeakMotion | None = Field(
         default_factory=dict,  # type: ignore[arg-type]
@@ -84,7 +88,7 @@ class ServoConfig(BackendConfig):
         default_factory=dict,  # type: ignore[arg-type]
         description="The nod on the wake word: a table (below); false: no nod.",
     )
-    listening_angle: float | None = Field(
+    listening_angle: Angle | None = Field(
         None, description="Pose held while awake and thinking, in degrees; unset: `rest_angle`."
     )
 

@@ -44,20 +44,20 @@ class WebhookActuator(Backend):
             default_factory=lambda: ["wake"], min_length=1,
             description=f"Events to send, hook names without magoo_on_: {', '.join(EVENTS)}.",
         )
-        partials: bool = Field(False, description="Also send partial transcripts (by default only the final one).")
+        partials: StrictBool = Field(False, description="Also send partial transcripts (by default only the final one).")
         headers: Headers = Field(
             default_factory=dict,
             description='HTTP headers sent with every request; values may be secrets, '
             'Authorization = { env = "HOOK_TOKEN" } (never logged).',
         )
         method: Literal["POST", "PUT"] = Field("POST", description="HTTP method.")
-        timeout: float = Field(5.0, gt=0, description="Seconds one attempt may take, connecting and answering included.")
-        retries: int = Field(2, ge=0, le=10, description="Further attempts after a timeout, no connection, 408, 425, 429 or 5xx.")
-        retry_backoff: float = Field(
-            1.0, gt=0, le=30, description="Seconds before the first retry, doubled for each next one (up to 30 s)."
+        timeout: Seconds(0.01, 600) = Field(5.0, description="Seconds one attempt may take, connecting and answering included.")
+        retries: Count(0, 10) = Field(2, description="Further attempts after a timeout, no connection, 408, 425, 429 or 5xx.")
+        retry_backoff: Seconds(0, 30, lo_open=True) = Field(
+            1.0, description="Seconds before the first retry, doubled for each next one (up to 30 s)."
         )
-        queue_size: int = Field(
-            100, ge=1, description="Events waiting for delivery at most; when full, the oldest is dropped."
+        queue_size: Count(1, 100_000) = Field(
+            100, description="Events waiting for delivery at most; when full, the oldest is dropped."
         )
 
     def __init__(self, config: Config) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from magoo_core import Backend, BackendConfig, BackendError, Reply, Transcript, hookimpl, require
+from magoo_core.fields import Count, Seconds, StrictBool
 from magoo_core.backoff import Backoff
 
 from .options import Headers, WebhookUrl
@@ -43,12 +44,12 @@ class WebhookResponder(Backend):
             description='HTTP headers sent with every request; values may be secrets, '
             'Authorization = { env = "HA_TOKEN" } (never logged).',
         )
-        timeout: float = Field(10.0, gt=0, description="Seconds one attempt may take, connecting and answering included.")
-        retries: int = Field(
-            1, ge=0, le=5,
+        timeout: Seconds(0.01, 600) = Field(10.0, description="Seconds one attempt may take, connecting and answering included.")
+        retries: Count(0, 5) = Field(
+            1,
             description="Further attempts when the receiver could not be reached or answered 429, 502, 503 or 504.",
         )
-        retry_backoff: float = Field(0.5, gt=0, le=30, description="Seconds before the first retry, doubled for each next one.")
+        retry_backoff: Seconds(0, 30, lo_open=True) = Field(0.5, description="Seconds before the first retry, doubled for each next one.")
         text_field: str = Field(
             "text",
             min_length=1,
@@ -58,7 +59,7 @@ class WebhookResponder(Backend):
         fields: dict[str, str] = Field(
             default_factory=dict, description="Fixed fields added to every request body (language, agent_id ...)."
         )
-        metadata: bool = Field(
+        metadata: StrictBool = Field(
             True,
             description="Also send confidence, assistant and turn; turn off for a receiver that refuses unknown fields.",
         )
