@@ -302,12 +302,14 @@ class Backends:
 
     async def _without_actuator(self, slot: BackendSlot, exc: Exception) -> None:
         """An actuator that cannot start (a servo without its GPIO daemon) is reported once and left
-        out: the assistant goes on listening and speaking without it."""
+        out: the assistant goes on listening and speaking without it. One that got as far as being
+        entered (its hooks could not be registered) is left first, so it is put at rest (an LED off)."""
         failure = describe_failure(slot.spec, exc)
         log.warning("%s; running without it", failure.message, exc_info=not isinstance(exc, BackendError))
         self.failures.append(failure)
         self.errors += 1
         self.actuators.remove(slot)
+        await slot.stop(slot.stop_timeout)
         await self._emit("error", failure=failure)
 
     async def stop(self, timeout: float) -> None:

@@ -395,6 +395,54 @@ async def test_an_actuator_that_cannot_start_is_reported_once_and_the_assistant_
     assert "turn_end" in [name for name, _ in log_actuator.events]
 
 
+class LitActuator(Backend):
+    """An LED that is switched on when entered and off when left."""
+
+    name: ClassVar[str] = "lit"
+    lit: ClassVar[bool] = False
+
+    class Config(BackendConfig):
+        pass
+
+    async def __aenter__(self):
+        type(self).lit = True
+        return self
+
+    async def __aexit__(self, *exc_info):
+        type(self).lit = False
+
+    @hookimpl
+    def magoo_on_wake(self, wake):
+        pass
+
+
+async def test_an_actuator_dropped_after_it_was_entered_is_left_so_it_rests(monkeypatch):
+    from magoo_core.errors import PluginError
+    from magoo_core.plugins import Plugins
+
+    register = Plugins.register_instance
+
+    def refuse_the_led(self, instance, name):
+        if isinstance(instance, LitActuator):
+            raise PluginError(f"{name}: magoo_on_wake has an argument the hook does not have")
+        return register(self, instance, name)
+
+    monkeypatch.setattr(Plugins, "register_instance", refuse_the_led)
+    LitActuator.lit = False
+    engine, probe, result = await run_engine({"actuators": [{"backend": "lit"}]}, _WithLed, turns=1)
+    assert [t.outcome for t in result.timelines] == [Outcome.OK]
+    assert [a["failure"].backend for a in probe.of("error")] == ["lit"]
+    assert engine.actuators == []
+    assert LitActuator.lit is False, "the dropped actuator's __aexit__ ran: its LED is off"
+
+
+class _WithLed:
+    @staticmethod
+    @hookimpl
+    def magoo_register_actuators(register):
+        register(LitActuator)
+
+
 # ---- a backup for a backend that cannot start ------------------------------------------------------
 
 
