@@ -37,7 +37,7 @@ class ConsoleReporter:
         self.secrets = secrets
         self.t0 = time.monotonic()
         self._levels: list[float] = []
-        self._sound_started = 0.0
+        self._sound_started: float | None = None  # the reply's first sound, until its speak_end
         self._backups_told: set[int] = set()  # slots whose backup took over, already said
 
     def _line(self, text: str, when: float | None = None) -> None:
@@ -83,9 +83,13 @@ class ConsoleReporter:
 
     @hookimpl
     def magoo_on_speak_end(self, turn: int, interrupted: bool) -> None:
+        started, self._sound_started = self._sound_started, None
+        if started is None:  # the TTS or the player failed before any sound: no duration to tell
+            self._line(f"turn {turn}: no sound was played")
+            return
         peak = max(self._levels, default=0.0)
         how = "interrupted" if interrupted else "ended"
-        seconds = time.monotonic() - self._sound_started
+        seconds = time.monotonic() - started
         self._line(f"turn {turn}: sound {how} after {seconds:.2f} s ({len(self._levels)} level updates, peak level {peak:.2f})")
 
     @hookimpl

@@ -82,6 +82,19 @@ class GoneSource(Backend):
         yield  # pragma: no cover - never reached
 
 
+class SpeechlessTTS(Backend):
+    """A TTS that fails before it gives any audio."""
+
+    name: ClassVar[str] = "speechless"
+
+    class Config(BackendConfig):
+        pass
+
+    async def synthesize(self, text):
+        raise BackendError("the voice model is missing")
+        yield  # pragma: no cover - never reached
+
+
 class Backends:
     @staticmethod
     @hookimpl
@@ -97,6 +110,11 @@ class Backends:
     @hookimpl
     def magoo_register_audio_sources(register):
         register(GoneSource)
+
+    @staticmethod
+    @hookimpl
+    def magoo_register_tts(register):
+        register(SpeechlessTTS)
 
 
 # ---- a run with no turn ---------------------------------------------------------------------------
@@ -167,3 +185,9 @@ def test_magoo_run_that_exits_1_prints_what_stopped_it_and_never_0_errors(magoo,
     assert "0 errors" not in result.stdout
     lines = [re.sub(r"^\[\s*[\d.]+s\] ", "", line) for line in result.stdout.splitlines()]
     assert lines[-1].startswith("stopped after 0 turns: could not start [player] mpv: mpv cannot open the audio output"), lines
+
+
+async def test_a_tts_that_fails_before_any_sound_tells_no_sound_not_a_bogus_duration():
+    lines, _ = await story({"tts": {"backend": "speechless"}}, Backends, turns=1)
+    assert "turn 1: no sound was played" in lines
+    assert not [line for line in lines if "sound interrupted after" in line or "sound ended after" in line]
