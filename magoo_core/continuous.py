@@ -50,10 +50,11 @@ class Conversation:
         self._open: TurnTimeline | None = None  # the turn whose speech is being heard
         self._awaiting: tuple[TurnTimeline, Transcript] | None = None  # heard; the STT's reply to come
         self._reply_timer: asyncio.Task | None = None
-        self._answer_lock = asyncio.Lock()
+        self._answer_lock: asyncio.Lock | None = None  # one answer speaks at a time
 
     def start(self) -> asyncio.Task:
         """Start the stream's task; the engine waits for it or cancels it at shutdown."""
+        self._answer_lock = asyncio.Lock()
         self.task = asyncio.create_task(self._converse(), name="magoo-converse")
         return self.task
 
