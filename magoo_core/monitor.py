@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from .output_files import WriteFailures
 from .profile import Profile
 from .status import status_document, status_line, write_status_file
 from .systemd import Notifier
@@ -43,6 +44,7 @@ class Monitor:
         self._emit = emit
         self._audio_ready = False  # the first chunk went through: READY was sent
         self._source_done = False
+        self._status_failures = WriteFailures("the status file", log)
 
     def tasks(self) -> list[asyncio.Task]:
         """Start the periodic tasks this run needs; the engine cancels them at shutdown."""
@@ -121,4 +123,6 @@ class Monitor:
         try:
             await asyncio.to_thread(write_status_file, path, document)
         except OSError as exc:
-            log.warning("cannot write the status file %s: %s", path, exc.strerror or exc)
+            self._status_failures.failed(path, exc)
+        else:
+            self._status_failures.succeeded(path)

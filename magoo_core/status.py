@@ -7,17 +7,16 @@ so a reader never sees half a document. Its shape is :func:`status_document`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from .audio import rms_level
+from .output_files import write_atomically
 from .types import AudioChunk, EngineStatus
 
 LEVEL_WINDOW = 1.0  # seconds of audio the input level is measured over
@@ -104,19 +103,11 @@ def status_document(status: EngineStatus, *, name: str, running: bool) -> dict[s
 
 
 def write_status_file(path: Path, document: dict[str, Any]) -> None:
-    """Replace ``path`` with ``document`` atomically. Blocking: call it through ``asyncio.to_thread``.
+    """Replace ``path`` with ``document`` atomically (:func:`~magoo_core.output_files.write_atomically`:
+    a regular file only, never a device node or a symbolic link). Blocking: call it through
+    ``asyncio.to_thread``.
 
-    :raises OSError: the folder cannot be written.
+    :raises OSError: the folder cannot be written, or the path is not a regular file
+        (:class:`~magoo_core.output_files.OutputError`).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(document, file, indent=1)
-            file.write("\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, (json.dumps(document, indent=1) + "\n").encode("utf-8"))

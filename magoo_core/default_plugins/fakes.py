@@ -25,6 +25,7 @@ from magoo_core.audio import rms_level, tone
 from magoo_core.errors import BackendError
 from magoo_core.event_recorder import EventRecorder
 from magoo_core.fields import Count, Hertz, Ratio, SampleRate, Seconds, StrictBool, Template
+from magoo_core.output_files import WriteFailures, open_for_append
 from magoo_core.plugins import hookimpl
 from magoo_core.roles import Backend, BackendConfig
 from magoo_core.secrets import Secrets
@@ -234,11 +235,11 @@ class EventLogActuator(Backend, EventRecorder):
         self.events = deque(maxlen=KEPT_EVENTS)  # the file is the record; memory keeps the latest only
         self._file = None
         self._secrets = Secrets()
+        self._write_failures = WriteFailures("the event log", log)
 
     async def __aenter__(self):
         if self.config.path is not None:
-            self.config.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.config.path.open("a", encoding="utf-8")
+            self._file = open_for_append(self.config.path)  # a regular file only: never a device, fifo or link
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -258,8 +259,13 @@ class EventLogActuator(Backend, EventRecorder):
         if event != "speak_chunk":
             log.debug("event %s", record)
         if self._file is not None:
-            self._file.write(record + "\n")
-            self._file.flush()
+            try:
+                self._file.write(record + "\n")
+                self._file.flush()
+            except OSError as exc:  # a full disk: said once, then reminded of now and then
+                self._write_failures.failed(self.config.path, exc)
+            else:
+                self._write_failures.succeeded(self.config.path)
 
 
 def _jsonable(value: Any) -> Any:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import re
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from magoo_core.audio import AudioConverter, WavStreamDecoder, rms_level, split, write_wav
+from magoo_core.audio import AudioConverter, WavStreamDecoder, concatenate, rms_level, split
 from magoo_core.errors import BackendError
 from magoo_core.plugins import hookimpl
 from magoo_core.fields import SampleRate, StrictBool
+from magoo_core.output_files import write_atomically
 from magoo_core.roles import Backend, BackendConfig, PlaybackProgress
 from magoo_core.types import AudioChunk, AudioFormat, EncodedAudio
 
@@ -208,11 +211,21 @@ class WavRecorderPlayer(Backend):
             return
         path = Path(str(self.config.path).replace("{n}", str(self._plays)))
         try:
-            await asyncio.to_thread(write_wav, path, playback.played, fmt)
-        except OSError as exc:
+            await asyncio.to_thread(write_atomically, path, _wav_bytes(playback.played, fmt))
+        except OSError as exc:  # OutputError too: a device node, fifo or symbolic link is not replaced
             raise BackendError(f"the wav recorder player cannot write {path}: {exc}", retryable=False) from None
         self.last_path = path
         self._story = f"the reply ({self.played_seconds:.1f} s) is in {_shown(path)}"
+
+
+def _wav_bytes(chunks: list[AudioChunk], fmt: AudioFormat) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(fmt.channels)
+        wav.setsampwidth(fmt.sample_width)
+        wav.setframerate(fmt.sample_rate)
+        wav.writeframes(concatenate(chunks, fmt).pcm)
+    return buffer.getvalue()
 
 
 def _shown(path: Path) -> str:
