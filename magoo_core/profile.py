@@ -97,6 +97,9 @@ class EngineSettings(BaseModel):
         True,
         description="strip markdown, code fences, URLs and JSON punctuation from the reply before text-to-speech",
     )
+    max_reply_chars: Count(1, 100_000) = Field(
+        4000, description="characters of a reply spoken at most; the rest is dropped, with one log line"
+    )
     muted_audio: Literal["silence", "drop"] = Field(
         "silence", description="what continuous speech-to-text gets while the microphone is muted"
     )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .plugins import hookimpl
 from .secrets import Secrets
+from .speakable import shown
 from .types import BackendFailure, Reply, Transcript, TurnTimeline, WakeEvent
 from .wake_scores import WakeScoreboard
 
@@ -69,7 +70,7 @@ class ConsoleReporter:
     @hookimpl
     def magoo_on_reply(self, reply: Reply, turn: int) -> None:
         if reply.final:
-            self._line(f"turn {turn}: reply \"{reply.text}\"")
+            self._line(f"turn {turn}: reply \"{shown(reply.text)}\"")  # from outside: no escapes, bounded
 
     @hookimpl
     def magoo_on_speak_start(self, turn: int) -> None:

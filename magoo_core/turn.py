@@ -21,7 +21,7 @@ from .audio import AudioConverter
 from .lifecycle import HISTORY, Backends, Emit, TurnDropped, unexpected
 from .profile import EngineSettings
 from .roles import AudioStream
-from .speakable import speakable
+from .speakable import shown, spoken_reply
 from .speaker import Speaker
 from .types import AudioChunk, Outcome, Reply, SpeechActivity, State, Transcript, TurnTimeline, WakeEvent
 
@@ -327,9 +327,11 @@ class Turns:
             turn.fail(Outcome.NO_REPLY, "nothing to say")
             return
         turn.reply = time.monotonic()
-        log.info("turn %d: reply %r", turn.turn, reply.text)
+        log.info("turn %d: reply %r", turn.turn, shown(reply.text))
         if self._speaker.can_speak:
-            text = speakable(reply.text) if self._settings.speakable_replies else reply.text
+            text = await spoken_reply(
+                reply.text, max_chars=self._settings.max_reply_chars, clean=self._settings.speakable_replies, turn=turn.turn
+            )
             if not text:
                 turn.fail(Outcome.NO_REPLY, "the reply had nothing to say aloud")
                 return
