@@ -119,7 +119,7 @@ class Monitor:
             return
         if not path.is_absolute() and self.profile.path is not None:
             path = self.profile.path.parent / path
-        document = status_document(self._status(), name=self.profile.name, running=running)
+        document = self.profile.secrets.mask_data(status_document(self._status(), name=self.profile.name, running=running))
         try:
             await asyncio.to_thread(write_status_file, path, document)
         except OSError as exc:

@@ -6,7 +6,8 @@ list of those outputs (tests/test_secrets.py reads every one of them after runs 
 every way the fault tests know). A value is masked in every encoding it may take on the way out:
 as is, JSON-escaped, ``repr()``-escaped, as bytes (``b'Bearer ...'``), URL-quoted, with control
 characters escaped as the log writes them, and each of these once more (a JSON record logged as
-JSON).
+JSON), and as :func:`~magoo_core.speakable.speakable` cleans a reply for speaking; a value that is a template (``"You asked: {text}"``) is masked piece by piece, since what
+gets out is the template filled in.
 
 :func:`secret_problem` is the check the profile loader runs on each value: a control character
 anywhere or white space at either end is refused, never stripped (the same value then works the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TextIO
@@ -66,12 +68,76 @@ _ENCODINGS: tuple[Callable[[str], str], ...] = (
 )
 
 
+def _literal_pieces(value: str) -> list[str]:
+    """The text between the ``{fields}`` of a value that is a template (``"You asked: {text}"``,
+    ``"out/reply-{n}.wav"``): what a filled-in template still shows of it."""
+    if "{" not in value:
+        return []
+    try:
+        parsed = list(string.Formatter().parse(value))
+    except ValueError:
+        return []
+    return [literal for literal, _, _, _ in parsed if literal]
+
+
+BACKSLASHES = r"\\+"  # escaped once, or escaped again
+MAYBE_BACKSLASHES = r"\\*"
+SPACE = r"\s"
+
+
+def _hex(text: str) -> str:
+    """``text`` (hex digits) as a pattern that takes either case."""
+    return "".join(f"[{d.upper()}{d.lower()}]" if d.isalpha() else d for d in text)
+
+
+def _char_forms(char: str) -> str:
+    """A pattern for one character of a secret in any of its forms: as is, percent-encoded,
+    escaped by JSON, ``repr()`` or a bytes ``repr()`` (behind any number of backslashes, as
+    escaping twice gives)."""
+    utf8 = char.encode("utf-8")
+    forms = [re.escape(char), "".join(f"%{_hex(f'{b:02x}')}" for b in utf8)]
+    if not char.isascii():
+        code = ord(char)
+        units = [code] if code < 0x10000 else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)]
+        forms.append("".join(BACKSLASHES + f"u{_hex(f'{unit:04x}')}" for unit in units))  # JSON
+        forms.append(BACKSLASHES + (f"x{_hex(f'{code:02x}')}" if code < 0x100 else f"u{_hex(f'{code:04x}')}"
+                                     if code < 0x10000 else f"U{_hex(f'{code:08x}')}"))  # repr
+        forms.append("".join(BACKSLASHES + f"x{_hex(f'{b:02x}')}" for b in utf8))  # bytes repr
+        return f"(?:{'|'.join(forms)})"
+    return f"(?:{MAYBE_BACKSLASHES}(?:{'|'.join(forms)}))"
+
+
+def _any_quoting(piece: str) -> str | None:
+    """A regular expression for ``piece`` whatever happened to each of its characters on the way
+    out: percent-encoded or not (URL quoting differs between a path and a query, and between
+    libraries), escaped once or twice, and punctuation dropped or made a space (as
+    :func:`~magoo_core.speakable.speakable` does to markdown). None when too little of it is
+    letters, digits or non-ASCII text to tell it apart from other text."""
+    kept = [char for char in piece if char.isalnum() or not char.isascii()]
+    if len(kept) < MIN_LENGTH:
+        return None
+    parts = []
+    for char in piece:
+        if char.isascii() and char.isalnum():
+            parts.append(re.escape(char))
+        elif char.isascii() or char.isspace():  # punctuation and spaces may be dropped or become a space
+            parts.append(f"(?:{_char_forms(char)}|[+]|{SPACE})?")
+        else:
+            parts.append(_char_forms(char))
+    return "".join(parts)
+
+
 def encodings(value: str) -> set[str]:
-    """Every form ``value`` may take in an output: see the module docstring."""
-    once = {value} | {encode(value) for encode in _ENCODINGS}
+    """Every form ``value`` may take in an output: see the module docstring. A template's
+    pieces between its ``{fields}`` count as forms too."""
+    from .speakable import speakable  # a reply is spoken, and told, as speakable() made it
+
+    pieces = {value, *_literal_pieces(value)}
+    pieces |= {speakable(piece).strip() for piece in pieces}
+    once = pieces | {encode(piece) for piece in pieces for encode in _ENCODINGS}
     forms = once | {encode(form) for form in once for encode in _ENCODINGS}
-    forms.add(repr(value.encode("utf-8"))[2:-1])
-    forms.add(unicodedata.normalize("NFC", value))
+    forms |= {repr(piece.encode("utf-8"))[2:-1] for piece in pieces}
+    forms |= {unicodedata.normalize("NFC", piece) for piece in pieces}
     return {form for form in forms if len(form) >= MIN_LENGTH}
 
 
@@ -87,8 +153,10 @@ class Secrets:
         self._mask = mask
         self.values = frozenset(value for value in values if len(value) >= MIN_LENGTH)
         forms = set().union(*(encodings(value) for value in self.values)) if self.values else set()
-        ordered = sorted(forms, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        pieces = {piece for value in self.values for piece in (value, *_literal_pieces(value)) if len(piece) >= MIN_LENGTH}
+        quoted = [_any_quoting(piece) for piece in sorted(pieces, key=len, reverse=True)]
+        ordered = [q for q in quoted if q] + [re.escape(form) for form in sorted(forms, key=len, reverse=True)]
+        self._pattern = re.compile("|".join(ordered)) if ordered else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
@@ -100,7 +168,12 @@ class Secrets:
         """``text`` with every secret, in each of its encodings, replaced by the mask (``****``)."""
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(self._mask, text)
+        for _ in range(8):  # a secret may reappear where a mask meets its own '*'s ("a***" in "aa***")
+            masked = self._pattern.sub(self._mask, text)
+            if masked == text:
+                break
+            text = masked
+        return text
 
     def mask_data(self, value: Any) -> Any:
         """``value`` (JSON-like: dicts, lists, strings, numbers) with every string masked, keys too."""
