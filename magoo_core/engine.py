@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from .lifecycle import HISTORY, Backends, BackendSlot
 from .monitor import Monitor
 from .plugins import Plugins
 from .profile import Profile
+from .shutdown import Stopping, stop_now
 from .speaker import Speaker
 from .status import InputLevel
 from .systemd import Notifier
@@ -63,6 +63,7 @@ class RunResult:
     timelines: list[TurnTimeline] = field(default_factory=list)
     failures: list[BackendFailure] = field(default_factory=list)
     fatal: str | None = None
+    hurried: bool = False  # a second signal stopped it at once: threads may be left running
 
     @property
     def exit_code(self) -> int:
@@ -122,6 +123,7 @@ class Engine:
         notifier = notifier if notifier is not None else Notifier.from_environ()
         self.monitor = Monitor(profile, notifier, self.status, lambda: self.counters["frames"], plugins.emit)
         self._run = _Run()
+        self.stopping = Stopping(self.request_stop, lambda: self._run.stop.is_set())
 
     # ---- public ---------------------------------------------------------------------------------
 
@@ -201,7 +203,7 @@ class Engine:
         self.turns.open()
         self.wake_worker.open()
         tasks: list[asyncio.Task] = []
-        removers = self._install_signal_handlers()
+        self.stopping.install()
         try:
             if await self._start_backends():
                 await self.plugins.emit("startup", profile=self.profile)
@@ -212,11 +214,12 @@ class Engine:
                     tasks.append(self.conversation.start())
                 await self._run.stop.wait()
         finally:
-            await self._shutdown(tasks)
-            for remove in removers:
-                remove()
+            await self.stopping.run(
+                self._shutdown(tasks), lambda: stop_now(self.turns, tasks, self.wake_worker, self.backends, self.monitor)
+            )
+            self.stopping.remove()
             await self.monitor.stopped()
-        return RunResult(list(self.timelines), list(self.failures), self.fatal)
+        return RunResult(list(self.timelines), list(self.failures), self.fatal, self.stopping.hurried)
 
     # ---- start and stop -----------------------------------------------------------------------
 
@@ -256,8 +259,9 @@ class Engine:
         capture = tasks[0] if tasks else None
         if capture is not None:
             capture.cancel()
-        self._close_feeds()  # the utterance in progress ends here; STT may still finish it
-        await self.turns.finish(timeout, self.conversation.task if self.conversation else None)
+        self._close_feeds()
+        # the player is stopped at once: a player cut off by cancellation alone may take its time
+        await self.turns.cancel(timeout, self.conversation.task if self.conversation else None, then=self.speaker.stop)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -275,17 +279,6 @@ class Engine:
         for feed in (self.turns.feed, self.conversation.feed if self.conversation else None):
             if feed is not None:
                 feed.close()
-
-    def _install_signal_handlers(self) -> list:
-        loop = asyncio.get_running_loop()
-        removers = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.request_stop)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue  # not the main thread (tests, embedding): the caller stops us
-            removers.append(lambda sig=sig: loop.remove_signal_handler(sig))
-        return removers
 
     # ---- capture and routing ----------------------------------------------------------------------
 
@@ -349,7 +342,7 @@ class Engine:
     def _turn_closed(self) -> None:
         if self.max_turns is not None and self.turns_done >= self.max_turns:
             self.request_stop()
-        elif self.conversation is None and (wake := self.speaker.take_barge_in()) is not None:
+        elif not self._run.stop.is_set() and self.conversation is None and (wake := self.speaker.take_barge_in()):
             self._wake_up(wake)
 
     async def _source_ended(self) -> None:

@@ -312,10 +312,29 @@ class Backends:
         await slot.stop(slot.stop_timeout)
         await self._emit("error", failure=failure)
 
-    async def stop(self, timeout: float) -> None:
-        """Leave every backend, in reverse order, each within ``timeout`` seconds; never raises."""
-        for slot in reversed(self.slots()):
-            await slot.stop(timeout)
+    async def stop(self, timeout: float, *, within: float | None = None, skip: tuple[BackendSlot | None, ...] = ()) -> None:
+        """Leave every backend, in reverse order (actuators first, so they rest), each within
+        ``timeout`` seconds; never raises.
+
+        :param within: seconds for all of them together (a stop at once); the backends not left
+            by then are named in the log and not left.
+        :param skip: slots not to leave (one still in use by a thread that is not waited for).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
+        slots = [slot for slot in reversed(self.slots()) if slot not in skip]
+        for index, slot in enumerate(slots):
+            remaining = timeout if deadline is None else min(timeout, deadline - loop.time())
+            if remaining <= 0:
+                log.warning("not left in time: %s", ", ".join(f"{s.spec.section} {s.spec.backend}" for s in slots[index:]))
+                return
+            if deadline is None:
+                await slot.stop(timeout)
+                continue
+            try:
+                await asyncio.wait_for(slot.stop(remaining), remaining)  # its before_stop waits too
+            except TimeoutError:
+                log.warning("%s %s was not left within %.1f s", slot.spec.section, slot.spec.backend, remaining)
 
     async def report(self, slot: BackendSlot, exc: BaseException, turn: TurnTimeline | None = None) -> BackendFailure:
         """Log and record a failure of ``slot``'s backend, count it towards a restart, fail
@@ -406,4 +425,5 @@ def _health(slot: BackendSlot) -> str:
         return "restarting"
     if slot.instance is None:
         return "stopped"
-    return "failing" if slot.unrecovered else "ok"
+    # a backend whose failures never reach the engine (an actuator's own delivery) says so by ``healthy``
+    return "failing" if slot.unrecovered or not getattr(slot.instance, "healthy", True) else "ok"

@@ -188,6 +188,16 @@ class Speaker:
             except Exception as exc:
                 await self._backends.report(slot, exc)
 
+    async def stop(self) -> None:
+        """Stop what is being said now (shutdown): the player is stopped; :meth:`say` returns."""
+        slot = self._backends.player
+        if not self._muted or slot is None or slot.instance is None:
+            return
+        try:
+            await slot.instance.stop()
+        except Exception as exc:
+            await self._backends.report(slot, exc)
+
     def take_barge_in(self) -> WakeEvent | None:
         """The wake word that interrupted the last reply, once; None when none did."""
         wake, self._barged_by = self._barged_by, None

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from .audio import AudioConverter
@@ -200,21 +200,25 @@ class Turns:
             await self._emit("turn_end", timeline=timeline)
         self._on_closed()
 
-    async def finish(self, timeout: float, *others: asyncio.Task | None) -> None:
-        """Let the turns in progress (and ``others``) finish for ``timeout`` s, then cancel them."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-
-        def unfinished() -> set[asyncio.Task]:
-            tasks = set(self.tasks) | {task for task in others if task is not None}
-            return {task for task in tasks if not task.done()}
-
-        while (waiting := unfinished()) and (remaining := deadline - loop.time()) > 0:
-            await asyncio.wait(waiting, timeout=remaining)
+    async def cancel(
+        self, timeout: float, *others: asyncio.Task | None, then: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Stopping: cancel the turns in progress (and ``others``), await ``then()``, and wait at
+        most ``timeout`` s for them to end (each closes with ``cancelled``, unmuted)."""
+        waiting = {task for task in (*self.tasks, *others) if task is not None and not task.done()}
         for task in waiting:
             task.cancel()
+        if then is not None:
+            await then()
         if waiting:
             await asyncio.wait(waiting, timeout=timeout)
+
+    def abandon(self) -> None:
+        """Stopping at once: cancel the turns without waiting for them; the state is listening,
+        so the last status says so."""
+        for task in self.tasks:
+            task.cancel()
+        self.state = State.LISTENING
 
     async def drain(self) -> None:
         """Until no turn runs, including turns that finishing turns start (barge-in)."""

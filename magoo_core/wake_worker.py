@@ -48,6 +48,8 @@ class WakeWorker:
         self._executor: ThreadPoolExecutor | None = None
         self._converter: AudioConverter | None = None  # used on the scoring thread only
         self._detector: Any = None  # the instance the converter was made for
+        #: the detector's process() runs now (read from the loop when stopping at once)
+        self.scoring = False
         if slot is not None:
             slot.before_stop = self.idle
 
@@ -101,6 +103,13 @@ class WakeWorker:
     def _score_frames(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
         """Convert to the detector's frames and score them in order: on the wake worker thread for a
         live source, on the loop for a lock-step one (never both in one run)."""
+        self.scoring = True
+        try:
+            return self._score_each(detector, chunk)
+        finally:
+            self.scoring = False
+
+    def _score_each(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
         for frame in self._converter.convert(chunk):
             event = detector.process(frame)
             self.scores.update(detector, frame)
@@ -146,6 +155,16 @@ class WakeWorker:
             await asyncio.wait_for(done, self._timeout)
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); restarting it anyway")
+
+    def abandon(self) -> bool:
+        """Stop at once: drop what is queued and do not wait for the worker thread.
+
+        :returns: True when the detector may be left now; False while its process() still runs
+            (leaving a native library under it would crash the process).
+        """
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        return not self.scoring
 
     async def close(self) -> None:
         """Stop the worker thread; called before the detector is left, because a native library

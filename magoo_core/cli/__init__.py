@@ -6,6 +6,9 @@ check, doctor), :mod:`.inventory` (plugins, backends; :mod:`.config_table`), :mo
 (:mod:`.device_probe`). ``magoo service`` lives in :mod:`magoo_core.service`.
 """
 
-from .app import build_app, main
+try:
+    from .app import build_app, main
+except KeyboardInterrupt:  # Ctrl-C while the command line loads: an exit, not a traceback
+    raise SystemExit(130) from None
 
 __all__ = ["build_app", "main"]

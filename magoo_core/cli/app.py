@@ -64,4 +64,7 @@ def _print_version(value: bool) -> None:
 
 
 def main() -> None:
-    build_app()(prog_name="magoo")
+    try:
+        build_app()(prog_name="magoo")
+    except KeyboardInterrupt:  # Ctrl-C before a command took over SIGINT (magoo run: in its first second)
+        raise SystemExit(130) from None

@@ -7,6 +7,7 @@ Profile problems exit with code 2 and print every problem at once, never a trace
 # annotations spare it an eval() of each.
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -55,9 +56,17 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)
         if not quiet:
             plugins.pm.register(ConsoleReporter(sys.stdout, engine), name="magoo:console")
-        result = asyncio.run(engine.run())
-        if result.fatal:
-            say(f"magoo stopped: {result.fatal}")
+        runner = asyncio.Runner()
+        try:
+            result = runner.run(engine.run())
+            if result.fatal:
+                say(f"magoo stopped: {result.fatal}")
+            if result.hurried:  # stopped at once: a thread or task stuck in a backend must not hold the exit
+                logging.shutdown()
+                sys.stdout.flush()
+                os._exit(result.exit_code)
+        finally:
+            runner.close()
         raise typer.Exit(result.exit_code)
 
     @app.command()

@@ -224,10 +224,19 @@ async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """Kill ``proc`` if it still runs and wait until it is reaped."""
+    """Kill ``proc`` if it still runs and wait until it is reaped.
+
+    What it wrote and nobody read is read and dropped first: asyncio stops reading a pipe whose
+    buffer is full, never sees its end then, and ``wait()`` waits for that end (a reply cut off
+    at shutdown hung here until the engine gave up on it).
+    """
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
+    if proc.stdout is not None:
+        with contextlib.suppress(Exception):
+            while await proc.stdout.read(READ_SIZE):
+                pass
     await proc.wait()
 
 
