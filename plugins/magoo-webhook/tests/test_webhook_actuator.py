@@ -203,3 +203,31 @@ def test_a_wrong_option_is_a_profile_error(options, complaint):
     hook = {**webhook("http://127.0.0.1:8123/hook"), **options}
     with pytest.raises(ProfileError, match=complaint):
         make_profile({"actuators": [hook]}, build_plugins(magoo_webhook))
+
+
+async def test_an_actuator_that_delivers_nothing_is_failing_in_the_status_until_it_delivers_again():
+    url = dead_url()
+    record, [actuator] = await run_engine(
+        {
+            **EXAMPLE,
+            "engine": {**EXAMPLE.get("engine", {}), "heartbeat_interval": 0.05},
+            "actuators": [webhook(url, events=TURN_EVENTS, retries=0, timeout=HANG_TIMEOUT)],
+        }
+    )
+    health = [kwargs["status"].health for name, kwargs in record.events if name == "heartbeat"]
+    keys = {key for seen in health for key in seen if key.startswith("actuators:webhook")}
+    assert keys, health
+    [key] = keys
+    assert actuator.stats()["delivered"] == 0 and not actuator.healthy
+    assert health[-1][key] == "failing", "a dead receiver is not 'ok'"
+
+    with Receiver(default=Answer(200)) as receiver:
+        actuator = WebhookActuator(WebhookActuator.Config(url=receiver.url))
+        async with actuator:
+            actuator.outbox._failing = 3  # failed before; one delivery makes it healthy again
+            actuator.magoo_on_wake(wake=wake(), turn=1)
+            for _ in range(250):
+                if actuator.healthy:
+                    break
+                await asyncio.sleep(0.02)
+        assert actuator.healthy and len(receiver.requests) == 1

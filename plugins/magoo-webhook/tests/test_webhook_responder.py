@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from magoo_core import BackendError, Reply, Transcript
 from magoo_core.testing import run_profile
@@ -14,6 +17,7 @@ from magoo_webhook import WebhookResponder
 from webhook_helpers import TOKEN, Answer, Receiver, dead_url, json_answer
 
 QUESTION = Transcript("turn on the kitchen light", confidence=0.93)
+EXAMPLES = int(os.environ.get("MAGOO_HOSTILE_EXAMPLES", "30"))
 
 
 def responder(url: str, **options) -> WebhookResponder:
@@ -137,3 +141,98 @@ async def test_a_run_speaks_what_the_receiver_answers():
     [request] = receiver.requests
     assert request.json == {"text": "what time is it", "confidence": 1.0, "assistant": "kitchen", "turn": 1}
     assert request.headers["Authorization"] == TOKEN
+
+
+# ---- answers that are not a sentence: web pages, files, redirects, floods -------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "named"),
+    [
+        (Answer(200, b"<html><body>Please log in</body></html>", "text/html; charset=utf-8"), "answered text/html (HTTP 200)"),
+        (Answer(200, b"\x89PNG\r\n\x1a\n\x00\x00", "image/png"), "answered image/png (HTTP 200)"),
+        (Answer(200, b"\x00\x01\xff\xfe", "application/octet-stream"), "answered application/octet-stream"),
+        (Answer(200, b"\xff\xfe\x00binary", ""), "answered bytes that are not text (HTTP 200)"),
+    ],
+    ids=["html", "png", "binary", "no-type-binary"],
+)
+async def test_an_answer_that_is_not_text_or_json_is_refused_in_one_line(answer, named):
+    with Receiver(answer) as receiver:
+        with pytest.raises(BackendError) as caught:
+            await ask(responder(receiver.url))
+    message = str(caught.value)
+    assert named in message and "not text/plain or JSON: magoo does not speak it" in message
+    assert "\n" not in message and "Please log in" not in message and not caught.value.retryable
+
+
+async def test_an_answer_without_a_content_type_is_spoken_when_it_is_text():
+    with Receiver(Answer(200, "It is on. ✓".encode(), "")) as receiver:
+        assert await ask(responder(receiver.url)) == Reply("It is on. ✓")
+
+
+async def test_a_redirect_is_not_followed_and_says_where_it_pointed():
+    with Receiver(default=Answer(200, b'{"text": "elsewhere"}')) as elsewhere:
+        with Receiver(Answer(307, b"", headers={"Location": elsewhere.url})) as receiver:
+            with pytest.raises(BackendError) as caught:
+                await ask(responder(receiver.url))
+    assert elsewhere.requests == [], "the transcript went nowhere but the url of the profile"
+    assert str(caught.value) == (
+        f"webhook responder {receiver.url} answered HTTP 307 Temporary Redirect, a redirect to {elsewhere.url};"
+        " magoo does not follow redirects (the command would go to another address unseen):"
+        " set [responder] url to the address that answers"
+    )
+    assert not caught.value.retryable
+
+
+async def test_an_answer_larger_than_max_answer_bytes_is_refused_not_downloaded():
+    with Receiver(default=Answer(200, b"word " * 200_000, "text/plain")) as receiver:  # 1 MB
+        with pytest.raises(BackendError, match=r"answered more than 1000 bytes \(text/plain\): not spoken"):
+            await ask(responder(receiver.url, max_answer_bytes=1000))
+        assert await ask(responder(receiver.url, max_answer_bytes=2_000_000)) is not None
+
+
+def _fuzz_client(status: int, content_type: str | None, content: bytes):
+    import httpx
+
+    def answer(request):
+        headers = {} if content_type is None else {"Content-Type": content_type}
+        return httpx.Response(status, headers=headers, content=content)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer), follow_redirects=False)
+
+
+CONTENT_TYPES = st.sampled_from(
+    [None, "", "text/plain", "text/plain; charset=utf-8", "application/json", "application/ld+json", "text/html",
+     "application/xhtml+xml", "application/octet-stream", "image/png", "audio/mpeg", "text/csv", "application/xml"]
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None)
+@given(
+    status=st.sampled_from([200, 201, 202, 203, 204, 206, 301, 302, 303, 307, 308]),
+    content_type=CONTENT_TYPES,
+    content=st.binary(max_size=300) | st.text(max_size=200).map(str.encode) | st.just(b"<html>hi</html>"),
+)
+def test_only_text_or_json_is_ever_spoken(status, content_type, content):
+    """Whatever a receiver answers, the reply is None, the text of a text/plain or JSON answer
+    (or of UTF-8 bytes with no content type), or one line that says why nothing is spoken."""
+
+    async def run():
+        backend = responder("http://receiver.invalid/hook", retries=0)
+        backend.client = _fuzz_client(status, content_type, content)
+        try:
+            return await backend.respond(QUESTION)
+        finally:
+            await backend.client.aclose()
+
+    import asyncio
+
+    kind = (content_type or "").split(";")[0]
+    try:
+        reply = asyncio.run(run())
+    except BackendError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert 200 <= status < 300, "a redirect is never followed nor spoken"
+    if reply is not None:
+        assert kind in ("text/plain", "application/json", "application/ld+json") or (not kind and b"\x00" not in content)

@@ -48,6 +48,7 @@ class Answer:
     body: bytes = b""
     content_type: str = "application/json"
     hold: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +96,8 @@ class Receiver:
                 self.send_response(answer.status)
                 if answer.body:
                     self.send_header("Content-Type", answer.content_type)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)

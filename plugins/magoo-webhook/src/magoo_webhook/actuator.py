@@ -4,7 +4,8 @@ The profile's secrets (a template, a path from ``{ env }``) are masked in every 
 
 Each event hook builds its body (see :mod:`.payloads`) and hands it to the outbox (see
 :mod:`.delivery`), which sends it from a task of its own. Delivery failures are logged and
-counted in ``stats()``; they never reach the engine, so a dead receiver costs no turn.
+counted in ``stats()``; they never reach the engine, so a dead receiver costs no turn, and while
+they keep failing :attr:`WebhookActuator.healthy` is False, so the status says ``failing``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ class WebhookActuator(Backend):
         if self.outbox is None:
             return {}
         return {**self.outbox.counters, "waiting": self.outbox.waiting}
+
+    @property
+    def healthy(self) -> bool:
+        """False while deliveries fail (the last event was not delivered after every attempt): the
+        status says ``failing`` for this actuator, not ``ok``, until an event is delivered again."""
+        return self.outbox is None or self.outbox.failing == 0
 
     def _send(self, event: str, turn: int | None, **fields: Any) -> None:
         if event in self._chosen and self.outbox is not None:

@@ -26,6 +26,8 @@ log = logging.getLogger("magoo.webhook")
 
 #: Longest wait between two attempts, whatever ``retry_backoff`` is.
 BACKOFF_CAP = 30.0
+#: Bytes of a receiver's answer read at most (the actuator only needs its status).
+ANSWER_BYTES = 65_536
 #: Answers after which the same body may be accepted on another attempt (others are final).
 RETRY_STATUSES = frozenset({408, 425, 429})
 
@@ -68,6 +70,11 @@ class Outbox:
         self._closed = False
         self._failing = 0  # deliveries failed in a row
         self._overflowing = False
+
+    @property
+    def failing(self) -> int:
+        """Events that failed in a row since the last delivery (0: the last one was delivered)."""
+        return self._failing
 
     @property
     def waiting(self) -> int:
@@ -149,7 +156,7 @@ class Outbox:
         tries = 0
         while True:
             tries += 1
-            result = await attempt(self._client, self.method, self.url, content, self.timeout)
+            result = await attempt(self._client, self.method, self.url, content, self.timeout, limit=ANSWER_BYTES)
             if result.problem is None:
                 self.counters["delivered"] += 1
                 if self._failing:

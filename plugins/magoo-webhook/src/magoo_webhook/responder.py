@@ -30,6 +30,8 @@ log = logging.getLogger("magoo.webhook")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Client errors that a later try may cure; any other 4xx needs the profile or the receiver fixed.
 TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
+#: Content types whose body is said as it is (JSON answers are read for their text_field).
+SPOKEN_TEXT = frozenset({"text/plain"})
 
 
 class WebhookResponder(Backend):
@@ -62,6 +64,10 @@ class WebhookResponder(Backend):
         metadata: StrictBool = Field(
             True,
             description="Also send confidence, assistant and turn; turn off for a receiver that refuses unknown fields.",
+        )
+        max_answer_bytes: Count(1, 10_000_000) = Field(
+            65_536,
+            description="Bytes of an answer read at most; a longer answer is refused (not spoken, not downloaded whole).",
         )
 
     def __init__(self, config: Config) -> None:
@@ -133,9 +139,9 @@ class WebhookResponder(Backend):
         tries = 0
         while True:
             tries += 1
-            result = await attempt(self.client, "POST", cfg.url, content, cfg.timeout)
+            result = await attempt(self.client, "POST", cfg.url, content, cfg.timeout, limit=cfg.max_answer_bytes)
             if result.problem is None:
-                return self._reply(result.response)
+                return self._reply(result)
             if tries > cfg.retries or not _safe_to_repeat(result):
                 break
             self.counters["retries"] += 1
@@ -146,7 +152,15 @@ class WebhookResponder(Backend):
         self.counters["failures"] += 1
         raise _failure(cfg.url, result, tries)
 
-    def _reply(self, response: httpx.Response) -> Reply | None:
+    def _reply(self, result: Attempt) -> Reply | None:
+        response = result.response
+        if result.oversized:
+            raise BackendError(
+                f"webhook responder {self.config.url} answered more than {self.config.max_answer_bytes} bytes"
+                f" ({_content_type(response) or 'no content type'}): not spoken; answer with the sentence to say,"
+                " or raise [responder] max_answer_bytes",
+                retryable=False,
+            )
         text = self._answer_text(response)
         if text is None or not text.strip():
             self.counters["silent"] += 1
@@ -158,9 +172,16 @@ class WebhookResponder(Backend):
         url, field = self.config.url, self.config.text_field
         if response.status_code == 204 or not response.content.strip():
             return None
-        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if not (kind == "application/json" or kind.endswith("+json")):
+        kind = _content_type(response)
+        if kind in SPOKEN_TEXT or (not kind and _looks_like_text(response.content)):
             return response.text
+        if not (kind == "application/json" or kind.endswith("+json")):
+            raise BackendError(
+                f"webhook responder {url} answered {kind or 'bytes that are not text'} (HTTP {response.status_code}),"
+                " not text/plain or JSON: magoo does not speak it; answer with text/plain or JSON"
+                f' ({{"{field}": "..."}}); a web page here is often a login page or a wrong url',
+                retryable=False,
+            )
         try:
             data = response.json()
         except ValueError:
@@ -173,6 +194,21 @@ class WebhookResponder(Backend):
             "set [responder] text_field to the field that holds the sentence to say",
             retryable=False,
         )
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _looks_like_text(content: bytes) -> bool:
+    """An answer without a content type is spoken only when it is UTF-8 text (no NUL bytes)."""
+    if b"\x00" in content:
+        return False
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _dig(data: Any, path: list[str]) -> Any:
@@ -199,6 +235,14 @@ def _safe_to_repeat(result: Attempt) -> bool:
 def _failure(url: str, result: Attempt, tries: int) -> BackendError:
     status = result.status
     after = f" after {tries} attempts" if tries > 1 else ""
+    if status is not None and 300 <= status < 400:
+        location = result.response.headers.get("location") if result.response is not None else None
+        return BackendError(
+            f"webhook responder {url} answered {result.problem}, a redirect to {location or 'nowhere given'};"
+            " magoo does not follow redirects (the command would go to another address unseen):"
+            " set [responder] url to the address that answers",
+            retryable=False,
+        )
     if status in (401, 403):
         return BackendError(
             f"webhook responder {url} refused the request ({result.problem}): check the [responder] headers",

@@ -30,6 +30,8 @@ class Attempt:
     response: httpx.Response | None
     problem: str | None
     reached: bool = True
+    #: the answer had more than the ``limit`` bytes asked for; ``response`` holds the first ones
+    oversized: bool = False
 
     @property
     def status(self) -> int | None:
@@ -48,14 +50,22 @@ def body(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-async def attempt(client: httpx.AsyncClient, method: str, url: str, content: bytes, timeout: float) -> Attempt:
+async def attempt(
+    client: httpx.AsyncClient, method: str, url: str, content: bytes, timeout: float, *, limit: int = 1 << 20
+) -> Attempt:
     """Send one request; never raises for network trouble or an error status.
 
-    ``timeout`` bounds the whole exchange, however slowly the receiver trickles its answer.
+    ``timeout`` bounds the whole exchange, however slowly the receiver trickles its answer, and
+    at most ``limit`` bytes of the answer are read (the rest is not downloaded; ``oversized``
+    says so). Redirects are not followed: a 3xx is an answer like any other.
     """
     try:
         async with asyncio.timeout(timeout):
-            response = await client.request(method, url, content=content)
+            response = await client.send(client.build_request(method, url, content=content), stream=True)
+            try:
+                data, oversized = await _read(response, limit)
+            finally:
+                await response.aclose()
     except httpx.ConnectTimeout:
         return Attempt(None, f"could not connect within {timeout:g} s", reached=False)
     except (TimeoutError, httpx.TimeoutException):
@@ -64,9 +74,23 @@ async def attempt(client: httpx.AsyncClient, method: str, url: str, content: byt
         return Attempt(None, f"cannot connect: {_reason(exc)}", reached=False)
     except httpx.TransportError as exc:
         return Attempt(None, f"the connection failed: {_reason(exc)}")
+    # the body as read (decoded, cut at limit), in a response of its own
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")]
+    kept = {k: v for k, v in response.extensions.items() if k in ("reason_phrase", "http_version")}
+    response = httpx.Response(response.status_code, headers=headers, content=data, request=response.request, extensions=kept)
     if response.is_success:
-        return Attempt(response, None)
-    return Attempt(response, f"HTTP {response.status_code}{_phrase(response)}")
+        return Attempt(response, None, oversized=oversized)
+    return Attempt(response, f"HTTP {response.status_code}{_phrase(response)}", oversized=oversized)
+
+
+async def _read(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the (decoded) body, and whether there were more."""
+    data = bytearray()
+    async for piece in response.aiter_bytes():
+        data += piece
+        if len(data) > limit:
+            return bytes(data[:limit]), True
+    return bytes(data), False
 
 
 def _reason(exc: Exception) -> str:
