@@ -44,6 +44,7 @@ from .plugins import Plugins
 from .profile import Profile
 from .shutdown import Stopping, stop_now
 from .speaker import Speaker
+from .speech import Speech
 from .status import InputLevel
 from .systemd import Notifier
 from .turn import Turns
@@ -114,8 +115,10 @@ class Engine:
         self.backends = Backends(profile, plugins, plugins.emit, self._out_of_restarts)
         self.wake_worker = WakeWorker(self.backends.wake, self.backends, self.settings)
         # an open microphone forgets what it heard before: the reply's start must not wake it
-        self.speaker = Speaker(self.backends, self.settings, plugins.emit, self.wake_worker.reset)
+        self.speaker = Speaker(self.backends, self.settings, plugins.emit, self._unmuted)
         self.turns = Turns(self.backends, self.speaker, self.settings, plugins.emit, self.counters, self._turn_closed)
+        #: the plugins' handle for speech outside a turn (``magoo_on_startup(speech)``)
+        self.speech = Speech(self.speaker, self.speaker.sounds, self.turns.wait_no_turn)
         self.conversation = (
             Conversation(self.backends, self.turns, self.settings, self._no_more_audio, self._fail_run)
             if self.continuous else None
@@ -202,11 +205,12 @@ class Engine:
         self.plugins.hook_timeout = self.settings.hook_timeout
         self.turns.open()
         self.wake_worker.open()
+        self.speech.open()
         tasks: list[asyncio.Task] = []
         self.stopping.install()
         try:
             if await self._start_backends():
-                await self.plugins.emit("startup", profile=self.profile)
+                await self.plugins.emit("startup", profile=self.profile, speech=self.speech)
                 log.info("%s: listening%s", self.profile.name, "" if self.wake else " (continuous)")
                 tasks.append(asyncio.create_task(self._capture(), name="magoo-capture"))
                 tasks.extend(self.monitor.tasks())
@@ -266,7 +270,8 @@ class Engine:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
-        self.speaker.release()
+        self.speech.close()
+        await self.speaker.close()
         with contextlib.suppress(Exception):
             await self.plugins.emit("shutdown")
         await self.wake_worker.close()  # before the detector is left
@@ -319,7 +324,7 @@ class Engine:
             self.counters["muted_frames"] += 1
             if conversation is not None and conversation.feed is not None and self.settings.muted_audio == "silence":
                 await conversation.feed.put(_silence_like(chunk))
-            elif self.settings.barge_in and state is State.SPEAKING and conversation is None:
+            elif self.settings.barge_in and conversation is None and (state is State.SPEAKING or self.speaker.announcing):
                 wake = await self.wake_worker.score(chunk)
                 if wake is not None:
                     await self.speaker.barge_in(wake)
@@ -337,7 +342,13 @@ class Engine:
     def _wake_up(self, wake: WakeEvent) -> None:
         """A wake word: count it, and start its turn with the pre-roll before it."""
         self.counters["wakes"] += 1
+        self.speaker.chime("wake")
         self.turns.wake_up(wake, self.wake_worker.woke(wake))
+
+    def _unmuted(self) -> None:
+        self.wake_worker.reset()
+        if not self.turns.tasks and (wake := self.speaker.take_barge_in()) is not None:  # an announcement's; a reply's: _turn_closed
+            self._wake_up(wake)
 
     def _turn_closed(self) -> None:
         if self.max_turns is not None and self.turns_done >= self.max_turns:

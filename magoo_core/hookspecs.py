@@ -25,6 +25,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .profile import Profile
+    from .speech import Speech
     from .types import BackendFailure, EngineStatus, Reply, State, Transcript, TurnTimeline, WakeEvent
 
 hookspec = pluggy.HookspecMarker("magoo")
@@ -150,13 +151,16 @@ def magoo_register_commands(app: Any) -> None:
 
 
 @hookspec
-def magoo_on_startup(profile: Profile) -> None:
+def magoo_on_startup(profile: Profile, speech: Speech) -> None:
     """The engine has entered every backend and is about to listen.
 
     Called once per run on the event-loop thread, before the first audio is processed.
 
     :param profile: the validated profile being run. Secret fields are ``SecretStr`` and show as
         ``**********``; never log values you unwrap.
+    :param speech: the way to make the assistant say something outside a turn, for the whole
+        run: ``await speech.say("text")`` on the loop, ``speech.say_soon("text")`` from any
+        thread (see :class:`magoo_core.speech.Speech`). Keep it; take it only if you need it.
 
     Return value: ignored. Raising is logged with the plugin's name; startup continues.
     """
@@ -300,21 +304,22 @@ def magoo_on_reply(reply: Reply, turn: int) -> None:
 
 
 @hookspec
-def magoo_on_speak_start(text: str, turn: int) -> None:
-    """Sound of the reply is really coming out of the speaker now.
+def magoo_on_speak_start(text: str, turn: int | None) -> None:
+    """Sound of the reply (or of an announcement, or a sound) is really coming out of the speaker now.
 
     Called on the event-loop thread when the player reports the first sound, after the
     microphone was muted.
 
-    :param text: the text being spoken.
-    :param turn: the turn.
+    :param text: the text being spoken; ``<sound NAME>`` for a sound, ``<audio>`` for audio
+        played as is.
+    :param turn: the turn; None for speech outside a turn (announcements, sounds).
 
     Return value: ignored. Raising is logged with the plugin's name.
     """
 
 
 @hookspec
-def magoo_on_speak_chunk(level: float, duration: float, turn: int) -> None:
+def magoo_on_speak_chunk(level: float, duration: float, turn: int | None) -> None:
     """A piece of the reply is audible now; for mouths, jaws and LEDs that follow the voice.
 
     Called on the event-loop thread 20–50 times a second while speaking, as the player reports
@@ -322,7 +327,7 @@ def magoo_on_speak_chunk(level: float, duration: float, turn: int) -> None:
 
     :param level: RMS level of the piece, 0..1 of full scale.
     :param duration: seconds of audio in the piece.
-    :param turn: the turn.
+    :param turn: the turn; None for speech outside a turn.
 
     Return value: ignored. Raising is logged with the plugin's name; the same failure repeated is
     reported at most once a minute.
@@ -330,13 +335,14 @@ def magoo_on_speak_chunk(level: float, duration: float, turn: int) -> None:
 
 
 @hookspec
-def magoo_on_speak_end(turn: int, interrupted: bool) -> None:
-    """The reply's sound has ended (or was stopped by barge-in, or by a failure).
+def magoo_on_speak_end(turn: int | None, interrupted: bool) -> None:
+    """The reply's sound (or an announcement's, or a sound) has ended (or was stopped by
+    barge-in, the stop command, or a failure).
 
     Called on the event-loop thread when the player returned, before the microphone is
     unmuted after ``[engine] mute_post``.
 
-    :param turn: the turn.
+    :param turn: the turn; None for speech outside a turn.
     :param interrupted: True when playback did not finish on its own.
 
     Return value: ignored. Raising is logged with the plugin's name.

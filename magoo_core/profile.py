@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core.core_schema import ErrorType
 
 from .errors import ProfileError
@@ -63,6 +63,35 @@ class MagooSettings(BaseModel):
             " (one object per line); auto: journal under systemd, else text"
         ),
     )
+
+
+class SoundSettings(BaseModel):
+    """The ``[engine.sounds]`` table: a short sound at each moment of a turn, or none.
+
+    Each key is ``true`` (magoo's default sound, :mod:`magoo_core.sounds`), a path to a WAV file
+    (relative to the profile's folder), or left out (no sound).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    wake: StrictBool | Path | None = Field(None, description="sound when the wake word is heard")
+    listening: StrictBool | Path | None = Field(
+        None, description="sound when the follow-up window opens (listening without the wake word)"
+    )
+    thinking: StrictBool | Path | None = Field(None, description="sound when the command was heard and the reply is awaited")
+    done: StrictBool | Path | None = Field(None, description="sound when a turn ended well")
+    error: StrictBool | Path | None = Field(None, description="sound when a turn failed (a backend error)")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _existing_wav(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, Path):
+            return value
+        base = (info.context or {}).get("base_dir")
+        path = value if value.is_absolute() or base is None else Path(base) / value
+        if base is not None and not path.is_file():
+            raise ValueError(f"no file at {path}: give a WAV file (relative to the profile's folder), or true for magoo's sound")
+        return path.resolve() if base is not None else path
 
 
 class EngineSettings(BaseModel):
@@ -129,6 +158,10 @@ class EngineSettings(BaseModel):
     )
     restart_window: Seconds(0.001, 604800) = Field(
         600.0, description="seconds over which exit_after_restarts counts"
+    )
+    sounds: SoundSettings | None = Field(
+        None,
+        description="[engine.sounds]: wake, listening, thinking, done, error: true (magoo's sound), a WAV path, or unset",
     )
 
 

@@ -73,25 +73,25 @@ class ConsoleReporter:
             self._line(f"turn {turn}: reply \"{shown(reply.text)}\"")  # from outside: no escapes, bounded
 
     @hookimpl
-    def magoo_on_speak_start(self, turn: int) -> None:
+    def magoo_on_speak_start(self, text: str, turn: int | None) -> None:
         self._levels = []
         self._sound_started = time.monotonic()
-        self._line(f"turn {turn}: sound started (microphone muted)")
+        self._line(f"{_who(turn, text)}: sound started (microphone muted)")
 
     @hookimpl
     def magoo_on_speak_chunk(self, level: float) -> None:
         self._levels.append(level)
 
     @hookimpl
-    def magoo_on_speak_end(self, turn: int, interrupted: bool) -> None:
+    def magoo_on_speak_end(self, turn: int | None, interrupted: bool) -> None:
         started, self._sound_started = self._sound_started, None
         if started is None:  # the TTS or the player failed before any sound: no duration to tell
-            self._line(f"turn {turn}: no sound was played")
+            self._line(f"{_who(turn)}: no sound was played")
             return
         peak = max(self._levels, default=0.0)
         how = "interrupted" if interrupted else "ended"
         seconds = time.monotonic() - started
-        self._line(f"turn {turn}: sound {how} after {seconds:.2f} s ({len(self._levels)} level updates, peak level {peak:.2f})")
+        self._line(f"{_who(turn)}: sound {how} after {seconds:.2f} s ({len(self._levels)} level updates, peak level {peak:.2f})")
 
     @hookimpl
     def magoo_on_error(self, failure: BackendFailure) -> None:
@@ -167,3 +167,10 @@ def no_wake_story(board: WakeScoreboard, detector: str) -> list[str]:
     else:
         lines.append(f"no wake word came near its threshold: {check_microphone} and that you say one of {detector}'s models")
     return lines
+
+
+def _who(turn: int | None, text: str | None = None) -> str:
+    """Whose sound a story line is about: a turn's reply, or speech outside a turn (issue 18)."""
+    if turn is not None:
+        return f"turn {turn}"
+    return f"outside a turn (\"{shown(text)}\")" if text else "outside a turn"

@@ -3,8 +3,9 @@
 :class:`Speaker` is the one owner of muting (``mute_pre`` before the first sound, ``mute_post``
 after the real end, unmuted on every way out: success, TTS error, player error, cancellation,
 shutdown) and of barge-in (a wake word heard while speaking stops the player; the engine starts
-the next turn from it). Everything that is said goes through :meth:`Speaker.say`, so later ways of
-speaking (announcements, streamed sentences, sounds) get the same muting and events.
+the next turn from it). Everything that is said goes through :meth:`Speaker.speak` and its one
+queue (:class:`~magoo_core.speech.SpeakingGate`): replies (:meth:`Speaker.say`), announcements and
+sounds (:class:`~magoo_core.speech.Speech`) get the same muting and events.
 Runs on the event loop; a player may report progress from its own thread (:class:`Progress`).
 """
 
@@ -19,10 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .errors import BackendError
-from .lifecycle import Backends, Emit, TurnDropped, unexpected
+from .lifecycle import Backends, Emit, TurnDropped
 from .profile import EngineSettings
-from .roles import TTS_OUTPUTS
-from .types import AudioChunk, EncodedAudio, Outcome, TurnTimeline, WakeEvent
+from .speech import Dropped, SpeakingGate, SpeechResult, Sounds, Utterance
+from .types import Outcome, TurnTimeline, WakeEvent
+from .voice import Voice
 
 log = logging.getLogger("magoo.engine")
 
@@ -31,10 +33,10 @@ class Progress:
     """The speaker's side of :class:`~magoo_core.roles.PlaybackProgress`: thread-safe, ordered.
 
     Calls from any thread are moved to the loop; events are emitted by one pump task in the
-    order the player reported them.
+    order the player reported them. ``turn`` is None for speech outside a turn.
     """
 
-    def __init__(self, emit: Emit, turn: TurnTimeline, text: str) -> None:
+    def __init__(self, emit: Emit, turn: TurnTimeline | None, text: str) -> None:
         self._emit = emit
         self._turn = turn
         self._text = text
@@ -69,14 +71,19 @@ class Progress:
         if self.has_started:
             return
         self.has_started = True
-        self._turn.first_audio = time.monotonic()
-        self._events.put_nowait(("speak_start", {"text": self._text, "turn": self._turn.turn}))
+        if self._turn is not None:
+            self._turn.first_audio = time.monotonic()
+        self._events.put_nowait(("speak_start", {"text": self._text, "turn": self.turn}))
+
+    @property
+    def turn(self) -> int | None:
+        return self._turn.turn if self._turn is not None else None
 
     def _on_played(self, level: float, duration: float) -> None:
         self.touch()
         if not self.has_started:
             self._on_started()
-        self._events.put_nowait(("speak_chunk", {"level": level, "duration": duration, "turn": self._turn.turn}))
+        self._events.put_nowait(("speak_chunk", {"level": level, "duration": duration, "turn": self.turn}))
 
     async def _run(self) -> None:
         while (item := await self._events.get()) is not None:
@@ -89,7 +96,7 @@ class Progress:
 
 
 class Speaker:
-    """Speaks text through the ``[tts]`` and ``[player]`` backends with the microphone muted.
+    """Says utterances one at a time through the ``[tts]`` and ``[player]`` backends, microphone muted.
 
     :param emit: how ``speak_start``, ``speak_chunk``, ``speak_end`` reach the plugins.
     :param on_unmute: called on the loop each time the microphone opens again (the engine drops
@@ -104,11 +111,23 @@ class Speaker:
         self._muted = False
         self._barged = False
         self._barged_by: WakeEvent | None = None
+        self._stopped = False
+        self._current: Utterance | None = None
+        self._gate = SpeakingGate()
+        #: the ``[engine.sounds]`` files, loaded in the player's format
+        self.sounds = Sounds(settings.sounds)
+        self._voice = Voice(backends, settings, self.sounds)
+        self._chimes: set[asyncio.Task] = set()
 
     @property
     def muted(self) -> bool:
         """The microphone is muted: from the start of :meth:`say` until ``mute_post`` after the end."""
         return self._muted
+
+    @property
+    def announcing(self) -> bool:
+        """An announcement (speech outside a turn, not a sound) is being said: barge-in may stop it."""
+        return self._current is not None and self._current.kind == "announcement"
 
     @property
     def can_speak(self) -> bool:
@@ -117,62 +136,145 @@ class Speaker:
 
     async def prepare(self) -> None:
         """Tell a player that can get ready for a kind of audio (start its decoder) what the TTS
-        yields, so the first reply does not wait for that. Optional on both sides; a failure here
-        is only logged: the player then gets ready at the first reply, as without it."""
+        yields (or, without a TTS, what the sounds are), so the first reply or chime does not wait
+        for that; load the sounds. Optional on both sides; a failure here is only logged: the
+        player then gets ready at the first reply, as without it."""
         tts_slot, player_slot = self._backends.tts, self._backends.player
         tts = tts_slot.instance if tts_slot is not None else None
         player = player_slot.instance if player_slot is not None else None
         output, expect = getattr(tts, "output_format", None), getattr(player, "expect", None)
-        if output is None or not callable(expect):
-            return
-        try:
-            await asyncio.wait_for(expect(output), self._settings.hook_timeout)
-        except Exception as exc:
-            log.warning("%s %s could not get ready for %s: %s", player_slot.spec.section, player_slot.spec.backend, output, exc)
+        if output is None and tts is None:
+            output = await self.sounds.native_format()
+        if output is not None and callable(expect):
+            try:
+                await asyncio.wait_for(expect(output), self._settings.hook_timeout)
+            except Exception as exc:
+                log.warning("%s %s could not get ready for %s: %s", player_slot.spec.section, player_slot.spec.backend, output, exc)
+        await self.sounds.preload(self._voice.player_format())
 
     async def say(self, turn: TurnTimeline, text: str, on_muted: Callable[[], Awaitable[None]]) -> None:
-        """Synthesize and play ``text`` for ``turn`` with the microphone muted; unmute on every way out.
+        """Synthesize and play the reply ``text`` of ``turn`` (see :meth:`speak`).
 
         :param on_muted: awaited right after muting, before anything is synthesized (the engine
             switches to ``speaking`` there).
         :raises TurnDropped: the TTS or the player failed; the failure has been reported.
         """
-        backends = self._backends
+        result = await self.speak(Utterance(text=text, turn=turn, kind="reply"), on_muted)
+        if result.status in ("failed", "dropped"):
+            raise TurnDropped
+
+    async def speak(
+        self, utterance: Utterance, on_muted: Callable[[], Awaitable[None]] | None = None, *, ticket: asyncio.Future | None = None
+    ) -> SpeechResult:
+        """Say ``utterance`` once what is queued before it has been said: muted from before its
+        first sound until ``mute_post`` after its end, unmuted on every way out.
+
+        A failure of the TTS or the player is reported (against ``utterance.turn``, which then
+        fails) and returned as ``failed``. An announcement whose TTS fails for good before any
+        sound is said again by the TTS's backup, when the section has one.
+
+        :param on_muted: awaited right after muting, before anything is synthesized.
+        :param ticket: its place in the queue, taken earlier (:meth:`SpeakingGate.join`).
+        """
+        try:
+            await self._gate.enter(utterance, ticket)
+        except Dropped as exc:
+            return SpeechResult("dropped", str(exc))
+        try:
+            if self._backends.player is None or (utterance.text is not None and self._backends.tts is None):
+                return SpeechResult("dropped", "the profile has no [tts] and [player] to say it with")
+            return await self._speak(utterance, on_muted)
+        finally:
+            self._gate.leave()
+
+    async def _speak(self, utterance: Utterance, on_muted: Callable[[], Awaitable[None]] | None) -> SpeechResult:
+        backends, turn = self._backends, utterance.turn
+        self._current = utterance
         self.mute()
         muted_at = time.monotonic()
-        self._barged = False
-        await on_muted()
-        tts_failure: list[BaseException] = []
-        progress = Progress(self._emit, turn, text)
+        self._barged = self._stopped = False
+        failure: list[BaseException] = []
+        progress = Progress(self._emit, turn, utterance.label)
         interrupted = True
         cancelled = False
         try:
-            player = await backends.ready_or_drop(backends.player, turn)
-            audio = self._synthesize(text, muted_at, tts_failure, progress)
+            if on_muted is not None:
+                await on_muted()
+            try:
+                player = await backends.ready(backends.player)
+                audio = await self._voice.stream(utterance, muted_at, failure, progress)
+            except BackendError as exc:
+                return SpeechResult("failed", (await backends.report(backends.player, exc, turn)).message)
+            except (OSError, ValueError) as exc:
+                log.warning("cannot play %s: %s", utterance.label, exc)
+                return SpeechResult("failed", str(exc))
             try:
                 await self._play(player, audio, progress)
             except asyncio.CancelledError:
                 cancelled = True
                 raise
             except Exception as exc:
-                await backends.report(backends.player, exc, turn)
-                raise TurnDropped from None
+                return SpeechResult("failed", (await backends.report(backends.player, exc, turn)).message)
             finally:
                 # A player that ended early (killed, stopped) leaves the stream suspended. Left to
                 # the garbage collector, it and the TTS's generator inside it would each get an
                 # aclose() task at once, and one of them fails with "already running".
                 with contextlib.suppress(RuntimeError):  # a player still reading it from a task of its own
                     await audio.aclose()
-            if tts_failure:
-                await backends.report(backends.tts, tts_failure[0], turn)
-                raise TurnDropped
-            interrupted = self._barged
-            if self._barged:
-                turn.fail(Outcome.INTERRUPTED, "barge-in")
+            if failure and utterance.text is not None:
+                return SpeechResult("failed", (await backends.report(backends.tts, failure[0], turn)).message)
+            if failure:
+                log.warning("%s ended early: %s", utterance.label, failure[0])
+                return SpeechResult("failed", str(failure[0]))
+            interrupted = self._barged or self._stopped
             await backends.succeeded(backends.player)
-            await backends.succeeded(backends.tts)
+            if utterance.text is not None:
+                await backends.succeeded(backends.tts)
+            if not interrupted:
+                return SpeechResult("played")
+            reason = "barge-in" if self._barged else "stopped"
+            if turn is not None:
+                turn.fail(Outcome.INTERRUPTED, reason)
+            return SpeechResult("interrupted", reason)
         finally:
-            await self._end(turn, progress, interrupted, immediate=cancelled or self._barged)
+            self._current = None
+            await self._end(turn, progress, interrupted, immediate=cancelled or self._barged or self._stopped)
+
+    async def stop(self) -> None:
+        """Stop what is being said now (a reply too): its ``speak`` returns ``interrupted``.
+        For the stop command and for utterances of priority ``interrupt``."""
+        if self._current is None:
+            return
+        log.info("stopping %s", "the reply" if self._current.turn is not None else self._current.label)
+        self._stopped = True
+        await self._stop_player()
+
+    def clear(self) -> int:
+        """Drop the announcements and sounds waiting in the queue; returns how many."""
+        return self._gate.clear()
+
+    def chime(self, moment: str) -> asyncio.Task | None:
+        """Play the ``[engine.sounds]`` sound of ``moment`` (``wake``, ``listening``, ``thinking``,
+        ``done``, ``error``) in the background, through the queue; None when it has none.
+        Returns at once (the wake sound must not hold up the turn)."""
+        path = self.sounds.path(moment)
+        if path is None or self._backends.player is None:
+            return None
+        sound = Utterance(sound=path, kind="sound")
+        ticket = self._gate.join(sound)  # now: the reply asked for next plays after it
+        task = asyncio.get_running_loop().create_task(self.speak(sound, ticket=ticket), name=f"magoo-{moment}-sound")
+        self._chimes.add(task)
+        task.add_done_callback(self._chimes.discard)
+        return task
+
+    async def close(self) -> None:
+        """Shutdown: drop what waits, cancel the sounds still playing; the microphone is unmuted."""
+        self.clear()
+        for task in list(self._chimes):
+            task.cancel()
+        if self._chimes:
+            await asyncio.wait(set(self._chimes))
+        self.release()
 
     async def barge_in(self, wake: WakeEvent) -> None:
         """A wake word was heard while speaking: stop the player; :meth:`take_barge_in` hands the
@@ -180,6 +282,9 @@ class Speaker:
         log.info("barge-in: %s (%.2f) while speaking", wake.label, wake.score)
         self._barged = True
         self._barged_by = wake
+        await self._stop_player()
+
+    async def _stop_player(self) -> None:
         slot = self._backends.player
         player = slot.instance
         if player is not None:
@@ -187,16 +292,6 @@ class Speaker:
                 await player.stop()
             except Exception as exc:
                 await self._backends.report(slot, exc)
-
-    async def stop(self) -> None:
-        """Stop what is being said now (shutdown): the player is stopped; :meth:`say` returns."""
-        slot = self._backends.player
-        if not self._muted or slot is None or slot.instance is None:
-            return
-        try:
-            await slot.instance.stop()
-        except Exception as exc:
-            await self._backends.report(slot, exc)
 
     def take_barge_in(self) -> WakeEvent | None:
         """The wake word that interrupted the last reply, once; None when none did."""
@@ -232,51 +327,10 @@ class Speaker:
                 playing.cancel()
                 await asyncio.gather(playing, return_exceptions=True)
 
-    async def _synthesize(
-        self, text: str, muted_at: float, failure: list[BaseException], progress: Progress
-    ) -> AsyncIterator[AudioChunk | EncodedAudio]:
-        """The TTS stream as the player sees it: held until the mic has been muted ``mute_pre``
-        seconds; a TTS failure ends the stream (what was synthesized still plays) and is kept in
-        ``failure`` so it is reported against the TTS backend, not the player. A TTS that gives
-        no next piece within ``reply_timeout`` seconds has failed."""
-        first = True
-        limit = self._settings.reply_timeout
-        try:
-            progress.waiting_for_tts = True  # also while a restarting TTS comes back
-            tts = await self._backends.ready(self._backends.tts)
-            async with contextlib.aclosing(tts.synthesize(text)) as pieces:
-                while True:
-                    progress.waiting_for_tts = True
-                    try:
-                        async with asyncio.timeout(limit):
-                            piece = await anext(pieces)
-                    except StopAsyncIteration:
-                        break
-                    except TimeoutError:
-                        raise BackendError(f"gave no audio within {limit:.0f} s") from None
-                    finally:
-                        progress.waiting_for_tts = False
-                    progress.touch()
-                    if not isinstance(piece, TTS_OUTPUTS):
-                        raise unexpected(piece, "AudioChunk or EncodedAudio")
-                    if first:
-                        first = False
-                        wait = muted_at + self._settings.mute_pre - time.monotonic()
-                        if wait > 0:
-                            await asyncio.sleep(wait)
-                    yield piece
-        except (asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as exc:
-            failure.append(exc)
-        finally:
-            progress.waiting_for_tts = False
-            progress.touch()  # the player now has until reply_timeout to finish what it holds
-
-    async def _end(self, turn: TurnTimeline, progress: Progress, interrupted: bool, *, immediate: bool) -> None:
+    async def _end(self, turn: TurnTimeline | None, progress: Progress, interrupted: bool, *, immediate: bool) -> None:
         try:
             await progress.flush()
-            await self._emit("speak_end", turn=turn.turn, interrupted=interrupted)
+            await self._emit("speak_end", turn=progress.turn, interrupted=interrupted)
             if not immediate:
                 await asyncio.sleep(self._settings.mute_post)
         finally:

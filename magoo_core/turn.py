@@ -27,6 +27,8 @@ from .types import AudioChunk, Outcome, Reply, SpeechActivity, State, Transcript
 
 log = logging.getLogger("magoo.engine")
 
+#: the ``[engine.sounds]`` moment of a turn's end, by outcome (none for the others)
+_SOUNDS = {Outcome.OK: "done", Outcome.ERROR: "error"}
 FEED_DEPTH = 8  # chunks buffered towards STT from a source that can wait (lock-step)
 LIVE_FEED_DEPTH = 1024  # ~80 s of 80 ms chunks: far beyond any healthy STT's lag
 
@@ -169,6 +171,8 @@ class Turns:
         self.state = new
         if new in (State.THINKING, State.SPEAKING):
             self._idle.clear()
+        if new is State.THINKING and old is not State.THINKING:
+            self._speaker.chime("thinking")
         if old is not new:
             await self._emit("state_change", old=old, new=new, turn=turn.turn if turn else None)
 
@@ -194,6 +198,8 @@ class Turns:
         if not (self.tasks - {asyncio.current_task()}):
             self._idle.set()
         log.info("turn %d %s", turn.turn, timeline.summary())
+        if timeline.outcome in _SOUNDS:
+            self._speaker.chime(_SOUNDS[timeline.outcome])
         with contextlib.suppress(Exception):
             if old is not State.LISTENING:
                 await self._emit("state_change", old=old, new=State.LISTENING, turn=None)
@@ -219,6 +225,14 @@ class Turns:
         for task in self.tasks:
             task.cancel()
         self.state = State.LISTENING
+
+    async def wait_no_turn(self) -> None:
+        """Until no turn is in progress (awake, thinking or speaking): speech outside a turn waits here."""
+        while self.tasks or self.state is not State.LISTENING:
+            if self.tasks:
+                await asyncio.wait(set(self.tasks))
+            else:  # continuous mode: its turns run in the conversation's task
+                await asyncio.sleep(0.05)
 
     async def drain(self) -> None:
         """Until no turn runs, including turns that finishing turns start (barge-in)."""
