@@ -234,3 +234,33 @@ def test_the_monitor_warns_once_about_a_status_folder_it_cannot_write(tmp_path, 
     warnings = [r.getMessage() for r in caplog.records if "status file" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith(f"cannot write the status file {tmp_path / 'run' / 'status.json'}")
+
+
+def test_the_event_log_is_private_and_a_full_disk_is_one_warning(tmp_path, caplog):
+    path = tmp_path / "events.jsonl"
+    actuator = EventLogActuator(EventLogActuator.Config(path=path))
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    async def run():
+        async with actuator:
+            actuator.magoo_on_shutdown()
+            actuator._file.close()
+            actuator._file = FullDisk()
+            for _ in range(100):
+                actuator.magoo_on_shutdown()
+
+    with caplog.at_level(logging.WARNING, "magoo.fakes"):
+        asyncio.run(run())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds what people said
+    assert path.read_text().count("shutdown") == 1
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [f"cannot write the event log {path}: No space left on device; the disk is full: free some space; magoo goes on and retries"]

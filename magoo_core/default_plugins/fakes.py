@@ -239,7 +239,8 @@ class EventLogActuator(Backend, EventRecorder):
 
     async def __aenter__(self):
         if self.config.path is not None:
-            self._file = open_for_append(self.config.path)  # a regular file only: never a device, fifo or link
+            # a regular file only (never a device, fifo or link); 0o600: it holds what people said
+            self._file = open_for_append(self.config.path, mode=0o600)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
