@@ -13,6 +13,18 @@ import pytest
 
 MAGOO = Path(sys.executable).parent / "magoo"
 
+#: Modules whose tests run a bench/ script, CPU-bound for tens of seconds. Under pytest-xdist
+#: (scripts/test.sh: --dist loadgroup) they are one group, run one after another on one worker,
+#: rather than all at the start on every worker, starving the real-time tests beside them.
+CPU_BOUND_MODULES = ("test_bench_capture", "test_bench_offline", "test_bench_speak", "test_bench_wake", "test_soak")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__ in CPU_BOUND_MODULES:
+            item.add_marker(pytest.mark.xdist_group("cpu-bound-benches"))
+
 
 def _fake_dist(root: Path, name: str, version: str, module_source: str, requires: Iterable[str] = ()) -> Path:
     """Write an installed distribution ``name`` into ``root``: a dist-info and one module.
