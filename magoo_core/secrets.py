@@ -68,16 +68,27 @@ _ENCODINGS: tuple[Callable[[str], str], ...] = (
 )
 
 
+_URL = re.compile(r"([^/?#]*)([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.S)
+
+
 def _literal_pieces(value: str) -> list[str]:
-    """The text between the ``{fields}`` of a value that is a template (``"You asked: {text}"``,
-    ``"out/reply-{n}.wav"``): what a filled-in template still shows of it."""
-    if "{" not in value:
-        return []
-    try:
-        parsed = list(string.Formatter().parse(value))
-    except ValueError:
-        return []
-    return [literal for literal, _, _, _ in parsed if literal]
+    """The parts of a structured value that an output may show on their own: the text between
+    the ``{fields}`` of a template (``"You asked: {text}"``, ``"out/reply-{n}.wav"``: what a
+    filled-in template still shows of it), and the parts of a URL (an HTTP library's error
+    quotes its port, its path or its query)."""
+    pieces: list[str] = []
+    if "{" in value:
+        try:
+            pieces += [literal for literal, _, _, _ in string.Formatter().parse(value) if literal]
+        except ValueError:
+            pass
+    if "://" in value:  # split by hand: urlsplit() refuses the odd URLs whose errors quote them
+        rest = value.split("://", 1)[1]
+        netloc, path, query, fragment = _URL.match(rest).groups()
+        host = netloc.rpartition("@")[2]
+        port = host.rpartition(":")[2] if ":" in host else ""
+        pieces += [rest, netloc, host, port, path, query or "", fragment or ""]
+    return [piece for piece in pieces if piece and piece != value]
 
 
 BACKSLASHES = r"\\+"  # escaped once, or escaped again

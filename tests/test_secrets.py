@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import tomllib
 import uuid
@@ -30,7 +31,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import MAGOO, clean_env
 from magoo_core.errors import ProfileError
 from magoo_core.logs import printable
 from magoo_core.profile import load_profile
@@ -38,6 +38,7 @@ from magoo_core.secrets import OUTPUTS, Secrets, encodings, secret_problem
 from magoo_core.testing import build_plugins
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+MAGOO = Path(sys.executable).parent / "magoo"
 RUNS = int(os.environ.get("MAGOO_SECRETS_EXAMPLES", "2"))
 
 #: what a canary is made of, around its marker: quotes, backslashes, unicode, regex and format
@@ -279,16 +280,20 @@ def _edited(data: dict[str, Any], edits: dict[str, dict[str, Any]]) -> dict[str,
 
 
 #: keys whose strings are names from a fixed list, not text: a canary there is only a profile error
-NOT_TEXT = {"backend", "events"}
+NOT_TEXT = {"backend", "events", "mode", "sample_rate"}
 
 
 def _canaries_everywhere(data: dict[str, Any], canary: str, environ: dict[str, str]) -> dict[str, Any]:
-    """Every string of every backend section (but ``backend``) becomes ``{ env = "MAGOO_CANARY_n" }``
-    holding it with ``canary`` added (before a file's extension)."""
+    """Every string of every backend section (but names from a list) becomes
+    ``{ env = "MAGOO_CANARY_n" }`` holding it with ``canary`` added (before a file's extension);
+    the profile's own ``{ env }`` get ``sk-proj-`` and the canary's ASCII characters."""
 
     ascii_canary = "".join(char for char in canary if char.isascii())  # what an HTTP header can carry
 
     def walk(value: Any, key: str, parent: str = "") -> Any:
+        if isinstance(value, dict) and set(value) == {"env"}:  # the profile's own: a key, in a header
+            environ[value["env"]] = f"sk-proj-{ascii_canary}"
+            return value
         if isinstance(value, str) and key not in NOT_TEXT:
             name = f"MAGOO_CANARY_{len(environ)}"
             mine = ascii_canary if parent == "headers" else canary
@@ -329,6 +334,12 @@ def _value(value: Any) -> str:
     return repr(value)
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without what changes magoo's or Python's behaviour (as tests/conftest.py's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAGOO_", "PYTHON")) and k not in ("COLUMNS", "LINES")}
+    return {**env, **extra}
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -345,3 +356,39 @@ def _test_profile(folder: Path, edits: dict[str, dict[str, Any]]) -> Path:
 def test_encodings_include_the_forms_an_output_gives_a_secret():
     forms = encodings('a"b\\c')
     assert {'a"b\\c', 'a\\"b\\\\c', "a%22b%5Cc"} <= forms
+
+
+# ---- the shipped examples that hold keys -------------------------------------------------------
+
+KEYED_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("*.toml") if "{ env" in p.read_text())
+
+
+@pytest.mark.parametrize("example", KEYED_EXAMPLES)
+def test_no_key_of_a_shipped_example_reaches_any_output_when_its_services_cannot_be_reached(example, tmp_path):
+    """The example's own { env } keys (and every other string of it) hold canaries; its microphone,
+    wake word, player and actuators are the test profile's, its services a port nobody listens on."""
+    canary = f"Q\"\\'.*$1(%22{marker()}[?]Z"  # keys go into HTTP headers: ASCII
+    test = tomllib.loads((EXAMPLES / "test.toml").read_text())
+    data = tomllib.loads((EXAMPLES / example).read_text())
+    for section in ("audio_source", "wake", "player", "actuators"):
+        data[section] = test[section]
+    data["engine"].update(status_file="out/status.json", status_interval=0.05)
+    nobody = _closed_port()
+    if data.get("stt", {}).get("backend") == "openai-realtime":
+        data["stt"].update(url=f"ws://127.0.0.1:{nobody}/v1/realtime", connect_timeout=1.0)
+    if data.get("tts", {}).get("backend") == "fish":
+        data["tts"]["base_url"] = f"http://127.0.0.1:{nobody}"
+    environ: dict[str, str] = {}
+    data = _canaries_everywhere(data, canary, environ)
+    assert {"OPENAI_API_KEY", "FISH_API_KEY"} & {key for key in (EXAMPLES / example).read_text().split('"')}
+    (tmp_path / "p.toml").write_text(_toml(data), encoding="utf-8")
+    for command in (["check", "p.toml"], ["run", "-p", "p.toml", "-v", "--log-format", "json"]):
+        ran = subprocess.run([str(MAGOO), *command], cwd=tmp_path, env=clean_env(**environ), capture_output=True,
+                             text=True, encoding="utf-8", timeout=120)
+        said = ran.stdout + ran.stderr
+        assert ran.returncode in (0, 1), said
+        if command[0] == "run":
+            assert "127.0.0.1" in said and ("cannot reach" in said or "cannot connect" in said), said
+        for text in (said, _read_all(tmp_path, "events.jsonl"), _read_all(tmp_path, "status.json")):
+            leaked = MARKER.search(text)
+            assert leaked is None, f"{example}: ...{text[max(0, leaked.start() - 200):leaked.end() + 50]}"
