@@ -284,3 +284,30 @@ async def test_clearing_the_gate_drops_what_waits_but_replies():
     queued = [Utterance(text="reply", kind="reply"), Utterance(text="news"), Utterance(sound=Path("x.wav"), kind="sound")]
     order = await gate_order(SpeakingGate(), *queued, clear=True)
     assert order[:2] == ["cleared 2", "news: Dropped"] and order[2:] == ["None: Dropped", "reply"]
+
+
+async def test_the_story_tells_an_announcements_sound_apart_from_a_turns():
+    import io
+
+    from magoo_core.engine import Engine
+    from magoo_core.reporter import ConsoleReporter
+    from magoo_core.testing import build_plugins, make_profile
+
+    announcer = Announcer()
+    manager = build_plugins(announcer)
+    engine = Engine(make_profile(NO_TURNS, manager), manager)
+    story = io.StringIO()
+    manager.pm.register(ConsoleReporter(story, engine), name="story")
+    await asyncio.wait_for(engine.run(), 60)
+
+    lines = [line.split("] ", 1)[1] for line in story.getvalue().splitlines() if "sound" in line]
+    assert lines[0] == 'outside a turn ("the tea is ready"): sound started (microphone muted)'
+    assert lines[1].startswith("outside a turn: sound ended after ")
+
+
+async def test_an_announcement_in_continuous_mode_is_said_and_the_stream_hears_silence_meanwhile():
+    announcer = Announcer()
+    engine, probe, result = await run_engine({**NO_TURNS, "wake": None}, announcer)
+    assert announcer.results == [SpeechResult("played")]
+    assert speaks(probe) == [("start", None, "the tea is ready"), ("end", None, False)]
+    assert engine.counters["muted_frames"] > 0 and not engine.muted
