@@ -311,3 +311,23 @@ async def test_an_announcement_in_continuous_mode_is_said_and_the_stream_hears_s
     assert announcer.results == [SpeechResult("played")]
     assert speaks(probe) == [("start", None, "the tea is ready"), ("end", None, False)]
     assert engine.counters["muted_frames"] > 0 and not engine.muted
+
+
+async def test_an_announcement_cancelled_while_it_plays_leaves_the_microphone_open_and_the_queue_free():
+    class Canceller(Announcer):
+        @hookimpl
+        def magoo_on_speak_start(self, text, turn):
+            if len(self.tasks) == 1:
+                loop = asyncio.get_running_loop()
+                loop.call_later(0.1, self.tasks[0].cancel)
+                self.say = {"text": "next"}
+                loop.call_later(0.2, self._soon)
+
+    announcer = Canceller(text="a long story " * 5)
+    tts = {"backend": "tone", "realtime": True, "seconds_per_char": 0.05}
+    engine, probe, result = await run_engine({**NO_TURNS, "tts": tts, "engine": {"mute_post": 0.3}}, announcer)
+
+    assert announcer.tasks[0].cancelled()
+    assert announcer.results == [SpeechResult("played")]  # the next one
+    assert speaks(probe) == [("start", None, "a long story " * 5), ("end", None, True), ("start", None, "next"), ("end", None, False)]
+    assert probe.muted_during("speak_end") == [True, True] and not engine.muted
