@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl
 from magoo_core.fields import Ratio, Seconds
@@ -118,8 +118,16 @@ class PorcupineDetector(Backend):
             names = [*self.keywords, *(keyword_name(p) for p in self.keyword_paths)]
             twice = sorted({n for n in names if names.count(n) > 1})
             if twice:
-                raise ValueError(f"keyword {', '.join(map(repr, twice))} is listed twice")
+                raise ValueError(f"keyword {', '.join(map(repr, twice))} is listed twice (keywords, keyword_paths)")
             return self
+
+        @field_validator("keyword_paths", mode="before")
+        @classmethod
+        def _no_empty_path(cls, value: Any) -> Any:
+            # "" would resolve to the profile's folder and be reported as a keyword named after it
+            if isinstance(value, list) and any(isinstance(item, str) and not item.strip() for item in value):
+                raise ValueError("keyword_paths has an empty entry: name a .ppn keyword file")
+            return value
 
     config: Config
     input_format: AudioFormat = AudioFormat(SAMPLE_RATE)  # per instance: what the handle reports at start
