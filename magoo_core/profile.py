@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
 from .errors import ProfileError
@@ -85,13 +86,14 @@ class SoundSettings(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _existing_wav(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, Path):
-            return value
         base = (info.context or {}).get("base_dir")
-        path = value if value.is_absolute() or base is None else Path(base) / value
-        if base is not None and not path.is_file():
-            raise ValueError(f"no file at {path}: give a WAV file (relative to the profile's folder), or true for magoo's sound")
-        return path.resolve() if base is not None else path
+        if not isinstance(value, Path) or base is None:  # a model built in code: checked when played
+            return value
+        path = (Path(base) / value).resolve()
+        if not path.is_file():
+            message = f"no file at {path}: give a WAV file (relative paths start at the profile's folder), or true for magoo's sound"
+            raise PydanticCustomError("missing_file", "{message}", {"message": message})
+        return path
 
 
 class EngineSettings(BaseModel):

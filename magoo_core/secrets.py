@@ -3,11 +3,17 @@
 A secret is any value that came from ``{ env = "NAME" }`` (a key, but also a path, a template, a
 URL). :meth:`Secrets.mask` is the one function every output calls; :data:`OUTPUTS` is the one
 list of those outputs (tests/test_secrets.py reads every one of them after runs that fail in
-every way the fault tests know). A value is masked in every encoding it may take on the way out:
-as is, JSON-escaped, ``repr()``-escaped, as bytes (``b'Bearer ...'``), URL-quoted, with control
-characters escaped as the log writes them, and each of these once more (a JSON record logged as
-JSON), and as :func:`~magoo_core.speakable.speakable` cleans a reply for speaking; a value that is a template (``"You asked: {text}"``) is masked piece by piece, since what
-gets out is the template filled in.
+every way the fault tests know).
+
+A value is masked in every form it may take on the way out: as is, JSON-escaped, ``repr()``-escaped,
+as bytes (``b'Bearer ...'``), URL-quoted (by any library's rules: each character quoted or not),
+with control characters escaped as the log writes them, each of these once more (a JSON record
+logged as JSON), and with punctuation dropped or made a space (as
+:func:`~magoo_core.speakable.speakable` cleans a reply for speaking). A structured value is also
+masked in its parts: a template's text between its ``{fields}`` (what gets out is the template
+filled in), and a URL's host, port, path and query (what an HTTP library's error quotes). Not
+masked: a value cut short (a partial transcript cut at a space, a long reply cut for the
+terminal), and values shorter than :data:`MIN_LENGTH`.
 
 :func:`secret_problem` is the check the profile loader runs on each value: a control character
 anywhere or white space at either end is refused, never stripped (the same value then works the
@@ -36,12 +42,13 @@ _REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Every output a secret must be masked on, and what masks it there. Adding an output is a line
 #: here and a reader in tests/test_secrets.py (whose test fails for an output it cannot read).
 OUTPUTS: Mapping[str, str] = {
-    "stdout": "the turn story (ConsoleReporter writes through Secrets.stream)",
-    "stderr": "the log in text and journal format, and the CLI's own lines such as 'magoo stopped:'",
-    "json_log": "the log in JSON format (RedactingFormatter masks the escaped forms too)",
-    "events": "the log actuator's JSON-lines file (masked with the profile's secrets at startup)",
-    "status": "status.json: names, counters and health words only, no text a backend wrote",
-    "webhook": "webhook request bodies (magoo-webhook masks each body it sends)",
+    "stdout": "the turn story: ConsoleReporter masks each line, and magoo run writes stdout through Secrets.stream",
+    "stderr": "the log in text and journal format (RedactingFormatter), the CLI's own lines such as"
+    " 'magoo stopped:' and a traceback (magoo run writes stderr through Secrets.stream)",
+    "json_log": "the log in JSON format (RedactingFormatter masks before JSON escapes, and after)",
+    "events": "the log actuator's JSON-lines file (masked with the profile's secrets from the startup event)",
+    "status": "status.json (the monitor masks the document before writing it)",
+    "webhook": "webhook request bodies (the webhook actuator masks each body with the profile's secrets)",
 }
 
 
