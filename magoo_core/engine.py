@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from .continuous import Conversation
 from .errors import BackendError
+from .follow_up import FollowUp
 from .lifecycle import HISTORY, Backends, BackendSlot
 from .monitor import Monitor
 from .plugins import Plugins
@@ -117,6 +118,7 @@ class Engine:
         # an open microphone forgets what it heard before: the reply's start must not wake it
         self.speaker = Speaker(self.backends, self.settings, plugins.emit, self._unmuted)
         self.turns = Turns(self.backends, self.speaker, self.settings, plugins.emit, self.counters, self._turn_closed)
+        self.follow_up = FollowUp(self.turns, self.settings)
         #: the plugins' handle for speech outside a turn (``magoo_on_startup(speech)``)
         self.speech = Speech(self.speaker, self.speaker.sounds, self.turns.wait_no_turn)
         self.conversation = (
@@ -333,6 +335,8 @@ class Engine:
             if conversation.feed is not None:
                 await conversation.feed.put(chunk)
         elif state is State.LISTENING:
+            if self.turns.feed is not None:  # a follow-up window is open
+                await self.turns.feed.put(chunk)
             wake = await self.wake_worker.listen(chunk)
             if wake is not None and self.turns.state is State.LISTENING:
                 self._wake_up(wake)
@@ -342,6 +346,7 @@ class Engine:
     def _wake_up(self, wake: WakeEvent) -> None:
         """A wake word: count it, and start its turn with the pre-roll before it."""
         self.counters["wakes"] += 1
+        self.follow_up.close()
         self.speaker.chime("wake")
         self.turns.wake_up(wake, self.wake_worker.woke(wake))
 
@@ -355,6 +360,9 @@ class Engine:
             self.request_stop()
         elif not self._run.stop.is_set() and self.conversation is None and (wake := self.speaker.take_barge_in()):
             self._wake_up(wake)
+        elif not self._no_more_audio() and self.conversation is None and self.timelines:
+            if seconds := self.follow_up.seconds_after(self.timelines[-1], self.turns.asks_follow_up):
+                self.follow_up.open(seconds)
 
     async def _source_ended(self) -> None:
         log.info("audio source ended")

@@ -118,6 +118,11 @@ class EngineSettings(BaseModel):
     preroll: Seconds(0, 10) = Field(
         0.5, description="seconds of audio from before the wake word handed to speech-to-text"
     )
+    follow_up: Seconds(0, 60) = Field(
+        0.0,
+        description="seconds after a reply during which speech is taken without the wake word; 0: off "
+        "(a reply may still ask for a window, which then lasts 5 s)",
+    )
     capture_timeout: Seconds(0.1, 300) = Field(
         10.0, description="seconds the engine listens for a command after the wake word, at most"
     )

@@ -122,7 +122,9 @@ class Turns:
         self.state = State.LISTENING  # changed only through set_state, wake_up and close
         self.timelines: deque[TurnTimeline] = deque(maxlen=HISTORY)
         self.done = 0  # turns closed, any outcome
-        self.feed: AudioFeed | None = None  # the wake-word turn's audio, while it listens
+        self.feed: AudioFeed | None = None  # the wake-word (or follow-up) turn's audio, while it listens
+        #: the last reply's ``follow_up`` (None: the profile decides), for the follow-up window
+        self.asks_follow_up: bool | None = None
         self.tasks: set[asyncio.Task] = set()
         self._backends = backends
         self._speaker = speaker
@@ -151,20 +153,21 @@ class Turns:
         """A turn is about to think or speak: a lock-step source waits."""
         self._idle.clear()
 
-    def new(self, *, wake: float | None = None) -> TurnTimeline:
+    def new(self, *, wake: float | None = None, follow_up: bool = False) -> TurnTimeline:
         """A new turn; one that a wake word starts begins at the frame that woke us."""
         self._count += 1
-        return TurnTimeline(self._count, time.monotonic() if wake is None else wake, wake=wake)
+        return TurnTimeline(self._count, time.monotonic() if wake is None else wake, wake=wake, follow_up=follow_up)
 
     def new_feed(self) -> AudioFeed:
         """An audio feed towards speech-to-text, as the source needs it."""
         return AudioFeed(live=self._live, counters=self._counters)
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
         """Run a turn's work as a task the engine waits for at shutdown."""
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     async def set_state(self, new: State, turn: TurnTimeline | None, *, old: State | None = None) -> None:
         old = self.state if old is None else old
@@ -194,14 +197,14 @@ class Turns:
         self.timelines.append(timeline)
         self.done += 1
         old = self.state
-        self.state = State.LISTENING
-        if not (self.tasks - {asyncio.current_task()}):
+        if not (self.tasks - {asyncio.current_task()}):  # else the state is the running turn's (a wake ended a follow-up)
+            self.state = State.LISTENING
             self._idle.set()
         log.info("turn %d %s", turn.turn, timeline.summary())
         if timeline.outcome in _SOUNDS:
             self._speaker.chime(_SOUNDS[timeline.outcome])
         with contextlib.suppress(Exception):
-            if old is not State.LISTENING:
+            if old is not self.state:
                 await self._emit("state_change", old=old, new=State.LISTENING, turn=None)
             await self._emit("turn_end", timeline=timeline)
         self._on_closed()
@@ -266,20 +269,27 @@ class Turns:
                     self.feed = None
 
     async def _listen(
-        self, turn: TurnTimeline, feed: AudioFeed, preroll: list[AudioChunk]
+        self, turn: TurnTimeline, feed: AudioFeed, preroll: list[AudioChunk], window: float = 0.0
     ) -> tuple[Transcript | None, Reply | None]:
-        """Stream the utterance to STT until its final transcript (and its reply, if it replies)."""
+        """Stream the utterance to STT until its final transcript (and its reply, if it replies).
+
+        :param window: a follow-up window: the audio ends after ``window`` s unless speech started
+            by then (it is ``awake`` from then on); the command may take ``capture_timeout`` s more.
+        """
         slot = self._backends.stt
         final: Transcript | None = None
         reply: Reply | None = None
-        limit = self._settings.capture_timeout + self._settings.reply_timeout
-        async with self._backends.attempt(slot, turn, limit, "final transcript or reply"):
+        capture = self._settings.capture_timeout + window
+        quiet = asyncio.get_running_loop().call_later(window, feed.close) if window else None
+        async with self._backends.attempt(slot, turn, capture + self._settings.reply_timeout, "final transcript or reply"):
             stt = await self._backends.ready(slot)
-            audio = AudioStream(
-                feed.chunks(AudioConverter(stt.input_format), preroll, self._settings.capture_timeout), continuous=False
-            )
+            audio = AudioStream(feed.chunks(AudioConverter(stt.input_format), preroll, capture), continuous=False)
             async with contextlib.aclosing(stt.transcribe(audio)) as results:
                 async for item in results:
+                    if quiet is not None and _is_speech(item):  # the window becomes a turn that listens
+                        quiet.cancel()
+                        quiet = None
+                        await self.set_state(State.AWAKE, turn)
                     done = await self.take(item, turn)
                     if isinstance(done, Transcript):
                         final = done
@@ -290,7 +300,23 @@ class Turns:
                     elif isinstance(done, Reply):
                         reply = done
                         break
+        if quiet is not None:
+            quiet.cancel()
         return final, reply
+
+    async def follow_up_turn(self, turn: TurnTimeline, feed: AudioFeed, window: float) -> None:
+        """A turn without a wake word, in the follow-up window (see :mod:`magoo_core.follow_up`):
+        nothing heard within ``window`` s ends it ``no_speech``, quietly."""
+        async with self.life(turn):
+            try:
+                final, reply = await self._listen(turn, feed, [], window)
+                if reply is None and (final is None or not final.text.strip()):
+                    turn.fail(Outcome.NO_SPEECH, "nothing said in the follow-up window")
+                await self.answer(turn, final, reply)
+            finally:
+                feed.close()
+                if self.feed is feed:
+                    self.feed = None
 
     # ---- what the STT says, for every mode ------------------------------------------------------
 
@@ -345,6 +371,7 @@ class Turns:
             turn.fail(Outcome.NO_REPLY, "nothing to say")
             return
         turn.reply = time.monotonic()
+        self.asks_follow_up = getattr(reply, "follow_up", None)  # read when the turn has closed
         log.info("turn %d: reply %r", turn.turn, shown(reply.text))
         if self._speaker.can_speak:
             text = await spoken_reply(
@@ -365,3 +392,10 @@ class Turns:
         if reply is not None:
             await self._emit("reply", reply=reply, turn=turn.turn)
         return reply
+
+
+def _is_speech(item: Any) -> bool:
+    """An STT item that says the user speaks: speech started, or words heard."""
+    if isinstance(item, SpeechActivity):
+        return item.started
+    return isinstance(item, Transcript) and bool(item.text.strip())

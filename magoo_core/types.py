@@ -193,6 +193,7 @@ class TurnTimeline:
     :param error: a one-line reason when the outcome is not OK.
     :param detected: when the engine had the wake detection in hand; ``detected - wake`` is the
         detection latency (scoring plus any backlog in front of the detector).
+    :param follow_up: the turn was taken without a wake word, in the follow-up window after a reply.
     """
 
     turn: int
@@ -206,6 +207,7 @@ class TurnTimeline:
     outcome: Outcome = Outcome.OK
     error: str | None = None
     detected: float | None = None
+    follow_up: bool = False
 
     def fail(self, outcome: Outcome, reason: str | None) -> None:
         """The turn did not go as planned; the first failure is the one kept."""
