@@ -267,6 +267,9 @@ async def test_slow_chunks_stream_the_body_piece_by_piece(server):
 
 
 async def test_stall_next_sends_headers_then_nothing_until_the_client_leaves(server):
+    # Encoded before the request (the encoder's cache is the process's), so the headers come at once
+    # and only the body outlasts the 0.3 s read timeout, however busy espeak-ng and lame would be.
+    await loopback_audio.encode("Stalled.", "mp3")
     server.stall_next()
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=0.3)) as client:
         async with msgpack_post(client, server, {"text": "Stalled."}) as response:
