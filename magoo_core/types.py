@@ -219,7 +219,9 @@ class TurnTimeline:
         return replace(self, ended=ended)
 
     def latencies(self) -> dict[str, float]:
-        """Milliseconds between the steps that happened, for logs and dashboards."""
+        """Milliseconds between the steps that happened, in the order they happened, for logs and
+        dashboards; never negative (a step timed from the audio, like ``speech_end``, can come
+        before the detection of a wake word that was scored late: it is then named first)."""
         steps = [
             ("wake", self.wake),
             ("detected", self.detected),
@@ -229,14 +231,13 @@ class TurnTimeline:
             ("first_audio", self.first_audio),
             ("ended", self.ended),
         ]
+        happened = [(name, when) for name, when in steps if when is not None and not (name == "wake" and when == self.started)]
         out: dict[str, float] = {}
         previous_name, previous = "started", self.started
-        for name, when in steps:
-            if when is None or (name == "wake" and when == self.started):
-                continue
-            out[f"{previous_name}->{name}"] = round((when - previous) * 1000, 1)
-            previous_name, previous = name, when
-        if self.speech_end is not None and self.first_audio is not None:
+        for name, when in sorted(happened, key=lambda step: step[1]):  # stable: ties keep their order
+            out[f"{previous_name}->{name}"] = round(max(0.0, when - previous) * 1000, 1)
+            previous_name, previous = name, max(previous, when)
+        if self.speech_end is not None and self.first_audio is not None and self.first_audio >= self.speech_end:
             out["speech_end->first_audio"] = round((self.first_audio - self.speech_end) * 1000, 1)
         return out
 

@@ -24,6 +24,10 @@ from .wake_scores import WakeScoreboard
 
 log = logging.getLogger("magoo.engine")
 
+#: seconds of audio kept beyond the pre-roll, for a detection that comes this late after its wake
+#: word's frame (a starved CPU, a detector that confirms over several frames)
+LATE_DETECTION = 5.0
+
 
 class WakeWorker:
     """Scores audio with the ``[wake]`` backend and resets it, on the right thread.
@@ -43,7 +47,8 @@ class WakeWorker:
         self.wakes: dict[str, int] = {}  # wakes per word (label)
         self._backends = backends
         self._timeout = settings.shutdown_timeout
-        self._preroll = RingBuffer(settings.preroll)
+        self._preroll_seconds = settings.preroll
+        self._preroll = RingBuffer(settings.preroll + LATE_DETECTION)
         self._live = True
         self._executor: ThreadPoolExecutor | None = None
         self._converter: AudioConverter | None = None  # used on the scoring thread only
@@ -68,12 +73,28 @@ class WakeWorker:
         return await self.score(chunk)
 
     def woke(self, wake: WakeEvent) -> list[AudioChunk]:
-        """Count ``wake`` (the engine starts its turn); the pre-roll before it, handed over once."""
+        """Count ``wake`` (the engine starts its turn); the audio from ``preroll`` seconds before
+        the wake word's own frame (``wake.timestamp``) up to now, handed over once.
+
+        Anchored on the wake word, not on its detection: when the detection comes late (the
+        newest chunk was captured after the wake word's frame; up to :data:`LATE_DETECTION` s),
+        the audio since the wake word is handed over too, so the whole command reaches the STT.
+        """
         self.last_wake = wake
         self.wakes[wake.label] = self.wakes.get(wake.label, 0) + 1
-        preroll = self._preroll.chunks()
+        chunks = self._preroll.chunks()
         self._preroll.clear()
-        return preroll
+        # counted in audio, newest first: a file read faster than real time has no audio clock
+        late = max(0.0, chunks[-1].timestamp - wake.timestamp) if chunks else 0.0
+        keep = self._preroll_seconds + min(late, LATE_DETECTION)
+        preroll: list[AudioChunk] = []
+        held = 0.0
+        for chunk in reversed(chunks):
+            if preroll and held + chunk.duration > keep + 1e-6:
+                break
+            preroll.append(chunk)
+            held += chunk.duration
+        return preroll[::-1]
 
     async def score(self, chunk: AudioChunk) -> WakeEvent | None:
         """Score one captured chunk; the detection it contains, if any. Never raises: a failing

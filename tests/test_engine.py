@@ -244,6 +244,37 @@ class SlowResetDetector(Backend):
         self.left_while_busy = self.busy.is_set()
 
 
+class LateDetector(Backend):
+    """Confirms a wake word only ``lag`` seconds of audio after its loud first frame, and reports
+    that frame's timestamp (a detector that waits for several frames, or one scored late)."""
+
+    name: ClassVar[str] = "late"
+    input_format = AudioFormat(16000)
+    frame_samples = 1280
+
+    class Config(BackendConfig):
+        lag: float = Field(1.0, description="seconds of audio between the wake word's frame and its detection")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.loud_at: float | None = None
+        self.heard = 0.0
+
+    def process(self, chunk):
+        from magoo_core.audio import rms_level
+
+        if self.loud_at is None and rms_level(chunk) >= 0.2:
+            self.loud_at, self.heard = chunk.timestamp, 0.0
+        elif self.loud_at is not None:
+            self.heard += chunk.duration
+            if self.heard >= self.config.lag:
+                return WakeEvent("late", 0.9, 0.5, self.loud_at)
+        return None
+
+    def reset(self):
+        self.loud_at = None
+
+
 class TestBackends:
     @staticmethod
     @hookimpl
@@ -280,6 +311,7 @@ class TestBackends:
     def magoo_register_wake_detectors(register):
         register(StallingWakeDetector)
         register(SlowResetDetector)
+        register(LateDetector)
 
 
 # ---- a whole turn ---------------------------------------------------------------------------------
@@ -334,6 +366,39 @@ async def test_the_stt_gets_the_pre_roll_from_before_the_wake_word():
     before = sum(c.duration for c in received if c.timestamp < wake.timestamp)
     assert before == pytest.approx(0.5, abs=0.1), "half a second from before the wake frame comes first"
     assert received[0].timestamp < wake.timestamp
+
+
+async def test_a_late_detection_still_hands_over_the_audio_from_before_the_wake_word():
+    source = {"backend": "scripted", "realtime": True, "segments": [
+        {"seconds": 1.0}, {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5}, {"seconds": 0.2},
+        {"seconds": 1.5, "tone": 440.0, "amplitude": 0.1}, {"seconds": 1.0},
+    ]}
+    engine, probe, result = await run_engine(
+        {"audio_source": source, "wake": {"backend": "late", "lag": 1.2}, "stt": {"backend": "recording"},
+         "engine": {"preroll": 0.5}},
+        TestBackends, turns=1,
+    )
+    wake = probe.of("wake")[0]["wake"]
+    timeline = result.timelines[0]
+    assert timeline.detected - timeline.wake > 0, "the wake word's frame came before its detection"
+    received = engine.stt.last_instance.received
+    before = sum(c.duration for c in received if c.timestamp <= wake.timestamp)
+    assert before == pytest.approx(0.5, abs=0.1), "the pre-roll is anchored on the wake word, not on its detection"
+    heard = sum(c.duration for c in received)
+    assert heard >= 0.5 + 0.4 + 0.2 + 1.5 - 0.1, "the whole command after the wake word reached the STT"
+    assert all(ms >= 0 for ms in timeline.latencies().values())
+
+
+def test_a_timeline_never_shows_a_negative_duration():
+    from magoo_core.types import TurnTimeline
+
+    # a wake word scored 2 s late: the end of speech (audio time) comes before the detection
+    timeline = TurnTimeline(1, 100.0, wake=100.0, detected=102.0, speech_end=101.5, transcript=102.1, reply=102.2,
+                            first_audio=102.5, ended=104.0)
+    latencies = timeline.latencies()
+    assert all(ms >= 0 for ms in latencies.values()), latencies
+    assert list(latencies)[:3] == ["started->speech_end", "speech_end->detected", "detected->transcript"]
+    assert "ok" in timeline.summary() and "-" not in timeline.summary().replace("->", "")
 
 
 async def test_an_stt_that_replies_itself_needs_no_responder():
