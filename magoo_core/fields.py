@@ -82,15 +82,15 @@ def _numeric(kind: type) -> Callable[[Any], Any]:
             try:
                 value = int(text) if kind is int else float(text)
             except ValueError:
-                raise _error("number_parsing", f"must be {noun}; the environment variable holds other text") from None
+                raise _error("number_from_env", f"must be {noun}; the environment variable holds other text") from None
         if isinstance(value, bool):
-            raise _error("number_type", f"must be {noun}, not true or false")
+            raise _error("number_strict", f"must be {noun}, not true or false")
         if isinstance(value, str):
-            raise _error("number_type", f"must be {noun}, not text: write it without quotes")
+            raise _error("number_strict", f"must be {noun}, not text: write it without quotes")
         if kind is int and isinstance(value, float):
             if math.isfinite(value) and value.is_integer():
-                raise _error("int_type", "must be a whole number: write it without a decimal point")
-            raise _error("int_type", "must be a whole number")
+                raise _error("int_strict", "must be a whole number: write it without a decimal point")
+            raise _error("int_strict", "must be a whole number")
         if isinstance(value, float) and not math.isfinite(value):
             raise _error("finite_number", "must be a finite number (not nan or inf)")
         if kind is float and isinstance(value, int):
@@ -172,11 +172,11 @@ def _env_bool(value: Any) -> Any:
             return True
         if text in _FALSE:
             return False
-        raise _error("bool_parsing", "must be true or false; the environment variable holds other text")
+        raise _error("bool_from_env", "must be true or false; the environment variable holds other text")
     if isinstance(value, str):
-        raise _error("bool_type", "must be true or false, not text: write it without quotes")
+        raise _error("bool_strict", "must be true or false, not text: write it without quotes")
     if not isinstance(value, bool):
-        raise _error("bool_type", "must be true or false")
+        raise _error("bool_strict", "must be true or false")
     return value
 
 

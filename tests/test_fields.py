@@ -157,3 +157,26 @@ def test_every_number_states_its_range_in_its_description():
     assert fields["gain"].description == "Loudness (0-200)."  # states it already
     describe_ranges(Config)  # a second call adds nothing
     assert fields["timeout"].description == "Seconds one request may take. (0.1 to 300)"
+
+
+def test_a_profile_takes_numbers_from_the_environment_but_not_from_quoted_text(tmp_path):
+    from magoo_core.errors import ProfileError
+    from magoo_core.plugins import create_plugin_manager
+    from magoo_core.profile import load_profile
+
+    plugins = create_plugin_manager(entry_points=False)
+    profile = tmp_path / "env.toml"
+    head = '[audio_source]\nbackend = "tone"\n'
+    tail = '\n[stt]\nbackend = "scripted"\n'
+    profile.write_text(head + 'amplitude = { env = "LEVEL" }\nrealtime = { env = "LIVE" }\nsample_rate = { env = "RATE" }' + tail)
+    config = load_profile(profile, plugins, environ={"LEVEL": "0.3", "LIVE": "false", "RATE": "8000"}).audio_source.config
+    assert (config.amplitude, config.realtime, config.sample_rate) == (0.3, False, 8000)
+
+    profile.write_text(head + 'amplitude = "0.3"\nrealtime = "false"\nsample_rate = "8000"' + tail)
+    with pytest.raises(ProfileError) as caught:
+        load_profile(profile, plugins, environ={})
+    assert [str(issue).split(": ", 1)[1] for issue in caught.value.issues] == [
+        "[audio_source] amplitude: must be a number, not text: write it without quotes",
+        "[audio_source] realtime: must be true or false, not text: write it without quotes",
+        "[audio_source] sample_rate: must be an integer, not text: write it without quotes",
+    ]
