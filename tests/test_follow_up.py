@@ -92,3 +92,25 @@ async def test_a_reply_that_says_no_follow_up_opens_no_window():
 
     engine, probe, result = await run_engine({**conversation(2.0, follow_up=3.0), "responder": {"backend": "final"}}, Plugin)
     assert [t.outcome for t in result.timelines] == [Outcome.OK]
+
+
+@pytest.mark.parametrize(
+    ("setting", "asks", "outcome", "spoken", "window"),
+    [
+        (0.0, None, Outcome.OK, True, 0.0),  # off, and the reply leaves it to the profile
+        (0.0, True, Outcome.OK, True, 5.0),  # the reply asked a question: a window although off
+        (2.0, None, Outcome.OK, True, 2.0),
+        (2.0, True, Outcome.OK, True, 2.0),
+        (2.0, False, Outcome.OK, True, 0.0),  # the reply says goodbye
+        (2.0, None, Outcome.ERROR, True, 0.0),  # a failed turn opens none
+        (2.0, True, Outcome.OK, False, 0.0),  # nothing was spoken (transcription only)
+    ],
+)
+def test_the_window_is_the_replys_choice_then_the_profiles(setting, asks, outcome, spoken, window):
+    from magoo_core.follow_up import FollowUp
+    from magoo_core.profile import EngineSettings
+    from magoo_core.types import TurnTimeline
+
+    ended = TurnTimeline(1, 10.0, outcome=outcome, first_audio=12.0 if spoken else None)
+    follow_up = FollowUp(turns=None, settings=EngineSettings(follow_up=setting))
+    assert follow_up.seconds_after(ended, asks) == window
