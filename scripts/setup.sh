@@ -96,6 +96,21 @@ magoo_say_how_to_run() {
     echo "  export PATH=\"\$HOME/.local/bin:\$PATH\"    (or run $venv_magoo)" >&2
 }
 
+# uv.lock pins LiteRT and onnxruntime (openWakeWord), which have no 32-bit ARM build: uv would stop
+# half-way through the install. dpkg's architecture is the userland's (a 64-bit kernel under a
+# 32-bit Raspberry Pi OS still says armhf).
+magoo_check_arch() {
+    local arch
+    arch="$(dpkg --print-architecture 2>/dev/null || uname -m)"
+    case "$arch" in
+        armhf | armel | armv6l | armv7l)
+            echo "magoo setup: this is a 32-bit system ($arch); magoo needs the 64-bit Raspberry Pi OS (arm64)." \
+                "Flash it with Raspberry Pi Imager; docs/raspberry-pi.md says what 32-bit could run." >&2
+            return 1 ;;
+    esac
+}
+
+magoo_check_arch
 magoo_apt_install "${MAGOO_APT_PACKAGES[@]}"
 magoo_ensure_uv
 cd "$MAGOO_ROOT"

@@ -244,3 +244,18 @@ def test_the_documented_commands_work_as_written_on_a_fresh_clone(machine):
     assert update.returncode == 0, update.stdout + update.stderr
     assert len(PARROT_ROW.findall(update.stdout)) == 2, update.stdout
     assert "Run magoo as `magoo`" in update.stderr, "in a login shell ~/.local/bin is on PATH"
+
+
+def test_setup_on_a_32_bit_system_stops_at_once_and_says_what_to_install_instead(machine):
+    """uv.lock pins LiteRT and onnxruntime, which have no 32-bit ARM build: without this check uv
+    stopped half-way through the install with a resolver error."""
+    dpkg = machine.shims / "dpkg"
+    dpkg.write_text('#!/bin/sh\n[ "$1" = "--print-architecture" ] && echo armhf && exit 0\nexit 1\n')
+    dpkg.chmod(0o755)
+
+    done = machine.shell("./magoo/scripts/setup.sh")
+
+    assert done.returncode != 0
+    assert "this is a 32-bit system (armhf)" in done.stderr and "64-bit Raspberry Pi OS" in done.stderr
+    assert not (machine.repo / ".venv").exists()  # nothing was installed
+    assert machine.privileged_calls() == ""
