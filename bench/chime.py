@@ -17,8 +17,9 @@ Setup, all in this one process and its event loop:
     times, half before and half after the magoo run, so that drift on a shared machine affects both.
 
 "Sound" is the start of the first 10 ms of the recording whose RMS is above 300 (of int16) after
-the moment, placed in monotonic time by ``Recording.index_at``; the 100 ms before the moment must
-be quiet (else the bench stops: the onset would be another sound's). Reported: p50 and p95 of
+the moment (searched from 20 ms before it: the recording is placed in monotonic time by
+``Recording.index_at`` to about 10 ms, so a delay may come out a few ms below 0); the 100 ms before
+that must be quiet (else the bench stops: the onset would be another sound's). Reported: p50 and p95 of
 moment → sound for both rows, and the ratio magoo / baseline (of the p50s).
 
 Goal (issue 18, section 6): magoo's p95 <= 60 ms. Sound times have a resolution of 10 ms and
@@ -48,6 +49,7 @@ from magoo_core.types import Outcome
 FRAME = 160  # 10 ms at the recording's 16 kHz
 LOUD_RMS = 300.0
 WINDOW = 3.0  # seconds after the moment in which the first sound must come
+SLACK = 0.02  # seconds: the recording is placed in monotonic time to about 10 ms, so search from a bit before
 GAP = 3.0  # seconds of quiet after each turn's command: the reply is said, the microphone opens
 CHIME = DEFAULT_SOUNDS / "wake.wav"
 
@@ -120,9 +122,9 @@ async def measure(audio, runs: int) -> dict[str, list[float]]:
     def delays(moments: list[float], what: str) -> list[float]:
         out = []
         for i, moment in enumerate(moments):
-            start = max(0, recording.index_at(moment) // FRAME)
+            start = max(0, recording.index_at(moment - SLACK) // FRAME)
             end = min(len(loudness), recording.index_at(moment + WINDOW) // FRAME + 1)
-            before = loudness[max(0, start - 10):start]
+            before = loudness[max(0, start - 10):start]  # the 100 ms before that
             if before.size and before.max() > LOUD_RMS:  # then the onset found would be something else's
                 loud_for = 10 * int(np.argmax(before[::-1] <= LOUD_RMS) or before.size)
                 raise SetupError(f"{what} #{i + 1}: the speaker was not quiet in the 100 ms before the moment (loud for {loud_for} ms)")

@@ -37,6 +37,9 @@ SOUND_NAMES = tuple(SoundSettings.model_fields)
 #: magoo's own sounds (generated tones, see sounds/SOURCES.md), one per moment
 DEFAULT_SOUNDS = Path(__file__).resolve().parent / "sounds"
 SOUND_CHUNK = 0.02  # seconds per chunk handed to the player: a player reports levels per chunk
+#: seconds of silence played after a sound: a player that ends its output stream as soon as it has
+#: written the last piece may cut what the sound server still holds, and a chime is all end
+SOUND_TAIL = 0.2
 
 Kind = Literal["reply", "announcement", "sound"]
 Priority = Literal["queue", "interrupt"]
@@ -236,6 +239,7 @@ class Sounds:
 
 def _chunks(path: Path, target: AudioFormat | None) -> list[AudioChunk]:
     fmt, pcm = read_wav(path)
+    pcm += bytes(round(SOUND_TAIL * fmt.sample_rate) * fmt.channels * fmt.sample_width)
     step = max(1, round(SOUND_CHUNK * fmt.sample_rate)) * fmt.channels * fmt.sample_width
     chunks = [
         AudioChunk(pcm[i:i + step], fmt.sample_rate, fmt.channels, fmt.sample_width) for i in range(0, len(pcm), step)

@@ -11,7 +11,7 @@ import pytest
 
 from magoo_core.audio import read_wav
 from magoo_core.errors import ProfileError
-from magoo_core.speech import DEFAULT_SOUNDS, SOUND_NAMES, Sounds
+from magoo_core.speech import DEFAULT_SOUNDS, SOUND_NAMES, SOUND_TAIL, Sounds
 from magoo_core.testing import build_plugins, make_profile
 from magoo_core.types import AudioFormat, Outcome
 
@@ -80,7 +80,7 @@ async def test_a_sound_is_converted_once_to_the_players_format():
     sounds = Sounds(None)
     chunks = await sounds.load(DEFAULT_SOUNDS / "wake.wav", AudioFormat(16000))
     assert {chunk.sample_rate for chunk in chunks} == {16000}
-    assert abs(sum(chunk.duration for chunk in chunks) - 0.12) < 0.03
+    assert abs(sum(chunk.duration for chunk in chunks) - (0.12 + SOUND_TAIL)) < 0.03  # with its quiet tail
     assert await sounds.load(DEFAULT_SOUNDS / "wake.wav", AudioFormat(16000)) is chunks
 
 
@@ -95,7 +95,7 @@ async def test_the_wake_thinking_and_done_sounds_play_muted_through_the_player_a
     assert engine.tts.last_instance.calls == 1  # the sounds did not go through the TTS
     plays = engine.player.last_instance.plays
     wake = sum(chunk.duration for chunk in plays[0])
-    assert len(plays) == 4 and abs(wake - 0.12) < 0.03
+    assert len(plays) == 4 and abs(wake - (0.12 + SOUND_TAIL)) < 0.03
     assert {chunk.sample_rate for chunk in plays[0]} == {22050}  # the TTS's format: the player is ready for it
     assert not engine.muted
 
