@@ -223,8 +223,8 @@ class Engine:
             await self.stopping.run(
                 self._shutdown(tasks), lambda: stop_now(self.turns, tasks, self.wake_worker, self.backends, self.monitor)
             )
-            self.stopping.remove()
             await self.monitor.stopped()
+            self.stopping.remove()  # last: a signal while the status is written still hurries, never interrupts
         return RunResult(list(self.timelines), list(self.failures), self.fatal, self.stopping.hurried)
 
     # ---- start and stop -----------------------------------------------------------------------

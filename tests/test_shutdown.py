@@ -104,8 +104,9 @@ def test_a_signal_during_a_long_reply_stops_magoo_before_the_reply_ends_and_it_s
         run.proc.send_signal(sig)
     code = run.proc.wait(timeout=LONG_REPLY / 2)  # TimeoutExpired: it waited for the reply (or hung)
     log = "".join(run.log)
-    # the second SIGINT may come after the graceful stop ended: then it interrupts the exit (130)
-    assert code == 0 or (len(signals) == 2 and code == 130), log
+    # the second SIGINT may come after the graceful stop ended: it then cuts the exit short (130,
+    # or killed by it once Python has given SIGINT its default action back while it finalizes)
+    assert code == 0 or (len(signals) == 2 and code in (130, -signal.SIGINT)), log
     assert "Traceback" not in log and "Event loop is closed" not in log and "Exception ignored" not in log
     status = run.status()
     assert status["running"] is False and status["state"] == "listening"

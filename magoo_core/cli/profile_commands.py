@@ -8,6 +8,7 @@ Profile problems exit with code 2 and print every problem at once, never a trace
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -59,6 +60,8 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         runner = asyncio.Runner()
         try:
             result = runner.run(engine.run())
+            # the engine has given SIGINT back: a Ctrl-C while magoo exits (the second one, late) ends it now
+            signal.signal(signal.SIGINT, lambda *_: os._exit(130))
             if result.fatal:
                 say(f"magoo stopped: {result.fatal}")
             if result.hurried:  # stopped at once: a thread or task stuck in a backend must not hold the exit
