@@ -157,7 +157,7 @@ def request_texts(reply: str) -> list[str]:
 
 async def encode_replies() -> dict[str, float]:
     """Encode every request of ONE and TEN into the loopback server's cache; seconds of speech per reply."""
-    from magoo_fish.loopback_audio import EncoderMissing, encode
+    from magoo_fish.loopback.audio import EncoderMissing, encode
 
     durations = {}
     try:

@@ -134,3 +134,22 @@ def test_each_core_module_imports_on_its_own(module):
     """In a fresh interpreter: a circle the graph missed (a dynamic import) fails here."""
     result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+#: Each plugin whose loopback test server lives in a subpackage of its own (issue 18): the runtime,
+#: what runs on the Pi, is the package without it.
+LOOPBACK_PLUGINS = ["magoo_fish", "magoo_openai_realtime"]
+
+
+@pytest.mark.parametrize("plugin", LOOPBACK_PLUGINS)
+def test_a_plugins_runtime_does_not_import_its_loopback_server(plugin):
+    """In a fresh interpreter, import the plugin and each of its modules outside ``loopback``."""
+    package = Path(__import__(plugin).__file__).parent
+    runtime = sorted(name for name in modules(package) if ".loopback" not in name and not name.endswith("__main__"))
+    assert len(runtime) > 2, runtime
+    script = "import importlib, sys\n" + "".join(f"importlib.import_module({name!r})\n" for name in runtime) + (
+        f"print(sorted(name for name in sys.modules if name.startswith({plugin + '.loopback'!r})))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"{plugin}'s runtime imports its loopback server: {result.stdout}"

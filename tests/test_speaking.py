@@ -24,7 +24,7 @@ from magoo_core.engine import Engine
 from magoo_core.testing import build_plugins, make_profile
 from magoo_core.testing.signals import best_match
 from magoo_fish.loopback import LoopbackFishServer
-from magoo_fish.loopback_audio import speak
+from magoo_fish.loopback.audio import speak
 
 from probe import Probe, wake_turns
 

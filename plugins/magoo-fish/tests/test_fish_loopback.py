@@ -20,7 +20,7 @@ import pytest
 from fish_audio_sdk import HttpCodeErr, Prosody, Session, TTSRequest
 
 from magoo_core.testing.signals import best_match
-from magoo_fish import loopback_audio
+from magoo_fish.loopback import audio as loopback_audio
 from magoo_fish.loopback import LoopbackFishServer
 
 from fish_helpers import KEY, SENTENCE, unused_port

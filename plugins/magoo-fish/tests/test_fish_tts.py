@@ -15,7 +15,8 @@ from pydantic import ValidationError
 import magoo_fish
 from magoo_core import AudioChunk, BackendError, EncodedAudio
 from magoo_core.testing import run_profile
-from magoo_fish import FishTextToSpeech, loopback_audio
+from magoo_fish import FishTextToSpeech
+from magoo_fish.loopback import audio as loopback_audio
 from magoo_fish.loopback import LoopbackFishServer
 from magoo_fish.sentences import plan_requests
 

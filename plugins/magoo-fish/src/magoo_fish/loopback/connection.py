@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import h11
 
-from .loopback_audio import EncoderMissing, encode, output_rate
+from .audio import EncoderMissing, encode, output_rate
 
 if TYPE_CHECKING:
-    from .loopback import LoopbackFishServer
+    from .server import LoopbackFishServer
 
 __all__ = ["MESSAGES", "PATH", "Answer", "Connection", "RequestRecord"]
 

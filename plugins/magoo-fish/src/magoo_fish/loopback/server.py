@@ -3,7 +3,7 @@
 It lets magoo's Fish client be tested end to end without the internet, and lets users try a
 profile offline (``magoo-fish-loopback``, then point the profile's ``base_url`` at it). HTTP/1.1
 with keep-alive, spoken by ``h11`` over ``asyncio`` streams. espeak-ng speaks the text and lame
-or opusenc encode it (see :mod:`.loopback_audio`), so the audio really decodes; it is streamed
+or opusenc encode it (see :mod:`.audio`), so the audio really decodes; it is streamed
 with chunked transfer encoding, paced like a real synthesizer when ``realtime_factor`` is set.
 
 Choices where the real server's behaviour is unknown:
@@ -24,8 +24,8 @@ from collections.abc import Callable
 
 from magoo_core.testing.loopback import loopback_parser, serve_until_interrupted
 
-from .loopback_connection import MESSAGES, PATH, Answer, Connection, RequestRecord
-from .loopback_validate import BodyError, decode_body, validate
+from .connection import MESSAGES, PATH, Answer, Connection, RequestRecord
+from .validate import BodyError, decode_body, validate
 
 __all__ = ["LoopbackFishServer", "RequestRecord", "main"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .loopback_audio import FORMATS, MP3_RATES, OPUS_RATE, SAMPLE_RATES
+from .audio import FORMATS, MP3_RATES, OPUS_RATE, SAMPLE_RATES
 
 __all__ = ["BodyError", "decode_body", "validate"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
-from .loopback_events import new_id
+from .events import new_id
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection

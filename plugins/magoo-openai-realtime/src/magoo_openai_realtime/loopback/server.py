@@ -39,7 +39,7 @@ from websockets.http11 import Request, Response
 
 from magoo_core.testing.loopback import loopback_parser, serve_until_interrupted
 
-from .loopback_session import DROP_POINTS, ConnectionRecord, LoopbackSession, TurnRecord
+from .session import DROP_POINTS, ConnectionRecord, LoopbackSession, TurnRecord
 
 __all__ = ["ConnectionRecord", "LoopbackRealtimeServer", "TurnRecord", "main"]
 

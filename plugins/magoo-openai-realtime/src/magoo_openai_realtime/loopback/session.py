@@ -1,7 +1,7 @@
 """One connection of the loopback Realtime server: the GA event flow, and what tests can observe.
 
 A :class:`LoopbackSession` owns one websocket. Client events are handled one at a time, in
-order, by the reader; server events go out through an :class:`~.loopback_outbox.Outbox`.
+order, by the reader; server events go out through an :class:`~.outbox.Outbox`.
 Response and transcription streams run as tasks, so their events interleave as the real ones do.
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
-from .loopback_events import (
+from .events import (
     assistant_content,
     content_part,
     expiry_message,
@@ -35,9 +35,9 @@ from .loopback_events import (
     transcription_usage,
     user_audio_item,
 )
-from .loopback_outbox import Outbox
-from .loopback_vad import BYTES_PER_MS, MIN_COMMIT_MS, InputAudioBuffer
-from .loopback_validate import (
+from .outbox import Outbox
+from .vad import BYTES_PER_MS, MIN_COMMIT_MS, InputAudioBuffer
+from .validate import (
     ClientEventError,
     check_item,
     check_response_create,
@@ -50,7 +50,7 @@ from .loopback_validate import (
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
-    from .loopback import LoopbackRealtimeServer
+    from .server import LoopbackRealtimeServer
 
 log = logging.getLogger("magoo.realtime.loopback")
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .loopback_validate import silence_duration_ms
+from .validate import silence_duration_ms
 
 BYTES_PER_MS = 48
 MIN_COMMIT_MS = 100
