@@ -86,16 +86,19 @@ class Monitor:
     async def _notify_systemd(self) -> None:
         """STATUS for ``systemctl status``; WATCHDOG only while audio reaches the engine.
 
-        This task runs on the event loop, so a blocked loop sends nothing; a source that stopped
-        delivering (a frozen driver, a stalled device) stops the pings too. Either way systemd's
-        ``WatchdogSec`` runs out and it restarts magoo. After a finite source ended, nothing more
-        is expected, and the pings go on.
+        Both start after READY: until the first audio went through, systemd shows the service as
+        starting, and a status line saying "listening" would be untrue. This task runs on the event
+        loop, so a blocked loop sends nothing; a source that stopped delivering (a frozen driver, a
+        stalled device) stops the pings too. Either way systemd's ``WatchdogSec`` runs out and it
+        restarts magoo. After a finite source ended, nothing more is expected, and the pings go on.
         """
         interval = self.notifier.watchdog_interval or self.settings.heartbeat_interval
         frames = -1.0
         starved = False
         while True:
             await asyncio.sleep(interval)
+            if not self._audio_ready:
+                continue  # a slow start (a busy machine, a model loading) sent STATUS before READY
             flowing = self._frames() > frames or self._source_done
             frames = self._frames()
             if flowing and self._audio_ready:

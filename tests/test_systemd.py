@@ -48,6 +48,12 @@ class SystemdReceiver:
     def times(self, key: str) -> list[float]:
         return [when for when, fields in self.messages if key in fields]
 
+    def wait_for(self, key: str, timeout: float = 30.0) -> None:
+        """Until a message with ``key`` was received: this thread may lag behind the sender under load."""
+        deadline = time.monotonic() + timeout
+        while not self.times(key) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def close(self) -> None:
         self._running = False
         self._thread.join()
@@ -123,8 +129,9 @@ async def test_ready_after_the_first_audio_then_watchdog_status_and_stopping(sys
         notifier=sender,
     )
     assert result.fatal is None and [t.outcome.value for t in result.timelines] == ["ok"]
+    systemd.wait_for("STOPPING")
     kinds = [next(iter(fields)) for _, fields in systemd.messages]
-    assert kinds[0] == "READY" and kinds[-1] == "STOPPING"
+    assert kinds[0] == "READY" and kinds[-1] == "STOPPING", kinds
     ready = systemd.messages[0][1]
     assert ready["STATUS"].startswith("listening; up 0h00m; 0 turns, 0 errors, 0 restarts")
     assert len(systemd.times("WATCHDOG")) >= 10, "every 0.1 s while the audio flows (4 s of it)"
@@ -167,11 +174,27 @@ class BlockingActuator(Backend):
         type(self).blocked = (start, time.monotonic())
 
 
+class SlowStartSource(Backend):
+    """Its first audio comes 0.6 s after it started (a device that takes its time), then flows."""
+
+    name: ClassVar[str] = "slow-start"
+
+    class Config(BackendConfig):
+        pass
+
+    async def stream(self):
+        await asyncio.sleep(0.6)
+        while True:
+            await asyncio.sleep(0.08)
+            yield AudioChunk(bytes(2 * 1280), 16000)
+
+
 class Parts:
     @staticmethod
     @hookimpl
     def magoo_register_audio_sources(register):
         register(FrozenSource)
+        register(SlowStartSource)
 
     @staticmethod
     @hookimpl
@@ -193,6 +216,19 @@ async def test_a_frozen_source_stops_the_pings_but_not_the_status(systemd, caplo
     assert not [t for t in pings if t > frozen + 0.25], "one interval (0.1 s) after the freeze, no more pings"
     assert [t for t in statuses if t > frozen + 0.5], "STATUS goes on while the watchdog starves"
     assert any("no audio reached the engine" in r.getMessage() for r in caplog.records)
+
+
+async def test_nothing_goes_to_systemd_before_ready_however_slow_the_start(systemd):
+    sender = notifier(systemd)  # a STATUS every 0.1 s: six would come before the first audio
+    task = asyncio.create_task(run_engine({"audio_source": {"backend": "slow-start"}}, Parts, notifier=sender))
+    deadline = time.monotonic() + 30
+    while not systemd.times("WATCHDOG") and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    kinds = [next(iter(fields)) for _, fields in systemd.messages]
+    assert kinds[0] == "READY" and "WATCHDOG" in kinds, kinds
 
 
 async def test_a_blocked_event_loop_sends_no_ping_while_it_is_blocked(systemd):
@@ -218,9 +254,7 @@ def test_magoo_run_under_systemd_notifies_the_socket_it_was_given(magoo, systemd
     profile.write_text((Path(__file__).parent.parent / "examples" / "test.toml").read_text())
     result = magoo("run", "--profile", profile, env={"NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "200000"})
     assert result.returncode == 0, result.stderr
-    deadline = time.monotonic() + 5
-    while not systemd.times("STOPPING") and time.monotonic() < deadline:
-        time.sleep(0.01)
+    systemd.wait_for("STOPPING")
     kinds = [next(iter(fields)) for _, fields in systemd.messages]
     assert kinds[0] == "READY" and kinds[-1] == "STOPPING", kinds
     assert systemd.messages[-1][1]["STATUS"].startswith("stopping (asked to); listening; up 0h00m; 1 turns, 0 errors")
