@@ -307,7 +307,8 @@ async def test_the_story_tells_an_announcements_sound_apart_from_a_turns():
 
 async def test_an_announcement_in_continuous_mode_is_said_and_the_stream_hears_silence_meanwhile():
     announcer = Announcer()
-    engine, probe, result = await run_engine({**NO_TURNS, "wake": None}, announcer)
+    tts = {"backend": "tone", "realtime": True}  # it lasts 0.5 s: the microphone delivers meanwhile
+    engine, probe, result = await run_engine({**NO_TURNS, "wake": None, "tts": tts}, announcer)
     assert announcer.results == [SpeechResult("played")]
     assert speaks(probe) == [("start", None, "the tea is ready"), ("end", None, False)]
     assert engine.counters["muted_frames"] > 0 and not engine.muted
