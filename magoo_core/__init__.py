@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .errors import BackendError, MagooError, MissingDependency, PluginError, ProfileError, require
     from .plugins import BackendInfo, Plugins, create_plugin_manager, hookimpl
-    from .roles import AudioStream, Backend, BackendConfig, PlaybackProgress, Role
+    from .roles import AudioStream, Backend, BackendConfig, InputFile, InputFolder, PlaybackProgress, Role
     from .types import (
         AudioChunk,
         AudioFormat,
@@ -43,6 +43,8 @@ __all__ = [
     "BackendInfo",
     "EncodedAudio",
     "EngineStatus",
+    "InputFile",
+    "InputFolder",
     "MagooError",
     "MissingDependency",
     "Outcome",

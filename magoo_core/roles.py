@@ -79,34 +79,54 @@ class BackendConfig(BaseModel):
         return value
 
 
-def _existing_file(value: Path, info: ValidationInfo) -> Path:
+def _existing(value: Path, info: ValidationInfo, *, folder: bool) -> Path:
     context = info.context or {}
     base = context.get("base_dir")
     if base is None:  # a Config built in code, not from a profile: the backend checks when it starts
         return value
+    exists = Path.is_dir if folder else Path.is_file
     path = value if value.is_absolute() else Path(base) / value
     try:
         path = path.resolve()
-        if path.is_file():
+        if exists(path):
             return path
     except (OSError, ValueError):  # a name too long, a NUL byte: no such file either
         pass
-    message = f"no file at {path}"
+    what = "folder" if folder else "file"
+    message = f"no {what} at {path}"
     target = context.get("target_dir")
     if not value.is_absolute():
         message += f" (relative paths start at the profile's folder, {base})"
-        if target is not None and (Path(target) / value).is_file():
+        if target is not None and exists(Path(target) / value):
             message += (
                 f"; it is beside the file the profile links to, in {target}: write that path, absolute,"
-                " or copy the file"
+                f" or copy the {what}"
             )
-    raise PydanticCustomError("missing_file", "{message}", {"message": message})
+    raise PydanticCustomError(f"missing_{what}", "{message}", {"message": message})
+
+
+def existing_file(value: Path, info: ValidationInfo) -> Path:
+    """The check ``InputFile`` runs, for a validator that finds a path inside a longer value.
+
+    :returns: the path resolved against the profile's folder, or ``value`` itself for a config
+        built in code (no ``base_dir`` in the validation context).
+    :raises PydanticCustomError: no file there; the message names the resolved path.
+    """
+    return _existing(value, info, folder=False)
+
+
+def _existing_folder(value: Path, info: ValidationInfo) -> Path:
+    return _existing(value, info, folder=True)
 
 
 #: A path to a file the backend reads when it starts (a WAV file, a model): a profile that names a
 #: missing file fails ``magoo check`` and ``magoo run`` at once, with the file's resolved path.
 #: Relative paths resolve against the profile's folder, like every ``Path`` of a ``BackendConfig``.
-InputFile = Annotated[Path, AfterValidator(_existing_file)]
+InputFile = Annotated[Path, AfterValidator(existing_file)]
+
+#: A folder the backend reads when it starts (an acoustic model's directory): like ``InputFile``,
+#: a profile that names a missing folder (or a file where a folder belongs) fails at load.
+InputFolder = Annotated[Path, AfterValidator(_existing_folder)]
 
 
 class Backend:

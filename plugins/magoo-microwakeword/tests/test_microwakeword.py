@@ -17,7 +17,8 @@ import pytest
 from pydantic import ValidationError
 
 import magoo_microwakeword
-from magoo_core import AudioChunk, BackendError, MissingDependency, WakeEvent
+from magoo_core import AudioChunk, BackendError, MissingDependency, ProfileError, WakeEvent, create_plugin_manager
+from magoo_core.profile import load_profile
 from magoo_core.testing import run_turn
 from magoo_core.testing.contracts import WakeDetectorContract
 from magoo_microwakeword import BUILTIN_MODELS, MicroWakeWordDetector
@@ -229,7 +230,17 @@ def test_a_custom_model_loads_from_its_json(tmp_path):
     assert [(event.model, event.label, event.threshold) for event in found] == [("my_nabu", "mine", 0.8)]
 
 
-def test_a_missing_custom_model_fails_at_start_and_says_which(tmp_path):
+def test_a_missing_custom_model_fails_at_load_naming_the_key_and_the_resolved_path(tmp_path):
+    profile = tmp_path / "profile.toml"
+    profile.write_text('[wake]\nbackend = "microwakeword"\nmodels = ["alexa", "models/nope.json"]\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profile(profile, create_plugin_manager())
+    [issue] = [issue for issue in caught.value.issues if issue.section == "[wake]"]  # not the rest of the profile
+    assert issue.key == "models.1.name"
+    assert issue.message.startswith(f"no file at {tmp_path / 'models' / 'nope.json'}")
+
+
+def test_a_missing_custom_model_in_a_config_built_in_code_fails_at_start_and_says_which(tmp_path):
     backend = MicroWakeWordDetector(
         MicroWakeWordDetector.Config.model_validate({"models": [str(tmp_path / "nope.json")]})
     )

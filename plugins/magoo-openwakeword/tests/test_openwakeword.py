@@ -18,8 +18,9 @@ import pyopen_wakeword
 from pydantic import ValidationError
 
 import magoo_openwakeword
-from magoo_core import AudioChunk, BackendError, WakeEvent
+from magoo_core import AudioChunk, BackendError, ProfileError, WakeEvent, create_plugin_manager
 from magoo_core.audio import read_wav
+from magoo_core.profile import load_profile
 from magoo_core.testing import run_turn
 from magoo_core.testing.contracts import WakeDetectorContract
 from magoo_openwakeword import PRETRAINED, OpenWakeWordDetector
@@ -147,6 +148,9 @@ def test_models_may_be_names_or_tables_and_default_to_hey_jarvis():
 
 
 def test_relative_model_paths_start_at_the_profile_folder(tmp_path):
+    (tmp_path / "words").mkdir()
+    for name in ("hey_magoo.tflite", "b.tflite"):
+        (tmp_path / "words" / name).write_bytes(b"")  # their contents are read when the detector starts
     config = OpenWakeWordDetector.Config.model_validate(
         {"models": ["words/hey_magoo.tflite", {"path": "words/b.tflite", "name": "bee"}]},
         context={"base_dir": tmp_path},
@@ -332,9 +336,36 @@ def enter(config: dict, **context) -> None:
     asyncio.run(detector.__aenter__())
 
 
-def test_a_missing_model_file_names_the_path_and_the_pretrained_models(tmp_path):
+def load_issues(tmp_path: Path, wake: str) -> list:
+    profile = tmp_path / "profile.toml"
+    profile.write_text(f'[audio_source]\nbackend = "scripted"\n\n[wake]\nbackend = "openwakeword"\n{wake}\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profile(profile, create_plugin_manager())
+    return [issue for issue in caught.value.issues if issue.section == "[wake]"]  # not the rest of the profile
+
+
+@pytest.mark.parametrize(
+    ("wake", "key"),
+    [
+        ('models = ["nowhere.tflite"]', "models.0.path"),
+        ('models = [{ path = "nowhere.tflite", name = "mine" }]', "models.0.path"),
+        ('melspectrogram_model = "nowhere.tflite"', "melspectrogram_model"),
+        ('embedding_model = "nowhere.tflite"', "embedding_model"),
+    ],
+)
+def test_a_missing_model_file_fails_at_load_naming_the_key_and_the_resolved_path(tmp_path, wake, key):
+    [issue] = load_issues(tmp_path, wake)
+    assert (issue.section, issue.key) == ("[wake]", key)
+    assert issue.message.startswith(f"no file at {tmp_path / 'nowhere.tflite'}")
+
+
+def test_a_model_file_gone_before_start_names_the_path_and_the_pretrained_models(tmp_path):
+    model = tmp_path / "nowhere.tflite"
+    model.write_bytes(b"")
+    config = OpenWakeWordDetector.Config.model_validate({"models": ["nowhere.tflite"]}, context={"base_dir": tmp_path})
+    model.unlink()
     with pytest.raises(BackendError, match="no model file at .*nowhere.tflite.*hey_jarvis") as caught:
-        enter({"models": ["nowhere.tflite"]}, base_dir=tmp_path)
+        asyncio.run(OpenWakeWordDetector(config).__aenter__())
     assert str(tmp_path) in caught.value.message
     assert not caught.value.retryable
 
@@ -350,6 +381,7 @@ def test_onnx_models_need_onnx_feature_models(tmp_path):
     (tmp_path / "mine.onnx").write_bytes(b"")
     with pytest.raises(BackendError, match=r"no melspectrogram.onnx at .*melspectrogram_model"):
         enter({"models": ["mine.onnx"]}, base_dir=tmp_path)
+    (tmp_path / "m.tflite").write_bytes(b"")
     with pytest.raises(BackendError, match=r"must be a .onnx file"):
         enter({"models": ["mine.onnx"], "melspectrogram_model": "m.tflite"}, base_dir=tmp_path)
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from magoo_core.errors import BackendError
+from magoo_core.errors import BackendError, ProfileError
+from magoo_core.plugins import create_plugin_manager
+from magoo_core.profile import load_profile
 from magoo_core.testing import TEST_PROFILE, run_profile
 from magoo_core.testing.contracts import SpeechToTextContract
 from magoo_core.types import AudioChunk, SpeechActivity, Transcript
@@ -162,9 +164,25 @@ def test_unknown_command_words_are_named_at_start():
     assert not caught.value.retryable
 
 
-def test_a_missing_grammar_file_is_named(tmp_path):
-    with pytest.raises(BackendError, match="no.gram"):
-        items({"grammar": str(tmp_path / "no.gram")}, quiet(0.1))
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("grammar", "no.gram", "no file at"),
+        ("lm", "no.lm.bin", "no file at"),
+        ("dictionary", "no.dict", "no file at"),
+        ("hmm", "no-model", "no folder at"),
+        ("hmm", "commands.gram", "no folder at"),  # a file where the acoustic model's folder belongs
+    ],
+)
+def test_a_missing_model_file_fails_at_load_naming_the_key_and_the_resolved_path(tmp_path, key, value, message):
+    (tmp_path / "commands.gram").write_text(commands_grammar(COMMANDS))
+    profile = tmp_path / "profile.toml"
+    profile.write_text(f'[stt]\nbackend = "pocketsphinx"\n{key} = "{value}"\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profile(profile, create_plugin_manager())
+    [issue] = [issue for issue in caught.value.issues if issue.section == "[stt]"]  # not the rest of the profile
+    assert issue.key == key
+    assert issue.message.startswith(f"{message} {tmp_path / value}")
 
 
 def test_a_whole_turn_through_the_engine():

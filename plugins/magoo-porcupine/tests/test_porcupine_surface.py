@@ -26,8 +26,9 @@ from porcupine_fakes import (
 )
 from pydantic import ValidationError
 
-from magoo_core import AudioChunk, BackendError, WakeEvent
+from magoo_core import AudioChunk, BackendError, ProfileError, WakeEvent, create_plugin_manager
 from magoo_core.audio import silence
+from magoo_core.profile import load_profile
 from magoo_core.reporter import no_wake_story
 from magoo_core.testing import run_turn
 from magoo_core.wake_scores import WakeScoreboard
@@ -153,7 +154,25 @@ def test_an_unknown_builtin_keyword_suggests_the_closest_and_lists_them():
     assert not fake.calls
 
 
-def test_a_missing_keyword_file_is_named(tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "key", "missing"),
+    [
+        ('keyword_paths = ["hey-magoo_en_linux.ppn"]', "keyword_paths.0", "hey-magoo_en_linux.ppn"),
+        ('keywords = ["alexa"]\nmodel_path = "params.pv"', "model_path", "params.pv"),
+        ('keywords = ["alexa"]\nlibrary_path = "lib/x.so"', "library_path", "lib/x.so"),
+    ],
+)
+def test_a_missing_file_fails_at_load_naming_the_key_and_the_resolved_path(tmp_path, setting, key, missing):
+    profile = tmp_path / "profile.toml"
+    profile.write_text(f'[wake]\nbackend = "porcupine"\n{setting}\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profile(profile, create_plugin_manager())
+    [issue] = [issue for issue in caught.value.issues if issue.section == "[wake]"]  # not the rest of the profile
+    assert issue.key == key
+    assert issue.message.startswith(f"no file at {tmp_path / missing}")
+
+
+def test_a_missing_keyword_file_in_a_config_built_in_code_is_named_at_start(tmp_path):
     error = start_error(FakeLibrary("1.9.5"), keywords=[], keyword_paths=[str(tmp_path / "hey-magoo_en_linux.ppn")])
     assert "hey-magoo_en_linux.ppn" in error.message
 
@@ -326,6 +345,9 @@ def test_config_mistakes_are_explained(config, words):
 
 
 def test_relative_keyword_paths_resolve_against_the_profile(tmp_path):
+    for name in ("words/hey-magoo_en_linux.ppn", "lib/x.so"):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_bytes(b"")  # their contents are read when the detector starts
     config = Config.model_validate(
         {"keyword_paths": ["words/hey-magoo_en_linux.ppn"], "library_path": "lib/x.so"},
         context={"base_dir": tmp_path},

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl, require
 from magoo_core.fields import Ratio, Seconds
+from magoo_core.roles import existing_file
 
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
@@ -50,11 +51,7 @@ class ModelConfig(BackendConfig):
                 f"'{value}' is not a built-in model ({', '.join(BUILTIN_MODELS)}) "
                 "nor the path to a microWakeWord model's .json file"
             )
-        path = Path(value).expanduser()
-        base = (info.context or {}).get("base_dir")
-        if base is not None and not path.is_absolute():
-            path = (Path(base) / path).resolve()
-        return str(path)
+        return str(existing_file(Path(value).expanduser(), info))  # a profile's missing file fails at load
 
     @property
     def key(self) -> str:

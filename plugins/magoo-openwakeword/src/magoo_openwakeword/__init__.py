@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl, require
 from magoo_core.fields import Count, Ratio, Seconds, StrictBool
+from magoo_core.roles import InputFile
 
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
@@ -45,7 +46,7 @@ class WakeModel(BackendConfig):
             " or, with `path`, the key this model is reported under (default: the file's stem)."
         ),
     )
-    path: Path | None = Field(
+    path: InputFile | None = Field(
         None, description="A .tflite or .onnx wake word model file; relative paths start at the profile's folder."
     )
     threshold: Ratio(lo_open=True) = Field(0.5, description="Score (0..1) this model must reach to wake.")
@@ -146,14 +147,14 @@ class OpenWakeWordDetector(Backend):
                 " was heard in the last second. Unset: no voice check."
             ),
         )
-        melspectrogram_model: Path | None = Field(
+        melspectrogram_model: InputFile | None = Field(
             None,
             description=(
                 "openWakeWord's melspectrogram model (.tflite or .onnx, like the wake models);"
                 " unset: found automatically."
             ),
         )
-        embedding_model: Path | None = Field(
+        embedding_model: InputFile | None = Field(
             None,
             description=(
                 "openWakeWord's embedding model (.tflite or .onnx, like the wake models); unset: found automatically."

@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, hookimpl, require
+from magoo_core import (
+    AudioChunk,
+    AudioFormat,
+    Backend,
+    BackendConfig,
+    BackendError,
+    InputFile,
+    InputFolder,
+    hookimpl,
+    require,
+)
 from magoo_core.fields import Choice, Number, Seconds, StrictBool
 from magoo_core.types import SpeechActivity, Transcript
 
@@ -68,16 +78,16 @@ class PocketsphinxSpeechToText(Backend):
                 " mode. Every word must be in the dictionary. Unset: `grammar`, or the full language model."
             ),
         )
-        grammar: Path | None = Field(
+        grammar: InputFile | None = Field(
             None, description="A JSGF grammar file (its first public rule is used); relative paths start at the profile's folder."
         )
-        lm: Path | None = Field(
+        lm: InputFile | None = Field(
             None, description="An n-gram language model (.lm or .lm.bin) for free speech; unset: the English model in the pocketsphinx wheel."
         )
-        dictionary: Path | None = Field(
+        dictionary: InputFile | None = Field(
             None, description="A pronunciation dictionary; unset: the CMU dictionary in the pocketsphinx wheel."
         )
-        hmm: Path | None = Field(
+        hmm: InputFolder | None = Field(
             None, description="An acoustic model folder; unset: the US English model in the pocketsphinx wheel."
         )
         end_silence: Seconds(0, 5, lo_open=True) = Field(0.6, description="Seconds of non-speech that end an utterance.")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, WakeEvent, hookimpl
+from magoo_core import AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, InputFile, WakeEvent, hookimpl
 from magoo_core.fields import Ratio, Seconds
 from magoo_core.audio import Rechunker
 
@@ -64,7 +64,7 @@ class PorcupineDetector(Backend):
                 '"terminator", "picovoice", ...; the list depends on the pvporcupine version).'
             ),
         )
-        keyword_paths: list[Path] = Field(
+        keyword_paths: list[InputFile] = Field(
             default_factory=list,
             description=(
                 "Keyword files (.ppn) made for this Porcupine version and platform, after the built-in "
@@ -89,10 +89,10 @@ class PorcupineDetector(Backend):
                 "ignored by 1.9.5."
             ),
         )
-        model_path: Path | None = Field(
+        model_path: InputFile | None = Field(
             None, description="Porcupine model parameters (.pv) instead of the one bundled with pvporcupine."
         )
-        library_path: Path | None = Field(
+        library_path: InputFile | None = Field(
             None,
             description=(
                 "Porcupine's native library instead of the one pvporcupine picks, for boards it does not "
