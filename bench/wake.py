@@ -68,11 +68,16 @@ def clip(relative: str) -> np.ndarray:
     return np.frombuffer(pcm, dtype="<i2")
 
 
-def build_audio(minutes: float) -> np.ndarray:
-    """Fillers and wake words in turn; every wake word has a second before and 13 s of silence after."""
+def build_audio(minutes: float, filler_seconds: float | None = None) -> np.ndarray:
+    """Fillers and wake words in turn; every wake word has a second before and 13 s of silence after.
+
+    ``filler_seconds`` cuts each filler to at most that long (the smoke test's short run), so the
+    wake words come sooner; ``None`` keeps them whole.
+    """
+    cut = None if filler_seconds is None else int(filler_seconds * RATE)
     pieces, total, n = [], 0, 0
     while total < minutes * 60 * RATE:
-        for part in (clip(FILLERS[n % len(FILLERS)]), np.zeros(RATE, np.int16), clip(WAKE_WORDS[n % len(WAKE_WORDS)]),
+        for part in (clip(FILLERS[n % len(FILLERS)])[:cut], np.zeros(RATE, np.int16), clip(WAKE_WORDS[n % len(WAKE_WORDS)]),
                      np.zeros(13 * RATE, np.int16)):
             pieces.append(part)
             total += len(part)
@@ -167,6 +172,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of audio (default 10)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the median is reported (default 3)")
+    parser.add_argument("--filler-seconds", type=float, help="cut each filler to at most this long (default: whole)")
     parser.add_argument("--bare", nargs="+", metavar=("WAV", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -178,7 +184,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="magoo-wake-bench-") as scratch:
         folder = Path(scratch)
-        wav = write_wav(folder / "bench.wav", build_audio(args.minutes).tobytes(), AudioFormat(RATE))
+        wav = write_wav(folder / "bench.wav", build_audio(args.minutes, args.filler_seconds).tobytes(), AudioFormat(RATE))
         print(f"{args.minutes:g} min of audio, {len(WAKE_WORDS)} different wake word clips every ~75 s;"
               f" median CPU s per process of {args.repeat} runs")
         print(f"{'models':<8} {'bare':>8} {'magoo':>8} {'ratio':>7}  detections bare/magoo")
