@@ -18,7 +18,7 @@ from magoo_core.types import AudioFormat, Outcome
 from probe import run_engine, segments
 
 ROOT = Path(__file__).resolve().parents[1]
-ONE_TURN = segments((0.3, None), (0.4, 660.0), (0.2, None), (0.6, 440.0), (1.5, None))
+ONE_TURN = segments((0.3, None), (0.4, 660.0), (0.2, None), (0.6, 440.0), (2.5, None))  # the done sound before the end
 
 
 def load_script():
