@@ -148,10 +148,14 @@ class Reply:
 
     :param text: the reply text (for a partial reply: the text so far).
     :param final: True when complete; only final replies are spoken.
+    :param follow_up: after this reply, listen without the wake word: True opens the follow-up
+        window (``[engine] follow_up`` seconds, or 5 s when that is 0: the reply asked a question),
+        False keeps it closed (a goodbye), None leaves it to the profile.
     """
 
     text: str
     final: bool = True
+    follow_up: bool | None = None
 
 
 class State(enum.StrEnum):
