@@ -35,7 +35,8 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
-from .audio import CaptureQueue, mix_to_mono, rms_level
+from .audio import mix_to_mono, rms_level
+from .capture_queue import CaptureQueue
 from .errors import BackendError
 from .fields import Count, SampleRate, Seconds
 from .roles import Backend, BackendConfig

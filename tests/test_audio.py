@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from magoo_core import audio
+from magoo_core import audio, capture_queue
 from magoo_core.testing import signals
 from magoo_core.types import AudioChunk, AudioFormat
 
@@ -367,7 +367,7 @@ def test_wav_stream_decoder_refuses_what_it_cannot_play():
 
 
 async def test_producer_never_blocks_while_the_consumer_is_stalled():
-    queue = audio.CaptureQueue(maxsize=50)
+    queue = capture_queue.CaptureQueue(maxsize=50)
     stall = asyncio.Event()
 
     async def stalled_consumer():
@@ -388,7 +388,7 @@ async def test_producer_never_blocks_while_the_consumer_is_stalled():
 
 
 async def test_producer_never_blocks_while_a_get_is_waiting_on_a_stalled_loop():
-    queue = audio.CaptureQueue(maxsize=8)
+    queue = capture_queue.CaptureQueue(maxsize=8)
     waiting = asyncio.create_task(queue.get())
     await asyncio.sleep(0)  # the consumer now waits inside get()
     producer = threading.Thread(target=lambda: [queue.put(numbered(i)) for i in range(10_000)])
@@ -401,7 +401,7 @@ async def test_producer_never_blocks_while_a_get_is_waiting_on_a_stalled_loop():
 
 
 async def test_counters_add_up_with_a_concurrent_consumer():
-    queue = audio.CaptureQueue(maxsize=16)
+    queue = capture_queue.CaptureQueue(maxsize=16)
     received: list[int] = []
 
     async def consume():
@@ -424,7 +424,7 @@ async def test_counters_add_up_with_a_concurrent_consumer():
 
 
 async def test_get_wakes_when_a_thread_puts_later():
-    queue = audio.CaptureQueue(maxsize=4)
+    queue = capture_queue.CaptureQueue(maxsize=4)
     getter = asyncio.create_task(queue.get())
     await asyncio.sleep(0.01)
     assert not getter.done()
@@ -434,18 +434,18 @@ async def test_get_wakes_when_a_thread_puts_later():
 
 
 async def test_close_drains_then_ends_iteration_and_ignores_later_puts():
-    queue = audio.CaptureQueue(maxsize=4)
+    queue = capture_queue.CaptureQueue(maxsize=4)
     queue.put(numbered(1))  # before any loop is bound
     queue.close()
     queue.put(numbered(2))
     assert [number_of(c) async for c in queue] == [1]
-    with pytest.raises(audio.QueueClosed):
+    with pytest.raises(capture_queue.QueueClosed):
         await queue.get()
     assert queue.pushed == 1
 
 
 async def test_close_from_a_thread_wakes_a_waiting_iteration():
-    queue = audio.CaptureQueue(maxsize=4)
+    queue = capture_queue.CaptureQueue(maxsize=4)
 
     async def collect():
         return [number_of(c) async for c in queue]
@@ -457,7 +457,7 @@ async def test_close_from_a_thread_wakes_a_waiting_iteration():
 
 
 async def test_close_with_an_error_raises_it_after_the_audio_already_queued():
-    queue = audio.CaptureQueue(maxsize=4)
+    queue = capture_queue.CaptureQueue(maxsize=4)
     received = []
 
     async def consume():
@@ -472,3 +472,8 @@ async def test_close_with_an_error_raises_it_after_the_audio_already_queued():
     queue.close(RuntimeError("a second close does not replace the first error"))
     with pytest.raises(RuntimeError, match="device lost"):
         await queue.get()
+
+
+def test_capture_queue_is_still_importable_from_audio():
+    """It moved to magoo_core.capture_queue; plugins written before import it from magoo_core.audio."""
+    assert (audio.CaptureQueue, audio.QueueClosed) == (capture_queue.CaptureQueue, capture_queue.QueueClosed)

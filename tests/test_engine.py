@@ -15,7 +15,7 @@ from pydantic import Field
 from magoo_core import (
     AudioChunk, AudioFormat, Backend, BackendConfig, BackendError, Outcome, Reply, State, WakeEvent, hookimpl,
 )
-from magoo_core.audio import CaptureQueue
+from magoo_core.capture_queue import CaptureQueue
 from magoo_core.default_plugins.fakes import ScriptedSpeechToText
 from magoo_core.engine import Engine
 from magoo_core.errors import ProfileError
