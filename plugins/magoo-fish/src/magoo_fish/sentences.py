@@ -5,6 +5,8 @@ takes longer the longer the request is. Sending the first sentence alone makes t
 come as early for a long reply as for a short one; the rest is grouped into fewer, larger
 requests (each up to ``max_chars``), fetched one ahead while the previous one plays.
 
+The sentence splitter is the core's (:mod:`magoo_core.sentences`), shared with streamed replies.
+
 Pure functions, no I/O.
 """
 
@@ -12,48 +14,11 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["plan_requests", "split_long", "split_sentences"]
+from magoo_core.sentences import ABBREVIATIONS, split_sentences
 
-#: Words whose period never ends a sentence ("Dr. Smith", "e.g. this").
-#: Words that also end sentences ("etc.", "no.", "Sun.") are left out on purpose.
-ABBREVIATIONS = frozenset("mr mrs ms dr prof sr jr st mt vs e.g i.e cf approx fig ca".split())
+__all__ = ["ABBREVIATIONS", "plan_requests", "split_long", "split_sentences"]
 
-# A run of sentence-ending marks, then any closing quotes or brackets, then whitespace or the end.
-_END = re.compile(r"([.!?…]+)([\"'”’)\]]*)(?=\s|$)")
-_WORD_BEFORE = re.compile(r"(\S+)$")
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
-_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")  # "u.s", "a.m" (the last period is the match)
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of ``text``, stripped, in order; empty ones dropped.
-
-    A sentence ends at ``.``, ``!``, ``?`` or ``…`` (and runs of them, closing quotes or brackets
-    included) followed by white space, unless the next word starts with a lower-case letter
-    ("'Really?' she asked"), and at every line break. A period does not end a sentence after a
-    known abbreviation ("Dr.", "e.g.") or a dotted one ("U.S."); a period inside a number or a URL
-    ("3.5", "example.com/now") is never followed by white space, so it never ends one.
-    """
-    sentences: list[str] = []
-    for line in text.splitlines():
-        start = 0
-        for match in _END.finditer(line):
-            if not _ends_sentence(line, match):
-                continue
-            sentences.append(line[start : match.end()])
-            start = match.end()
-        sentences.append(line[start:])
-    return [s.strip() for s in sentences if s.strip()]
-
-
-def _ends_sentence(line: str, match: re.Match[str]) -> bool:
-    if match.group(1) == ".":
-        word = _WORD_BEFORE.search(line, 0, match.start())
-        before = word.group(1).lower().lstrip("\"'“‘([") if word else ""
-        if before in ABBREVIATIONS or _DOTTED.fullmatch(before):
-            return False
-    following = line[match.end() :].lstrip()
-    return not (following and following[0].islower())
 
 
 def split_long(sentence: str, max_chars: int) -> list[str]:
