@@ -111,3 +111,14 @@ def test_the_window_is_the_replys_choice_then_the_profiles(setting, asks, outcom
     ended = TurnTimeline(1, 10.0, outcome=outcome, first_audio=12.0 if spoken else None)
     follow_up = FollowUp(turns=None, settings=EngineSettings(follow_up=setting))
     assert follow_up.seconds_after(ended, asks) == window
+
+
+async def test_the_listening_sound_plays_as_the_follow_up_window_opens():
+    overrides = conversation(2.0, follow_up=3.0)
+    overrides["engine"]["sounds"] = {"listening": True}
+    engine, probe, result = await run_engine(overrides, turns=2)
+
+    starts = [a["text"] for a in probe.of("speak_start")]
+    assert starts == ["You said: what time is it", "<sound listening>", "You said: and tomorrow"]
+    assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]
+    assert not engine.muted
