@@ -105,6 +105,22 @@ def test_a_masked_stream_masks_a_secret_written_in_pieces():
     assert out.getvalue() == "key **** here\nnext ****"
 
 
+async def test_an_event_log_that_keeps_only_some_events_masks_them_too(tmp_path, caplog):
+    # the log actuator learns the secrets from the startup event, also when `events` leaves it out
+    from types import SimpleNamespace
+
+    from magoo_core.default_plugins.fakes import EventLogActuator
+
+    path = tmp_path / "events.jsonl"
+    actuator = EventLogActuator(EventLogActuator.Config(path=path, events=["transcript"]))
+    caplog.set_level("DEBUG", logger="magoo.fakes")
+    async with actuator:
+        actuator._add("startup", profile=SimpleNamespace(name="p", secrets=Secrets(["sk-log-0123456789"])))
+        actuator._add("transcript", text="my key is sk-log-0123456789")
+    assert path.read_text() == '{"event": "transcript", "text": "my key is ****"}\n'
+    assert "0123456789" not in caplog.text and "my key is ****" in caplog.text
+
+
 # ---- refused at load ---------------------------------------------------------------------------
 
 REFUSED = {
