@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, Valid
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
+from . import playable
 from .errors import ProfileError
 from .fields import Count, EnvText, Seconds, StrictBool, describe_ranges
 from .logs import printable
@@ -537,6 +538,8 @@ class _Validator:
                 f"speech-to-text backend '{stt.backend}' only transcribes: a [responder] must produce the replies to speak",
                 _sentences('add [responder] with backend = "..."', self._installed(Role.RESPONDER)),
             )
+        for mismatch in playable.mismatches(specs.get(Role.TTS), specs.get(Role.PLAYER), self.plugins):
+            self.issue(mismatch.section, "backend", mismatch.message, mismatch.suggestion or None)
 
     # ---- secrets ----
 

@@ -185,6 +185,7 @@ backend = "fish"
 api_key = {{ env = "DOCTOR_TEST_FISH_KEY" }}
 voice_id = {{ env = "DOCTOR_TEST_VOICE" }}
 base_url = "http://127.0.0.1:{tts_port}"
+format = "pcm"  # the wav player records PCM, not Fish's default mp3
 
 [player]
 backend = "wav"

@@ -176,6 +176,13 @@ class WavRecorderPlayer(Backend):
         self.played_seconds = 0.0
         self._story: str | None = None  # what describe_turn() tells next
 
+    @classmethod
+    def plays(cls, config: Config, output: AudioFormat | str) -> str | None:
+        """None for PCM and WAV audio; for any other codec (mp3, opus ...), why not."""
+        if isinstance(output, AudioFormat) or str(output).lower() == "wav":
+            return None
+        return "it records only PCM or WAV audio"
+
     async def play(self, audio: AsyncIterator[AudioChunk | EncodedAudio], progress: PlaybackProgress) -> None:
         """Record the stream, reporting progress per piece of at most 50 ms; returns at its end or on stop()."""
         self._plays += 1

@@ -206,6 +206,21 @@ class TextToSpeechContract(BackendContract):
         size = sum(len(p.pcm) if isinstance(p, AudioChunk) else len(p.data) for p in pieces)
         assert size > 0
 
+    def test_output_kind_matches_the_started_output_format(self) -> None:
+        """``output_kind(config)`` (what ``magoo check`` pairs with the player) is what the started
+        backend announces as ``output_format``, when the backend has both."""
+        output_kind = getattr(self.backend_class, "output_kind", None)
+        if not callable(output_kind):
+            pytest.skip("no output_kind: magoo check trusts the player with this TTS")
+
+        async def announced(tts: Any) -> Any:
+            return getattr(tts, "output_format", None)
+
+        config = self.backend_class.Config.model_validate(self.config)
+        started = run(self.entered(announced))
+        if started is not None:
+            assert output_kind(config) == started, f"output_kind says {output_kind(config)!r}, the backend {started!r}"
+
 
 class _Progress:
     def __init__(self) -> None:

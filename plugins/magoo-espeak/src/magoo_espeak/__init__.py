@@ -105,10 +105,15 @@ class EspeakTextToSpeech(Backend):
         """The sample rate of the audio this backend yields."""
         return self.config.sample_rate or ESPEAK_RATE
 
+    @classmethod
+    def output_kind(cls, config: Config) -> AudioFormat:
+        """What every reply with ``config`` is, known before start: mono 16-bit PCM."""
+        return AudioFormat(config.sample_rate or ESPEAK_RATE)
+
     @property
     def output_format(self) -> AudioFormat:
         """What every reply is: mono 16-bit PCM at :attr:`output_rate` (the player gets ready for it)."""
-        return AudioFormat(self.output_rate)
+        return self.output_kind(self.config)
 
     def command(self) -> list[str]:
         """The espeak-ng command line of one reply; the text goes to its stdin, as UTF-8 (``-b 1``)."""

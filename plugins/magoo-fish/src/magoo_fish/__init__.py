@@ -130,14 +130,19 @@ class FishTextToSpeech(Backend):
     @property
     def output_rate(self) -> int:
         """The sample rate of the audio this backend yields."""
-        return OPUS_RATE if self.config.format == "opus" else self.config.sample_rate or DEFAULT_RATE
+        return _rate(self.config)
+
+    @classmethod
+    def output_kind(cls, config: Config) -> AudioFormat | str:
+        """What every reply with ``config`` is, known before start: the codec of the encoded audio
+        (mp3, opus), or the PCM layout that wav and pcm are decoded to. ``magoo check`` asks the
+        player whether it plays this."""
+        return config.format if config.format in ("mp3", "opus") else AudioFormat(_rate(config))
 
     @property
     def output_format(self) -> AudioFormat | str:
-        """What every reply is: the codec of the encoded audio (mp3, opus), or the PCM layout that
-        wav and pcm are decoded to (the player gets ready for it)."""
-        fmt = self.config.format
-        return fmt if fmt in ("mp3", "opus") else AudioFormat(self.output_rate)
+        """What every reply is (:meth:`output_kind` of the config); the player gets ready for it."""
+        return self.output_kind(self.config)
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk | EncodedAudio]:
         """Speak ``text``: yield each piece of audio as soon as it arrives.
@@ -213,3 +218,7 @@ class FishTextToSpeech(Backend):
 def magoo_register_tts(register):
     register(FishTextToSpeech)
 
+
+def _rate(config: FishTextToSpeech.Config) -> int:
+    """Hz of the audio a config yields: opus is always 48 kHz; the others, ``sample_rate`` or Fish's default."""
+    return OPUS_RATE if config.format == "opus" else config.sample_rate or DEFAULT_RATE

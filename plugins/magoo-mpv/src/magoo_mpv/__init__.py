@@ -123,6 +123,15 @@ class MpvPlayer(Backend):
     def stats(self) -> dict[str, float]:
         return {"plays": self._plays, "processes": self._spawned}
 
+    @classmethod
+    def plays(cls, config: Config, output: AudioFormat | str) -> str | None:
+        """None for what mpv reads from a pipe (16-bit PCM, mp3, opus, wav, flac ...); else why not."""
+        if StreamKind.expected(output) is not None:
+            return None
+        if isinstance(output, AudioFormat):
+            return f"it streams 16-bit PCM, not {8 * output.sample_width}-bit"
+        return "it streams mp3, opus, ogg, wav, flac, aac or PCM"
+
     async def expect(self, output: AudioFormat | str) -> None:
         """The TTS's replies are ``output``: swap the waiting mpv for one started for that kind, in
         the background, so the first reply does not pay for starting it (about 0.2 s here)."""
