@@ -339,14 +339,14 @@ grammar = "commands.gram"
 """, "missing.toml")
     report, result = run_doctor(magoo, "--profile", missing)
     assert result.returncode == 1
-    wake = row(report, "[wake] openwakeword hey_nobody")
-    assert wake["result"] == "FAIL"
-    assert f"no model file at {tmp_path / 'models' / 'hey_nobody.tflite'}" in wake["found"]
-    assert wake["fix"] == "fix `path` in [wake] models"
-    assert not rows(report, "[wake] openwakeword hey_jarvis")  # only what is wrong gets a row of its own
-    stt = row(report, "[stt] pocketsphinx")
-    assert stt["result"] == "FAIL" and str(tmp_path / "commands.gram") in stt["found"]
-    assert stt["fix"] == "fix grammar in [stt]"
+    # model files are InputFile fields: the profile does not load, and its row names each key and path
+    loads = row(report, f"profile {missing}")
+    assert loads["result"] == "FAIL"
+    assert f"[wake] models.1.path: no file at {tmp_path / 'models' / 'hey_nobody.tflite'}" in loads["found"]
+    assert f"[stt] grammar: no file at {tmp_path / 'commands.gram'}" in loads["found"]
+    assert "hey_jarvis" not in loads["found"]  # only what is wrong is named
+    assert loads["fix"] == f"fix them; `magoo check {missing}` lists them"
+    assert not rows(report, "[wake]") and not rows(report, "[stt]")  # skipped, as the row says
 
 
 # ---- the checks themselves ------------------------------------------------------------------------
