@@ -146,6 +146,12 @@ class RealtimeSpeechToText(Backend):
     def stats(self) -> Mapping[str, float]:
         return {**self.link.stats, **{k: round(v, 3) for k, v in self.counters.items()}}
 
+    @property
+    def healthy(self) -> bool:
+        """False after the server rejected the key, until a connection succeeds: between turns the
+        engine sees no failure of its own, so this is what shows the backend as ``failing``."""
+        return not self.link.key_rejected
+
     def _busy(self) -> bool:
         return self._in_turn or (self._assembler is not None and self._assembler.busy)
 

@@ -143,6 +143,8 @@ class RealtimeLink:
         self.events: asyncio.Queue[tuple[Session, dict[str, Any]] | Dropped] = asyncio.Queue(EVENT_BACKLOG)
         self.current: Session | None = None
         self.fatal: BackendError | None = None
+        #: the server refused the key, and no connection has succeeded since (the backend's health)
+        self.key_rejected = False
         self.last_error = "not connected yet"
         self.next_attempt_at: float | None = None
         self.history: deque[Exchange] = deque(maxlen=max(config.context_turns, 0) or None)
@@ -161,6 +163,7 @@ class RealtimeLink:
     # ---- life ----------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.fatal = None  # a new start tries again; key_rejected stays until a connection succeeds
         self._task = asyncio.get_running_loop().create_task(self._run(), name="openai-realtime-link")
 
     async def close(self) -> None:
@@ -246,6 +249,7 @@ class RealtimeLink:
                 await self._attempt_failed(exc.message)
                 continue
             self.current = session
+            self.key_rejected = False
             self.next_attempt_at = None
             self._settle(session)
             dropped = await self._hold(session)
@@ -258,6 +262,7 @@ class RealtimeLink:
         self.fatal = exc
         if protocol.is_auth_error(exc):
             self.stats["auth_failures"] += 1
+            self.key_rejected = True
 
     async def _attempt_failed(self, reason: str) -> None:
         self.stats["connect_failures"] += 1
