@@ -52,7 +52,7 @@ REQUIRED: dict[tuple[Role, str], dict[str, Any]] = {
     (Role.AUDIO_SOURCE, "wav"): {"path": str(WAV)},
     (Role.AUDIO_SOURCE, "scripted"): {"segments": [{"seconds": 0.5}]},
     (Role.STT, "openai-realtime"): {"api_key": "sk-test"},
-    (Role.TTS, "fish"): {"api_key": "fish-test"},
+    (Role.TTS, "fish"): {"api_key": "fish-test", "format": "pcm"},  # the wav player around it records PCM
     (Role.RESPONDER, "webhook"): {"url": "http://127.0.0.1:9/hook"},
     (Role.ACTUATOR, "webhook"): {"url": "http://127.0.0.1:9/hook"},
     (Role.ACTUATOR, "servo"): {"pin": 18, "pin_factory": "mock"},
