@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         SpeechActivity,
         State,
         Transcript,
+        TurnContext,
         TurnTimeline,
         WakeEvent,
     )
@@ -57,6 +58,7 @@ __all__ = [
     "SpeechActivity",
     "State",
     "Transcript",
+    "TurnContext",
     "TurnTimeline",
     "WakeEvent",
     "create_plugin_manager",

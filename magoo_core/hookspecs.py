@@ -294,7 +294,9 @@ def magoo_on_reply(reply: Reply, turn: int) -> None:
     """The assistant's reply text is ready (from the responder, or from the STT backend itself).
 
     Called on the event-loop thread before synthesis starts; partial replies (``final`` False)
-    may come first from backends that stream text.
+    may come first from backends that stream text. A streamed reply (a responder that yields text
+    deltas) sends a partial reply, the text so far, before each sentence is synthesized, and the
+    final one once the whole text is written, while its first sentences may already be playing.
 
     :param reply: the reply.
     :param turn: the turn it answers.

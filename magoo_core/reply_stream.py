@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
+from .errors import BackendError
+from .lifecycle import unexpected
+from .roles import TTS_OUTPUTS
 from .sentences import sentence_ends
 from .speakable import speakable, terminal_safe
 
@@ -145,3 +148,50 @@ async def pipelined(
 
 class _Done:
     """The end of one item's audio."""
+
+
+class SpokenSentences:
+    """The audio of a streamed reply, for the Speaker: each sentence through the TTS, one ahead.
+
+    :param sentences: what to say, as it comes (:func:`sentences`).
+    :param tts: awaited before each sentence: the TTS instance to use now (after a restart).
+    :param timeout: seconds the TTS may take for each piece of audio.
+
+    A failure of the TTS ends the audio after the audio before it and is kept in :attr:`failure`
+    (for the Speaker to report against the ``[tts]`` backend); the sentences after it are not
+    read. Runs on the event loop.
+    """
+
+    def __init__(self, sentences: AsyncIterable[str], tts: Callable[[], Awaitable[Any]], timeout: float) -> None:
+        self._sentences = sentences
+        self._tts = tts
+        self._timeout = timeout
+        #: the TTS's failure, if it failed
+        self.failure: BaseException | None = None
+        self.audio: AsyncIterator = pipelined(self._until_failed(), self._synthesize)
+
+    async def _until_failed(self) -> AsyncIterator[str]:
+        async for sentence in self._sentences:
+            if self.failure is not None:
+                return
+            yield sentence
+
+    async def _synthesize(self, text: str) -> AsyncIterator[Any]:
+        try:
+            tts = await self._tts()
+            async with contextlib.aclosing(tts.synthesize(text)) as pieces:
+                while True:
+                    try:
+                        async with asyncio.timeout(self._timeout):
+                            piece = await anext(pieces)
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError:
+                        raise BackendError(f"gave no audio within {self._timeout:.0f} s") from None
+                    if not isinstance(piece, TTS_OUTPUTS):
+                        raise unexpected(piece, "AudioChunk or EncodedAudio")
+                    yield piece
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            self.failure = exc

@@ -12,7 +12,9 @@ actually relies on, so a plugin may also implement them from scratch.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
@@ -259,11 +261,37 @@ class SpeechToText(Protocol):
 
 @runtime_checkable
 class Responder(Protocol):
-    """Turns the user's final transcript into the text to say; None means "say nothing"."""
+    """Turns the user's final transcript into the text to say; None means "say nothing".
+
+    ``respond`` returns a :class:`Reply`, None, or, for a reply that is spoken while it is being
+    written (a language model's tokens), an async iterator of text deltas (``str``): an
+    ``async def respond`` with ``yield`` in it, or one that returns such an iterator. The engine
+    speaks a streamed reply from its first complete sentence on, the TTS one sentence ahead of the
+    player (:mod:`magoo_core.reply_stream`); each delta may take up to ``reply_timeout`` seconds.
+
+    A ``respond`` that has a parameter named ``context`` is called with ``context=`` the turn's
+    :class:`TurnContext` (which wake word started it, its number, whether it is a follow-up);
+    one without it is called with the transcript alone, as before.
+    """
 
     name: ClassVar[str]
 
-    async def respond(self, transcript: Transcript) -> Reply | None: ...
+    async def respond(self, transcript: Transcript) -> Reply | AsyncIterator[str] | None: ...
+
+
+def takes_context(responder: object) -> bool:
+    """Whether ``responder.respond`` has a parameter named ``context``;
+    looked up once per ``respond`` function (``**kwargs`` does not count: it may forward them)."""
+    return _takes_context(getattr(type(responder), "respond", None) or responder.respond)
+
+
+@functools.cache
+def _takes_context(respond: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(respond).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C function: called as before
+        return False
+    return any(p.name == "context" and p.kind is not inspect.Parameter.POSITIONAL_ONLY for p in parameters)
 
 
 @runtime_checkable
@@ -273,11 +301,6 @@ class TextToSpeech(Protocol):
     Optional attribute the engine reads once started: ``output_format`` — what ``synthesize()``
     yields, when known in advance: an :class:`AudioFormat` for PCM ``AudioChunk``s, or the codec
     name of its ``EncodedAudio`` (``"mp3"``, ``"opus"``). It is passed to the player's ``expect``.
-
-    Optional classmethod ``output_kind(config) -> AudioFormat | str | None``: the same answer from
-    the config alone, before anything starts (``None``: unknown until then). ``magoo check`` pairs
-    it with the player's ``plays`` so a profile whose player cannot play this TTS's audio fails at
-    load; when both exist it must equal the started backend's ``output_format``.
     """
 
     name: ClassVar[str]
@@ -307,12 +330,6 @@ class Player(Protocol):
     with the TTS's ``output_format``, so a player that starts a decoder per kind of audio can
     have the right one waiting before the first reply. Must return quickly (work may go on in
     the background).
-
-    Optional classmethod ``plays(config, output) -> str | None``: can a player with ``config``
-    play what a TTS announces with ``output_kind`` (an ``AudioFormat`` or a codec name)? ``None``
-    when it can, else the reason in a few words ("it records only PCM or WAV audio"), which
-    ``magoo check`` reports at the player's section for every TTS/player pair, backups included.
-    Called while the profile loads, from the config only: it must not open devices or start processes.
     """
 
     name: ClassVar[str]

@@ -16,12 +16,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .errors import BackendError
 from .lifecycle import Backends, Emit, TurnDropped
 from .profile import EngineSettings
+from .reply_stream import SpokenSentences
 from .speech import Dropped, SpeakingGate, SpeechResult, Sounds, Utterance
 from .types import Outcome, TurnTimeline, WakeEvent
 from .voice import Voice
@@ -162,6 +163,28 @@ class Speaker:
         result = await self.speak(Utterance(text=text, turn=turn, kind="reply"), on_muted)
         if result.status in ("failed", "dropped"):
             raise TurnDropped
+
+    async def say_stream(
+        self, turn: TurnTimeline, sentences: AsyncIterable[str], on_muted: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Say a streamed reply of ``turn`` sentence by sentence as one utterance: the TTS
+        synthesizes the next sentence while the player plays the one before
+        (:class:`~magoo_core.reply_stream.SpokenSentences`). Muting, events and barge-in as for
+        :meth:`say`; ``speak_start`` gets ``text="<audio>"`` (the text is not whole yet).
+
+        :raises TurnDropped: the TTS or the player failed; the failure has been reported.
+        """
+        spoken = SpokenSentences(sentences, lambda: self._backends.ready(self._backends.tts), self._settings.reply_timeout)
+        try:
+            result = await self.speak(Utterance(audio=spoken.audio, turn=turn, kind="reply"), on_muted)
+        finally:
+            await spoken.audio.aclose()  # the synthesis one sentence ahead stops with the player
+        if spoken.failure is not None:
+            await self._backends.report(self._backends.tts, spoken.failure, turn)
+            raise TurnDropped
+        if result.status in ("failed", "dropped"):
+            raise TurnDropped
+        await self._backends.succeeded(self._backends.tts)
 
     async def speak(
         self, utterance: Utterance, on_muted: Callable[[], Awaitable[None]] | None = None, *, ticket: asyncio.Future | None = None

@@ -143,6 +143,24 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnContext:
+    """What a responder may know about the turn it answers, besides the transcript.
+
+    Given to :meth:`~magoo_core.roles.Responder.respond` as ``context=`` when its ``respond``
+    takes a ``context`` parameter (existing responders are called as before).
+
+    :param turn: the turn number (1 for the first turn of a run).
+    :param wake: the wake word that started this turn (its ``model`` and ``label``); None when no
+        wake word did: a follow-up turn or a turn of continuous mode.
+    :param follow_up: the turn was taken without a wake word, in the follow-up window after a reply.
+    """
+
+    turn: int
+    wake: WakeEvent | None = None
+    follow_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """What the assistant answers.
 

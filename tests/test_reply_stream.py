@@ -123,3 +123,43 @@ async def test_closing_the_stream_early_cancels_the_synthesis():
     assert await anext(stream) == "one"
     await stream.aclose()
     assert cancelled.is_set()
+
+
+# ---- through the engine ----------------------------------------------------------------------------
+
+STREAMED = "First sentence here. Second one! And the third?"
+
+
+async def test_a_streamed_reply_is_spoken_before_it_is_whole_one_tts_call_per_sentence():
+    from probe import in_order, run_engine
+
+    responder = {"backend": "echo", "template": STREAMED, "stream": True, "token_seconds": 0.02}
+    engine, probe, result = await run_engine({"responder": responder}, turns=1)
+    assert result.fatal is None
+    assert in_order(probe.names(), ["state_change", "speak_start", "reply", "speak_end", "turn_end"]), (
+        "the first sentence is heard before the responder wrote the last word"
+    )
+    replies = [(a["reply"].text, a["reply"].final) for a in probe.of("reply")]
+    assert replies == [
+        ("First sentence here. Second", False),  # a sentence is known complete at the next word
+        ("First sentence here. Second one! And", False),
+        (STREAMED, False),
+        (STREAMED, True),
+    ]
+    assert engine.tts.last_instance.calls == 3
+    (played,) = engine.player.last_instance.plays  # one continuous player stream
+    said = len("First sentence here.") + len("Second one!") + len("And the third?")
+    assert sum(c.duration for c in played) == pytest.approx(said * 0.03, abs=0.2)
+    (timeline,) = result.timelines
+    assert timeline.outcome.value == "ok"
+    assert timeline.reply <= timeline.first_audio <= timeline.ended
+
+
+async def test_a_streamed_reply_with_nothing_in_it_ends_the_turn_without_a_reply():
+    from probe import run_engine
+
+    responder = {"backend": "echo", "template": "   ", "stream": True}
+    engine, probe, result = await run_engine({"responder": responder}, turns=1)
+    (timeline,) = result.timelines
+    assert timeline.outcome.value == "no_reply"
+    assert not engine.player.last_instance.plays

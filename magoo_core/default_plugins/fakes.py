@@ -14,6 +14,7 @@ import enum
 import json
 import logging
 import math
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from magoo_core.output_files import WriteFailures, open_for_append
 from magoo_core.plugins import hookimpl
 from magoo_core.roles import Backend, BackendConfig
 from magoo_core.secrets import Secrets
-from magoo_core.types import AudioChunk, AudioFormat, Reply, SpeechActivity, Transcript, WakeEvent
+from magoo_core.types import AudioChunk, AudioFormat, Reply, SpeechActivity, Transcript, TurnContext, WakeEvent
 
 log = logging.getLogger("magoo.fakes")
 
@@ -157,23 +158,49 @@ class ScriptedSpeechToText(Backend):
 
 
 class EchoResponder(Backend):
-    """Replies with what it heard, through a template."""
+    """Replies with what it heard, through a template; with ``stream``, word by word, as a
+    language model writes (a streamed reply: an async iterator of text deltas)."""
 
     name: ClassVar[str] = "echo"
 
     class Config(BackendConfig):
-        template: Template("text") = Field("You said: {text}", description="The reply; {text} is the final transcript.")
+        template: Template("text", "wake", "turn", "follow_up") = Field(
+            "You said: {text}",
+            description="The reply; {text} is the final transcript, {wake} the label of the wake word that "
+            "started the turn (empty without one), {turn} the turn number, {follow_up} 'yes' or 'no'.",
+        )
+        stream: StrictBool = Field(False, description="Give the reply as a stream of text deltas, one word each.")
+        token_seconds: Seconds(0, 10) = Field(
+            0.0, description="With stream: seconds before each word (0.033 is a language model's ~30 tokens a second)."
+        )
         fail: list[Count(1, 1_000_000)] = FailOn
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.calls = 0
+        #: the context of each call, in order (for tests)
+        self.contexts: list[TurnContext | None] = []
 
-    async def respond(self, transcript: Transcript) -> Reply | None:
+    async def respond(self, transcript: Transcript, context: TurnContext | None = None) -> Reply | AsyncIterator[str] | None:
         self.calls += 1
+        self.contexts.append(context)
         if self.calls in self.config.fail:
             raise BackendError(f"scripted failure on reply {self.calls}")
-        return Reply(self.config.template.format(text=transcript.text))
+        wake = context.wake.label if context is not None and context.wake is not None else ""
+        text = self.config.template.format(
+            text=transcript.text,
+            wake=wake,
+            turn=str(context.turn) if context is not None else "",
+            follow_up="yes" if context is not None and context.follow_up else "no",
+        )
+        if self.config.stream:
+            return self._words(text)
+        return Reply(text)
+
+    async def _words(self, text: str) -> AsyncIterator[str]:
+        for word in re.findall(r"\s*\S+", text):
+            await asyncio.sleep(self.config.token_seconds)
+            yield word
 
 
 class ToneSpeech(Backend):
@@ -194,14 +221,9 @@ class ToneSpeech(Backend):
         super().__init__(config)
         self.calls = 0
 
-    @classmethod
-    def output_kind(cls, config: Config) -> AudioFormat:
-        """What every reply with ``config`` is, known before start: mono 16-bit PCM."""
-        return AudioFormat(config.sample_rate)
-
     @property
     def output_format(self) -> AudioFormat:
-        return self.output_kind(self.config)
+        return AudioFormat(self.config.sample_rate)
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
         self.calls += 1
@@ -254,14 +276,13 @@ class EventLogActuator(Backend, EventRecorder):
             self._file = None
 
     def _add(self, event: str, **arguments: Any) -> None:
-        if event == "startup":  # the secrets are learnt even when startup is not one of the events kept
-            profile = arguments["profile"]
-            self._secrets = getattr(profile, "secrets", self._secrets)
         if self.config.events is not None and event not in self.config.events:
             return
         super()._add(event, **arguments)
         if event == "startup":
-            arguments = {"profile": arguments["profile"].name}
+            profile = arguments["profile"]
+            self._secrets = getattr(profile, "secrets", self._secrets)
+            arguments = {"profile": profile.name}
         record = self._secrets.mask(json.dumps({"event": event, **{k: _jsonable(v) for k, v in arguments.items()}}))
         if event != "speak_chunk":
             log.debug("event %s", record)
