@@ -301,6 +301,11 @@ class TextToSpeech(Protocol):
     Optional attribute the engine reads once started: ``output_format`` — what ``synthesize()``
     yields, when known in advance: an :class:`AudioFormat` for PCM ``AudioChunk``s, or the codec
     name of its ``EncodedAudio`` (``"mp3"``, ``"opus"``). It is passed to the player's ``expect``.
+
+    Optional classmethod ``output_kind(config) -> AudioFormat | str | None``: the same answer from
+    the config alone, before anything starts (``None``: unknown until then). ``magoo check`` pairs
+    it with the player's ``plays`` so a profile whose player cannot play this TTS's audio fails at
+    load; when both exist it must equal the started backend's ``output_format``.
     """
 
     name: ClassVar[str]
@@ -330,6 +335,12 @@ class Player(Protocol):
     with the TTS's ``output_format``, so a player that starts a decoder per kind of audio can
     have the right one waiting before the first reply. Must return quickly (work may go on in
     the background).
+
+    Optional classmethod ``plays(config, output) -> str | None``: can a player with ``config``
+    play what a TTS announces with ``output_kind`` (an ``AudioFormat`` or a codec name)? ``None``
+    when it can, else the reason in a few words ("it records only PCM or WAV audio"), which
+    ``magoo check`` reports at the player's section for every TTS/player pair, backups included.
+    Called while the profile loads, from the config only: it must not open devices or start processes.
     """
 
     name: ClassVar[str]

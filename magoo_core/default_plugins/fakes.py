@@ -221,9 +221,14 @@ class ToneSpeech(Backend):
         super().__init__(config)
         self.calls = 0
 
+    @classmethod
+    def output_kind(cls, config: Config) -> AudioFormat:
+        """What every reply with ``config`` is, known before start: mono 16-bit PCM."""
+        return AudioFormat(config.sample_rate)
+
     @property
     def output_format(self) -> AudioFormat:
-        return AudioFormat(self.config.sample_rate)
+        return self.output_kind(self.config)
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
         self.calls += 1
