@@ -296,7 +296,7 @@ def _edited(data: dict[str, Any], edits: dict[str, dict[str, Any]]) -> dict[str,
 
 
 #: keys whose strings are names from a fixed list, not text: a canary there is only a profile error
-NOT_TEXT = {"backend", "events", "mode", "sample_rate"}
+NOT_TEXT = {"backend", "events", "mode", "sample_rate", "format"}
 
 
 def _canaries_everywhere(data: dict[str, Any], canary: str, environ: dict[str, str]) -> dict[str, Any]:
@@ -394,6 +394,7 @@ def test_no_key_of_a_shipped_example_reaches_any_output_when_its_services_cannot
         data["stt"].update(url=f"ws://127.0.0.1:{nobody}/v1/realtime", connect_timeout=1.0)
     if data.get("tts", {}).get("backend") == "fish":
         data["tts"]["base_url"] = f"http://127.0.0.1:{nobody}"
+        data["tts"]["format"] = "pcm"  # the test profile's wav player records PCM, not Fish's default mp3 (b7c8325)
     environ: dict[str, str] = {}
     data = _canaries_everywhere(data, canary, environ)
     assert {"OPENAI_API_KEY", "FISH_API_KEY"} & {key for key in (EXAMPLES / example).read_text().split('"')}
