@@ -281,13 +281,14 @@ class EventLogActuator(Backend, EventRecorder):
             self._file = None
 
     def _add(self, event: str, **arguments: Any) -> None:
+        if event == "startup":  # the secrets are learnt even when startup is not one of the events kept
+            profile = arguments["profile"]
+            self._secrets = getattr(profile, "secrets", self._secrets)
         if self.config.events is not None and event not in self.config.events:
             return
         super()._add(event, **arguments)
         if event == "startup":
-            profile = arguments["profile"]
-            self._secrets = getattr(profile, "secrets", self._secrets)
-            arguments = {"profile": profile.name}
+            arguments = {"profile": arguments["profile"].name}
         record = self._secrets.mask(json.dumps({"event": event, **{k: _jsonable(v) for k, v in arguments.items()}}))
         if event != "speak_chunk":
             log.debug("event %s", record)
