@@ -19,6 +19,10 @@ from .types import EngineStatus
 
 log = logging.getLogger("magoo.engine")
 
+#: the heartbeat's stats line is logged at most this often (seconds), however short
+#: ``heartbeat_interval`` is: the heartbeat event may tick fast for a plugin, the journal must not flood
+HEARTBEAT_LOG_EVERY = 10.0
+
 
 class Monitor:
     """Heartbeat, systemd (READY, WATCHDOG, STATUS, STOPPING) and the status file of one run.
@@ -77,10 +81,14 @@ class Monitor:
         await self._write_status_once(running=False)
 
     async def _heartbeat(self) -> None:
+        logged_at: float | None = None
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             status = self._status()
-            log.info("%s", status_line(status))
+            now = asyncio.get_running_loop().time()
+            if logged_at is None or now - logged_at >= HEARTBEAT_LOG_EVERY:
+                log.info("%s", status_line(status))
+                logged_at = now
             await self._emit("heartbeat", status=status)
 
     async def _notify_systemd(self) -> None:

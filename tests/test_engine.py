@@ -863,7 +863,7 @@ async def test_heartbeat_reports_counters(caplog):
     assert last.counters["frames"] > 0 and last.state is State.LISTENING
     assert "audio_source:silence" in last.backends
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("listening; up 0h00m; 0 turns")]
-    assert len(lines) == len(statuses), "one stats line in the log per heartbeat"
+    assert len(statuses) >= 3 and len(lines) == 1, "the stats line at most every 10 s, however fast the heartbeat"
     assert lines[-1].endswith("0 overflows; input silent")
 
 
