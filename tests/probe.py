@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from typing import ClassVar
+
+from magoo_core import Backend, BackendConfig, BackendError
 from magoo_core.engine import Engine
 from magoo_core.event_recorder import EventRecorder
 from magoo_core.testing import TEST_PROFILE, build_plugins, make_profile
@@ -79,3 +82,21 @@ def wake_turns(count: int, *, gap: float, lead: float = 0.3, tail: float = 0.0) 
     if tail:
         parts.append({"seconds": tail})
     return {"backend": "scripted", "realtime": True, "segments": parts}
+
+
+class SoundlessPlayer(Backend):
+    """A player on a machine with no sound output: it cannot start."""
+
+    name: ClassVar[str] = "soundless"
+
+    class Config(BackendConfig):
+        pass
+
+    async def __aenter__(self):
+        raise BackendError("cannot open the audio output: check [player] audio_device")
+
+    async def play(self, audio, progress):
+        raise AssertionError("never started, never plays")
+
+    async def stop(self):
+        pass

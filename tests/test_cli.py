@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from magoo_core.audio import read_wav
+from plugin_sources import LAMP_PLUGIN
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 #: Fake installed distributions: magoo-broken 0.3.0 (needs a missing library) and magoo-secretstt.
@@ -670,29 +671,7 @@ def test_a_plugin_that_does_not_import_is_reported_and_fatal_only_to_a_profile_t
         assert_no_traceback(result)
 
 
-LAMP_PLUGIN = '''
-    from typing import ClassVar
 
-    from magoo_core import Backend, BackendConfig, hookimpl
-
-
-    class Lamp(Backend):
-        """Lights up on the wake word."""
-
-        name: ClassVar[str] = "lamp"
-
-        class Config(BackendConfig):
-            pass
-
-        @hookimpl
-        def magoo_on_wak(self, wake, turn):
-            pass
-
-
-    @hookimpl
-    def magoo_register_actuators(register):
-        register(Lamp)
-'''
 
 
 def test_a_misspelled_hook_method_on_a_backend_class_fails_at_load_not_at_run(magoo, tmp_path, fake_dist):

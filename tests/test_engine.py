@@ -22,7 +22,7 @@ from magoo_core.errors import ProfileError
 from magoo_core.event_recorder import EventRecorder
 from magoo_core.testing import TEST_PROFILE, build_plugins, make_profile, run_turn
 
-from probe import LOOPING_SOURCE, Probe, in_order, run_engine, segments
+from probe import LOOPING_SOURCE, Probe, SoundlessPlayer, in_order, run_engine, segments
 
 
 # ---- test backends ------------------------------------------------------------------------------
@@ -46,24 +46,6 @@ class FailingPlayer(Backend):
             progress.started()
             if self.plays in self.config.fail:
                 raise BackendError("the speaker went away")
-
-    async def stop(self):
-        pass
-
-
-class SoundlessPlayer(Backend):
-    """A player on a machine with no sound output: it cannot start."""
-
-    name: ClassVar[str] = "soundless"
-
-    class Config(BackendConfig):
-        pass
-
-    async def __aenter__(self):
-        raise BackendError("cannot open the audio output: check [player] audio_device")
-
-    async def play(self, audio, progress):
-        raise AssertionError("never started, never plays")
 
     async def stop(self):
         pass

@@ -13,6 +13,7 @@ from magoo_core import Backend, BackendConfig, PluginError, ProfileError, WakeEv
 from magoo_core.plugins import _check_backend_class, create_plugin_manager
 from magoo_core.profile import parse_profile
 from magoo_core.roles import Role
+from plugin_sources import LAMP_PLUGIN
 
 #: Fake installed distributions: magoo-broken 0.3.0 (needs a missing library) and magoo-secretstt.
 PLUGIN_SITE = Path(__file__).parent / "fixtures" / "site"
@@ -242,29 +243,7 @@ def test_an_installed_plugin_with_a_misspelled_hook_fails_alone(tmp_path, plugin
     assert by_name(plugins)["magoo-hello"].loaded
 
 
-LAMP_PLUGIN = '''
-    from typing import ClassVar
 
-    from magoo_core import Backend, BackendConfig, hookimpl
-
-
-    class Lamp(Backend):
-        """Lights up on the wake word."""
-
-        name: ClassVar[str] = "lamp"
-
-        class Config(BackendConfig):
-            pass
-
-        @hookimpl
-        def magoo_on_wak(self, wake, turn):
-            pass
-
-
-    @hookimpl
-    def magoo_register_actuators(register):
-        register(Lamp)
-'''
 
 
 def test_a_misspelled_hook_method_on_a_backend_class_fails_when_the_class_is_registered(tmp_path, plugin_path, fake_dist):

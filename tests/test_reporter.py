@@ -15,6 +15,8 @@ from magoo_core.reporter import ConsoleReporter
 from magoo_core.testing import build_plugins, make_profile
 from magoo_core.testing.virtual_audio import no_sound_environment
 
+from probe import SoundlessPlayer
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
@@ -48,24 +50,6 @@ class QuietDetector(Backend):
         return None
 
     def reset(self):
-        pass
-
-
-class SoundlessPlayer(Backend):
-    """A player on a machine with no sound output: it cannot start."""
-
-    name: ClassVar[str] = "soundless"
-
-    class Config(BackendConfig):
-        pass
-
-    async def __aenter__(self):
-        raise BackendError("cannot open the audio output: check [player] audio_device")
-
-    async def play(self, audio, progress):
-        raise AssertionError("never started, never plays")
-
-    async def stop(self):
         pass
 
 
