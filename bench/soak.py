@@ -272,8 +272,8 @@ def structure_sizes(engine: Engine) -> dict[str, int]:
         "engine.failures": len(engine.failures),
         "engine.wakes": len(engine.wakes),
         "engine.turns.tasks": len(engine.turns.tasks),
-        "plugins._reported": len(plugins._reported),
-        "plugins._slow": sum(len(calls) for calls in plugins._slow.values()),
+        "plugins.events._reported": len(plugins.events._reported),
+        "plugins.events._slow": sum(len(calls) for calls in plugins.events._slow.values()),
         "plugins._info_by_plugin": len(plugins._info_by_plugin),
         "restart_budget._restarts": len(engine.restart_budget._restarts),
     }
