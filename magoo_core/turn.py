@@ -3,7 +3,8 @@
 :class:`Turns` owns the engine's state (listening → awake → thinking → speaking), the turn
 tasks, their history, and the wake-word turn's :class:`AudioFeed` towards speech-to-text. What
 the STT stream says is interpreted in one place, :meth:`Turns.take`, for wake-word turns and for
-continuous mode alike. Replies are spoken through the :class:`~magoo_core.speaker.Speaker`.
+continuous mode alike. A turn's answer (the responder, the spoken reply, whole or streamed) is
+:class:`~magoo_core.answer.Answers`'s.
 Everything here runs on the event loop.
 """
 
@@ -11,22 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
+from .answer import Answers
 from .audio import AudioConverter
-from .errors import BackendError
 from .lifecycle import HISTORY, Backends, Emit, TurnDropped, unexpected
 from .profile import EngineSettings
-from .reply_stream import sentences
-from .roles import AudioStream, takes_context
-from .speakable import shown, spoken_reply
+from .roles import AudioStream
 from .speaker import Speaker
-from .types import AudioChunk, Outcome, Reply, SpeechActivity, State, Transcript, TurnContext, TurnTimeline, WakeEvent
+from .types import AudioChunk, Outcome, Reply, SpeechActivity, State, Transcript, TurnTimeline, WakeEvent
 
 log = logging.getLogger("magoo.engine")
 
@@ -126,8 +124,6 @@ class Turns:
         self.timelines: deque[TurnTimeline] = deque(maxlen=HISTORY)
         self.done = 0  # turns closed, any outcome
         self.feed: AudioFeed | None = None  # the wake-word (or follow-up) turn's audio, while it listens
-        #: the last reply's ``follow_up`` (None: the profile decides), for the follow-up window
-        self.asks_follow_up: bool | None = None
         self.tasks: set[asyncio.Task] = set()
         self._backends = backends
         self._speaker = speaker
@@ -135,6 +131,7 @@ class Turns:
         self._emit = emit
         self._counters = counters
         self._on_closed = on_closed
+        self.answers = Answers(backends, speaker, settings, emit, self.set_state)
         self._count = 0
         self._live = True
         self._idle: asyncio.Event | None = None
@@ -359,114 +356,13 @@ class Turns:
     async def answer(
         self, turn: TurnTimeline, final: Transcript | None, reply: Reply | None, *, wake: WakeEvent | None = None
     ) -> None:
-        """From the final transcript to the end of the spoken reply.
+        """From the final transcript to the end of the spoken reply: see :meth:`Answers.answer`."""
+        await self.answers.answer(turn, final, reply, wake=wake)
 
-        A reply from the speech-to-text backend itself is answered even without a transcript
-        (a conversational backend may have transcription turned off, or its transcription failed).
-
-        :param wake: the wake word that started the turn, for the responder's :class:`TurnContext`.
-        """
-        if reply is None and (final is None or not final.text.strip()):
-            turn.fail(Outcome.NO_SPEECH, "no speech heard")
-            return
-        if reply is None and self._backends.responder is None:
-            return  # transcription only: the transcript was the product
-        await self.set_state(State.THINKING, turn)
-        if reply is None:
-            answered = await self._respond(turn, final, TurnContext(turn.turn, wake, turn.follow_up))
-            if answered is not None and not isinstance(answered, Reply):
-                await self._answer_stream(turn, answered)
-                return
-            reply = answered
-        if reply is None or not reply.text.strip():
-            turn.fail(Outcome.NO_REPLY, "nothing to say")
-            return
-        turn.reply = time.monotonic()
-        self.asks_follow_up = getattr(reply, "follow_up", None)  # read when the turn has closed
-        log.info("turn %d: reply %r", turn.turn, shown(reply.text))
-        if self._speaker.can_speak:
-            text = await spoken_reply(
-                reply.text, max_chars=self._settings.max_reply_chars, clean=self._settings.speakable_replies, turn=turn.turn
-            )
-            if not text:
-                turn.fail(Outcome.NO_REPLY, "the reply had nothing to say aloud")
-                return
-            await self._speaker.say(turn, text, on_muted=lambda: self.set_state(State.SPEAKING, turn))
-
-    async def _respond(
-        self, turn: TurnTimeline, final: Transcript, context: TurnContext
-    ) -> Reply | AsyncIterator[str] | None:
-        """The responder's answer: a Reply, None, or a stream of text deltas (not read yet)."""
-        slot = self._backends.responder
-        async with self._backends.attempt(slot, turn, self._settings.reply_timeout, "reply"):
-            responder = await self._backends.ready(slot)
-            answered = responder.respond(final, context=context) if takes_context(responder) else responder.respond(final)
-            if inspect.isawaitable(answered):
-                answered = await answered
-            if answered is not None and not isinstance(answered, Reply) and not hasattr(answered, "__aiter__"):
-                raise unexpected(answered, "Reply, None or an async iterator of text")
-        if isinstance(answered, Reply):
-            await self._emit("reply", reply=answered, turn=turn.turn)
-        return answered
-
-    async def _answer_stream(self, turn: TurnTimeline, deltas: AsyncIterator[str]) -> None:
-        """A streamed reply: spoken from its first complete sentence on, the TTS one sentence
-        ahead of the player (:mod:`magoo_core.reply_stream`). A partial ``reply`` event (the text so
-        far) comes before each sentence is said, the final one once the reply is whole (its start
-        may be playing by then); a failure of the responder part-way is reported against it after what came
-        before was said. A streamed reply leaves the follow-up window to the profile."""
-        slot, settings = self._backends.responder, self._settings
-        heard: list[str] = []
-        failure: list[BaseException] = []
-
-        async def cut() -> AsyncIterator[str]:
-            try:
-                async for sentence in sentences(
-                    deltas, max_chars=settings.max_reply_chars, clean=settings.speakable_replies,
-                    timeout=settings.reply_timeout, heard=heard,
-                ):
-                    await self._emit("reply", reply=Reply("".join(heard), final=False), turn=turn.turn)
-                    yield sentence
-            except (asyncio.CancelledError, GeneratorExit):
-                raise
-            except TimeoutError:
-                failure.append(BackendError(f"gave no more of its reply within {settings.reply_timeout:.0f} s"))
-            except Exception as exc:
-                failure.append(exc)
-            else:  # whole now, while its first sentences may still be playing
-                reply = Reply("".join(heard))
-                log.info("turn %d: reply %r", turn.turn, shown(reply.text))
-                await self._emit("reply", reply=reply, turn=turn.turn)
-
-        said = cut()
-        first: str | None = None
-        try:
-            first = await anext(said, None)
-            if first is not None:
-                turn.reply = time.monotonic()
-                log.info("turn %d: streamed reply, first sentence %r", turn.turn, shown(first))
-                if self._speaker.can_speak:
-                    await self._speaker.say_stream(turn, _then(first, said), lambda: self.set_state(State.SPEAKING, turn))
-            async for _ in said:  # read to its end (the reply event), said or not
-                pass
-        finally:
-            await said.aclose()
-            if hasattr(deltas, "aclose"):
-                with contextlib.suppress(Exception):
-                    await deltas.aclose()
-        if failure:
-            await self._backends.report(slot, failure[0], turn)
-            raise TurnDropped
-        await self._backends.succeeded(slot)
-        self.asks_follow_up = None
-        if first is None:
-            turn.fail(Outcome.NO_REPLY, "nothing to say")
-
-
-async def _then(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
-    yield first
-    async for item in rest:
-        yield item
+    @property
+    def asks_follow_up(self) -> bool | None:
+        """The last reply's ``follow_up`` (None: the profile decides), for the follow-up window."""
+        return self.answers.asks_follow_up
 
 
 def _is_speech(item: Any) -> bool:
