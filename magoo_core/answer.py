@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from .errors import BackendError
 from .lifecycle import Backends, Emit, TurnDropped, unexpected
-from .profile import EngineSettings
+from .settings import EngineSettings
 from .reply_stream import sentences
 from .roles import takes_context
 from .speakable import shown, spoken_reply

@@ -17,7 +17,7 @@ from typing import Any
 from .audio import AudioConverter
 from .errors import BackendError
 from .lifecycle import Backends
-from .profile import EngineSettings
+from .settings import EngineSettings
 from .roles import AudioStream
 from .turn import AudioFeed, Turns
 from .types import Outcome, Reply, SpeechActivity, State, Transcript, TurnTimeline

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from .profile import EngineSettings
+from .settings import EngineSettings
 from .turn import Turns
 from .types import Outcome, TurnTimeline
 

@@ -18,7 +18,8 @@ from typing import Any
 from .backoff import Backoff
 from .errors import BackendError
 from .plugins import Plugins
-from .profile import BackendSpec, EngineSettings, Profile
+from .profile import BackendSpec, Profile
+from .settings import EngineSettings
 from .types import BackendFailure, Outcome, TurnTimeline
 
 log = logging.getLogger("magoo.engine")

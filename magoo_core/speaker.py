@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import BackendError
 from .lifecycle import Backends, Emit, TurnDropped
-from .profile import EngineSettings
+from .settings import EngineSettings
 from .reply_stream import SpokenSentences
 from .speech import Dropped, SpeakingGate, SpeechResult, Sounds, Utterance
 from .types import Outcome, TurnTimeline, WakeEvent

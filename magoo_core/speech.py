@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .audio import AudioConverter, read_wav
-from .profile import SoundSettings
+from .settings import SoundSettings
 from .types import AudioChunk, AudioFormat, EncodedAudio, TurnTimeline
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import Any
 from .answer import Answers
 from .audio import AudioConverter
 from .lifecycle import HISTORY, Backends, Emit, TurnDropped, unexpected
-from .profile import EngineSettings
+from .settings import EngineSettings
 from .roles import AudioStream
 from .speaker import Speaker
 from .types import AudioChunk, Outcome, Reply, SpeechActivity, State, Transcript, TurnTimeline, WakeEvent

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .errors import BackendError
 from .lifecycle import Backends, unexpected
-from .profile import EngineSettings
+from .settings import EngineSettings
 from .roles import TTS_OUTPUTS
 from .speech import Sounds, Utterance, replay
 from .types import AudioChunk, AudioFormat, EncodedAudio

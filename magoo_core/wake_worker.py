@@ -18,7 +18,7 @@ from typing import Any
 
 from .audio import AudioConverter, RingBuffer
 from .lifecycle import Backends, BackendSlot
-from .profile import EngineSettings
+from .settings import EngineSettings
 from .types import AudioChunk, WakeEvent
 from .wake_scores import WakeScoreboard
 

@@ -1,0 +1,146 @@
+"""The profile's own settings: ``[magoo]`` (who this assistant is) and ``[engine]`` (timing and
+robustness of the turn loop, with its ``[engine.sounds]`` table).
+
+Plain pydantic models with no knowledge of backends or plugins, so the engine's parts import
+them without importing the profile loader. Every number is bounded (:mod:`magoo_core.fields`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from .fields import Count, Seconds, StrictBool, describe_ranges
+
+__all__ = ["EngineSettings", "MagooSettings", "SoundSettings"]
+
+
+class MagooSettings(BaseModel):
+    """The ``[magoo]`` section: who this assistant is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("magoo", max_length=100, description="name of this assistant, shown in logs and status")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="least severe log messages that are written"
+    )
+    log_format: Literal["auto", "text", "journal", "json"] = Field(
+        "auto",
+        description=(
+            "how the log is written to stderr: text, journal (priority prefixes for journald) or json"
+            " (one object per line); auto: journal under systemd, else text"
+        ),
+    )
+
+
+class SoundSettings(BaseModel):
+    """The ``[engine.sounds]`` table: a short sound at each moment of a turn, or none.
+
+    Each key is ``true`` (magoo's default sound, :mod:`magoo_core.sounds`), a path to a WAV file
+    (relative to the profile's folder), or left out (no sound).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    wake: StrictBool | Path | None = Field(None, description="sound when the wake word is heard")
+    listening: StrictBool | Path | None = Field(
+        None, description="sound when the follow-up window opens (listening without the wake word)"
+    )
+    thinking: StrictBool | Path | None = Field(None, description="sound when the command was heard and the reply is awaited")
+    done: StrictBool | Path | None = Field(None, description="sound when a turn ended well")
+    error: StrictBool | Path | None = Field(None, description="sound when a turn failed (a backend error)")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _existing_wav(cls, value: Any, info: ValidationInfo) -> Any:
+        base = (info.context or {}).get("base_dir")
+        if not isinstance(value, Path) or base is None:  # a model built in code: checked when played
+            return value
+        path = (Path(base) / value).resolve()
+        if not path.is_file():
+            message = f"no file at {path}: give a WAV file (relative paths start at the profile's folder), or true for magoo's sound"
+            raise PydanticCustomError("missing_file", "{message}", {"message": message})
+        return path
+
+
+class EngineSettings(BaseModel):
+    """The ``[engine]`` section: timing and robustness of the turn loop.
+
+    Every number is bounded (:mod:`magoo_core.fields`); the intervals' lower bounds are those of
+    the tests, which tick fast: a heartbeat writes one log line, so real setups keep it at seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mute_pre: Seconds(0, 5) = Field(
+        0.2, description="seconds the microphone is muted before the reply's first sound"
+    )
+    mute_post: Seconds(0, 10) = Field(
+        0.5, description="seconds the microphone stays muted after the sound really ended"
+    )
+    barge_in: StrictBool = Field(
+        False,
+        description="a wake word while speaking stops the reply (the wake detector keeps listening while muted)",
+    )
+    preroll: Seconds(0, 10) = Field(
+        0.5, description="seconds of audio from before the wake word handed to speech-to-text"
+    )
+    follow_up: Seconds(0, 60) = Field(
+        0.0,
+        description="seconds after a reply during which speech is taken without the wake word; 0: off "
+        "(a reply may still ask for a window, which then lasts 5 s)",
+    )
+    capture_timeout: Seconds(0.1, 300) = Field(
+        10.0, description="seconds the engine listens for a command after the wake word, at most"
+    )
+    reply_timeout: Seconds(0.1, 600) = Field(
+        30.0, description="seconds to wait for a reply after the final transcript, at most"
+    )
+    speakable_replies: StrictBool = Field(
+        True,
+        description="strip markdown, code fences, URLs and JSON punctuation from the reply before text-to-speech",
+    )
+    max_reply_chars: Count(1, 100_000) = Field(
+        4000, description="characters of a reply spoken at most; the rest is dropped, with one log line"
+    )
+    muted_audio: Literal["silence", "drop"] = Field(
+        "silence", description="what continuous speech-to-text gets while the microphone is muted"
+    )
+    heartbeat_interval: Seconds(0.01, 86400) = Field(60.0, description="seconds between two heartbeat events")
+    status_file: Path | None = Field(
+        None,
+        description="write the status as JSON to this file (atomically) while running; relative to the profile's folder",
+    )
+    status_interval: Seconds(0.01, 3600) = Field(5.0, description="seconds between two writes of status_file")
+    hook_timeout: Seconds(0.01, 300) = Field(5.0, description="seconds the engine waits for one async event hook")
+    shutdown_timeout: Seconds(0.1, 300) = Field(
+        5.0, description="seconds the engine waits for backends to stop at shutdown"
+    )
+    max_failures: Count(1, 1000) = Field(
+        3, description="consecutive failures of a backend before it is restarted"
+    )
+    restart_backoff: Seconds(0.001, 3600) = Field(
+        1.0, description="seconds before the first restart of a backend, doubled each time"
+    )
+    restart_backoff_max: Seconds(0.001, 86400) = Field(60.0, description="seconds between restarts, at most")
+    exit_after_restarts: Count(0, 10000) = Field(
+        10,
+        description=(
+            "backend restarts within restart_window that make magoo exit with an error, so its service"
+            " manager starts it afresh; 0: never"
+        ),
+    )
+    restart_window: Seconds(0.001, 604800) = Field(
+        600.0, description="seconds over which exit_after_restarts counts"
+    )
+    sounds: SoundSettings | None = Field(
+        None,
+        description="[engine.sounds]: wake, listening, thinking, done, error: true (magoo's sound), a WAV path, or unset",
+    )
+
+
+describe_ranges(MagooSettings)
+describe_ranges(EngineSettings)
