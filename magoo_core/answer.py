@@ -24,6 +24,7 @@ from .reply_stream import sentences
 from .roles import takes_context
 from .speakable import shown, spoken_reply
 from .speaker import Speaker
+from .tools import Toolbox
 from .types import Outcome, Reply, State, Transcript, TurnContext, TurnTimeline, WakeEvent
 
 log = logging.getLogger("magoo.engine")
@@ -46,6 +47,8 @@ class Answers:
     ) -> None:
         #: the last reply's ``follow_up`` (None: the profile decides), for the follow-up window
         self.asks_follow_up: bool | None = None
+        #: the tools the plugins offer this run (``magoo_register_tools``), set once backends started
+        self.tools: Toolbox = Toolbox()
         self._backends = backends
         self._speaker = speaker
         self._settings = settings
@@ -69,7 +72,7 @@ class Answers:
             return  # transcription only: the transcript was the product
         await self.set_state(State.THINKING, turn)
         if reply is None:
-            answered = await self._respond(turn, final, TurnContext(turn.turn, wake, turn.follow_up))
+            answered = await self._respond(turn, final, TurnContext(turn.turn, wake, turn.follow_up, self.tools))
             if answered is not None and not isinstance(answered, Reply):
                 await self._answer_stream(turn, answered)
                 return

@@ -48,6 +48,7 @@ from .speaker import Speaker
 from .speech import Speech
 from .status import InputLevel
 from .systemd import Notifier
+from .tools import Toolbox
 from .turn import Turns
 from .types import AudioChunk, BackendFailure, EngineStatus, State, TurnTimeline, WakeEvent
 from .wake_worker import WakeWorker
@@ -212,6 +213,7 @@ class Engine:
         self.stopping.install()
         try:
             if await self._start_backends():
+                self.turns.answers.tools = Toolbox.from_hook(self.plugins.pm.hook.magoo_register_tools)
                 await self.plugins.emit("startup", profile=self.profile, speech=self.speech)
                 log.info("%s: listening%s", self.profile.name, "" if self.wake else " (continuous)")
                 tasks.append(asyncio.create_task(self._capture(), name="magoo-capture"))

@@ -26,6 +26,7 @@ import pluggy
 if TYPE_CHECKING:
     from .profile import Profile
     from .speech import Speech
+    from .tools import Tool
     from .types import BackendFailure, EngineStatus, Reply, State, Transcript, TurnTimeline, WakeEvent
 
 hookspec = pluggy.HookspecMarker("magoo")
@@ -142,6 +143,22 @@ def magoo_register_commands(app: Any) -> None:
     :param app: a :class:`typer.Typer` application; use ``@app.command()``.
 
     Return value: ignored. Raising is logged as a warning; the other plugins' commands still work.
+    """
+
+
+@hookspec
+def magoo_register_tools(register: Callable[[Tool], None]) -> None:
+    """Offer tools a language model may call (a servo's ``nod``, a configured webhook, a timer).
+
+    Called once per run on the event-loop thread, after every backend has started and before
+    ``magoo_on_startup``; a running actuator's own ``@hookimpl`` method is called too, so its
+    tools can use its config. The profile's responder section chooses which tools are on.
+
+    :param register: call ``register(Tool(...))`` for each tool (:class:`magoo_core.tools.Tool`:
+        name, description, a pydantic model of the arguments, an ``async`` function, a timeout).
+        A name already taken is left out with a warning.
+
+    Return value: ignored. Raising is logged with the plugin's name; the other plugins' tools stay.
     """
 
 

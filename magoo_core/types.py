@@ -9,9 +9,10 @@ Times are ``time.monotonic()`` seconds unless a name says otherwise.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +154,14 @@ class TurnContext:
     :param wake: the wake word that started this turn (its ``model`` and ``label``); None when no
         wake word did: a follow-up turn or a turn of continuous mode.
     :param follow_up: the turn was taken without a wake word, in the follow-up window after a reply.
+    :param tools: every tool the plugins offer this run (a :class:`magoo_core.tools.Toolbox`,
+        by name); a responder that calls tools narrows it to those its profile section turns on.
     """
 
     turn: int
     wake: WakeEvent | None = None
     follow_up: bool = False
+    tools: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +173,19 @@ class Reply:
     :param follow_up: after this reply, listen without the wake word: True opens the follow-up
         window (``[engine] follow_up`` seconds, or 5 s when that is 0: the reply asked a question),
         False keeps it closed (a goodbye), None leaves it to the profile.
+    :param audio: the reply as sound, played as is through the speaker (muting, levels, barge-in)
+        instead of the TTS; ``text`` then says what it says, or is empty. For a backend whose
+        service speaks its own replies (Home Assistant's pipeline, OpenAI Realtime in audio).
+    :param deltas: the reply as it is being written (text pieces), spoken from its first complete
+        sentence on like a streamed responder's; ``text`` is then empty. Lets a speech-to-text
+        backend that replies by itself stream its reply too.
     """
 
     text: str
     final: bool = True
     follow_up: bool | None = None
+    audio: AsyncIterable[AudioChunk | EncodedAudio] | None = None
+    deltas: AsyncIterable[str] | None = None
 
 
 class State(enum.StrEnum):
