@@ -2,3 +2,22 @@
 OpenAI-compatible server, through the official ``openai`` SDK with ``base_url``."""
 
 from __future__ import annotations
+
+from magoo_core import hookimpl
+
+
+# ---- [stt] openai and [tts] openai (stt.py, tts.py): the SDK is imported when they start ----
+
+
+@hookimpl
+def magoo_register_stt(register):
+    from .stt import OpenAISpeechToText
+
+    register(OpenAISpeechToText)
+
+
+@hookimpl
+def magoo_register_tts(register):
+    from .tts import OpenAITextToSpeech
+
+    register(OpenAITextToSpeech)
