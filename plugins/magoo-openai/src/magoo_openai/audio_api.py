@@ -97,11 +97,11 @@ class Failures:
             return BackendError(f"{where} sent no {self.what} within {self.timeout:g} s (timeout): is the server overloaded?")
         if isinstance(exc, openai.APIStatusError):
             return self._status(exc)
+        if received:
+            return BackendError(f"{where}: the {self.what} broke off after {received} ({self._detail(exc.__cause__ or exc)})")
         if isinstance(exc, openai.APIConnectionError):
             cause = self._detail(exc.__cause__ or exc)
             return BackendError(f"{where} cannot be reached ({cause}): check base_url and the network")
-        if received:
-            return BackendError(f"{where}: the {self.what} broke off after {received} ({self._detail(exc)})")
         return BackendError(f"{where}: the {self.what} failed ({self._detail(exc)})")
 
     def _status(self, exc: Any) -> BackendError:

@@ -83,6 +83,13 @@ class AudioLoopback:
     #: set when a speech answer was sent whole: a client that played sound before this streamed
     speech_sent: asyncio.Event = field(default_factory=asyncio.Event)
     stall_seconds: float = 60.0
+    #: set when the server shuts down: a stalled answer ends then, not after ``stall_seconds``
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def stall(self) -> None:
+        """Send nothing for ``stall_seconds``, or until the server shuts down."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closing.wait(), self.stall_seconds)
 
     def heard(self, upload: Upload) -> str:
         if self.recognize is not None:
@@ -92,8 +99,15 @@ class AudioLoopback:
 
 def add_routes(app: web.Application, loopback: AudioLoopback) -> None:
     """Add ``/v1/audio/transcriptions`` and ``/v1/audio/speech``, served from ``loopback``."""
-    app.router.add_post("/v1/audio/transcriptions", lambda request: _transcriptions(request, loopback))
-    app.router.add_post("/v1/audio/speech", lambda request: _speech(request, loopback))
+
+    async def transcriptions(request: web.Request) -> web.StreamResponse:
+        return await _transcriptions(request, loopback)
+
+    async def speech(request: web.Request) -> web.StreamResponse:
+        return await _speech(request, loopback)
+
+    app.router.add_post("/v1/audio/transcriptions", transcriptions)
+    app.router.add_post("/v1/audio/speech", speech)
 
 
 @contextlib.asynccontextmanager
@@ -109,6 +123,7 @@ async def serve(loopback: AudioLoopback) -> AsyncIterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
+        loopback.closing.set()
         await runner.cleanup()
 
 
@@ -213,7 +228,7 @@ async def _transcript_events(request: web.Request, loopback: AudioLoopback, text
     for index, piece in enumerate(pieces):
         if fault and index == max(1, len(pieces) // 2):
             if fault == "stall":
-                await asyncio.sleep(loopback.stall_seconds)
+                await loopback.stall()
             request.transport.close()  # "drop", or a stall that ran its course
             return response
         await _event(response, {"type": "transcript.text.delta", "delta": piece, "logprobs": None})
@@ -267,7 +282,7 @@ async def _speech(request: web.Request, loopback: AudioLoopback) -> web.StreamRe
     for offset in range(0, len(data), loopback.chunk_bytes):
         if fault and offset >= len(data) // 2:
             if fault == "stall":
-                await asyncio.sleep(loopback.stall_seconds)
+                await loopback.stall()
             request.transport.close()
             return response
         piece = data[offset : offset + loopback.chunk_bytes]
