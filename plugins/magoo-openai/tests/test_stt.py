@@ -234,3 +234,16 @@ async def test_the_key_is_never_logged(loopback, caplog):
 def test_bad_options_are_refused_with_what_to_write(options, message):
     with pytest.raises(ValueError, match=message):
         OpenAISpeechToText.Config(**options)
+
+
+def test_doctor_checks_the_detector_and_the_key_never_showing_it():
+    from magoo_core.doctor import Result
+
+    without = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(), "[stt]")
+    assert [(row.check, row.result) for row in without] == [("[stt] end of speech", Result.OK), ("[stt] openai", Result.FAIL)]
+    assert "Silero VAD" in without[0].found and "api_key" in without[1].fix
+    local = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(base_url="http://localhost:8000/v1"), "[stt]")
+    assert [row.result for row in local] == [Result.OK, Result.OK]
+    keyed = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(api_key=KEY), "[stt]")
+    assert [row.result for row in keyed] == [Result.OK, Result.OK]
+    assert KEY not in repr(keyed)

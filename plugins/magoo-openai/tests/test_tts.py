@@ -193,3 +193,20 @@ def test_bad_options_are_refused():
         OpenAITextToSpeech.Config(speed=5.0)
     with pytest.raises(ValueError, match="'pcm', 'mp3' or 'opus'"):
         OpenAITextToSpeech.Config(response_format="wav")
+
+
+def test_the_readmes_profile_sections_load():
+    """Each ``[stt]``/``[tts]`` openai block of the README is a valid section (the key given as text)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from magoo_openai.stt import OpenAISpeechToText
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [tomllib.loads(block) for block in re.findall(r"```toml\n(.*?)```", readme, re.S)]
+    sections = [(role, block[role]) for block in blocks for role in ("stt", "tts") if block.get(role, {}).get("backend") == "openai"]
+    assert len(sections) >= 4
+    for role, values in sections:
+        options = {k: ("sk-x" if k == "api_key" else v) for k, v in values.items() if k != "backend"}
+        (OpenAISpeechToText if role == "stt" else OpenAITextToSpeech).Config(**options)

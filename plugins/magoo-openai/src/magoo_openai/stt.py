@@ -266,15 +266,20 @@ def wav_bytes(pcm: bytes) -> bytes:
 
 
 class _AudioClock:
-    """Audio seconds of a stream → monotonic time, from the capture time of the last chunk."""
+    """Audio seconds of a stream → monotonic time, from the capture time of the last chunk.
+
+    Times it gives never go backwards: a source read faster than real time (a file, a burst of
+    pre-roll) stamps chunks by when they were read, not by the audio they hold."""
 
     def __init__(self) -> None:
         self._heard = 0.0
         self._last = 0.0
+        self._given = 0.0
 
     def heard(self, chunk: AudioChunk) -> None:
         self._heard += chunk.duration
         self._last = chunk.timestamp or time.monotonic()
 
     def at(self, seconds: float) -> float:
-        return self._last - (self._heard - seconds)
+        self._given = max(self._given, self._last - (self._heard - seconds))
+        return self._given
