@@ -136,3 +136,21 @@ def test_the_detector_loads_for_doctor():
     from magoo_core.end_of_speech import vad_problem
 
     assert vad_problem() is None
+
+
+def test_the_fast_scoring_path_gives_what_pysilero_gives():
+    from magoo_core.end_of_speech import load_vad
+
+    class OnlyCall:  # a scorer without process_samples: each frame scored by pysilero's own conversion
+        def __init__(self):
+            self.vad = load_vad()
+
+        def __call__(self, frame):
+            return self.vad(frame)
+
+        def reset(self):
+            self.vad.reset()
+
+    audio = quiet(0.5) + pcm(PAUSED) + quiet(1.0)
+    plain = EndOfSpeech(vad=OnlyCall())
+    assert plain.feed(audio) == EndOfSpeech().feed(audio)

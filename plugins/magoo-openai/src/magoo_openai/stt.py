@@ -70,7 +70,7 @@ class OpenAISpeechToText(Backend):
             ),
         )
         end_silence: Seconds(0.1, 5) = Field(
-            0.5, description="Seconds of silence that end an utterance; 0.5 keeps a command that pauses whole."
+            0.5, description="Seconds of silence that end an utterance; 0.5 keeps pauses of about a third of a second inside a command, 0.6 about 0.45 s."
         )
         max_seconds: Seconds(1, 600) = Field(15.0, description="Longest utterance in seconds; it is sent when it reaches this.")
         no_speech: Seconds(0.5, 300) = Field(
