@@ -89,3 +89,37 @@ async def test_continuous_mode_answers_turn_after_turn(loopback):
     assert record.replies == ["You asked: what time is it", f"You asked: {COMMAND}"]
     assert [t.outcome for t in record.timelines] == [Outcome.OK, Outcome.OK]
     assert all(isinstance(piece, AudioChunk) for piece in record.audio)
+
+
+async def test_speech_that_breaks_off_mid_reply_ends_the_turn_in_one_line(loopback, caplog):
+    server, url = loopback
+    server.recognize, server.pace, server.faults = heard_by_length, 0, []
+    audio = {"backend": "scripted", "realtime": False, "segments": [{"seconds": 0.5}, {"file": str(QUESTION)}, {"seconds": 1.5}]}
+    profile = {"audio_source": audio, "wake": None, **backends(url)}
+    profile["tts"] = {**profile["tts"], "timeout": 0.5}
+    def stall_speech(upload):  # the transcription is answered; the speech request that follows stalls
+        server.faults.append("stall")
+        return heard_by_length(upload)
+
+    server.recognize = stall_speech
+    record = await run_profile(profile, plugins=[magoo_openai], turns=1, environ=ENV)  # waits 0.5 s for the stall
+    (turn,) = record.timelines
+    assert turn.outcome is Outcome.ERROR
+    (failure,) = record.failures
+    assert failure.role == "tts" and "stalled: nothing more of the speech within 0.5 s" in failure.message
+    assert "\n" not in failure.message
+    assert record.audio  # what arrived before the stall was played, and stays played
+    assert KEY not in repr(record.events) and KEY not in caplog.text
+
+
+async def test_a_rejected_key_in_a_turn_is_one_line_without_the_key(loopback, caplog):
+    server, url = loopback
+    audio = {"backend": "scripted", "realtime": False, "segments": [{"seconds": 0.5}, {"file": str(QUESTION)}, {"seconds": 1.5}]}
+    record = await run_profile(
+        {"audio_source": audio, "wake": None, **backends(url)},
+        plugins=[magoo_openai], turns=1, environ={"OPENAI_API_KEY": "sk-wrong-0123456789abcdef"},
+    )
+    messages = [failure.message for failure in record.failures]
+    assert messages and all("rejected the API key (HTTP 401)" in m and "OPENAI_API_KEY" in m for m in messages)
+    assert not any(failure.retryable for failure in record.failures)
+    assert "sk-wrong-0123456789abcdef" not in repr(record.events) + caplog.text
