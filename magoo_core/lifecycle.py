@@ -17,8 +17,9 @@ from typing import Any
 
 from .backoff import Backoff
 from .errors import BackendError
-from .plugins import Plugins
+from .plugin_registry import Plugins
 from .profile import BackendSpec, Profile
+from .roles import ROLES, Role
 from .settings import EngineSettings
 from .types import BackendFailure, Outcome, TurnTimeline
 
@@ -252,12 +253,14 @@ class BackendSlot:
 
 
 class Backends:
-    """The profile's backends, one :class:`BackendSlot` per role, and the record of their failures.
+    """The profile's backends, one :class:`BackendSlot` per configured backend, and the record of
+    their failures.
 
-    The slots are ``source``, ``wake``, ``stt``, ``responder``, ``tts``, ``player`` (None when the
-    profile has no such section) and ``actuators`` (a list; an actuator that cannot start is left
-    out). ``failures`` and ``errors`` count every failure :meth:`report` was told of. Runs on the
-    event loop.
+    :meth:`of` gives a role's slots, in :data:`~magoo_core.roles.ROLES` order, and :meth:`slot` the one
+    slot of a single-section role (None when the profile has no such section). The properties
+    ``source``, ``wake``, ``stt``, ``responder``, ``tts``, ``player`` and ``actuators`` (a list; an
+    actuator that cannot start is left out) read them. ``failures`` and ``errors`` count every failure
+    :meth:`report` was told of. Runs on the event loop.
 
     :param emit: how ``error`` and ``recovered`` events reach the plugins.
     :param on_out_of_restarts: called once with a message when the :class:`RestartBudget` runs out.
@@ -266,25 +269,58 @@ class Backends:
     def __init__(self, profile: Profile, plugins: Plugins, emit: Emit, on_out_of_restarts: Callable[[str], None]) -> None:
         settings = profile.engine
         self.restart_budget = RestartBudget(settings.exit_after_restarts, settings.restart_window, on_out_of_restarts)
-
-        def slot(spec: BackendSpec | None) -> BackendSlot | None:
-            return None if spec is None else BackendSlot(spec, settings, plugins, self.restart_budget)
-
-        self.source: BackendSlot = slot(profile.audio_source)
-        self.wake = slot(profile.wake)
-        self.stt: BackendSlot = slot(profile.stt)
-        self.responder = slot(profile.responder)
-        self.tts = slot(profile.tts)
-        self.player = slot(profile.player)
-        self.actuators: list[BackendSlot] = [slot(spec) for spec in profile.actuators]
+        self._slots: dict[Role, list[BackendSlot]] = {
+            info.role: [BackendSlot(spec, settings, plugins, self.restart_budget) for spec in profile.of(info.role)]
+            for info in ROLES
+        }
         self.failures: deque[BackendFailure] = deque(maxlen=HISTORY)
         self.errors = 0
         self._emit = emit
 
+    def of(self, role: Role) -> list[BackendSlot]:
+        """The slots of ``role`` (the list itself: an actuator left out is removed from it)."""
+        return self._slots[role]
+
+    def slot(self, role: Role) -> BackendSlot | None:
+        """The one slot of a role with a single section, or None when the profile has none."""
+        found = self._slots[role]
+        return found[0] if found else None
+
+    @property
+    def source(self) -> BackendSlot:
+        slot = self.slot(Role.AUDIO_SOURCE)
+        assert slot is not None, "a profile has an [audio_source]"
+        return slot
+
+    @property
+    def wake(self) -> BackendSlot | None:
+        return self.slot(Role.WAKE)
+
+    @property
+    def stt(self) -> BackendSlot:
+        slot = self.slot(Role.STT)
+        assert slot is not None, "a profile has an [stt]"
+        return slot
+
+    @property
+    def responder(self) -> BackendSlot | None:
+        return self.slot(Role.RESPONDER)
+
+    @property
+    def tts(self) -> BackendSlot | None:
+        return self.slot(Role.TTS)
+
+    @property
+    def player(self) -> BackendSlot | None:
+        return self.slot(Role.PLAYER)
+
+    @property
+    def actuators(self) -> list[BackendSlot]:
+        return self._slots[Role.ACTUATOR]
+
     def slots(self) -> list[BackendSlot]:
         """Every running slot in role order, actuators last."""
-        candidates = [self.source, self.wake, self.stt, self.responder, self.tts, self.player, *self.actuators]
-        return [s for s in candidates if s is not None]
+        return [slot for info in ROLES for slot in self._slots[info.role]]
 
     async def start(self) -> str | None:
         """Start every backend in role order; None when all are running, else why the run cannot go on."""

@@ -31,17 +31,15 @@ from . import playable
 from .errors import ProfileError
 from .fields import EnvText
 from .logs import printable
-from .plugins import KNOWN_PLUGINS, BackendInfo, Plugins
+from .plugin_registry import KNOWN_PLUGINS, BackendInfo, Plugins
 from .profile_file import FileProblem, parse_toml, read_dotenv, read_text
-from .roles import BackendConfig, Role
+from .roles import ROLES, BackendConfig, Role, RoleInfo
 from .secrets import Secrets, secret_problem
 from .settings import EngineSettings, MagooSettings, SoundSettings  # noqa: F401 (SoundSettings: re-exported)
 from .toml_lines import TomlLines
 
 SETTINGS_SECTIONS = ("magoo", "engine")
-ROLE_ORDER = (
-    Role.AUDIO_SOURCE, Role.WAKE, Role.STT, Role.RESPONDER, Role.TTS, Role.PLAYER, Role.ACTUATOR
-)
+ROLE_ORDER = tuple(info.role for info in ROLES)
 MASK = "**********"
 
 
@@ -83,18 +81,18 @@ class BackendSpec:
 
 @dataclass(frozen=True)
 class Profile:
-    """A validated profile: settings plus one :class:`BackendSpec` per configured role."""
+    """A validated profile: settings plus the :class:`BackendSpec` of each configured role.
+
+    :param backends: each role of the profile, in :data:`~magoo_core.roles.ROLES` order, with its
+        backends: one, or for a role whose section repeats (``[[actuators]]``) one per table, in file
+        order. A role the profile does not configure is absent. ``profile.stt``,
+        ``profile.actuators`` ... read it; :meth:`spec` and :meth:`of` work for every role.
+    """
 
     path: Path | None
     magoo: MagooSettings
     engine: EngineSettings
-    audio_source: BackendSpec
-    stt: BackendSpec
-    wake: BackendSpec | None = None
-    responder: BackendSpec | None = None
-    tts: BackendSpec | None = None
-    player: BackendSpec | None = None
-    actuators: tuple[BackendSpec, ...] = ()
+    backends: Mapping[Role, tuple[BackendSpec, ...]] = dataclasses.field(default_factory=dict)
     #: every value that came from ``{ env = ... }``: masked wherever it would be printed or logged
     secret_values: frozenset[str] = dataclasses.field(default=frozenset(), repr=False)
 
@@ -107,10 +105,56 @@ class Profile:
         """The one masker every output of a run calls (:mod:`magoo_core.secrets`)."""
         return Secrets(self.secret_values)
 
+    def of(self, role: Role) -> tuple[BackendSpec, ...]:
+        """The backends of ``role`` (none when the profile has no such section)."""
+        return tuple(self.backends.get(role, ()))
+
+    def spec(self, role: Role) -> BackendSpec | None:
+        """The backend of a role with one section (``[stt]``), or None when the profile has none."""
+        found = self.backends.get(role)
+        return found[0] if found else None
+
     def specs(self) -> list[BackendSpec]:
         """Every configured backend, in role order (actuators last, in file order)."""
-        single = [getattr(self, role.value) for role in ROLE_ORDER if role is not Role.ACTUATOR]
-        return [spec for spec in single if spec is not None] + list(self.actuators)
+        return [spec for info in ROLES for spec in self.of(info.role)]
+
+    def with_spec(self, spec: BackendSpec) -> Profile:
+        """This profile with ``spec`` in place of the backend of its role and section."""
+        old = self.of(spec.role)
+        new = tuple(spec if s.section == spec.section else s for s in old) if old else (spec,)
+        return dataclasses.replace(self, backends={**self.backends, spec.role: new})
+
+    @property
+    def audio_source(self) -> BackendSpec:
+        spec = self.spec(Role.AUDIO_SOURCE)
+        assert spec is not None, "a validated profile has an [audio_source]"
+        return spec
+
+    @property
+    def wake(self) -> BackendSpec | None:
+        return self.spec(Role.WAKE)
+
+    @property
+    def stt(self) -> BackendSpec:
+        spec = self.spec(Role.STT)
+        assert spec is not None, "a validated profile has an [stt]"
+        return spec
+
+    @property
+    def responder(self) -> BackendSpec | None:
+        return self.spec(Role.RESPONDER)
+
+    @property
+    def tts(self) -> BackendSpec | None:
+        return self.spec(Role.TTS)
+
+    @property
+    def player(self) -> BackendSpec | None:
+        return self.spec(Role.PLAYER)
+
+    @property
+    def actuators(self) -> tuple[BackendSpec, ...]:
+        return self.of(Role.ACTUATOR)
 
 
 @dataclass(frozen=True)
@@ -235,11 +279,16 @@ class _Validator:
         self._check_top_level(data)
         magoo = self._settings(MagooSettings, data, "magoo")
         engine = self._settings(EngineSettings, data, "engine")
-        specs: dict[Role, BackendSpec | None] = {}
-        for role in ROLE_ORDER[:-1]:
-            if role.value in data:
-                specs[role] = self._role_section(role, data[role.value], f"[{role.value}]")
-        actuators = self._actuators(data.get("actuators"))
+        backends: dict[Role, tuple[BackendSpec, ...]] = {}
+        for info in ROLES:
+            if info.many:
+                found = self._tables(info, data.get(info.role.value))
+            elif info.role.value in data:
+                found = [self._role_section(info.role, data[info.role.value], info.section)]
+            else:
+                continue
+            backends[info.role] = tuple(spec for spec in found if spec is not None)
+        specs = {role: found[0] if found else None for role, found in backends.items() if not role.info.many}
         self._check_roles(data, specs)
         if self.issues:
             self.issues.sort(key=lambda issue: (issue.file != self.source, issue.line is None, issue.line or 0))
@@ -248,9 +297,8 @@ class _Validator:
             path=None,
             magoo=magoo,
             engine=engine,
-            actuators=tuple(actuators),
+            backends={role: found for role, found in backends.items() if found},
             secret_values=frozenset(self.secret_values),
-            **{role.value: spec for role, spec in specs.items()},
         )
 
     def issue(self, section: str, key: str | None, message: str, suggestion: str | None = None) -> None:
@@ -269,7 +317,7 @@ class _Validator:
     def _check_top_level(self, data: Mapping[str, Any]) -> None:
         for name, value in data.items():
             if name in _SECTIONS:
-                if name != "actuators" and not isinstance(value, Mapping):
+                if not _repeats(name) and not isinstance(value, Mapping):
                     self.issue("", name, f"'{name}' must be a section", f"write it as [{name}] followed by its keys")
                 continue
             close = _nearest_sections(name)
@@ -290,27 +338,24 @@ class _Validator:
             self.issue(f"[{name}]", key, _NO_SECRET + f", not in [{name}]", "write the value itself")
         return self._validate(model, {k: v for k, v in values.items() if not _is_env(v)}, f"[{name}]", set())
 
-    def _actuators(self, value: Any) -> list[BackendSpec]:
+    def _tables(self, info: RoleInfo, value: Any) -> list[BackendSpec | None]:
+        """The backends of a role whose section repeats (``[[actuators]]``), one per table."""
         if value is None:
             return []
+        name = info.role.value
         if not isinstance(value, list):
-            section = "[actuators]" if isinstance(value, Mapping) else ""
+            section = f"[{name}]" if isinstance(value, Mapping) else ""
             self.issue(
-                section, None if section else "actuators", "actuators are an array of tables",
-                "use [[actuators]] (double brackets), once per actuator",
+                section, None if section else name, f"{name} are an array of tables",
+                f"use {info.section} (double brackets), once per {info.title}",
             )
             return []
-        specs = []
-        for index, table in enumerate(value, 1):
-            spec = self._role_section(Role.ACTUATOR, table, f"[[actuators]] #{index}")
-            if spec is not None:
-                specs.append(spec)
-        return specs
+        return [self._role_section(info.role, table, f"{info.section} #{index}") for index, table in enumerate(value, 1)]
 
     def _role_section(self, role: Role, table: Any, section: str) -> BackendSpec | None:
         if not isinstance(table, Mapping):
-            if role is Role.ACTUATOR:
-                self.issue(section, None, "each actuator must be a table", 'write [[actuators]] then backend = "..."')
+            if role.info.many:
+                self.issue(section, None, f"each {role.title} must be a table", f'write {role.info.section} then backend = "..."')
             return None  # other roles: reported by _check_top_level
         values = {key: value for key, value in table.items() if key not in ("backend", BACKUP)}
         values, secret_keys, unset = self._resolve_env(values, section)
@@ -328,8 +373,8 @@ class _Validator:
         that cannot start is left out anyway)."""
         if table is None:
             return None
-        if role is Role.ACTUATOR or section.endswith(f".{BACKUP}]"):
-            where = "an actuator" if role is Role.ACTUATOR else "a backup"
+        if role.info.many or section.endswith(f".{BACKUP}]"):
+            where = _article(role.title) if role.info.many else "a backup"
             self.issue(section, BACKUP, f"{where} cannot have a backup", "remove this table")
             return None
         if not isinstance(table, Mapping) or _is_env(table):
@@ -388,11 +433,11 @@ class _Validator:
         return f"installed {role.title} backends: {', '.join(names) if names else 'none installed'}"
 
     def _check_roles(self, data: Mapping[str, Any], specs: Mapping[Role, BackendSpec | None]) -> None:
-        for role, why in ((Role.AUDIO_SOURCE, "an audio source"), (Role.STT, "a speech-to-text backend")):
-            if role.value not in data:
+        for info in ROLES:
+            if info.required and info.role.value not in data:
                 self.issue(
-                    "", None, f"missing section [{role.value}]: every profile needs {why}",
-                    _sentences(f'add [{role.value}] with backend = "..."', self._installed(role)),
+                    "", None, f"missing section {info.section}: every profile needs {info.required}",
+                    _sentences(f'add {info.section} with backend = "..."', self._installed(info.role)),
                 )
         for has, lacks, why in (
             (Role.TTS, Role.PLAYER, "something must play the speech it synthesizes"),
@@ -646,19 +691,13 @@ def _expected(annotation: Any) -> str:
 #: every section a profile may have, as it is written
 _SECTIONS = {
     **{name: f"[{name}]" for name in SETTINGS_SECTIONS},
-    **{role.value: f"[[{role.value}]]" if role is Role.ACTUATOR else f"[{role.value}]" for role in ROLE_ORDER},
+    **{info.role.value: info.section for info in ROLES},
 }
 #: words people name a section by, for an unknown one: [speach] -> [stt] or [tts], [mic] -> [audio_source]
 _SECTION_WORDS = {
     "magoo": ("assistant", "general", "settings", "logging"),
     "engine": ("timing", "turns", "loop", "mute", "barge"),
-    "audio_source": ("audio", "mic", "microphone", "input", "capture", "recording"),
-    "wake": ("wakeword", "hotword", "keyword", "trigger"),
-    "stt": ("speech", "transcribe", "transcription", "recognition", "recognizer", "asr", "listen"),
-    "responder": ("reply", "answer", "llm", "chat", "brain", "ai", "bot", "intent"),
-    "tts": ("speech", "voice", "speak", "say", "synthesis", "synthesizer"),
-    "player": ("speaker", "speakers", "output", "playback", "play", "sound"),
-    "actuators": ("actuator", "servo", "led", "gpio", "light", "motor"),
+    **{info.role.value: info.words for info in ROLES},
 }
 _WORD_SECTIONS = {word: [s for s, words in _SECTION_WORDS.items() if word in words] for word in
                   {w for words in _SECTION_WORDS.values() for w in words}}
@@ -676,6 +715,11 @@ def _nearest_sections(name: str) -> list[str]:
 
 
 _NO_SECRET = "does not take a secret: { env = ... } works in a backend's own keys"
+
+
+def _repeats(name: str) -> bool:
+    """Whether the section ``name`` is an array of tables (``[[actuators]]``)."""
+    return any(info.many and info.role.value == name for info in ROLES)
 
 
 def _is_env(value: Any) -> bool:
