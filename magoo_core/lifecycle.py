@@ -124,7 +124,9 @@ class BackendSlot:
 
     @property
     def key(self) -> str:
-        return f"{self.spec.role.value}:{self.spec.backend}"
+        """``role:backend`` (``responder:echo``); ``role:backend@label`` for a ``by_wake`` table's."""
+        label = self.configured.wake_label
+        return f"{self.spec.role.value}:{self.spec.backend}" + (f"@{label}" if label is not None else "")
 
     async def start(self) -> Any:
         """Create and enter the backend; its ``@hookimpl`` methods start receiving events.
@@ -257,7 +259,8 @@ class Backends:
     their failures.
 
     :meth:`of` gives a role's slots, in :data:`~magoo_core.roles.ROLES` order, and :meth:`slot` the one
-    slot of a single-section role (None when the profile has no such section). The properties
+    slot of a single-section role (None when the profile has no such section); each ``by_wake``
+    table of a section has a slot of its own too (:meth:`for_turn`). The properties
     ``source``, ``wake``, ``stt``, ``responder``, ``tts``, ``player`` and ``actuators`` (a list; an
     actuator that cannot start is left out) read them. ``failures`` and ``errors`` count every failure
     :meth:`report` was told of. Runs on the event loop.
@@ -273,6 +276,14 @@ class Backends:
             info.role: [BackendSlot(spec, settings, plugins, self.restart_budget) for spec in profile.of(info.role)]
             for info in ROLES
         }
+        #: the slots of the sections' ``by_wake`` tables, by role and wake word label
+        self._by_wake: dict[Role, dict[str, BackendSlot]] = {
+            role: {
+                label: BackendSlot(override, settings, plugins, self.restart_budget)
+                for slot in slots for label, override in slot.spec.by_wake.items()
+            }
+            for role, slots in self._slots.items()
+        }
         self.failures: deque[BackendFailure] = deque(maxlen=HISTORY)
         self.errors = 0
         self._emit = emit
@@ -285,6 +296,14 @@ class Backends:
         """The one slot of a role with a single section, or None when the profile has none."""
         found = self._slots[role]
         return found[0] if found else None
+
+    def for_turn(self, role: Role, turn: TurnTimeline | None) -> BackendSlot | None:
+        """The slot that works for ``turn``: the ``by_wake`` table of its ``character`` (the wake word
+        that started it, or started the turn a follow-up follows), else the section's own. Speech
+        outside a turn (``turn`` None) and turns of continuous mode use the section's own."""
+        label = turn.character if turn is not None else None
+        found = self._by_wake[role].get(label) if label is not None else None
+        return found if found is not None else self.slot(role)
 
     @property
     def source(self) -> BackendSlot:
@@ -319,8 +338,8 @@ class Backends:
         return self._slots[Role.ACTUATOR]
 
     def slots(self) -> list[BackendSlot]:
-        """Every running slot in role order, actuators last."""
-        return [slot for info in ROLES for slot in self._slots[info.role]]
+        """Every running slot in role order (a role's ``by_wake`` slots after its section's), actuators last."""
+        return [slot for info in ROLES for slot in (*self._slots[info.role], *self._by_wake[info.role].values())]
 
     async def start(self) -> str | None:
         """Start every backend in role order; None when all are running, else why the run cannot go on."""

@@ -45,6 +45,8 @@ MASK = "**********"
 
 #: the key of a role section's backup backend, taken by the core like ``backend``
 BACKUP = "backup"
+#: the key of a role section's tables of other settings per wake word (``[responder.by_wake.alexa]``)
+BY_WAKE = "by_wake"
 
 
 
@@ -57,6 +59,9 @@ class BackendSpec:
         the repr masks them even when the backend typed them as plain ``str``.
     :param backup: the section's ``backup`` table: what the engine starts instead when this
         backend cannot start (no sound output for mpv, a missing device).
+    :param by_wake: the section's ``by_wake`` tables, by wake word label: the backend that answers
+        the turns that wake word starts, each its own instance (with the section's backup).
+    :param wake_label: the label of the ``by_wake`` table this backend comes from; None for a section.
     """
 
     role: Role
@@ -66,6 +71,8 @@ class BackendSpec:
     section: str
     secret_keys: frozenset[str] = frozenset()
     backup: BackendSpec | None = None
+    by_wake: Mapping[str, BackendSpec] = dataclasses.field(default_factory=dict, hash=False)
+    wake_label: str | None = None
 
     def create(self):
         return self.info.cls(self.config)
@@ -73,9 +80,10 @@ class BackendSpec:
     def __repr__(self) -> str:
         shown = _masked(self.config.model_dump(), self.secret_keys)
         backup = f", backup={self.backup!r}" if self.backup is not None else ""
+        by_wake = f", by_wake={dict(self.by_wake)!r}" if self.by_wake else ""
         return (
             f"BackendSpec(section={self.section!r}, backend={self.backend!r},"
-            f" plugin={self.info.plugin!r}, config={shown!r}{backup})"
+            f" plugin={self.info.plugin!r}, config={shown!r}{backup}{by_wake})"
         )
 
 
@@ -95,6 +103,8 @@ class Profile:
     backends: Mapping[Role, tuple[BackendSpec, ...]] = dataclasses.field(default_factory=dict)
     #: every value that came from ``{ env = ... }``: masked wherever it would be printed or logged
     secret_values: frozenset[str] = dataclasses.field(default=frozenset(), repr=False)
+    #: what is probably wrong but does not stop the profile (a ``by_wake`` table without a ``[wake]``)
+    warnings: tuple[ProfileIssue, ...] = ()
 
     @property
     def name(self) -> str:
@@ -273,7 +283,10 @@ class _Validator:
         # where a symlinked profile's target lives: a missing file found there gets a hint
         self.context = {"base_dir": base_dir, "target_dir": target_dir if target_dir != base_dir else None}
         self.issues: list[ProfileIssue] = []
+        self.warnings: list[ProfileIssue] = []
         self.secret_values: set[str] = set()
+        #: the absolute TOML path of each ``by_wake`` section, to find its lines
+        self.paths: dict[str, tuple[str, ...]] = {}
 
     def run(self, data: Mapping[str, Any]) -> Profile:
         self._check_top_level(data)
@@ -290,6 +303,7 @@ class _Validator:
             backends[info.role] = tuple(spec for spec in found if spec is not None)
         specs = {role: found[0] if found else None for role, found in backends.items() if not role.info.many}
         self._check_roles(data, specs)
+        _ByWake(self).check_labels(specs)
         if self.issues:
             self.issues.sort(key=lambda issue: (issue.file != self.source, issue.line is None, issue.line or 0))
             raise ProfileError(self.issues)
@@ -299,14 +313,21 @@ class _Validator:
             engine=engine,
             backends={role: found for role, found in backends.items() if found},
             secret_values=frozenset(self.secret_values),
+            warnings=tuple(self.warnings),
         )
 
-    def issue(self, section: str, key: str | None, message: str, suggestion: str | None = None) -> None:
+    def issue(
+        self, section: str, key: str | None, message: str, suggestion: str | None = None, *, warning: bool = False
+    ) -> None:
         top = key.split(".", 1)[0] if key else None
-        line = self.lines.key(section, top) if top else None
+        path = self.paths.get(section)
+        if path is not None:  # a table below a section ([responder.by_wake.alexa])
+            line = (self.lines.at((*path, top)) if top else None) or self.lines.at(path)
+        else:
+            line = self.lines.key(section, top) if top else None
         if line is None:
             line = self.lines.section(section)
-        self.issues.append(ProfileIssue(self.source, line, section, key, message, suggestion))
+        (self.warnings if warning else self.issues).append(ProfileIssue(self.source, line, section, key, message, suggestion))
 
     def _redact(self, text: str) -> str:
         """Mask env values in text a backend wrote itself (a validator's message may quote its input)."""
@@ -357,16 +378,17 @@ class _Validator:
             if role.info.many:
                 self.issue(section, None, f"each {role.title} must be a table", f'write {role.info.section} then backend = "..."')
             return None  # other roles: reported by _check_top_level
-        values = {key: value for key, value in table.items() if key not in ("backend", BACKUP)}
+        values = {key: value for key, value in table.items() if key not in ("backend", BACKUP, BY_WAKE)}
         values, secret_keys, unset = self._resolve_env(values, section)
         backup = self._backup(role, table.get(BACKUP), section)
         info = self._backend_info(role, table, section)
+        by_wake = _ByWake(self).tables(role, table, section, info, (values, secret_keys, unset), backup)
         if info is None:
             return None
         config = self._validate(info.cls.Config, values, section, unset)
         if config is None:
             return None
-        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys), backup)
+        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys), backup, by_wake)
 
     def _backup(self, role: Role, table: Any, section: str) -> BackendSpec | None:
         """The ``backup`` table of a role section: one level, never for actuators (an actuator
@@ -457,8 +479,10 @@ class _Validator:
                 f"speech-to-text backend '{stt.backend}' only transcribes: a [responder] must produce the replies to speak",
                 _sentences('add [responder] with backend = "..."', self._installed(Role.RESPONDER)),
             )
-        for mismatch in playable.mismatches(specs.get(Role.TTS), specs.get(Role.PLAYER), self.plugins):
-            self.issue(mismatch.section, "backend", mismatch.message, mismatch.suggestion or None)
+        tts = specs.get(Role.TTS)
+        for voice in [tts, *(tts.by_wake.values() if tts else ())]:
+            for mismatch in playable.mismatches(voice, specs.get(Role.PLAYER), self.plugins):
+                self.issue(mismatch.section, "backend", mismatch.message, mismatch.suggestion or None)
 
     # ---- secrets ----
 
@@ -562,6 +586,110 @@ class _Validator:
             else:
                 self.issue(section, key, _message(error, where.annotation))
         return None
+
+
+class _ByWake:
+    """The ``by_wake`` tables of a role section, for the :class:`_Validator` that reads the section.
+
+    ``[responder.by_wake.LABEL]`` gives the turns the wake word ``LABEL`` starts their own
+    backend: its keys override the section's (the section's ``backend`` and keys when it names
+    no other backend; only its own keys when it does). Each is validated like a section, its
+    issues at its own lines; the section's ``backup`` applies to it too.
+    """
+
+    def __init__(self, validator: _Validator) -> None:
+        self.v = validator
+
+    def tables(
+        self, role: Role, table: Mapping[str, Any], section: str, info: BackendInfo | None,
+        resolved: tuple[dict[str, Any], set[str], set[tuple]], backup: BackendSpec | None,
+    ) -> dict[str, BackendSpec]:
+        """The ``by_wake`` backends of ``table`` (the section ``section``), by label; issues reported."""
+        raw = table.get(BY_WAKE)
+        if raw is None:
+            return {}
+        name = role.value
+        if not role.info.by_wake or section != role.info.section:
+            where = "a backup" if section.endswith(f".{BACKUP}]") else section
+            allowed = ", ".join(info.section for info in ROLES if info.by_wake)
+            self.v.issue(section, BY_WAKE, f"{where} cannot have by_wake tables", f"only {allowed} can; remove it")
+            return {}
+        if not isinstance(raw, Mapping) or _is_env(raw):
+            self.v.issue(section, BY_WAKE, "must be a table of tables, one per wake word", f"write [{name}.{BY_WAKE}.LABEL] then the keys that differ")
+            return {}
+        found = {}
+        for label, override in raw.items():
+            where = f"[{name}.{BY_WAKE}.{_toml_key(label)}]"
+            self.v.paths[where] = (name, BY_WAKE, label)
+            if not isinstance(override, Mapping) or _is_env(override):
+                self.v.issue(where, None, "must be a table of the keys that differ for this wake word", f'write [{name}.{BY_WAKE}.{_toml_key(label)}] then e.g. backend = "..."')
+                continue
+            spec = self._one(role, table, override, where, info, resolved)
+            if spec is not None:
+                found[label] = dataclasses.replace(spec, backup=backup, wake_label=label)
+        return found
+
+    def _one(
+        self, role: Role, table: Mapping[str, Any], override: Mapping[str, Any], where: str,
+        section_info: BackendInfo | None, resolved: tuple[dict[str, Any], set[str], set[tuple]],
+    ) -> BackendSpec | None:
+        for key in (BACKUP, BY_WAKE):
+            if key in override:
+                why = "the section's backup applies to it" if key == BACKUP else "it is one already"
+                self.v.issue(where, key, f"a by_wake table cannot have a {key}: {why}", "remove it")
+        own = {k: v for k, v in override.items() if k not in ("backend", BACKUP, BY_WAKE)}
+        own, secret_keys, unset = self.v._resolve_env(own, where)
+        inherits = "backend" not in override or override["backend"] == table.get("backend")
+        info = section_info if inherits else self.v._backend_info(role, override, where)
+        if info is None:
+            return None  # the section's (or its own) backend is unknown: reported already
+        if inherits:  # the section's keys, validated there: their problems are not reported twice
+            values, section_secrets, section_unset = resolved
+            inherited = {key for key in values if key not in own}
+            secret_keys |= {key for key in section_secrets if key.split(".", 1)[0] in inherited}
+            unset |= {path for path in section_unset if path[0] in inherited} | {(key,) for key in inherited}
+            own = {**{key: values[key] for key in inherited}, **own}
+        config = self.v._validate(info.cls.Config, own, where, unset)
+        if config is None:
+            return None
+        return BackendSpec(role, info.name, config, info, where, frozenset(secret_keys))
+
+    def check_labels(self, specs: Mapping[Role, BackendSpec | None]) -> None:
+        """Each ``by_wake`` label must be one the wake detector (or its backup) can report, when
+        its class says (``labels(config)``); without a ``[wake]`` no table is ever used: a warning."""
+        tables = [spec for spec in specs.values() if spec is not None for spec in spec.by_wake.values()]
+        if not tables:
+            return
+        wake = specs.get(Role.WAKE)
+        if wake is None:
+            for spec in tables:
+                self.v.issue(
+                    spec.section, None, "the profile has no [wake], so no turn is started by a wake word and this table is never used",
+                    'add [wake] with backend = "...", or remove the table', warning=True,
+                )
+            return
+        known: set[str] = set()
+        for detector in filter(None, (wake, wake.backup)):
+            method = getattr(detector.info.cls, "labels", None)
+            labels = method(detector.config) if callable(method) else None
+            if labels is None:
+                return  # a detector that cannot tell: any label may come
+            known.update(labels)
+        for spec in tables:
+            if spec.wake_label not in known:
+                close = difflib.get_close_matches(spec.wake_label or "", sorted(known), n=1)
+                self.v.issue(
+                    spec.section, None, f"no wake word of [wake] {wake.backend} is called '{_cut(spec.wake_label or '', 80)}'",
+                    _sentences(
+                        f"did you mean '{close[0]}'?" if close else None,
+                        f"its labels: {', '.join(sorted(known)) or 'none'} (a model's `label` in [wake] names it)",
+                    ),
+                )
+
+
+def _toml_key(key: str) -> str:
+    """``key`` as a TOML header writes it: bare when it can be, else quoted."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # ---- reading pydantic errors --------------------------------------------------------------------

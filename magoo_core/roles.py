@@ -201,6 +201,10 @@ class WakeDetector(Protocol):
     each of those labels must reach to wake. Both are read on the wake worker thread right after
     each ``process()``, must be cheap, and are not kept past the next frame. A backend without
     them keeps working: it is told as one that reports no scores.
+
+    Optional classmethod ``labels(config) -> Collection[str] | None``: every label the detector's
+    ``WakeEvent``s can carry with ``config`` (None: it cannot tell before it runs). Called while the
+    profile loads, from the config only; ``magoo check`` reports a ``by_wake`` table no label matches.
     """
 
     name: ClassVar[str]
@@ -383,6 +387,8 @@ class RoleInfo:
         the words of a missing section's message ("an audio source").
     :param many: its section is an array of tables (``[[actuators]]``), each a backend; else one table.
     :param words: what people may call its section, for the did-you-mean of an unknown one.
+    :param by_wake: its section may have ``by_wake`` tables: other settings for the turns a given
+        wake word starts (``[responder.by_wake.alexa]``), each its own backend instance.
     """
 
     role: Role
@@ -393,6 +399,7 @@ class RoleInfo:
     required: str | None = None
     many: bool = False
     words: tuple[str, ...] = ()
+    by_wake: bool = False
 
     @property
     def section(self) -> str:
@@ -417,11 +424,11 @@ ROLES: tuple[RoleInfo, ...] = (
     ),
     RoleInfo(
         Role.RESPONDER, "responder", Responder, ("respond",), "magoo_register_responders",
-        words=("reply", "answer", "llm", "chat", "brain", "ai", "bot", "intent"),
+        words=("reply", "answer", "llm", "chat", "brain", "ai", "bot", "intent"), by_wake=True,
     ),
     RoleInfo(
         Role.TTS, "text-to-speech", TextToSpeech, ("synthesize",), "magoo_register_tts",
-        words=("speech", "voice", "speak", "say", "synthesis", "synthesizer"),
+        words=("speech", "voice", "speak", "say", "synthesis", "synthesizer"), by_wake=True,
     ),
     RoleInfo(
         Role.PLAYER, "player", Player, ("play", "stop"), "magoo_register_players",

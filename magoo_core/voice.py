@@ -13,9 +13,9 @@ import time
 from collections.abc import AsyncIterator
 
 from .errors import BackendError
-from .lifecycle import Backends, unexpected
+from .lifecycle import Backends, BackendSlot, unexpected
 from .settings import EngineSettings
-from .roles import TTS_OUTPUTS
+from .roles import TTS_OUTPUTS, Role
 from .speech import Activity, Sounds, Utterance, replay
 from .types import AudioChunk, AudioFormat, EncodedAudio
 
@@ -48,7 +48,8 @@ class Voice:
         A sound starts at once (muting takes no time; ``mute_pre`` would only delay the chime);
         given audio waits ``mute_pre`` like a reply."""
         if utterance.text is not None:
-            return self._synthesize(utterance.text, muted_at, failure, progress, backup=utterance.turn is None)
+            slot = self._backends.for_turn(Role.TTS, utterance.turn)  # the voice of the turn's wake word
+            return self._synthesize(slot, utterance.text, muted_at, failure, progress, backup=utterance.turn is None)
         if utterance.sound is not None:
             chunks = await self._sounds.load(utterance.sound, self.player_format())
             return self._given(replay(chunks), None, failure, progress)
@@ -79,7 +80,7 @@ class Voice:
             progress.touch()
 
     async def _synthesize(
-        self, text: str, muted_at: float, failure: list[BaseException], progress: Activity, *, backup: bool = False
+        self, slot: BackendSlot, text: str, muted_at: float, failure: list[BaseException], progress: Activity, *, backup: bool = False
     ) -> AsyncIterator[AudioChunk | EncodedAudio]:
         """The TTS stream as the player sees it: held until the mic has been muted ``mute_pre``
         seconds; a TTS failure ends the stream (what was synthesized still plays) and is kept in
@@ -91,7 +92,6 @@ class Voice:
         """
         first = True
         limit = self._settings.reply_timeout
-        slot = self._backends.tts
         try:
             while True:
                 try:

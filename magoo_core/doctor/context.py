@@ -47,12 +47,10 @@ class Context:
         return self.profile_path.absolute().parent / ".env" if self.profile_path else None
 
     def specs(self) -> list[BackendSpec]:
-        """Every configured backend of the profile, backups included (none without a profile)."""
+        """Every configured backend of the profile, backups and `by_wake` tables included (none without a profile)."""
         found = []
         for spec in self.profile.specs() if self.profile else ():
-            while spec is not None:
-                found.append(spec)
-                spec = spec.backup
+            found += [s for s in (spec, spec.backup, *spec.by_wake.values()) if s is not None]
         return found
 
     def secret_source(self, var: str) -> tuple[str | None, bool]:
