@@ -272,3 +272,13 @@ def test_magoo_check_lists_the_by_wake_tables_and_warns_of_one_never_used(magoo,
     assert warned.returncode == 0, warned.stderr
     line = unused.read_text().splitlines().index("[responder.by_wake.alexa]") + 1
     assert f"warning: {unused}:{line}: [responder.by_wake.alexa]: the profile has no [wake]" in warned.stderr
+
+
+def test_magoo_run_names_the_by_wake_backends_in_its_ready_line(magoo, tmp_path):
+    path = tmp_path / "two.toml"
+    text = PROFILE_TEXT.replace('stream = "yes"', "stream = true").replace("frequency = -1", "frequency = 880")
+    text = text.replace('backend = "silence"', 'backend = "scripted"\nsegments = [{ seconds = 0.4, tone = 660.0, amplitude = 0.5 }, { seconds = 0.3 }, { seconds = 1.0, tone = 440.0, amplitude = 0.3 }, { seconds = 1.2 }]')
+    path.write_text(text.replace("[wake]\n", "[wake]\nlevel = 0.2\n"))
+    ran = magoo("run", "-p", path, "--turns", "1")
+    assert ran.returncode == 0, ran.stderr
+    assert "responder echo (alexa: echo) → tts tone (hey you: tone) → player wav" in ran.stdout
