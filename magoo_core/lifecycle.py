@@ -459,8 +459,9 @@ class Backends:
         await self.succeeded(slot)
 
     def health(self) -> dict[str, tuple[str, dict[str, float]]]:
-        """Each slot's status key (``"role:name"``, a second use of a backend ``"#2"`` ...), its
-        health (``ok``, ``failing``, ``restarting``, ``stopped``) and its ``stats()``."""
+        """Each slot's status key (``"role:name"``, a second use of a backend ``"#2"``, a ``by_wake``
+        table's ``"role:name@label"``), its health (``ok``, ``failing``, ``restarting``, ``stopped``)
+        and its ``stats()``."""
         seen: dict[str, int] = {}
         out: dict[str, tuple[str, dict[str, float]]] = {}
         for slot in self.slots():

@@ -314,7 +314,7 @@ class EngineStatus:
     :param errors: backend failures seen.
     :param counters: engine counters (``frames``, ``overflows``, ``restarts`` ...).
     :param backends: each running backend's own ``stats()``, keyed ``"role:name"`` (a backend
-        used again, like a second servo, is ``"role:name#2"``).
+        used again, like a second servo, is ``"role:name#2"``; a ``by_wake`` table's, ``"role:name@label"``).
     :param health: each backend's health, keyed like ``backends``: ``"ok"``, ``"failing"`` (its
         last call failed), ``"restarting"`` or ``"stopped"``.
     :param input_level: RMS level of the last second of microphone audio, 0..1 of full scale.
