@@ -123,7 +123,7 @@ def load_demo(fast: bool = False) -> tuple[Any, Any]:
     if fast:
         source = profile.audio_source
         config = source.config.model_copy(update={"realtime": False})
-        profile = dataclasses.replace(profile, audio_source=dataclasses.replace(source, config=config))
+        profile = profile.with_spec(dataclasses.replace(source, config=config))
     return plugins, profile
 
 

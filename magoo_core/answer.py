@@ -21,7 +21,7 @@ from .errors import BackendError
 from .lifecycle import Backends, Emit, TurnDropped, unexpected
 from .settings import EngineSettings
 from .reply_stream import sentences
-from .roles import takes_context
+from .roles import Role, takes_context
 from .speakable import shown, spoken_reply
 from .speaker import Speaker
 from .tools import Toolbox
@@ -50,6 +50,7 @@ class Answers:
         #: the tools the plugins offer this run (``magoo_register_tools``), set once backends started
         self.tools: Toolbox = Toolbox()
         self._backends = backends
+        self._character: str | None = None  # the last turn's, which a follow-up turn keeps
         self._speaker = speaker
         self._settings = settings
         self._emit = emit
@@ -63,8 +64,10 @@ class Answers:
         A reply from the speech-to-text backend itself is answered even without a transcript
         (a conversational backend may have transcription turned off, or its transcription failed).
 
-        :param wake: the wake word that started the turn, for the responder's :class:`TurnContext`.
+        :param wake: the wake word that started the turn, for the responder's :class:`TurnContext`;
+            its label picks the turn's ``by_wake`` responder and voice (``turn.character``).
         """
+        turn.character = self._character = wake.label if wake is not None else self._character if turn.follow_up else None
         if reply is None and (final is None or not final.text.strip()):
             turn.fail(Outcome.NO_SPEECH, "no speech heard")
             return
@@ -96,7 +99,7 @@ class Answers:
         self, turn: TurnTimeline, final: Transcript, context: TurnContext
     ) -> Reply | AsyncIterator[str] | None:
         """The responder's answer: a Reply, None, or a stream of text deltas (not read yet)."""
-        slot = self._backends.responder
+        slot = self._backends.for_turn(Role.RESPONDER, turn)
         async with self._backends.attempt(slot, turn, self._settings.reply_timeout, "reply"):
             responder = await self._backends.ready(slot)
             answered = responder.respond(final, context=context) if takes_context(responder) else responder.respond(final)
@@ -114,7 +117,7 @@ class Answers:
         far) comes before each sentence is said, the final one once the reply is whole (its start
         may be playing by then); a failure of the responder part-way is reported against it after what came
         before was said. A streamed reply leaves the follow-up window to the profile."""
-        slot, settings = self._backends.responder, self._settings
+        slot, settings = self._backends.for_turn(Role.RESPONDER, turn), self._settings
         heard: list[str] = []
         failure: list[BaseException] = []
 

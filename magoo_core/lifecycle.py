@@ -17,8 +17,9 @@ from typing import Any
 
 from .backoff import Backoff
 from .errors import BackendError
-from .plugins import Plugins
+from .plugin_registry import Plugins
 from .profile import BackendSpec, Profile
+from .roles import ROLES, Role
 from .settings import EngineSettings
 from .types import BackendFailure, Outcome, TurnTimeline
 
@@ -123,7 +124,9 @@ class BackendSlot:
 
     @property
     def key(self) -> str:
-        return f"{self.spec.role.value}:{self.spec.backend}"
+        """``role:backend`` (``responder:echo``); ``role:backend@label`` for a ``by_wake`` table's."""
+        label = self.configured.wake_label
+        return f"{self.spec.role.value}:{self.spec.backend}" + (f"@{label}" if label is not None else "")
 
     async def start(self) -> Any:
         """Create and enter the backend; its ``@hookimpl`` methods start receiving events.
@@ -252,12 +255,15 @@ class BackendSlot:
 
 
 class Backends:
-    """The profile's backends, one :class:`BackendSlot` per role, and the record of their failures.
+    """The profile's backends, one :class:`BackendSlot` per configured backend, and the record of
+    their failures.
 
-    The slots are ``source``, ``wake``, ``stt``, ``responder``, ``tts``, ``player`` (None when the
-    profile has no such section) and ``actuators`` (a list; an actuator that cannot start is left
-    out). ``failures`` and ``errors`` count every failure :meth:`report` was told of. Runs on the
-    event loop.
+    :meth:`of` gives a role's slots, in :data:`~magoo_core.roles.ROLES` order, and :meth:`slot` the one
+    slot of a single-section role (None when the profile has no such section); each ``by_wake``
+    table of a section has a slot of its own too (:meth:`for_turn`). The properties
+    ``source``, ``wake``, ``stt``, ``responder``, ``tts``, ``player`` and ``actuators`` (a list; an
+    actuator that cannot start is left out) read them. ``failures`` and ``errors`` count every failure
+    :meth:`report` was told of. Runs on the event loop.
 
     :param emit: how ``error`` and ``recovered`` events reach the plugins.
     :param on_out_of_restarts: called once with a message when the :class:`RestartBudget` runs out.
@@ -266,25 +272,74 @@ class Backends:
     def __init__(self, profile: Profile, plugins: Plugins, emit: Emit, on_out_of_restarts: Callable[[str], None]) -> None:
         settings = profile.engine
         self.restart_budget = RestartBudget(settings.exit_after_restarts, settings.restart_window, on_out_of_restarts)
-
-        def slot(spec: BackendSpec | None) -> BackendSlot | None:
-            return None if spec is None else BackendSlot(spec, settings, plugins, self.restart_budget)
-
-        self.source: BackendSlot = slot(profile.audio_source)
-        self.wake = slot(profile.wake)
-        self.stt: BackendSlot = slot(profile.stt)
-        self.responder = slot(profile.responder)
-        self.tts = slot(profile.tts)
-        self.player = slot(profile.player)
-        self.actuators: list[BackendSlot] = [slot(spec) for spec in profile.actuators]
+        self._slots: dict[Role, list[BackendSlot]] = {
+            info.role: [BackendSlot(spec, settings, plugins, self.restart_budget) for spec in profile.of(info.role)]
+            for info in ROLES
+        }
+        #: the slots of the sections' ``by_wake`` tables, by role and wake word label
+        self._by_wake: dict[Role, dict[str, BackendSlot]] = {
+            role: {
+                label: BackendSlot(override, settings, plugins, self.restart_budget)
+                for slot in slots for label, override in slot.spec.by_wake.items()
+            }
+            for role, slots in self._slots.items()
+        }
         self.failures: deque[BackendFailure] = deque(maxlen=HISTORY)
         self.errors = 0
         self._emit = emit
 
+    def of(self, role: Role) -> list[BackendSlot]:
+        """The slots of ``role`` (the list itself: an actuator left out is removed from it)."""
+        return self._slots[role]
+
+    def slot(self, role: Role) -> BackendSlot | None:
+        """The one slot of a role with a single section, or None when the profile has none."""
+        found = self._slots[role]
+        return found[0] if found else None
+
+    def for_turn(self, role: Role, turn: TurnTimeline | None) -> BackendSlot | None:
+        """The slot that works for ``turn``: the ``by_wake`` table of its ``character`` (the wake word
+        that started it, or started the turn a follow-up follows), else the section's own. Speech
+        outside a turn (``turn`` None) and turns of continuous mode use the section's own."""
+        label = turn.character if turn is not None else None
+        found = self._by_wake[role].get(label) if label is not None else None
+        return found if found is not None else self.slot(role)
+
+    @property
+    def source(self) -> BackendSlot:
+        slot = self.slot(Role.AUDIO_SOURCE)
+        assert slot is not None, "a profile has an [audio_source]"
+        return slot
+
+    @property
+    def wake(self) -> BackendSlot | None:
+        return self.slot(Role.WAKE)
+
+    @property
+    def stt(self) -> BackendSlot:
+        slot = self.slot(Role.STT)
+        assert slot is not None, "a profile has an [stt]"
+        return slot
+
+    @property
+    def responder(self) -> BackendSlot | None:
+        return self.slot(Role.RESPONDER)
+
+    @property
+    def tts(self) -> BackendSlot | None:
+        return self.slot(Role.TTS)
+
+    @property
+    def player(self) -> BackendSlot | None:
+        return self.slot(Role.PLAYER)
+
+    @property
+    def actuators(self) -> list[BackendSlot]:
+        return self._slots[Role.ACTUATOR]
+
     def slots(self) -> list[BackendSlot]:
-        """Every running slot in role order, actuators last."""
-        candidates = [self.source, self.wake, self.stt, self.responder, self.tts, self.player, *self.actuators]
-        return [s for s in candidates if s is not None]
+        """Every running slot in role order (a role's ``by_wake`` slots after its section's), actuators last."""
+        return [slot for info in ROLES for slot in (*self._slots[info.role], *self._by_wake[info.role].values())]
 
     async def start(self) -> str | None:
         """Start every backend in role order; None when all are running, else why the run cannot go on."""
@@ -404,8 +459,9 @@ class Backends:
         await self.succeeded(slot)
 
     def health(self) -> dict[str, tuple[str, dict[str, float]]]:
-        """Each slot's status key (``"role:name"``, a second use of a backend ``"#2"`` ...), its
-        health (``ok``, ``failing``, ``restarting``, ``stopped``) and its ``stats()``."""
+        """Each slot's status key (``"role:name"``, a second use of a backend ``"#2"``, a ``by_wake``
+        table's ``"role:name@label"``), its health (``ok``, ``failing``, ``restarting``, ``stopped``)
+        and its ``stats()``."""
         seen: dict[str, int] = {}
         out: dict[str, tuple[str, dict[str, float]]] = {}
         for slot in self.slots():

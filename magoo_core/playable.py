@@ -12,7 +12,7 @@ import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .plugins import Plugins
+from .plugin_registry import Plugins
 from .roles import Role
 from .types import AudioFormat
 

@@ -16,21 +16,14 @@ from functools import cache
 from pydantic import BaseModel
 
 from . import hookspecs
-from .roles import Role
+from .roles import ROLES, Role
 
 BACKEND_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HOOK_PREFIX = "magoo_"
 EVENT_PREFIX = "magoo_on_"
 
-REQUIRED_METHODS: dict[Role, tuple[str, ...]] = {
-    Role.AUDIO_SOURCE: ("stream",),
-    Role.WAKE: ("process", "reset"),
-    Role.STT: ("transcribe",),
-    Role.RESPONDER: ("respond",),
-    Role.TTS: ("synthesize",),
-    Role.PLAYER: ("play", "stop"),
-    Role.ACTUATOR: (),
-}
+#: the methods a backend class of each role must have (the ``methods`` of :data:`~magoo_core.roles.ROLES`)
+REQUIRED_METHODS: dict[Role, tuple[str, ...]] = {info.role: info.methods for info in ROLES}
 
 
 @cache
@@ -67,7 +60,7 @@ def check_backend_class(role: Role, cls: object) -> str | None:
         return "needs a nested `Config` class (a magoo_core.BackendConfig)"
     if config.model_config.get("extra") != "forbid":
         return "its Config must forbid extra keys (subclass magoo_core.BackendConfig)"
-    missing = [m for m in REQUIRED_METHODS[role] if not callable(getattr(cls, m, None))]
+    missing = [m for m in role.info.methods if not callable(getattr(cls, m, None))]
     if missing:
         return f"is missing {', '.join(missing)}()"
     problems = class_hook_problems(cls)

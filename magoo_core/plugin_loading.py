@@ -22,7 +22,7 @@ from . import hookspecs, plugin_entry_points
 from .errors import PluginError
 from .plugin_checks import check_backend_class, nearest_hook
 from .plugin_registry import BackendInfo, PluginInfo, Plugins, hook_problem
-from .roles import Role
+from .roles import ROLES, Role
 
 log = logging.getLogger("magoo.plugins")
 
@@ -30,15 +30,8 @@ ENTRY_POINT_GROUP = plugin_entry_points.PLUGIN_GROUP
 BUILTIN_DISTRIBUTION = "magoo"
 BUILTIN_MODULES = ("sources", "fakes", "recorder", "local")
 
-REGISTRATION_HOOKS: dict[Role, str] = {
-    Role.AUDIO_SOURCE: "magoo_register_audio_sources",
-    Role.WAKE: "magoo_register_wake_detectors",
-    Role.STT: "magoo_register_stt",
-    Role.RESPONDER: "magoo_register_responders",
-    Role.TTS: "magoo_register_tts",
-    Role.PLAYER: "magoo_register_players",
-    Role.ACTUATOR: "magoo_register_actuators",
-}
+#: the hook that registers the backends of each role (the ``register_hook`` of :data:`~magoo_core.roles.ROLES`)
+REGISTRATION_HOOKS: dict[Role, str] = {info.role: info.register_hook for info in ROLES}
 
 __all__ = [
     "BUILTIN_DISTRIBUTION", "BUILTIN_MODULES", "ENTRY_POINT_GROUP", "REGISTRATION_HOOKS", "MagooPluginManager",
@@ -107,8 +100,8 @@ def create_plugin_manager(
         _load_entry_points(plugins, env)
 
     problems: list[str] = []
-    for role, hook_name in REGISTRATION_HOOKS.items():
-        problems += _collect_backends(plugins, role, hook_name)
+    for info in ROLES:
+        problems += _collect_backends(plugins, info.role, info.register_hook)
     if problems:
         raise PluginError("\n".join(problems) + "\nFix the plugin handed to create_plugin_manager().")
     return plugins

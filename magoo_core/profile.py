@@ -31,22 +31,22 @@ from . import playable
 from .errors import ProfileError
 from .fields import EnvText
 from .logs import printable
-from .plugins import KNOWN_PLUGINS, BackendInfo, Plugins
+from .plugin_registry import KNOWN_PLUGINS, BackendInfo, Plugins
 from .profile_file import FileProblem, parse_toml, read_dotenv, read_text
-from .roles import BackendConfig, Role
+from .roles import ROLES, BackendConfig, Role, RoleInfo
 from .secrets import Secrets, secret_problem
 from .settings import EngineSettings, MagooSettings, SoundSettings  # noqa: F401 (SoundSettings: re-exported)
 from .toml_lines import TomlLines
 
 SETTINGS_SECTIONS = ("magoo", "engine")
-ROLE_ORDER = (
-    Role.AUDIO_SOURCE, Role.WAKE, Role.STT, Role.RESPONDER, Role.TTS, Role.PLAYER, Role.ACTUATOR
-)
+ROLE_ORDER = tuple(info.role for info in ROLES)
 MASK = "**********"
 
 
 #: the key of a role section's backup backend, taken by the core like ``backend``
 BACKUP = "backup"
+#: the key of a role section's tables of other settings per wake word (``[responder.by_wake.alexa]``)
+BY_WAKE = "by_wake"
 
 
 
@@ -59,6 +59,9 @@ class BackendSpec:
         the repr masks them even when the backend typed them as plain ``str``.
     :param backup: the section's ``backup`` table: what the engine starts instead when this
         backend cannot start (no sound output for mpv, a missing device).
+    :param by_wake: the section's ``by_wake`` tables, by wake word label: the backend that answers
+        the turns that wake word starts, each its own instance (with the section's backup).
+    :param wake_label: the label of the ``by_wake`` table this backend comes from; None for a section.
     """
 
     role: Role
@@ -68,6 +71,8 @@ class BackendSpec:
     section: str
     secret_keys: frozenset[str] = frozenset()
     backup: BackendSpec | None = None
+    by_wake: Mapping[str, BackendSpec] = dataclasses.field(default_factory=dict, hash=False)
+    wake_label: str | None = None
 
     def create(self):
         return self.info.cls(self.config)
@@ -75,28 +80,31 @@ class BackendSpec:
     def __repr__(self) -> str:
         shown = _masked(self.config.model_dump(), self.secret_keys)
         backup = f", backup={self.backup!r}" if self.backup is not None else ""
+        by_wake = f", by_wake={dict(self.by_wake)!r}" if self.by_wake else ""
         return (
             f"BackendSpec(section={self.section!r}, backend={self.backend!r},"
-            f" plugin={self.info.plugin!r}, config={shown!r}{backup})"
+            f" plugin={self.info.plugin!r}, config={shown!r}{backup}{by_wake})"
         )
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A validated profile: settings plus one :class:`BackendSpec` per configured role."""
+    """A validated profile: settings plus the :class:`BackendSpec` of each configured role.
+
+    :param backends: each role of the profile, in :data:`~magoo_core.roles.ROLES` order, with its
+        backends: one, or for a role whose section repeats (``[[actuators]]``) one per table, in file
+        order. A role the profile does not configure is absent. ``profile.stt``,
+        ``profile.actuators`` ... read it; :meth:`spec` and :meth:`of` work for every role.
+    """
 
     path: Path | None
     magoo: MagooSettings
     engine: EngineSettings
-    audio_source: BackendSpec
-    stt: BackendSpec
-    wake: BackendSpec | None = None
-    responder: BackendSpec | None = None
-    tts: BackendSpec | None = None
-    player: BackendSpec | None = None
-    actuators: tuple[BackendSpec, ...] = ()
+    backends: Mapping[Role, tuple[BackendSpec, ...]] = dataclasses.field(default_factory=dict)
     #: every value that came from ``{ env = ... }``: masked wherever it would be printed or logged
     secret_values: frozenset[str] = dataclasses.field(default=frozenset(), repr=False)
+    #: what is probably wrong but does not stop the profile (a ``by_wake`` table without a ``[wake]``)
+    warnings: tuple[ProfileIssue, ...] = ()
 
     @property
     def name(self) -> str:
@@ -107,10 +115,56 @@ class Profile:
         """The one masker every output of a run calls (:mod:`magoo_core.secrets`)."""
         return Secrets(self.secret_values)
 
+    def of(self, role: Role) -> tuple[BackendSpec, ...]:
+        """The backends of ``role`` (none when the profile has no such section)."""
+        return tuple(self.backends.get(role, ()))
+
+    def spec(self, role: Role) -> BackendSpec | None:
+        """The backend of a role with one section (``[stt]``), or None when the profile has none."""
+        found = self.backends.get(role)
+        return found[0] if found else None
+
     def specs(self) -> list[BackendSpec]:
         """Every configured backend, in role order (actuators last, in file order)."""
-        single = [getattr(self, role.value) for role in ROLE_ORDER if role is not Role.ACTUATOR]
-        return [spec for spec in single if spec is not None] + list(self.actuators)
+        return [spec for info in ROLES for spec in self.of(info.role)]
+
+    def with_spec(self, spec: BackendSpec) -> Profile:
+        """This profile with ``spec`` in place of the backend of its role and section."""
+        old = self.of(spec.role)
+        new = tuple(spec if s.section == spec.section else s for s in old) if old else (spec,)
+        return dataclasses.replace(self, backends={**self.backends, spec.role: new})
+
+    @property
+    def audio_source(self) -> BackendSpec:
+        spec = self.spec(Role.AUDIO_SOURCE)
+        assert spec is not None, "a validated profile has an [audio_source]"
+        return spec
+
+    @property
+    def wake(self) -> BackendSpec | None:
+        return self.spec(Role.WAKE)
+
+    @property
+    def stt(self) -> BackendSpec:
+        spec = self.spec(Role.STT)
+        assert spec is not None, "a validated profile has an [stt]"
+        return spec
+
+    @property
+    def responder(self) -> BackendSpec | None:
+        return self.spec(Role.RESPONDER)
+
+    @property
+    def tts(self) -> BackendSpec | None:
+        return self.spec(Role.TTS)
+
+    @property
+    def player(self) -> BackendSpec | None:
+        return self.spec(Role.PLAYER)
+
+    @property
+    def actuators(self) -> tuple[BackendSpec, ...]:
+        return self.of(Role.ACTUATOR)
 
 
 @dataclass(frozen=True)
@@ -229,18 +283,27 @@ class _Validator:
         # where a symlinked profile's target lives: a missing file found there gets a hint
         self.context = {"base_dir": base_dir, "target_dir": target_dir if target_dir != base_dir else None}
         self.issues: list[ProfileIssue] = []
+        self.warnings: list[ProfileIssue] = []
         self.secret_values: set[str] = set()
+        #: the absolute TOML path of each ``by_wake`` section, to find its lines
+        self.paths: dict[str, tuple[str, ...]] = {}
 
     def run(self, data: Mapping[str, Any]) -> Profile:
         self._check_top_level(data)
         magoo = self._settings(MagooSettings, data, "magoo")
         engine = self._settings(EngineSettings, data, "engine")
-        specs: dict[Role, BackendSpec | None] = {}
-        for role in ROLE_ORDER[:-1]:
-            if role.value in data:
-                specs[role] = self._role_section(role, data[role.value], f"[{role.value}]")
-        actuators = self._actuators(data.get("actuators"))
+        backends: dict[Role, tuple[BackendSpec, ...]] = {}
+        for info in ROLES:
+            if info.many:
+                found = self._tables(info, data.get(info.role.value))
+            elif info.role.value in data:
+                found = [self._role_section(info.role, data[info.role.value], info.section)]
+            else:
+                continue
+            backends[info.role] = tuple(spec for spec in found if spec is not None)
+        specs = {role: found[0] if found else None for role, found in backends.items() if not role.info.many}
         self._check_roles(data, specs)
+        _ByWake(self).check_labels(specs)
         if self.issues:
             self.issues.sort(key=lambda issue: (issue.file != self.source, issue.line is None, issue.line or 0))
             raise ProfileError(self.issues)
@@ -248,17 +311,23 @@ class _Validator:
             path=None,
             magoo=magoo,
             engine=engine,
-            actuators=tuple(actuators),
+            backends={role: found for role, found in backends.items() if found},
             secret_values=frozenset(self.secret_values),
-            **{role.value: spec for role, spec in specs.items()},
+            warnings=tuple(self.warnings),
         )
 
-    def issue(self, section: str, key: str | None, message: str, suggestion: str | None = None) -> None:
+    def issue(
+        self, section: str, key: str | None, message: str, suggestion: str | None = None, *, warning: bool = False
+    ) -> None:
         top = key.split(".", 1)[0] if key else None
-        line = self.lines.key(section, top) if top else None
+        path = self.paths.get(section)
+        if path is not None:  # a table below a section ([responder.by_wake.alexa])
+            line = (self.lines.at((*path, top)) if top else None) or self.lines.at(path)
+        else:
+            line = self.lines.key(section, top) if top else None
         if line is None:
             line = self.lines.section(section)
-        self.issues.append(ProfileIssue(self.source, line, section, key, message, suggestion))
+        (self.warnings if warning else self.issues).append(ProfileIssue(self.source, line, section, key, message, suggestion))
 
     def _redact(self, text: str) -> str:
         """Mask env values in text a backend wrote itself (a validator's message may quote its input)."""
@@ -269,7 +338,7 @@ class _Validator:
     def _check_top_level(self, data: Mapping[str, Any]) -> None:
         for name, value in data.items():
             if name in _SECTIONS:
-                if name != "actuators" and not isinstance(value, Mapping):
+                if not _repeats(name) and not isinstance(value, Mapping):
                     self.issue("", name, f"'{name}' must be a section", f"write it as [{name}] followed by its keys")
                 continue
             close = _nearest_sections(name)
@@ -290,46 +359,44 @@ class _Validator:
             self.issue(f"[{name}]", key, _NO_SECRET + f", not in [{name}]", "write the value itself")
         return self._validate(model, {k: v for k, v in values.items() if not _is_env(v)}, f"[{name}]", set())
 
-    def _actuators(self, value: Any) -> list[BackendSpec]:
+    def _tables(self, info: RoleInfo, value: Any) -> list[BackendSpec | None]:
+        """The backends of a role whose section repeats (``[[actuators]]``), one per table."""
         if value is None:
             return []
+        name = info.role.value
         if not isinstance(value, list):
-            section = "[actuators]" if isinstance(value, Mapping) else ""
+            section = f"[{name}]" if isinstance(value, Mapping) else ""
             self.issue(
-                section, None if section else "actuators", "actuators are an array of tables",
-                "use [[actuators]] (double brackets), once per actuator",
+                section, None if section else name, f"{name} are an array of tables",
+                f"use {info.section} (double brackets), once per {info.title}",
             )
             return []
-        specs = []
-        for index, table in enumerate(value, 1):
-            spec = self._role_section(Role.ACTUATOR, table, f"[[actuators]] #{index}")
-            if spec is not None:
-                specs.append(spec)
-        return specs
+        return [self._role_section(info.role, table, f"{info.section} #{index}") for index, table in enumerate(value, 1)]
 
     def _role_section(self, role: Role, table: Any, section: str) -> BackendSpec | None:
         if not isinstance(table, Mapping):
-            if role is Role.ACTUATOR:
-                self.issue(section, None, "each actuator must be a table", 'write [[actuators]] then backend = "..."')
+            if role.info.many:
+                self.issue(section, None, f"each {role.title} must be a table", f'write {role.info.section} then backend = "..."')
             return None  # other roles: reported by _check_top_level
-        values = {key: value for key, value in table.items() if key not in ("backend", BACKUP)}
+        values = {key: value for key, value in table.items() if key not in ("backend", BACKUP, BY_WAKE)}
         values, secret_keys, unset = self._resolve_env(values, section)
         backup = self._backup(role, table.get(BACKUP), section)
         info = self._backend_info(role, table, section)
+        by_wake = _ByWake(self).tables(role, table, section, info, (values, secret_keys, unset), backup)
         if info is None:
             return None
         config = self._validate(info.cls.Config, values, section, unset)
         if config is None:
             return None
-        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys), backup)
+        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys), backup, by_wake)
 
     def _backup(self, role: Role, table: Any, section: str) -> BackendSpec | None:
         """The ``backup`` table of a role section: one level, never for actuators (an actuator
         that cannot start is left out anyway)."""
         if table is None:
             return None
-        if role is Role.ACTUATOR or section.endswith(f".{BACKUP}]"):
-            where = "an actuator" if role is Role.ACTUATOR else "a backup"
+        if role.info.many or section.endswith(f".{BACKUP}]"):
+            where = _article(role.title) if role.info.many else "a backup"
             self.issue(section, BACKUP, f"{where} cannot have a backup", "remove this table")
             return None
         if not isinstance(table, Mapping) or _is_env(table):
@@ -388,11 +455,11 @@ class _Validator:
         return f"installed {role.title} backends: {', '.join(names) if names else 'none installed'}"
 
     def _check_roles(self, data: Mapping[str, Any], specs: Mapping[Role, BackendSpec | None]) -> None:
-        for role, why in ((Role.AUDIO_SOURCE, "an audio source"), (Role.STT, "a speech-to-text backend")):
-            if role.value not in data:
+        for info in ROLES:
+            if info.required and info.role.value not in data:
                 self.issue(
-                    "", None, f"missing section [{role.value}]: every profile needs {why}",
-                    _sentences(f'add [{role.value}] with backend = "..."', self._installed(role)),
+                    "", None, f"missing section {info.section}: every profile needs {info.required}",
+                    _sentences(f'add {info.section} with backend = "..."', self._installed(info.role)),
                 )
         for has, lacks, why in (
             (Role.TTS, Role.PLAYER, "something must play the speech it synthesizes"),
@@ -412,8 +479,10 @@ class _Validator:
                 f"speech-to-text backend '{stt.backend}' only transcribes: a [responder] must produce the replies to speak",
                 _sentences('add [responder] with backend = "..."', self._installed(Role.RESPONDER)),
             )
-        for mismatch in playable.mismatches(specs.get(Role.TTS), specs.get(Role.PLAYER), self.plugins):
-            self.issue(mismatch.section, "backend", mismatch.message, mismatch.suggestion or None)
+        tts = specs.get(Role.TTS)
+        for voice in [tts, *(tts.by_wake.values() if tts else ())]:
+            for mismatch in playable.mismatches(voice, specs.get(Role.PLAYER), self.plugins):
+                self.issue(mismatch.section, "backend", mismatch.message, mismatch.suggestion or None)
 
     # ---- secrets ----
 
@@ -517,6 +586,110 @@ class _Validator:
             else:
                 self.issue(section, key, _message(error, where.annotation))
         return None
+
+
+class _ByWake:
+    """The ``by_wake`` tables of a role section, for the :class:`_Validator` that reads the section.
+
+    ``[responder.by_wake.LABEL]`` gives the turns the wake word ``LABEL`` starts their own
+    backend: its keys override the section's (the section's ``backend`` and keys when it names
+    no other backend; only its own keys when it does). Each is validated like a section, its
+    issues at its own lines; the section's ``backup`` applies to it too.
+    """
+
+    def __init__(self, validator: _Validator) -> None:
+        self.v = validator
+
+    def tables(
+        self, role: Role, table: Mapping[str, Any], section: str, info: BackendInfo | None,
+        resolved: tuple[dict[str, Any], set[str], set[tuple]], backup: BackendSpec | None,
+    ) -> dict[str, BackendSpec]:
+        """The ``by_wake`` backends of ``table`` (the section ``section``), by label; issues reported."""
+        raw = table.get(BY_WAKE)
+        if raw is None:
+            return {}
+        name = role.value
+        if not role.info.by_wake or section != role.info.section:
+            where = "a backup" if section.endswith(f".{BACKUP}]") else section
+            allowed = ", ".join(info.section for info in ROLES if info.by_wake)
+            self.v.issue(section, BY_WAKE, f"{where} cannot have by_wake tables", f"only {allowed} can; remove it")
+            return {}
+        if not isinstance(raw, Mapping) or _is_env(raw):
+            self.v.issue(section, BY_WAKE, "must be a table of tables, one per wake word", f"write [{name}.{BY_WAKE}.LABEL] then the keys that differ")
+            return {}
+        found = {}
+        for label, override in raw.items():
+            where = f"[{name}.{BY_WAKE}.{_toml_key(label)}]"
+            self.v.paths[where] = (name, BY_WAKE, label)
+            if not isinstance(override, Mapping) or _is_env(override):
+                self.v.issue(where, None, "must be a table of the keys that differ for this wake word", f'write [{name}.{BY_WAKE}.{_toml_key(label)}] then e.g. backend = "..."')
+                continue
+            spec = self._one(role, table, override, where, info, resolved)
+            if spec is not None:
+                found[label] = dataclasses.replace(spec, backup=backup, wake_label=label)
+        return found
+
+    def _one(
+        self, role: Role, table: Mapping[str, Any], override: Mapping[str, Any], where: str,
+        section_info: BackendInfo | None, resolved: tuple[dict[str, Any], set[str], set[tuple]],
+    ) -> BackendSpec | None:
+        for key in (BACKUP, BY_WAKE):
+            if key in override:
+                why = "the section's backup applies to it" if key == BACKUP else "it is one already"
+                self.v.issue(where, key, f"a by_wake table cannot have a {key}: {why}", "remove it")
+        own = {k: v for k, v in override.items() if k not in ("backend", BACKUP, BY_WAKE)}
+        own, secret_keys, unset = self.v._resolve_env(own, where)
+        inherits = "backend" not in override or override["backend"] == table.get("backend")
+        info = section_info if inherits else self.v._backend_info(role, override, where)
+        if info is None:
+            return None  # the section's (or its own) backend is unknown: reported already
+        if inherits:  # the section's keys, validated there: their problems are not reported twice
+            values, section_secrets, section_unset = resolved
+            inherited = {key for key in values if key not in own}
+            secret_keys |= {key for key in section_secrets if key.split(".", 1)[0] in inherited}
+            unset |= {path for path in section_unset if path[0] in inherited} | {(key,) for key in inherited}
+            own = {**{key: values[key] for key in inherited}, **own}
+        config = self.v._validate(info.cls.Config, own, where, unset)
+        if config is None:
+            return None
+        return BackendSpec(role, info.name, config, info, where, frozenset(secret_keys))
+
+    def check_labels(self, specs: Mapping[Role, BackendSpec | None]) -> None:
+        """Each ``by_wake`` label must be one the wake detector (or its backup) can report, when
+        its class says (``labels(config)``); without a ``[wake]`` no table is ever used: a warning."""
+        tables = [spec for spec in specs.values() if spec is not None for spec in spec.by_wake.values()]
+        if not tables:
+            return
+        wake = specs.get(Role.WAKE)
+        if wake is None:
+            for spec in tables:
+                self.v.issue(
+                    spec.section, None, "the profile has no [wake], so no turn is started by a wake word and this table is never used",
+                    'add [wake] with backend = "...", or remove the table', warning=True,
+                )
+            return
+        known: set[str] = set()
+        for detector in filter(None, (wake, wake.backup)):
+            method = getattr(detector.info.cls, "labels", None)
+            labels = method(detector.config) if callable(method) else None
+            if labels is None:
+                return  # a detector that cannot tell: any label may come
+            known.update(labels)
+        for spec in tables:
+            if spec.wake_label not in known:
+                close = difflib.get_close_matches(spec.wake_label or "", sorted(known), n=1)
+                self.v.issue(
+                    spec.section, None, f"no wake word of [wake] {wake.backend} is called '{_cut(spec.wake_label or '', 80)}'",
+                    _sentences(
+                        f"did you mean '{close[0]}'?" if close else None,
+                        f"its labels: {', '.join(sorted(known)) or 'none'} (a model's `label` in [wake] names it)",
+                    ),
+                )
+
+
+def _toml_key(key: str) -> str:
+    """``key`` as a TOML header writes it: bare when it can be, else quoted."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # ---- reading pydantic errors --------------------------------------------------------------------
@@ -646,19 +819,13 @@ def _expected(annotation: Any) -> str:
 #: every section a profile may have, as it is written
 _SECTIONS = {
     **{name: f"[{name}]" for name in SETTINGS_SECTIONS},
-    **{role.value: f"[[{role.value}]]" if role is Role.ACTUATOR else f"[{role.value}]" for role in ROLE_ORDER},
+    **{info.role.value: info.section for info in ROLES},
 }
 #: words people name a section by, for an unknown one: [speach] -> [stt] or [tts], [mic] -> [audio_source]
 _SECTION_WORDS = {
     "magoo": ("assistant", "general", "settings", "logging"),
     "engine": ("timing", "turns", "loop", "mute", "barge"),
-    "audio_source": ("audio", "mic", "microphone", "input", "capture", "recording"),
-    "wake": ("wakeword", "hotword", "keyword", "trigger"),
-    "stt": ("speech", "transcribe", "transcription", "recognition", "recognizer", "asr", "listen"),
-    "responder": ("reply", "answer", "llm", "chat", "brain", "ai", "bot", "intent"),
-    "tts": ("speech", "voice", "speak", "say", "synthesis", "synthesizer"),
-    "player": ("speaker", "speakers", "output", "playback", "play", "sound"),
-    "actuators": ("actuator", "servo", "led", "gpio", "light", "motor"),
+    **{info.role.value: info.words for info in ROLES},
 }
 _WORD_SECTIONS = {word: [s for s, words in _SECTION_WORDS.items() if word in words] for word in
                   {w for words in _SECTION_WORDS.values() for w in words}}
@@ -676,6 +843,11 @@ def _nearest_sections(name: str) -> list[str]:
 
 
 _NO_SECRET = "does not take a secret: { env = ... } works in a backend's own keys"
+
+
+def _repeats(name: str) -> bool:
+    """Whether the section ``name`` is an array of tables (``[[actuators]]``)."""
+    return any(info.many and info.role.value == name for info in ROLES)
 
 
 def _is_env(value: Any) -> bool:

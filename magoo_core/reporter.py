@@ -52,9 +52,16 @@ class ConsoleReporter:
             return
         self._tell_backups("could not start")
         engine = self.engine
-        chain = " → ".join(
-            f"{slot.spec.role.value} {slot.spec.backend}" for slot in engine.slots() if slot not in engine.actuators
-        )
+        steps: list[str] = []
+        for slot in engine.slots():
+            if slot in engine.actuators:
+                continue
+            label = slot.configured.wake_label
+            if label is None:
+                steps.append(f"{slot.spec.role.value} {slot.spec.backend}")
+            else:  # a by_wake table's backend comes right after its section's
+                steps[-1] += f" ({label}: {slot.spec.backend})"
+        chain = " → ".join(steps)
         actuators = ", ".join(slot.spec.backend for slot in engine.actuators)
         self._line(f"ready: {chain}" + (f"; actuators: {actuators}" if actuators else ""))
 

@@ -15,6 +15,7 @@ import enum
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
@@ -26,7 +27,10 @@ from .types import AudioChunk, AudioFormat, EncodedAudio, Reply, SpeechActivity,
 
 
 class Role(enum.StrEnum):
-    """The seven roles; the value is the profile section (``[[actuators]]`` for actuators)."""
+    """The seven roles; the value is the profile section's name (``[[actuators]]`` for actuators).
+
+    Everything else the core knows about a role is its row of :data:`ROLES`.
+    """
 
     AUDIO_SOURCE = "audio_source"
     WAKE = "wake"
@@ -37,16 +41,14 @@ class Role(enum.StrEnum):
     ACTUATOR = "actuators"
 
     @property
+    def info(self) -> RoleInfo:
+        """This role's row of :data:`ROLES`."""
+        return _BY_ROLE[self]
+
+    @property
     def title(self) -> str:
-        return {
-            "audio_source": "audio source",
-            "wake": "wake detector",
-            "stt": "speech-to-text",
-            "responder": "responder",
-            "tts": "text-to-speech",
-            "player": "player",
-            "actuators": "actuator",
-        }[self.value]
+        """What messages call a backend of this role ("speech-to-text", "actuator")."""
+        return self.info.title
 
 
 class BackendConfig(BaseModel):
@@ -199,6 +201,10 @@ class WakeDetector(Protocol):
     each of those labels must reach to wake. Both are read on the wake worker thread right after
     each ``process()``, must be cheap, and are not kept past the next frame. A backend without
     them keeps working: it is told as one that reports no scores.
+
+    Optional classmethod ``labels(config) -> Collection[str] | None``: every label the detector's
+    ``WakeEvent``s can carry with ``config`` (None: it cannot tell before it runs). Called while the
+    profile loads, from the config only; ``magoo check`` reports a ``by_wake`` table no label matches.
     """
 
     name: ClassVar[str]
@@ -364,3 +370,73 @@ class Actuator(Protocol):
 
 STT_OUTPUTS = (Transcript, Reply, SpeechActivity)
 TTS_OUTPUTS = (AudioChunk, EncodedAudio)
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    """What the core knows about one role: one row of :data:`ROLES`, read by the plugin loader
+    (``register_hook``, ``methods``), the profile (sections, which are required, which repeat)
+    and the engine's backends (one slot per backend, in table order).
+
+    :param role: the role; its value is the profile section's name.
+    :param title: what messages call a backend of it ("speech-to-text backend 'x'").
+    :param protocol: what the engine relies on at run time (a ``runtime_checkable`` Protocol).
+    :param methods: the methods a registered class must have (checked at registration).
+    :param register_hook: the ``magoo_register_*`` hook in :mod:`magoo_core.hookspecs` that registers its backends.
+    :param required: None when the section is optional; else what every profile needs it for, in
+        the words of a missing section's message ("an audio source").
+    :param many: its section is an array of tables (``[[actuators]]``), each a backend; else one table.
+    :param words: what people may call its section, for the did-you-mean of an unknown one.
+    :param by_wake: its section may have ``by_wake`` tables: other settings for the turns a given
+        wake word starts (``[responder.by_wake.alexa]``), each its own backend instance.
+    """
+
+    role: Role
+    title: str
+    protocol: type
+    methods: tuple[str, ...]
+    register_hook: str
+    required: str | None = None
+    many: bool = False
+    words: tuple[str, ...] = ()
+    by_wake: bool = False
+
+    @property
+    def section(self) -> str:
+        """The section as a profile writes it: ``[stt]``, ``[[actuators]]``."""
+        return f"[[{self.role.value}]]" if self.many else f"[{self.role.value}]"
+
+
+#: Every role, in the order backends start (actuators last) and profiles list them.
+ROLES: tuple[RoleInfo, ...] = (
+    RoleInfo(
+        Role.AUDIO_SOURCE, "audio source", AudioSource, ("stream",), "magoo_register_audio_sources", required="an audio source",
+        words=("audio", "mic", "microphone", "input", "capture", "recording"),
+    ),
+    RoleInfo(
+        Role.WAKE, "wake detector", WakeDetector, ("process", "reset"), "magoo_register_wake_detectors",
+        words=("wakeword", "hotword", "keyword", "trigger"),
+    ),
+    RoleInfo(
+        Role.STT, "speech-to-text", SpeechToText, ("transcribe",), "magoo_register_stt",
+        required="a speech-to-text backend",
+        words=("speech", "transcribe", "transcription", "recognition", "recognizer", "asr", "listen"),
+    ),
+    RoleInfo(
+        Role.RESPONDER, "responder", Responder, ("respond",), "magoo_register_responders",
+        words=("reply", "answer", "llm", "chat", "brain", "ai", "bot", "intent"), by_wake=True,
+    ),
+    RoleInfo(
+        Role.TTS, "text-to-speech", TextToSpeech, ("synthesize",), "magoo_register_tts",
+        words=("speech", "voice", "speak", "say", "synthesis", "synthesizer"), by_wake=True,
+    ),
+    RoleInfo(
+        Role.PLAYER, "player", Player, ("play", "stop"), "magoo_register_players",
+        words=("speaker", "speakers", "output", "playback", "play", "sound"),
+    ),
+    RoleInfo(
+        Role.ACTUATOR, "actuator", Actuator, (), "magoo_register_actuators", many=True,
+        words=("actuator", "servo", "led", "gpio", "light", "motor"),
+    ),
+)
+_BY_ROLE = {info.role: info for info in ROLES}

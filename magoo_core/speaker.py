@@ -23,6 +23,7 @@ from .errors import BackendError
 from .lifecycle import Backends, Emit, TurnDropped
 from .settings import EngineSettings
 from .reply_stream import SpokenSentences
+from .roles import Role
 from .speech import Dropped, SpeakingGate, SpeechResult, Sounds, Utterance
 from .types import Outcome, TurnTimeline, WakeEvent
 from .voice import Voice
@@ -174,17 +175,18 @@ class Speaker:
 
         :raises TurnDropped: the TTS or the player failed; the failure has been reported.
         """
-        spoken = SpokenSentences(sentences, lambda: self._backends.ready(self._backends.tts), self._settings.reply_timeout)
+        tts = self._backends.for_turn(Role.TTS, turn)  # the voice of the turn's wake word
+        spoken = SpokenSentences(sentences, lambda: self._backends.ready(tts), self._settings.reply_timeout)
         try:
             result = await self.speak(Utterance(audio=spoken.audio, turn=turn, kind="reply"), on_muted)
         finally:
             await spoken.audio.aclose()  # the synthesis one sentence ahead stops with the player
         if spoken.failure is not None:
-            await self._backends.report(self._backends.tts, spoken.failure, turn)
+            await self._backends.report(tts, spoken.failure, turn)
             raise TurnDropped
         if result.status in ("failed", "dropped"):
             raise TurnDropped
-        await self._backends.succeeded(self._backends.tts)
+        await self._backends.succeeded(tts)
 
     async def speak(
         self, utterance: Utterance, on_muted: Callable[[], Awaitable[None]] | None = None, *, ticket: asyncio.Future | None = None
@@ -245,14 +247,14 @@ class Speaker:
                 with contextlib.suppress(RuntimeError):  # a player still reading it from a task of its own
                     await audio.aclose()
             if failure and utterance.text is not None:
-                return SpeechResult("failed", (await backends.report(backends.tts, failure[0], turn)).message)
+                return SpeechResult("failed", (await backends.report(backends.for_turn(Role.TTS, turn), failure[0], turn)).message)
             if failure:
                 log.warning("%s ended early: %s", utterance.label, failure[0])
                 return SpeechResult("failed", str(failure[0]))
             interrupted = self._barged or self._stopped
             await backends.succeeded(backends.player)
             if utterance.text is not None:
-                await backends.succeeded(backends.tts)
+                await backends.succeeded(backends.for_turn(Role.TTS, turn))
             if not interrupted:
                 return SpeechResult("played")
             reason = "barge-in" if self._barged else "stopped"

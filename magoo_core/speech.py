@@ -19,16 +19,13 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from .audio import AudioConverter, read_wav
 from .settings import SoundSettings
 from .types import AudioChunk, AudioFormat, EncodedAudio, TurnTimeline
 
-if TYPE_CHECKING:
-    from .speaker import Speaker
-
-__all__ = ["DEFAULT_SOUNDS", "SOUND_NAMES", "SpeakingGate", "Speech", "SpeechResult", "Sounds", "Utterance"]
+__all__ = ["DEFAULT_SOUNDS", "SOUND_NAMES", "Activity", "Saying", "SpeakingGate", "Speech", "SpeechResult", "Sounds", "Utterance"]
 
 log = logging.getLogger("magoo.engine")
 
@@ -257,6 +254,26 @@ async def replay(chunks: list[AudioChunk]) -> AsyncIterator[AudioChunk]:
         yield chunk
 
 
+class Saying(Protocol):
+    """What :class:`Speech` needs of the :class:`~magoo_core.speaker.Speaker` (a Protocol, so this
+    module does not import the Speaker, which imports it). Coroutines run on the event loop."""
+
+    async def speak(self, utterance: Utterance) -> SpeechResult: ...
+
+    async def stop(self) -> None: ...
+
+    def clear(self) -> int: ...
+
+
+class Activity(Protocol):
+    """What :class:`~magoo_core.voice.Voice` tells the Speaker's progress of an utterance while it
+    takes audio from the TTS (``speaker.Progress``); on the event loop."""
+
+    waiting_for_tts: bool
+
+    def touch(self) -> None: ...
+
+
 class Speech:
     """The plugins' way to make the assistant say something now (``magoo_on_startup(speech)``).
 
@@ -266,7 +283,7 @@ class Speech:
         ``queue`` waits behind the turn, including its listening part).
     """
 
-    def __init__(self, speaker: Speaker, sounds: Sounds, wait_for_turn: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, speaker: Saying, sounds: Sounds, wait_for_turn: Callable[[], Awaitable[None]]) -> None:
         self._speaker = speaker
         self._sounds = sounds
         self._wait_for_turn = wait_for_turn

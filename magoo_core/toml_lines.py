@@ -80,6 +80,15 @@ class TomlLines:
             line = self.sections.get(f"[{key}]") or self.sections.get(f"[[{key}]] #1")
         return line
 
+    def at(self, path: tuple[str, ...]) -> int | None:
+        """The line where the table or key at the absolute ``path`` is first defined
+        (``("responder", "by_wake", "alexa", "system")``), as a header, a dotted key or a key;
+        None when it is not found (a key inside an inline table, an array of tables)."""
+        for definition in self._definitions:
+            if definition.path == path:
+                return definition.line
+        return None
+
     def twice(self, line: int) -> tuple[Definition, Definition] | None:
         """For a tomllib error at ``line`` ("Cannot overwrite a value", "Cannot declare ... twice"):
         the earlier definition the one there collides with, and that one; None when none is found."""

@@ -228,6 +228,9 @@ class TurnTimeline:
     :param detected: when the engine had the wake detection in hand; ``detected - wake`` is the
         detection latency (scoring plus any backlog in front of the detector).
     :param follow_up: the turn was taken without a wake word, in the follow-up window after a reply.
+    :param character: the label of the wake word whose ``by_wake`` settings answer the turn (its
+        responder and voice): the wake word that started it, or for a follow-up the one of the turn it
+        follows; None: the sections' own (continuous mode). Set when the turn is answered.
     """
 
     turn: int
@@ -242,6 +245,7 @@ class TurnTimeline:
     error: str | None = None
     detected: float | None = None
     follow_up: bool = False
+    character: str | None = None
 
     def fail(self, outcome: Outcome, reason: str | None) -> None:
         """The turn did not go as planned; the first failure is the one kept."""
@@ -310,7 +314,7 @@ class EngineStatus:
     :param errors: backend failures seen.
     :param counters: engine counters (``frames``, ``overflows``, ``restarts`` ...).
     :param backends: each running backend's own ``stats()``, keyed ``"role:name"`` (a backend
-        used again, like a second servo, is ``"role:name#2"``).
+        used again, like a second servo, is ``"role:name#2"``; a ``by_wake`` table's, ``"role:name@label"``).
     :param health: each backend's health, keyed like ``backends``: ``"ok"``, ``"failing"`` (its
         last call failed), ``"restarting"`` or ``"stopped"``.
     :param input_level: RMS level of the last second of microphone audio, 0..1 of full scale.

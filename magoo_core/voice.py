@@ -11,17 +11,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 from .errors import BackendError
-from .lifecycle import Backends, unexpected
+from .lifecycle import Backends, BackendSlot, unexpected
 from .settings import EngineSettings
-from .roles import TTS_OUTPUTS
-from .speech import Sounds, Utterance, replay
+from .roles import TTS_OUTPUTS, Role
+from .speech import Activity, Sounds, Utterance, replay
 from .types import AudioChunk, AudioFormat, EncodedAudio
-
-if TYPE_CHECKING:
-    from .speaker import Progress
 
 
 class Voice:
@@ -42,7 +38,7 @@ class Voice:
         return output if isinstance(output, AudioFormat) else None
 
     async def stream(
-        self, utterance: Utterance, muted_at: float, failure: list[BaseException], progress: Progress
+        self, utterance: Utterance, muted_at: float, failure: list[BaseException], progress: Activity
     ) -> AsyncIterator[AudioChunk | EncodedAudio]:
         """What the player plays for ``utterance``: the TTS's audio, the given audio, or the sound.
 
@@ -52,14 +48,15 @@ class Voice:
         A sound starts at once (muting takes no time; ``mute_pre`` would only delay the chime);
         given audio waits ``mute_pre`` like a reply."""
         if utterance.text is not None:
-            return self._synthesize(utterance.text, muted_at, failure, progress, backup=utterance.turn is None)
+            slot = self._backends.for_turn(Role.TTS, utterance.turn)  # the voice of the turn's wake word
+            return self._synthesize(slot, utterance.text, muted_at, failure, progress, backup=utterance.turn is None)
         if utterance.sound is not None:
             chunks = await self._sounds.load(utterance.sound, self.player_format())
             return self._given(replay(chunks), None, failure, progress)
         return self._given(aiter(utterance.audio), muted_at, failure, progress)
 
     async def _given(
-        self, pieces: AsyncIterator, muted_at: float | None, failure: list[BaseException], progress: Progress
+        self, pieces: AsyncIterator, muted_at: float | None, failure: list[BaseException], progress: Activity
     ) -> AsyncIterator[AudioChunk | EncodedAudio]:
         """Audio given as is: checked, held ``mute_pre`` when ``muted_at`` is given; a failure of
         the iterator ends the stream and is kept in ``failure``."""
@@ -83,7 +80,7 @@ class Voice:
             progress.touch()
 
     async def _synthesize(
-        self, text: str, muted_at: float, failure: list[BaseException], progress: Progress, *, backup: bool = False
+        self, slot: BackendSlot, text: str, muted_at: float, failure: list[BaseException], progress: Activity, *, backup: bool = False
     ) -> AsyncIterator[AudioChunk | EncodedAudio]:
         """The TTS stream as the player sees it: held until the mic has been muted ``mute_pre``
         seconds; a TTS failure ends the stream (what was synthesized still plays) and is kept in
@@ -95,7 +92,6 @@ class Voice:
         """
         first = True
         limit = self._settings.reply_timeout
-        slot = self._backends.tts
         try:
             while True:
                 try:

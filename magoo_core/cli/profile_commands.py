@@ -92,10 +92,9 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         for column in ("section", "backend", "plugin"):
             table.add_column(column)
         for configured in loaded.specs():
-            spec = configured
-            while spec is not None:  # a backend, then its backup
-                table.add_row(escape(spec.section), escape(spec.backend), escape(f"{spec.info.distribution} {spec.info.version}"))
-                spec = spec.backup
+            for spec in (configured, configured.backup, *configured.by_wake.values()):  # a backend, its backup, its by_wake tables
+                if spec is not None:
+                    table.add_row(escape(spec.section), escape(spec.backend), escape(f"{spec.info.distribution} {spec.info.version}"))
         session.out.print(table)
 
     @app.command()

@@ -96,6 +96,8 @@ class Session:
                 say(f"  {issue}")
             self.report_failed(str(issue) for issue in exc.issues)
             raise typer.Exit(EXIT_PROFILE) from None
+        for issue in profile.warnings:
+            _warning(str(issue))
         if report_unused:
             self.report_failed(used_by=str(path))
         return profile

@@ -55,6 +55,15 @@ class ScriptedWakeDetector(Backend):
         model: str = Field("hey_magoo", description="Model name reported in the wake event.")
         score: Ratio() = Field(0.9, description="Score reported in the wake event.")
         threshold: Ratio() = Field(0.5, description="Threshold reported in the wake event.")
+        labels: list[str] = Field(
+            default_factory=list, max_length=100,
+            description="The label of each detection in turn, cycled (two wake words in one script); empty: the model's name.",
+        )
+
+    @classmethod
+    def labels(cls, config: Config) -> list[str]:
+        """Every label its wake events can carry (``magoo check`` matches ``by_wake`` tables against them)."""
+        return list(config.labels) or [config.model]
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -84,7 +93,8 @@ class ScriptedWakeDetector(Backend):
             return None
         self._score = cfg.score
         self.detections += 1
-        return WakeEvent(cfg.model, cfg.score, cfg.threshold, chunk.timestamp, scores={cfg.model: cfg.score})
+        label = cfg.labels[(self.detections - 1) % len(cfg.labels)] if cfg.labels else ""
+        return WakeEvent(cfg.model, cfg.score, cfg.threshold, chunk.timestamp, label=label, scores={cfg.model: cfg.score})
 
     def reset(self) -> None:
         """Nothing to forget: the script's clock keeps running."""

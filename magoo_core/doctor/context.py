@@ -13,11 +13,13 @@ from ..errors import ProfileError
 from ..plugins import Plugins
 from ..profile import BackendSpec, Profile, load_profile
 from ..profile_file import FileProblem, parse_toml, read_dotenv, read_text
-from ..roles import Role
+from ..roles import ROLES
 from ..toml_lines import TomlLines
 
 #: what an unset ``{ env = ... }`` is replaced by, so the rest of the profile can still be checked
 PLACEHOLDER = "magoo-doctor-unset"
+#: the sections that are arrays of tables (``[[actuators]]``)
+_REPEATED = frozenset(info.role.value for info in ROLES if info.many)
 
 
 @dataclass
@@ -45,12 +47,10 @@ class Context:
         return self.profile_path.absolute().parent / ".env" if self.profile_path else None
 
     def specs(self) -> list[BackendSpec]:
-        """Every configured backend of the profile, backups included (none without a profile)."""
+        """Every configured backend of the profile, backups and `by_wake` tables included (none without a profile)."""
         found = []
         for spec in self.profile.specs() if self.profile else ():
-            while spec is not None:
-                found.append(spec)
-                spec = spec.backup
+            found += [s for s in (spec, spec.backup, *spec.by_wake.values()) if s is not None]
         return found
 
     def secret_source(self, var: str) -> tuple[str | None, bool]:
@@ -112,9 +112,9 @@ def env_references(raw: Mapping[str, Any]) -> list[tuple[str, str, str]]:
                 walk(item, section, (*path, str(index)))
 
     for name, value in raw.items():
-        if name == Role.ACTUATOR.value and isinstance(value, list):
+        if name in _REPEATED and isinstance(value, list):
             for index, table in enumerate(value, 1):
-                walk(table, f"[[actuators]] #{index}", ())
+                walk(table, f"[[{name}]] #{index}", ())
         else:
             walk(value, f"[{name}]", ())
     return found
@@ -123,7 +123,8 @@ def env_references(raw: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 def backend_names(raw: Mapping[str, Any]) -> set[str]:
     """The backends a parsed profile names (backups included), whether or not they exist."""
     names: set[str] = set()
-    tables = [v for k, v in raw.items() if k != Role.ACTUATOR.value] + list(raw.get(Role.ACTUATOR.value) or [])
+    tables = [v for k, v in raw.items() if k not in _REPEATED]
+    tables += [table for name in _REPEATED if isinstance(raw.get(name), list) for table in raw[name]]
     for table in tables:
         while isinstance(table, Mapping):
             if isinstance(table.get("backend"), str):

@@ -186,6 +186,7 @@ def test_the_label_names_the_wake_word():
     with detector({"models": [{"name": "okay_nabu", "label": "nabu"}, "hey_jarvis"]}) as backend:
         found = detections(backend, PYMICRO / "okay_nabu_2.wav")
     assert [(event.model, event.label) for event in found] == [("okay_nabu", "nabu")]
+    assert MicroWakeWordDetector.labels(backend.config) == ["nabu", "hey_jarvis"], "known before it runs (magoo check)"
     assert set(found[0].scores) == {"okay_nabu", "hey_jarvis"}
 
 

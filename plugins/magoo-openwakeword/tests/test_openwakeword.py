@@ -211,6 +211,7 @@ def test_labels_name_the_wake_word_in_events():
     events = feed(detector, clip_pcm(WAKE / "wyoming-openwakeword" / "hey_jarvis.wav"))
     events += feed(fresh(detector), clip_pcm(WAKE / "wyoming-openwakeword" / "alexa.wav"))
     assert [(e.model, e.label) for e in events] == [("hey_jarvis", "jarvis"), ("alexa", "alexa")]
+    assert OpenWakeWordDetector.labels(detector.config) == ["jarvis", "alexa"], "known before it runs (magoo check)"
 
 
 def test_each_model_has_its_own_threshold():

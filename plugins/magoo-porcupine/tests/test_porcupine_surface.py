@@ -225,6 +225,14 @@ def test_a_detection_reports_the_keyword_label_and_capture_time():
     assert backend.stats() == {"frames": 4, "detections": 1, "suppressed": 0}
 
 
+def test_the_labels_its_events_can_carry_are_known_from_the_config(tmp_path):
+    # what `magoo check` matches a profile's [responder.by_wake.LABEL] tables against
+    own = tmp_path / "hey-magoo_en_linux_v1_9_0.ppn"
+    own.write_bytes(b"")
+    assert PorcupineDetector.labels(Config(keywords=["alexa"], keyword_paths=[own])) == ["alexa", "hey-magoo"]
+    assert PorcupineDetector.labels(Config(keywords=["alexa", "jarvis"], labels=["Alexa", "Jarvis"])) == ["Alexa", "Jarvis"]
+
+
 def test_porcupine_reports_no_scores_and_the_story_says_so_rather_than_invent_them():
     backend = started(FakeLibrary("1.9.5"), keywords=["alexa", "jarvis"])
     board = WakeScoreboard()

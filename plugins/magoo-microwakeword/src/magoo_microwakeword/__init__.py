@@ -94,6 +94,11 @@ class MicroWakeWordDetector(Backend):
             return self
 
     @classmethod
+    def labels(cls, config: Config) -> list[str]:
+        """The label of each model (its ``label``, else its key): what its wake events carry."""
+        return [model.label or model.key for model in config.models]
+
+    @classmethod
     def doctor(cls, config: Config, section: str) -> list[Check]:
         """``magoo doctor``: each model given as a .json file exists (the built-in names always do)."""
         from magoo_core.doctor import fail, ok

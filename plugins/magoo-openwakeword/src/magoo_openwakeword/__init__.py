@@ -183,6 +183,11 @@ class OpenWakeWordDetector(Backend):
     config: Config
 
     @classmethod
+    def labels(cls, config: Config) -> list[str]:
+        """The label of each model (its ``label``, else its key): what its wake events carry."""
+        return [model.display for model in config.models]
+
+    @classmethod
     def doctor(cls, config: Config, section: str) -> list[Check]:
         """``magoo doctor``: each model and the feature models resolve to files, as at start."""
         from .doctor import model_rows

@@ -134,6 +134,11 @@ class PorcupineDetector(Backend):
     frame_samples: int | None = FRAME_LENGTH
 
     @classmethod
+    def labels(cls, config: Config) -> list[str]:
+        """The label of each keyword (``labels``, else the keyword's name): what its wake events carry."""
+        return list(config.labels) or [*config.keywords, *(keyword_name(path) for path in config.keyword_paths)]
+
+    @classmethod
     def doctor(cls, config: Config, section: str) -> list[Check]:
         """``magoo doctor``: the keyword, model and library files exist; pvporcupine is installed."""
         from .doctor import file_rows
