@@ -180,3 +180,15 @@ async def test_anything_after_the_closing_reply_fails_the_responder_not_the_tts(
     with pytest.raises(TypeError, match='Reply\\(text=""\\)'):
         async for _ in sentences(with_text(), max_chars=100, clean=False, closing=[]):
             pass
+
+
+async def test_the_event_log_writes_an_audio_reply_without_its_stream(tmp_path):
+    import json
+
+    path = tmp_path / "events.jsonl"
+    engine, probe, result = await run_engine(
+        {"responder": AUDIO_RESPONDER, "actuators": [{"backend": "log", "path": str(path), "events": ["reply"]}]}, turns=1
+    )
+
+    (line,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert line["reply"]["text"] == TEXT and line["reply"]["audio"] == "<stream>"

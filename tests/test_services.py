@@ -202,3 +202,19 @@ async def test_a_service_that_replies_in_audio_plays_it_through_the_speaker():
     assert [a["text"] for a in probe.of("speak_start")] == ["It is done."]
     assert all(probe.muted_during("speak_chunk"))
     assert not engine.muted
+
+
+def test_magoo_check_shows_which_service_serves_each_role_and_warns_of_an_unused_one(magoo, tmp_path: Path):
+    profile = tmp_path / "house.toml"
+    profile.write_text(
+        '[audio_source]\nbackend = "silence"\n'
+        '[services.house]\nbackend = "scripted-pipeline"\n'
+        '[services.spare]\nbackend = "scripted-pipeline"\n'
+        '[stt]\nservice = "house"\n[stt.backup]\nbackend = "scripted"\n'
+        '[responder]\nservice = "house"\n'
+    )
+    result = magoo("check", profile, env={"COLUMNS": "200"})
+
+    assert result.returncode == 0, result.stderr
+    assert "[stt] → [services.house]" in result.stdout and "[stt.backup]" in result.stdout
+    assert "warning: [services.spare] scripted-pipeline: no role uses this service" in result.stdout
