@@ -382,10 +382,11 @@ class _Validator:
         """A role section with ``service = "NAME"``: the service's backend for this role, and the
         section's own ``backup``; its other settings belong in the service's table."""
         key = services.SERVICE_KEY
-        backup = self._backup(role, table.get(BACKUP), section)
-        if role is Role.ACTUATOR:
-            self.issue(section, key, "an actuator cannot use a service", 'write backend = "..." instead')
+        if role is Role.ACTUATOR or section.endswith(f".{BACKUP}]"):
+            who = "an actuator" if role is Role.ACTUATOR else "a backup"
+            self.issue(section, key, f"{who} cannot use a service", 'write backend = "..." instead')
             return None
+        backup = self._backup(role, table.get(BACKUP), section)
         if "backend" in table:
             self.issue(section, key, "give either 'backend' or 'service', not both",
                        "remove 'backend' to use the service, or 'service' to use a backend of its own")

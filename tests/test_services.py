@@ -55,6 +55,7 @@ def test_roles_that_name_a_service_share_its_backend_config_and_section():
         ({"services": {"house": {"backend": "scripted-pipelin"}}}, "unknown service 'scripted-pipelin'. Did you mean 'scripted-pipeline'?"),
         ({"services": {"house": {"backend": "scripted-pipeline", "nope": 1}}}, "[services.house] nope: unknown key"),
         ({"services": {"house": {"backend": "scripted-pipeline", "backup": {"backend": "x"}}}}, "a service has no backup"),
+        ({"tts": {"backend": "tone", "backup": {"service": "house"}}}, "[tts.backup] service: a backup cannot use a service"),
     ],
 )
 def test_a_wrong_service_is_one_clear_line(change, expected):
@@ -218,3 +219,11 @@ def test_magoo_check_shows_which_service_serves_each_role_and_warns_of_an_unused
     assert result.returncode == 0, result.stderr
     assert "[stt] → [services.house]" in result.stdout and "[stt.backup]" in result.stdout
     assert "warning: [services.spare] scripted-pipeline: no role uses this service" in result.stdout
+
+
+def test_the_doctor_checks_a_service_once_whatever_the_roles_it_serves():
+    from magoo_core.doctor.context import Context
+
+    profile = make_profile(house(), build_plugins())
+    context = Context(plugins=build_plugins(), profile=profile)
+    assert [spec.section for spec in context.specs()].count("[services.house]") == 1

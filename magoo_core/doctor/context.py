@@ -45,11 +45,15 @@ class Context:
         return self.profile_path.absolute().parent / ".env" if self.profile_path else None
 
     def specs(self) -> list[BackendSpec]:
-        """Every configured backend of the profile, backups included (none without a profile)."""
+        """Every configured backend of the profile, backups included (none without a profile);
+        a ``[services.NAME]`` once, whatever the roles it serves."""
         found = []
+        services: set[str] = set()
         for spec in self.profile.specs() if self.profile else ():
             while spec is not None:
-                found.append(spec)
+                if spec.service is None or spec.service not in services:
+                    found.append(spec)
+                services.add(spec.service)
                 spec = spec.backup
         return found
 
