@@ -229,3 +229,30 @@ async def test_the_event_log_writes_an_audio_reply_without_its_stream(tmp_path):
 
     (line,) = [json.loads(line) for line in path.read_text().splitlines()]
     assert line["reply"]["text"] == TEXT and line["reply"]["audio"] == "<stream>"
+
+
+async def test_the_levels_of_an_audio_reply_reach_an_actuator():
+    engine, probe, result = await run_engine(
+        {"responder": AUDIO_RESPONDER, "actuators": [{"backend": "log", "events": ["speak_chunk"]}]}, turns=1
+    )
+
+    (actuator,) = engine.actuators
+    levels = [arguments["level"] for name, arguments in actuator.last_instance.events if name == "speak_chunk"]
+    assert levels and max(levels) > 0.1 and len(set(levels)) > 2
+    assert all(arguments["turn"] == 1 for name, arguments in actuator.last_instance.events)
+
+
+async def test_in_continuous_mode_a_service_that_replies_in_audio_is_heard_turn_after_turn():
+    source = {
+        "backend": "scripted",
+        "realtime": False,
+        "segments": [{"seconds": 0.3}, {"seconds": 0.8, "tone": 440.0}, {"seconds": 1.0},
+                     {"seconds": 0.8, "tone": 440.0}, {"seconds": 1.0}],
+    }
+    engine, probe, result = await run_engine(
+        {"wake": None, "audio_source": source, **stt_replying("audio", template="Done: {text}", transcripts=["one", "two"])}
+    )
+
+    assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]
+    assert [a["text"] for a in probe.of("speak_start")] == ["Done: one", "Done: two"]
+    assert len(engine.player.last_instance.plays) == 2 and not engine.muted
