@@ -91,9 +91,6 @@ class ServiceSpec:
     def section(self) -> str:
         return f"[{SECTION}.{self.name}]"
 
-    def create(self) -> Any:
-        return self.info.cls(self.config)
-
 
 def role_spec(service: ServiceSpec, role: Role, backup: BackendSpec | None) -> BackendSpec:
     """The spec of ``role`` when its section says ``service = NAME``: the service's backend and
@@ -122,7 +119,7 @@ def check_service_class(cls: object) -> str | None:
     roles = getattr(cls, "roles", None)
     if not isinstance(roles, frozenset | set) or not roles or not all(isinstance(r, Role) for r in roles):
         return "needs a class attribute `roles`: a frozenset of the magoo_core.Role values it serves"
-    if Role.ACTUATOR in roles:
+    if not roles <= SERVABLE:
         return "cannot serve actuators (each [[actuators]] entry is a backend of its own)"
     missing = sorted({m for role in roles for m in REQUIRED_METHODS[role] if not callable(getattr(cls, m, None))})
     if missing:
