@@ -61,6 +61,7 @@ class SharedService:
         self._restart: asyncio.Task | None = None
         self._held = 0  # role slots started and not yet left
         self._retrying = False  # a restart failed: the next attempts are logged quietly
+        self._in = asyncio.Event()  # set while an instance is entered
 
     @property
     def name(self) -> str:
@@ -117,9 +118,11 @@ class SharedService:
             self._entered = True
         self.instance = instance
         self.plugins.register_instance(instance, name=self.name)
+        self._in.set()
         return instance
 
     async def _leave(self, timeout: float) -> None:
+        self._in.clear()
         instance, self.instance = self.instance, None
         if instance is None:
             return
@@ -139,6 +142,13 @@ class SharedService:
         if self._restart is not None and not self._restart.done() and self._restart is not asyncio.current_task():
             self._restart.cancel()
         await self._leave(timeout)
+
+    async def until_up(self) -> None:
+        """Returns once an instance is entered and no restart is in progress."""
+        while not self.up:
+            await self._in.wait()
+            if self.restarting:
+                await asyncio.shield(self._restart)
 
     async def ready(self) -> Any:
         """The instance once any restart in progress has finished (None: its restart failed)."""
@@ -247,6 +257,16 @@ class ServiceRole:
     @property
     def key(self) -> str:
         return f"{self.spec.role.value}:{self.spec.backend}"
+
+    @property
+    def on_backup(self) -> bool:
+        """The backup answered last (the service was down or restarting)."""
+        return self._on_backup
+
+    async def until_service_back(self) -> None:
+        """Returns once the service answers again (continuous mode then ends the backup's
+        stream between two turns, and opens the next one on the service)."""
+        await self.service.until_up()
 
     @property
     def failures(self) -> int:

@@ -227,3 +227,31 @@ def test_the_doctor_checks_a_service_once_whatever_the_roles_it_serves():
     profile = make_profile(house(), build_plugins())
     context = Context(plugins=build_plugins(), profile=profile)
     assert [spec.section for spec in context.specs()].count("[services.house]") == 1
+
+
+async def test_in_continuous_mode_the_backups_stream_gives_way_to_the_service_between_turns(tmp_path: Path):
+    down = tmp_path / "down"
+    down.touch()
+
+    class BringBack:
+        @hookimpl
+        def magoo_on_turn_end(self, timeline):
+            down.unlink(missing_ok=True)
+
+    command = {"seconds": 0.6, "tone": 440.0, "amplitude": 0.3}
+    source = {"backend": "scripted", "realtime": True,
+              "segments": [{"seconds": 0.3}, command, {"seconds": 1.5}, command, {"seconds": 1.5}, command, {"seconds": 1.2}]}
+    profile = house(down_file=str(down))
+    profile["stt"]["backup"] = {"backend": "scripted", "transcripts": ["heard by the backup"]}
+    profile["responder"]["backup"] = {"backend": "echo"}
+    profile["tts"]["backup"] = {"backend": "tone"}
+    engine, probe, result = await run_engine(
+        {**profile, "wake": None, "audio_source": source, "engine": {"restart_backoff": 0.05, "restart_backoff_max": 0.1}},
+        BringBack(),
+    )
+
+    replies = [a["reply"].text for a in probe.of("reply")]
+    assert replies[0] == "You said: heard by the backup"
+    assert replies[-1] == "The house heard: turn on the light", replies
+    assert all(t.outcome is Outcome.OK for t in result.timelines), [(t.outcome, t.error) for t in result.timelines]
+    assert probe.of("error") == [], "handing the stream back is no failure"
