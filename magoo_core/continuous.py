@@ -65,14 +65,19 @@ class Conversation:
             while not self._over():  # a file that ended needs no new stream
                 feed = self._turns.new_feed()
                 self.feed = feed
+                hand_back: asyncio.Task | None = None
                 try:
                     stt = await self._backends.ready(slot)
+                    if getattr(slot, "on_backup", False):  # a service's backup streams: until the service is back
+                        hand_back = asyncio.get_running_loop().create_task(self._hand_back(slot, feed))
                     audio = AudioStream(feed.chunks(AudioConverter(stt.input_format)), continuous=True)
                     async with contextlib.aclosing(stt.transcribe(audio)) as results:
                         async for item in results:
                             await self._item(stt, item)
                     if self._over():
                         return
+                    if hand_back is not None and hand_back.done():
+                        continue  # the next stream is the service's
                     raise BackendError("the speech-to-text stream ended unexpectedly")
                 except asyncio.CancelledError:
                     raise
@@ -91,8 +96,18 @@ class Conversation:
                         await asyncio.sleep(slot.backoff.next())
                 finally:
                     feed.close()
+                    if hand_back is not None:
+                        hand_back.cancel()
         finally:
             self.feed = None
+
+    async def _hand_back(self, slot: Any, feed: Any) -> None:
+        """Once the service whose backup streams now is back, end the backup's stream between two
+        turns, so the next stream is the service's (:class:`~magoo_core.service_slots.ServiceRole`)."""
+        await slot.until_service_back()
+        while self._open is not None or self._awaiting is not None:
+            await asyncio.sleep(0.1)
+        feed.close()
 
     async def _item(self, stt: Any, item: Any) -> None:
         if isinstance(item, SpeechActivity):

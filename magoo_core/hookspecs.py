@@ -132,6 +132,24 @@ def magoo_register_actuators(register: Register) -> None:
 
 
 @hookspec
+def magoo_register_services(register: Register) -> None:
+    """Register services: backends that serve several roles from one connection (a Home Assistant
+    link is speech-to-text, responder and text-to-speech at once), used in ``[services.NAME]``.
+
+    Called once per plugin, on the main thread, while the plugin manager is built. A profile's
+    role sections name a configured service with ``service = "NAME"``; the engine then runs one
+    instance for all of them (entered once, restarted once, left once) and each role's own
+    ``backup`` answers while it cannot.
+
+    :param register: call ``register(ServiceClass)`` for each service; the class has ``name``, a
+        ``Config``, ``roles`` (a frozenset of :class:`magoo_core.roles.Role`) and the methods of
+        each of those roles (``transcribe``, ``respond``, ``synthesize`` ...).
+
+    Return value: ignored. Raising marks the plugin as failed; other plugins still load.
+    """
+
+
+@hookspec
 def magoo_register_commands(app: Any) -> None:
     """Add sub-commands to the ``magoo`` command line.
 
@@ -314,6 +332,7 @@ def magoo_on_reply(reply: Reply, turn: int) -> None:
     may come first from backends that stream text. A streamed reply (a responder that yields text
     deltas) sends a partial reply, the text so far, before each sentence is synthesized, and the
     final one once the whole text is written, while its first sentences may already be playing.
+    A reply given as sound comes once, with ``audio`` set (the engine plays it: do not read it).
 
     :param reply: the reply.
     :param turn: the turn it answers.
@@ -329,8 +348,9 @@ def magoo_on_speak_start(text: str, turn: int | None) -> None:
     Called on the event-loop thread when the player reports the first sound, after the
     microphone was muted.
 
-    :param text: the text being spoken; ``<sound NAME>`` for a sound, ``<audio>`` for audio
-        played as is.
+    :param text: the text being spoken; for a streamed reply its first sentence (the rest is not
+        written yet); for a reply given as sound its text, or ``<audio reply>`` when it has none;
+        ``<sound NAME>`` for a sound, ``<audio>`` for other audio played as is.
     :param turn: the turn; None for speech outside a turn (announcements, sounds).
 
     Return value: ignored. Raising is logged with the plugin's name.

@@ -92,10 +92,11 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         for column in ("section", "backend", "plugin"):
             table.add_column(column)
         for configured in loaded.specs():
-            for spec in (configured, configured.backup, *configured.by_wake.values()):  # a backend, its backup, its by_wake tables
-                if spec is not None:
-                    table.add_row(escape(spec.section), escape(spec.backend), escape(f"{spec.info.distribution} {spec.info.version}"))
-        session.out.print(table)
+            for backend in (configured, configured.backup, *configured.by_wake.values()):  # a backend, its backup, its by_wake tables
+                if backend is not None:
+                    section = backend.section if backend.service is None else f"[{backend.role.value}] → {backend.section}"
+                    table.add_row(escape(section), escape(backend.backend), escape(f"{backend.info.distribution} {backend.info.version}"))
+        session.out.print(table)  # session.load has told the profile's warnings, on stderr
 
     @app.command()
     def doctor(

@@ -18,7 +18,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -28,7 +28,7 @@ from magoo_core.event_recorder import EventRecorder
 from magoo_core.fields import Count, Hertz, Ratio, SampleRate, Seconds, StrictBool, Template
 from magoo_core.output_files import WriteFailures, open_for_append
 from magoo_core.plugins import hookimpl
-from magoo_core.roles import Backend, BackendConfig
+from magoo_core.roles import Backend, BackendConfig, Role
 from magoo_core.secrets import Secrets
 from magoo_core.types import AudioChunk, AudioFormat, Reply, SpeechActivity, Transcript, TurnContext, WakeEvent
 
@@ -116,6 +116,12 @@ class ScriptedSpeechToText(Backend):
         partial_every: Seconds(0.01, 60) = Field(0.3, description="Seconds of speech between partial transcripts (one more word each).")
         replies: StrictBool = Field(False, description="Also reply by itself, like a conversational backend (OpenAI Realtime).")
         reply_template: Template("text") = Field("You said: {text}", description="The reply when `replies` is on; {text} is the transcript.")
+        reply_as: Literal["text", "deltas", "audio"] = Field(
+            "text", description="With `replies`: the reply as its whole text, as text deltas (word by word), or as sound (a tone)."
+        )
+        audio_fail: list[Count(1, 1_000_000)] = Field(
+            default_factory=list, max_length=1000, description="Replies (1-based) whose audio breaks off after its first chunk."
+        )
         fail: list[Count(1, 1_000_000)] = FailOn
 
     def __init__(self, config: Config) -> None:
@@ -160,7 +166,10 @@ class ScriptedSpeechToText(Backend):
             raise BackendError(f"scripted failure on utterance {self.utterances}")
         items: list[Transcript | Reply] = [Transcript(text, final=True, confidence=1.0)]
         if self.replies:
-            items.append(Reply(self.config.reply_template.format(text=text)))
+            items.append(scripted_reply(
+                self.config.reply_template.format(text=text), self.config.reply_as,
+                broken=self.utterances in self.config.audio_fail,
+            ))
         return items
 
     def stats(self) -> Mapping[str, float]:
@@ -182,6 +191,14 @@ class EchoResponder(Backend):
         stream: StrictBool = Field(False, description="Give the reply as a stream of text deltas, one word each.")
         token_seconds: Seconds(0, 10) = Field(
             0.0, description="With stream: seconds before each word (0.033 is a language model's ~30 tokens a second)."
+        )
+        audio: StrictBool = Field(False, description="Give the reply as sound (a tone as long as its text), with its text.")
+        audio_fail: list[Count(1, 1_000_000)] = Field(
+            default_factory=list, max_length=1000, description="With audio: replies (1-based) whose audio breaks off after its first chunk."
+        )
+        follow_up: StrictBool | None = Field(
+            None, description="The reply's follow_up: true asks for the follow-up window, false closes it (with stream: "
+            "a closing Reply(text=\"\") says so); none leaves it to the profile.",
         )
         fail: list[Count(1, 1_000_000)] = FailOn
 
@@ -205,12 +222,56 @@ class EchoResponder(Backend):
         )
         if self.config.stream:
             return self._words(text)
-        return Reply(text)
+        if self.config.audio:
+            return Reply(text, audio=spoken_tone(text, broken=self.calls in self.config.audio_fail), follow_up=self.config.follow_up)
+        return Reply(text, follow_up=self.config.follow_up)
 
-    async def _words(self, text: str) -> AsyncIterator[str]:
-        for word in re.findall(r"\s*\S+", text):
+    async def _words(self, text: str) -> AsyncIterator[str | Reply]:
+        for word in words(text):
             await asyncio.sleep(self.config.token_seconds)
             yield word
+        if self.config.follow_up is not None:
+            yield Reply("", follow_up=self.config.follow_up)
+
+
+def words(text: str) -> list[str]:
+    """``text`` as a language model streams it: each word with the white space before it."""
+    return re.findall(r"\s*\S+", text)
+
+
+async def _deltas(text: str) -> AsyncIterator[str]:
+    for word in words(text):
+        await asyncio.sleep(0)
+        yield word
+
+
+#: seconds of a reply given as sound per character of its text, like the tone TTS's default
+TONE_SECONDS_PER_CHAR = 0.03
+
+
+async def spoken_tone(text: str, *, broken: bool = False, sample_rate: int = 16000, realtime: bool = False) -> AsyncIterator[AudioChunk]:
+    """A reply as sound: a tone with a syllable-like envelope, as long as the tone TTS would say
+    ``text`` (so actuators have levels to follow); ``broken``: raises a BackendError after the
+    first chunk, as a connection lost in the middle of the audio; ``realtime``: no faster than
+    it plays."""
+    step = 0.05
+    chunks = max(2, round(TONE_SECONDS_PER_CHAR * len(text) / step))
+    samples = round(step * sample_rate)
+    for index in range(chunks):
+        if index == 1 and broken:
+            raise BackendError("scripted failure in the middle of the audio reply")
+        envelope = 0.15 + 0.6 * abs(math.sin(math.pi * 4 * index * step))
+        yield tone(330.0, step, sample_rate, amplitude=envelope, phase_samples=index * samples)
+        await asyncio.sleep(step if realtime else 0)
+
+
+def scripted_reply(text: str, form: str, *, broken: bool = False, realtime: bool = False) -> Reply:
+    """``text`` as a reply of the given form: ``text``, ``deltas`` (word by word) or ``audio`` (a tone)."""
+    if form == "deltas":
+        return Reply("", deltas=_deltas(text))
+    if form == "audio":
+        return Reply(text, audio=spoken_tone(text, broken=broken, realtime=realtime))
+    return Reply(text)
 
 
 class ToneSpeech(Backend):
@@ -253,6 +314,55 @@ class ToneSpeech(Backend):
             samples = round(step * cfg.sample_rate)
             yield tone(cfg.frequency, step, cfg.sample_rate, amplitude=envelope, phase_samples=index * samples)
             await asyncio.sleep(step if cfg.realtime else 0)
+
+
+class ScriptedPipeline(ScriptedSpeechToText):
+    """A service (``[services.NAME]``) that is speech-to-text, responder and text-to-speech over one
+    pretend connection, like a Home Assistant pipeline: scripted transcripts, replies through a
+    template (or, with ``replies``, by itself as text, deltas or audio), a tone for speech.
+
+    ``down_file``: while that file exists the connection is down: the service cannot start and
+    its replies fail, so a test can take the service away and give it back."""
+
+    name: ClassVar[str] = "scripted-pipeline"
+    roles: ClassVar[frozenset[Role]] = frozenset({Role.STT, Role.RESPONDER, Role.TTS})
+
+    class Config(ScriptedSpeechToText.Config):
+        respond_template: Template("text") = Field("The house heard: {text}", description="The responder's reply; {text} is the transcript.")
+        down_file: Path | None = Field(None, description="While this file exists, the service cannot start and its replies fail (its connection is down).")
+        respond_fail: list[Count(1, 1_000_000)] = Field(
+            default_factory=list, max_length=1000, description="Replies (1-based, per instance) on which the responder raises a BackendError."
+        )
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.entered = self.exited = 0
+        self.replies_made = 0
+        self.speech = ToneSpeech(ToneSpeech.Config(sample_rate=16000, frequency=330.0))
+        self.output_format = self.speech.output_format
+
+    async def __aenter__(self):
+        if self.config.down_file is not None and self.config.down_file.exists():
+            raise BackendError("connection refused (the scripted pipeline is down)")
+        self.entered += 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.exited += 1
+
+    async def respond(self, transcript: Transcript) -> Reply:
+        self.replies_made += 1
+        if self.config.down_file is not None and self.config.down_file.exists():
+            raise BackendError("connection lost (the scripted pipeline is down)")
+        if self.replies_made in self.config.respond_fail:
+            raise BackendError(f"scripted failure on reply {self.replies_made}")
+        return Reply(self.config.respond_template.format(text=transcript.text))
+
+    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        return self.speech.synthesize(text)
+
+    def stats(self) -> Mapping[str, float]:
+        return {"utterances": self.utterances, "replies": self.replies_made}
 
 
 #: events the log actuator keeps in memory (for tests); a run of weeks must not keep them all
@@ -313,6 +423,8 @@ class EventLogActuator(Backend, EventRecorder):
 
 
 def _jsonable(value: Any) -> Any:
+    if hasattr(value, "__aiter__"):  # a reply's audio or deltas: not kept, only noted
+        return "<stream>"
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -347,3 +459,8 @@ def magoo_register_tts(register):
 @hookimpl
 def magoo_register_actuators(register):
     register(EventLogActuator)
+
+
+@hookimpl
+def magoo_register_services(register):
+    register(ScriptedPipeline)

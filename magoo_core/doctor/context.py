@@ -47,10 +47,17 @@ class Context:
         return self.profile_path.absolute().parent / ".env" if self.profile_path else None
 
     def specs(self) -> list[BackendSpec]:
-        """Every configured backend of the profile, backups and `by_wake` tables included (none without a profile)."""
+        """Every configured backend of the profile, backups and ``by_wake`` tables included (none
+        without a profile); a ``[services.NAME]`` once, whatever the roles it serves."""
         found = []
+        services: set[str] = set()
         for spec in self.profile.specs() if self.profile else ():
-            found += [s for s in (spec, spec.backup, *spec.by_wake.values()) if s is not None]
+            for backend in (spec, spec.backup, *spec.by_wake.values()):
+                if backend is None or (backend.service is not None and backend.service in services):
+                    continue
+                found.append(backend)
+                if backend.service is not None:
+                    services.add(backend.service)
         return found
 
     def secret_source(self, var: str) -> tuple[str | None, bool]:
