@@ -2,7 +2,9 @@
 
 One websocket session stays open for as long as the assistant runs (see :mod:`.link`); each
 ``transcribe()`` streams audio into it and turns the server's events into transcripts and
-replies (see :mod:`.turns`).
+replies (see :mod:`.turns`). Replies are streamed (:mod:`.replies`): text the engine speaks from
+its first sentence on, or the model's voice; one still being written when ``transcribe()`` ends
+(after a wake word the engine stops reading at the reply) is fed on by a follower task.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from magoo_core.fields import Count, Ratio, Seconds
 
 from . import protocol
 from .link import Dropped, RealtimeLink, Session
+from .replies import ReplyStream
 from .turns import TurnAssembler
 
 __all__ = ["RealtimeSpeechToText"]
@@ -56,6 +59,14 @@ class RealtimeSpeechToText(Backend):
             ),
         )
         model: str = Field("gpt-realtime-1.5", description="Realtime model of a conversation session.")
+        output: Literal["text", "audio"] = Field(
+            "text",
+            description=(
+                "conversation: how the model replies: text (spoken by the [tts], from its first sentence on "
+                "while the rest is written) or audio (the model's own voice, played as it arrives)."
+            ),
+        )
+        voice: str = Field("marin", description='output = "audio": the model\'s voice (marin, cedar, alloy, ...).')
         instructions: str = Field(
             "You are a friendly voice assistant. Answer briefly, in plain spoken sentences.",
             description="System instructions of a conversation session.",
@@ -115,6 +126,8 @@ class RealtimeSpeechToText(Backend):
         def _transcription_needs_a_model(self):
             if self.mode == "transcription" and not self.transcription_model:
                 raise ValueError("mode = \"transcription\" needs a transcription_model")
+            if self.mode == "transcription" and self.output == "audio":
+                raise ValueError('output = "audio" needs mode = "conversation" (a transcription session does not reply)')
             if self.reconnect_backoff_max < self.reconnect_backoff:
                 raise ValueError("reconnect_backoff_max must be at least reconnect_backoff")
             return self
@@ -126,6 +139,7 @@ class RealtimeSpeechToText(Backend):
         self.link = RealtimeLink(config, busy=self._busy)
         self._in_turn = False
         self._assembler: TurnAssembler | None = None
+        self._follower: asyncio.Task | None = None  # feeds replies still streamed after transcribe() ended
         self.counters = {"turns": 0, "cancels": 0, "sent_seconds": 0.0, "unsent_seconds": 0.0}
 
     async def __aenter__(self) -> RealtimeSpeechToText:
@@ -141,6 +155,7 @@ class RealtimeSpeechToText(Backend):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self._stop_following()
         await self.link.close()
 
     def stats(self) -> Mapping[str, float]:
@@ -153,7 +168,8 @@ class RealtimeSpeechToText(Backend):
         return not self.link.key_rejected
 
     def _busy(self) -> bool:
-        return self._in_turn or (self._assembler is not None and self._assembler.busy)
+        following = self._follower is not None and not self._follower.done()
+        return self._in_turn or following or (self._assembler is not None and self._assembler.busy)
 
     # ---- transcribe ---------------------------------------------------------------------------
 
@@ -163,12 +179,15 @@ class RealtimeSpeechToText(Backend):
         after turn. Runs on the event loop; a dropped connection raises :class:`BackendError`
         (``restart=False``: the link reconnects on its own schedule)."""
         continuous = bool(getattr(audio, "continuous", False))
+        await self._stop_following()
         session = await self.link.session(None if continuous else self.config.connect_timeout)
         assembler = TurnAssembler(
             replies=self.replies,
             transcribes=bool(self.config.transcription_model),
             transcript_wait=self.config.transcript_wait,
             audio_time=lambda ms: (session if not continuous else self.link.current or session).audio_time(ms),
+            audio=self.config.output == "audio",
+            on_cut=self._cut,
         )
         self._assembler = assembler
         self._in_turn = not continuous
@@ -181,13 +200,22 @@ class RealtimeSpeechToText(Backend):
         try:
             async for item in self._items(assembler, session, continuous):
                 yield item
+        except BackendError as exc:
+            assembler.end_streams(exc)
+            raise
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
             self._assembler = None
             self._in_turn = False
-            await self._cancel_unfinished(assembler, session if not continuous else self.link.current)
+            current = session if not continuous else self.link.current
+            if assembler.streaming and current is not None:
+                self._follower = asyncio.get_running_loop().create_task(
+                    self._follow(assembler, current), name="openai-realtime-reply"
+                )
+            else:
+                await self._cancel_unfinished(assembler, current)
 
     async def _items(
         self, assembler: TurnAssembler, session: Session, continuous: bool
@@ -232,8 +260,7 @@ class RealtimeSpeechToText(Backend):
                 yield item
             self._remember(assembler)
             if continuous and assembler.finished_turns:
-                self.counters["turns"] += assembler.finished_turns
-                assembler.forget_finished()
+                self.counters["turns"] += assembler.forget_finished()
 
     async def _pump(self, audio: AsyncIterator[AudioChunk], assembler: TurnAssembler, session: Session | None) -> None:
         """Send the audio; after a wake word only until the server committed the utterance (then
@@ -290,6 +317,67 @@ class RealtimeSpeechToText(Backend):
             return dropped.fatal
         lost = "; the turn in progress is lost" if in_turn else ""
         return BackendError(f"OpenAI Realtime connection lost: {dropped.message}{lost}", restart=False)
+
+    # ---- replies still streamed after transcribe() -------------------------------------------------
+
+    async def _follow(self, assembler: TurnAssembler, session: Session) -> None:
+        """Feed the streams the engine still reads from ``session``'s events, until they end, the
+        connection drops (their reader gets the error) or :data:`END_DRAIN` seconds pass."""
+        try:
+            async with asyncio.timeout(END_DRAIN):
+                while assembler.streaming:
+                    entry = await self.link.events.get()
+                    if isinstance(entry, Dropped):
+                        if entry.session is session:
+                            assembler.end_streams(self._dropped(entry, in_turn=True))
+                            return
+                        continue
+                    if isinstance(entry, AudioEnded) or entry[0] is not session:
+                        continue
+                    event = entry[1]
+                    try:
+                        if event["type"] == "error":
+                            self._server_error(event, in_turn=True)
+                        else:
+                            assembler.feed(event)
+                    except BackendError as exc:
+                        assembler.end_streams(exc)
+                        return
+                    self._remember(assembler)
+        except TimeoutError:
+            log.warning("the reply did not end within %.0f s; cancelling it", END_DRAIN)
+            assembler.end_streams(BackendError(f"the reply did not end within {END_DRAIN:.0f} s"))
+            if session.open and session.active_response:
+                await session.send(protocol.cancel(session.active_response))
+        finally:
+            assembler.end_streams()  # cancelled by the next turn or shutdown: its reader stops quietly
+            self._remember(assembler)
+
+    async def _stop_following(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._follower
+            self._follower = None
+
+    async def _cut(self, stream: ReplyStream) -> None:
+        """The engine stopped reading a reply before its end (barge-in, stop, shutdown): cancel
+        what the server is still writing, and cut an audio reply to what was handed to the speaker,
+        so the conversation remembers only what was heard."""
+        session = self.link.current
+        if session is None or not session.open:
+            return
+        events = []
+        if session.active_response and session.active_response == stream.response_id:
+            events.append(protocol.cancel(stream.response_id))
+        if self.config.output == "audio" and stream.item_id:
+            events.append(protocol.truncate(stream.item_id, int(stream.played_ms)))
+        if events:
+            self.counters["cancels"] += 1
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                for event in events:
+                    await session.send(event)
 
     async def _cancel_unfinished(self, assembler: TurnAssembler, session: Session | None) -> None:
         """The engine stopped reading (barge-in, shutdown, a timeout): stop paying for a reply
