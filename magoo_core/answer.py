@@ -3,8 +3,8 @@ end of the spoken reply, whole or streamed.
 
 :class:`Answers` asks the responder (with the turn's :class:`~magoo_core.types.TurnContext` when it
 takes one), speaks a whole reply through the Speaker, or a streamed one sentence by sentence
-(:mod:`magoo_core.reply_stream`), and remembers whether the last reply asked for the follow-up
-window. It changes the engine's state only through the ``set_state`` callable :class:`Turns` hands
+(:mod:`magoo_core.reply_stream`), plays one given as sound, and remembers whether the last reply
+asked for the follow-up window. It changes the engine's state only through the ``set_state`` callable :class:`Turns` hands
 it. Everything here runs on the event loop.
 """
 
@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from .errors import BackendError
-from .lifecycle import Backends, Emit, TurnDropped, unexpected
+from .lifecycle import Backends, BackendSlot, Emit, TurnDropped, unexpected
 from .settings import EngineSettings
 from .reply_stream import sentences
 from .roles import takes_context
@@ -28,6 +28,9 @@ from .tools import Toolbox
 from .types import Outcome, Reply, State, Transcript, TurnContext, TurnTimeline, WakeEvent
 
 log = logging.getLogger("magoo.engine")
+
+#: what ``magoo_on_speak_start`` gets for a reply given as sound without its text
+AUDIO_REPLY = "<audio reply>"
 
 
 class Answers:
@@ -62,6 +65,10 @@ class Answers:
 
         A reply from the speech-to-text backend itself is answered even without a transcript
         (a conversational backend may have transcription turned off, or its transcription failed).
+        Whoever made the reply (the STT or the responder), it takes one of three paths: text
+        through the TTS, ``deltas`` spoken sentence by sentence as they are written (a streaming
+        responder's answer is one such reply), or ``audio`` played as is; a failure of its
+        ``deltas`` or ``audio`` is reported against the backend that made it.
 
         :param wake: the wake word that started the turn, for the responder's :class:`TurnContext`.
         """
@@ -71,17 +78,24 @@ class Answers:
         if reply is None and self._backends.responder is None:
             return  # transcription only: the transcript was the product
         await self.set_state(State.THINKING, turn)
+        made_by = self._backends.stt
         if reply is None:
-            answered = await self._respond(turn, final, TurnContext(turn.turn, wake, turn.follow_up, self.tools))
-            if answered is not None and not isinstance(answered, Reply):
-                await self._answer_stream(turn, answered)
-                return
-            reply = answered
+            made_by = self._backends.responder
+            reply = await self._respond(turn, final, TurnContext(turn.turn, wake, turn.follow_up, self.tools))
+        if reply is not None and reply.deltas is not None:
+            await self._answer_stream(turn, reply, made_by)
+        elif reply is not None and reply.audio is not None:
+            await self._answer_audio(turn, reply, made_by)
+        else:
+            await self._answer_text(turn, reply)
+
+    async def _answer_text(self, turn: TurnTimeline, reply: Reply | None) -> None:
+        """A whole reply text, said through the TTS."""
         if reply is None or not reply.text.strip():
             turn.fail(Outcome.NO_REPLY, "nothing to say")
             return
         turn.reply = time.monotonic()
-        self.asks_follow_up = getattr(reply, "follow_up", None)  # read when the turn has closed
+        self.asks_follow_up = reply.follow_up  # read when the turn has closed
         log.info("turn %d: reply %r", turn.turn, shown(reply.text))
         if self._speaker.can_speak:
             text = await spoken_reply(
@@ -92,10 +106,26 @@ class Answers:
                 return
             await self._speaker.say(turn, text, on_muted=lambda: self.set_state(State.SPEAKING, turn))
 
-    async def _respond(
-        self, turn: TurnTimeline, final: Transcript, context: TurnContext
-    ) -> Reply | AsyncIterator[str] | None:
-        """The responder's answer: a Reply, None, or a stream of text deltas (not read yet)."""
+    async def _answer_audio(self, turn: TurnTimeline, reply: Reply, made_by: BackendSlot) -> None:
+        """A reply given as sound: played as is through the Speaker (muting, levels, barge-in);
+        ``speak_start`` says its text, or ``<audio reply>``."""
+        audio = reply.audio
+        turn.reply = time.monotonic()
+        self.asks_follow_up = reply.follow_up
+        log.info("turn %d: reply in audio%s", turn.turn, f" {shown(reply.text)!r}" if reply.text else "")
+        if self._backends.player is None:  # nothing to play it with: the reply was the product
+            if hasattr(audio, "aclose"):
+                with contextlib.suppress(Exception):
+                    await audio.aclose()
+            return
+        await self._speaker.say_audio(
+            turn, audio, lambda: self.set_state(State.SPEAKING, turn),
+            caption=reply.text or AUDIO_REPLY, made_by=made_by,
+        )
+
+    async def _respond(self, turn: TurnTimeline, final: Transcript, context: TurnContext) -> Reply | None:
+        """The responder's answer: a Reply or None; a stream of text deltas (not read yet) comes
+        as ``Reply("", deltas=...)``."""
         slot = self._backends.responder
         async with self._backends.attempt(slot, turn, self._settings.reply_timeout, "reply"):
             responder = await self._backends.ready(slot)
@@ -104,25 +134,29 @@ class Answers:
                 answered = await answered
             if answered is not None and not isinstance(answered, Reply) and not hasattr(answered, "__aiter__"):
                 raise unexpected(answered, "Reply, None or an async iterator of text")
-        if isinstance(answered, Reply):
-            await self._emit("reply", reply=answered, turn=turn.turn)
-        return answered
+        if answered is None or isinstance(answered, Reply):
+            if answered is not None and answered.deltas is None:  # a stream's events come as it is said
+                await self._emit("reply", reply=answered, turn=turn.turn)
+            return answered
+        return Reply("", deltas=answered)
 
-    async def _answer_stream(self, turn: TurnTimeline, deltas: AsyncIterator[str]) -> None:
+    async def _answer_stream(self, turn: TurnTimeline, reply: Reply, made_by: BackendSlot) -> None:
         """A streamed reply: spoken from its first complete sentence on, the TTS one sentence
         ahead of the player (:mod:`magoo_core.reply_stream`). A partial ``reply`` event (the text so
         far) comes before each sentence is said, the final one once the reply is whole (its start
-        may be playing by then); a failure of the responder part-way is reported against it after what came
-        before was said. A streamed reply leaves the follow-up window to the profile."""
-        slot, settings = self._backends.responder, self._settings
+        may be playing by then); a failure of ``made_by`` part-way is reported against it after
+        what came before was said. The follow-up window is the stream's closing
+        ``Reply(text="")``'s ``follow_up``, else ``reply``'s."""
+        deltas, settings = reply.deltas, self._settings
         heard: list[str] = []
+        closing: list[Reply] = []
         failure: list[BaseException] = []
 
         async def cut() -> AsyncIterator[str]:
             try:
                 async for sentence in sentences(
                     deltas, max_chars=settings.max_reply_chars, clean=settings.speakable_replies,
-                    timeout=settings.reply_timeout, heard=heard,
+                    timeout=settings.reply_timeout, heard=heard, closing=closing,
                 ):
                     await self._emit("reply", reply=Reply("".join(heard), final=False), turn=turn.turn)
                     yield sentence
@@ -133,9 +167,9 @@ class Answers:
             except Exception as exc:
                 failure.append(exc)
             else:  # whole now, while its first sentences may still be playing
-                reply = Reply("".join(heard))
-                log.info("turn %d: reply %r", turn.turn, shown(reply.text))
-                await self._emit("reply", reply=reply, turn=turn.turn)
+                whole = Reply("".join(heard), follow_up=closing[0].follow_up if closing else reply.follow_up)
+                log.info("turn %d: reply %r", turn.turn, shown(whole.text))
+                await self._emit("reply", reply=whole, turn=turn.turn)
 
         said = cut()
         first: str | None = None
@@ -145,7 +179,9 @@ class Answers:
                 turn.reply = time.monotonic()
                 log.info("turn %d: streamed reply, first sentence %r", turn.turn, shown(first))
                 if self._speaker.can_speak:
-                    await self._speaker.say_stream(turn, _then(first, said), lambda: self.set_state(State.SPEAKING, turn))
+                    await self._speaker.say_stream(
+                        turn, _then(first, said), lambda: self.set_state(State.SPEAKING, turn), caption=first
+                    )
             async for _ in said:  # read to its end (the reply event), said or not
                 pass
         finally:
@@ -154,10 +190,10 @@ class Answers:
                 with contextlib.suppress(Exception):
                     await deltas.aclose()
         if failure:
-            await self._backends.report(slot, failure[0], turn)
+            await self._backends.report(made_by, failure[0], turn)
             raise TurnDropped
-        await self._backends.succeeded(slot)
-        self.asks_follow_up = None
+        await self._backends.succeeded(made_by)
+        self.asks_follow_up = closing[0].follow_up if closing else reply.follow_up
         if first is None:
             turn.fail(Outcome.NO_REPLY, "nothing to say")
 

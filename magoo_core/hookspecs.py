@@ -314,6 +314,7 @@ def magoo_on_reply(reply: Reply, turn: int) -> None:
     may come first from backends that stream text. A streamed reply (a responder that yields text
     deltas) sends a partial reply, the text so far, before each sentence is synthesized, and the
     final one once the whole text is written, while its first sentences may already be playing.
+    A reply given as sound comes once, with ``audio`` set (the engine plays it: do not read it).
 
     :param reply: the reply.
     :param turn: the turn it answers.
@@ -329,8 +330,9 @@ def magoo_on_speak_start(text: str, turn: int | None) -> None:
     Called on the event-loop thread when the player reports the first sound, after the
     microphone was muted.
 
-    :param text: the text being spoken; ``<sound NAME>`` for a sound, ``<audio>`` for audio
-        played as is.
+    :param text: the text being spoken; for a streamed reply its first sentence (the rest is not
+        written yet); for a reply given as sound its text, or ``<audio reply>`` when it has none;
+        ``<sound NAME>`` for a sound, ``<audio>`` for other audio played as is.
     :param turn: the turn; None for speech outside a turn (announcements, sounds).
 
     Return value: ignored. Raising is logged with the plugin's name.

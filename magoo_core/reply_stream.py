@@ -20,6 +20,7 @@ from .lifecycle import unexpected
 from .roles import TTS_OUTPUTS
 from .sentences import sentence_ends
 from .speakable import speakable, terminal_safe
+from .types import Reply
 
 T = TypeVar("T")
 log = logging.getLogger("magoo.engine")
@@ -57,11 +58,19 @@ class SentenceCutter:
 
 
 async def sentences(
-    deltas: AsyncIterable[str], *, max_chars: int, clean: bool, timeout: float | None = None, heard: list[str] | None = None
+    deltas: AsyncIterable[str | Reply],
+    *,
+    max_chars: int,
+    clean: bool,
+    timeout: float | None = None,
+    heard: list[str] | None = None,
+    closing: list[Reply] | None = None,
 ) -> AsyncIterator[str]:
     """The sentences to say for a streamed reply, as each becomes complete.
 
-    :param deltas: the responder's text deltas; anything else than ``str`` raises TypeError.
+    :param deltas: the responder's text deltas; anything else than ``str`` raises TypeError,
+        except, with ``closing``, a last ``Reply(text="")`` (its ``follow_up`` is the reply's).
+    :param closing: the stream's closing ``Reply`` is appended to it; an item after it raises.
     :param max_chars: the bound on what is said (``[engine] max_reply_chars``); past it the rest
         of the reply is read (so ``heard`` is whole) but not said.
     :param clean: make each sentence speakable (:func:`magoo_core.speakable.speakable`), else only
@@ -80,6 +89,13 @@ async def sentences(
             done = cutter.finish()
             delta = None
         else:
+            if closing:
+                raise TypeError("a streamed reply's closing Reply(text=\"\") must be its last item")
+            if isinstance(delta, Reply) and closing is not None:
+                if delta.text or delta.audio is not None or delta.deltas is not None:
+                    raise TypeError('a streamed reply may end with a Reply(text=""), not one with text or audio in it')
+                closing.append(delta)
+                continue
             if not isinstance(delta, str):
                 raise TypeError(f"a streamed reply yields text (str), not {type(delta).__name__}")
             if heard is not None:

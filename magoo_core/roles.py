@@ -268,6 +268,14 @@ class Responder(Protocol):
     ``async def respond`` with ``yield`` in it, or one that returns such an iterator. The engine
     speaks a streamed reply from its first complete sentence on, the TTS one sentence ahead of the
     player (:mod:`magoo_core.reply_stream`); each delta may take up to ``reply_timeout`` seconds.
+    A streamed reply may yield, as its LAST item, a ``Reply(text="")``: its ``follow_up`` (True
+    asks for the follow-up window, False keeps it closed, None leaves it to the profile) is the
+    reply's; a Reply with text, or anything after it, fails the responder. ``magoo_on_speak_start``
+    gets the first sentence as the text being spoken.
+
+    A :class:`Reply` may also carry ``audio`` (the reply as sound, played as is: muting, levels,
+    barge-in; a failure of its iterator is reported against the responder) or ``deltas`` (the
+    reply as it is written, spoken like a stream).
 
     A ``respond`` that has a parameter named ``context`` is called with ``context=`` the turn's
     :class:`TurnContext` (which wake word started it, its number, whether it is a follow-up);
@@ -276,7 +284,7 @@ class Responder(Protocol):
 
     name: ClassVar[str]
 
-    async def respond(self, transcript: Transcript) -> Reply | AsyncIterator[str] | None: ...
+    async def respond(self, transcript: Transcript) -> Reply | AsyncIterator[str | Reply] | None: ...
 
 
 def takes_context(responder: object) -> bool:

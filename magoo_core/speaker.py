@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .errors import BackendError
-from .lifecycle import Backends, Emit, TurnDropped
+from .lifecycle import Backends, BackendSlot, Emit, TurnDropped
 from .settings import EngineSettings
 from .reply_stream import SpokenSentences
 from .speech import Dropped, SpeakingGate, SpeechResult, Sounds, Utterance
@@ -165,18 +165,20 @@ class Speaker:
             raise TurnDropped
 
     async def say_stream(
-        self, turn: TurnTimeline, sentences: AsyncIterable[str], on_muted: Callable[[], Awaitable[None]]
+        self, turn: TurnTimeline, sentences: AsyncIterable[str], on_muted: Callable[[], Awaitable[None]], *, caption: str
     ) -> None:
         """Say a streamed reply of ``turn`` sentence by sentence as one utterance: the TTS
         synthesizes the next sentence while the player plays the one before
         (:class:`~magoo_core.reply_stream.SpokenSentences`). Muting, events and barge-in as for
-        :meth:`say`; ``speak_start`` gets ``text="<audio>"`` (the text is not whole yet).
+        :meth:`say`; ``speak_start`` gets ``text=caption``, the first sentence (the text is not
+        whole yet).
 
         :raises TurnDropped: the TTS or the player failed; the failure has been reported.
         """
         spoken = SpokenSentences(sentences, lambda: self._backends.ready(self._backends.tts), self._settings.reply_timeout)
         try:
-            result = await self.speak(Utterance(audio=spoken.audio, turn=turn, kind="reply"), on_muted)
+            utterance = Utterance(audio=spoken.audio, turn=turn, kind="reply", caption=caption)
+            result = await self.speak(utterance, on_muted)
         finally:
             await spoken.audio.aclose()  # the synthesis one sentence ahead stops with the player
         if spoken.failure is not None:
@@ -185,6 +187,22 @@ class Speaker:
         if result.status in ("failed", "dropped"):
             raise TurnDropped
         await self._backends.succeeded(self._backends.tts)
+
+    async def say_audio(
+        self, turn: TurnTimeline, audio: AsyncIterable[Any], on_muted: Callable[[], Awaitable[None]], *,
+        caption: str, made_by: BackendSlot,
+    ) -> None:
+        """Play a reply of ``turn`` that a backend gave as sound (:attr:`Reply.audio
+        <magoo_core.types.Reply.audio>`), as is: muting, levels, events and barge-in as for
+        :meth:`say`; ``speak_start`` gets ``text=caption``. A failure of ``audio`` is reported
+        against ``made_by`` (the STT or responder that replied), not the player.
+
+        :raises TurnDropped: the audio or the player failed; the failure has been reported.
+        """
+        result = await self.speak(Utterance(audio=audio, turn=turn, kind="reply", caption=caption, made_by=made_by), on_muted)
+        if result.status in ("failed", "dropped"):
+            raise TurnDropped
+        await self._backends.succeeded(made_by)
 
     async def speak(
         self, utterance: Utterance, on_muted: Callable[[], Awaitable[None]] | None = None, *, ticket: asyncio.Future | None = None
@@ -244,8 +262,9 @@ class Speaker:
                 # aclose() task at once, and one of them fails with "already running".
                 with contextlib.suppress(RuntimeError):  # a player still reading it from a task of its own
                     await audio.aclose()
-            if failure and utterance.text is not None:
-                return SpeechResult("failed", (await backends.report(backends.tts, failure[0], turn)).message)
+            blame = backends.tts if utterance.text is not None else utterance.made_by
+            if failure and blame is not None:
+                return SpeechResult("failed", (await backends.report(blame, failure[0], turn)).message)
             if failure:
                 log.warning("%s ended early: %s", utterance.label, failure[0])
                 return SpeechResult("failed", str(failure[0]))

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .audio import AudioConverter, read_wav
 from .settings import SoundSettings
@@ -77,6 +77,10 @@ class Utterance:
     :param kind: ``reply``, ``announcement`` or ``sound``.
     :param priority: ``queue`` waits behind what is playing or queued; ``interrupt`` stops what is
         playing and goes first.
+    :param caption: what ``magoo_on_speak_start`` gets as ``text`` instead of :attr:`label`'s
+        default (a streamed reply's first sentence, an audio reply's text).
+    :param made_by: the backend slot whose audio ``audio`` is (the STT or responder that replied in
+        audio): a failure of the iterator is reported against it; None: only logged.
     """
 
     text: str | None = None
@@ -85,6 +89,8 @@ class Utterance:
     turn: TurnTimeline | None = None
     kind: Kind = "announcement"
     priority: Priority = "queue"
+    caption: str | None = None
+    made_by: Any = None
 
     def __post_init__(self) -> None:
         given = [name for name in ("text", "audio", "sound") if getattr(self, name) is not None]
@@ -95,7 +101,10 @@ class Utterance:
 
     @property
     def label(self) -> str:
-        """What ``magoo_on_speak_start`` gets as ``text``: the text, or ``<sound NAME>`` / ``<audio>``."""
+        """What ``magoo_on_speak_start`` gets as ``text``: the caption when given, else the text, or
+        ``<sound NAME>`` / ``<audio>``."""
+        if self.caption is not None:
+            return self.caption
         if self.text is not None:
             return self.text
         return f"<sound {self.sound.stem}>" if self.sound is not None else "<audio>"

@@ -347,7 +347,8 @@ class Turns:
             log.info("turn %d: heard %r", turn.turn, item.text)
             return item
         if isinstance(item, Reply):
-            await self._emit("reply", reply=item, turn=turn.turn)
+            if item.deltas is None:  # a streamed reply's events come as it is said (Answers)
+                await self._emit("reply", reply=item, turn=turn.turn)
             return item if item.final else None
         raise unexpected(item, "Transcript, Reply or SpeechActivity")
 

@@ -18,7 +18,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -106,6 +106,12 @@ class ScriptedSpeechToText(Backend):
         partial_every: Seconds(0.01, 60) = Field(0.3, description="Seconds of speech between partial transcripts (one more word each).")
         replies: StrictBool = Field(False, description="Also reply by itself, like a conversational backend (OpenAI Realtime).")
         reply_template: Template("text") = Field("You said: {text}", description="The reply when `replies` is on; {text} is the transcript.")
+        reply_as: Literal["text", "deltas", "audio"] = Field(
+            "text", description="With `replies`: the reply as its whole text, as text deltas (word by word), or as sound (a tone)."
+        )
+        audio_fail: list[Count(1, 1_000_000)] = Field(
+            default_factory=list, max_length=1000, description="Replies (1-based) whose audio breaks off after its first chunk."
+        )
         fail: list[Count(1, 1_000_000)] = FailOn
 
     def __init__(self, config: Config) -> None:
@@ -150,7 +156,10 @@ class ScriptedSpeechToText(Backend):
             raise BackendError(f"scripted failure on utterance {self.utterances}")
         items: list[Transcript | Reply] = [Transcript(text, final=True, confidence=1.0)]
         if self.replies:
-            items.append(Reply(self.config.reply_template.format(text=text)))
+            items.append(scripted_reply(
+                self.config.reply_template.format(text=text), self.config.reply_as,
+                broken=self.utterances in self.config.audio_fail,
+            ))
         return items
 
     def stats(self) -> Mapping[str, float]:
@@ -172,6 +181,14 @@ class EchoResponder(Backend):
         stream: StrictBool = Field(False, description="Give the reply as a stream of text deltas, one word each.")
         token_seconds: Seconds(0, 10) = Field(
             0.0, description="With stream: seconds before each word (0.033 is a language model's ~30 tokens a second)."
+        )
+        audio: StrictBool = Field(False, description="Give the reply as sound (a tone as long as its text), with its text.")
+        audio_fail: list[Count(1, 1_000_000)] = Field(
+            default_factory=list, max_length=1000, description="With audio: replies (1-based) whose audio breaks off after its first chunk."
+        )
+        follow_up: StrictBool | None = Field(
+            None, description="The reply's follow_up: true asks for the follow-up window, false closes it (with stream: "
+            "a closing Reply(text=\"\") says so); none leaves it to the profile.",
         )
         fail: list[Count(1, 1_000_000)] = FailOn
 
@@ -195,12 +212,56 @@ class EchoResponder(Backend):
         )
         if self.config.stream:
             return self._words(text)
-        return Reply(text)
+        if self.config.audio:
+            return Reply(text, audio=spoken_tone(text, broken=self.calls in self.config.audio_fail), follow_up=self.config.follow_up)
+        return Reply(text, follow_up=self.config.follow_up)
 
-    async def _words(self, text: str) -> AsyncIterator[str]:
-        for word in re.findall(r"\s*\S+", text):
+    async def _words(self, text: str) -> AsyncIterator[str | Reply]:
+        for word in words(text):
             await asyncio.sleep(self.config.token_seconds)
             yield word
+        if self.config.follow_up is not None:
+            yield Reply("", follow_up=self.config.follow_up)
+
+
+def words(text: str) -> list[str]:
+    """``text`` as a language model streams it: each word with the white space before it."""
+    return re.findall(r"\s*\S+", text)
+
+
+async def _deltas(text: str) -> AsyncIterator[str]:
+    for word in words(text):
+        await asyncio.sleep(0)
+        yield word
+
+
+#: seconds of a reply given as sound per character of its text, like the tone TTS's default
+TONE_SECONDS_PER_CHAR = 0.03
+
+
+async def spoken_tone(text: str, *, broken: bool = False, sample_rate: int = 16000, realtime: bool = False) -> AsyncIterator[AudioChunk]:
+    """A reply as sound: a tone with a syllable-like envelope, as long as the tone TTS would say
+    ``text`` (so actuators have levels to follow); ``broken``: raises a BackendError after the
+    first chunk, as a connection lost in the middle of the audio; ``realtime``: no faster than
+    it plays."""
+    step = 0.05
+    chunks = max(2, round(TONE_SECONDS_PER_CHAR * len(text) / step))
+    samples = round(step * sample_rate)
+    for index in range(chunks):
+        if index == 1 and broken:
+            raise BackendError("scripted failure in the middle of the audio reply")
+        envelope = 0.15 + 0.6 * abs(math.sin(math.pi * 4 * index * step))
+        yield tone(330.0, step, sample_rate, amplitude=envelope, phase_samples=index * samples)
+        await asyncio.sleep(step if realtime else 0)
+
+
+def scripted_reply(text: str, form: str, *, broken: bool = False, realtime: bool = False) -> Reply:
+    """``text`` as a reply of the given form: ``text``, ``deltas`` (word by word) or ``audio`` (a tone)."""
+    if form == "deltas":
+        return Reply("", deltas=_deltas(text))
+    if form == "audio":
+        return Reply(text, audio=spoken_tone(text, broken=broken, realtime=realtime))
+    return Reply(text)
 
 
 class ToneSpeech(Backend):
@@ -303,6 +364,8 @@ class EventLogActuator(Backend, EventRecorder):
 
 
 def _jsonable(value: Any) -> Any:
+    if hasattr(value, "__aiter__"):  # a reply's audio or deltas: not kept, only noted
+        return "<stream>"
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
