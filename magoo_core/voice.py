@@ -81,6 +81,12 @@ class Voice:
             failure.append(exc)
         finally:
             progress.touch()
+            # stopped early (barge-in, stop): tell the backend that gave it, so it can stop its
+            # service (OpenAI Realtime cancels the response and truncates what was not heard)
+            close = getattr(pieces, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
 
     async def _synthesize(
         self, text: str, muted_at: float, failure: list[BaseException], progress: Progress, *, backup: bool = False

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from magoo_core import AudioChunk, BackendError, Reply, SpeechActivity, Transcript
+from magoo_core import AudioChunk, BackendError, Outcome, Reply, SpeechActivity, Transcript
 from magoo_core.roles import AudioStream
 from magoo_openai_realtime import RealtimeSpeechToText
 from magoo_openai_realtime.loopback import LoopbackRealtimeServer
 from magoo_openai_realtime.replies import ReplyStream
 
-from realtime_helpers import KEY, clip_24k
+from realtime_helpers import KEY, clip_24k, run, speech, stt
 
 LONG_REPLY = " ".join(["It is noon in Berlin. The sun is high. Lunch is at one."] * 3)
 CHUNK = 480  # 20 ms at 24 kHz
@@ -171,4 +171,51 @@ async def test_continuous_conversation_streams_each_reply_while_listening(slow_s
         texts = await asyncio.gather(*readers)
     assert texts == [LONG_REPLY, LONG_REPLY]
     assert len(slow_server.connections) == 1 and [t.status for t in slow_server.turns] == ["completed"] * 2
+    assert slow_server.protocol_errors == []
+
+
+# ---- through the engine -------------------------------------------------------------------------
+
+
+async def test_the_engine_speaks_the_first_sentence_while_the_rest_is_written(slow_server):
+    record = await run({"audio_source": speech(realtime=False, wake=True), "stt": stt(slow_server), "responder": None})
+    assert record.failures == [] and record.timelines[0].outcome is Outcome.OK
+    assert record.transcripts == ["what time is it"]
+    assert record.replies == [LONG_REPLY]
+    assert [k["text"] for k in record.of("speak_start")] == ["It is noon in Berlin."]
+    names = [name for name, _ in record.events]
+    final_reply = next(i for i, (name, k) in enumerate(record.events) if name == "reply" and k["reply"].final)
+    assert names.index("speak_start") < final_reply  # speaking began before the reply was whole
+    partial = [k["reply"].text for k in record.of("reply") if not k["reply"].final]
+    assert len(partial) >= 8 and all(LONG_REPLY.startswith(text) for text in partial)  # one per sentence
+    assert slow_server.turns[0].status == "completed" and slow_server.protocol_errors == []
+
+
+async def test_the_engine_plays_an_audio_reply_with_levels(slow_server):
+    record = await run(
+        {"audio_source": speech(realtime=False, wake=True), "stt": stt(slow_server, output="audio"), "responder": None},
+    )
+    assert record.failures == [] and record.timelines[0].outcome is Outcome.OK
+    assert record.replies == [""]  # handed out at its first piece, before its transcript was whole
+    (played,) = record.plays
+    assert sum(c.duration for c in played) == pytest.approx(len(LONG_REPLY.split()) * 0.1)
+    assert [k["text"] for k in record.of("speak_start")] == ["<audio reply>"]
+    levels = [k["level"] for k in record.of("speak_chunk")]
+    assert levels and max(levels) > 0.1  # an actuator has the voice's envelope to follow
+    assert [name for name, _ in record.events if name.startswith("speak_")][-1] == "speak_end"
+    assert slow_server.truncations == [] and slow_server.protocol_errors == []
+
+
+async def test_barge_in_over_an_audio_reply_truncates_it_to_what_was_played(slow_server, tmp_path):
+    # real time: the second wake word must come while the 3.9 s voice plays
+    record = await run(
+        {"audio_source": speech(2, wake=True, gap=1.2), "stt": stt(slow_server, output="audio"), "responder": None,
+         "engine": {"barge_in": True},
+         "player": {"backend": "wav", "realtime": True, "path": str(tmp_path / "reply-{n}.wav")}},
+        turns=2,
+    )
+    assert record.timelines[0].outcome is Outcome.INTERRUPTED and record.timelines[0].error == "barge-in"
+    await slow_server.wait_for(lambda: slow_server.truncations, timeout=5)
+    ((item_id, end_ms),) = slow_server.truncations
+    assert 0 < end_ms < len(LONG_REPLY.split()) * 100  # cut where the speaker stopped taking it
     assert slow_server.protocol_errors == []

@@ -199,6 +199,9 @@ class RealtimeSpeechToText(Backend):
         pump = asyncio.get_running_loop().create_task(self._pump(audio, assembler, None if continuous else session))
         try:
             async for item in self._items(assembler, session, continuous):
+                stream = (item.deltas or item.audio) if isinstance(item, Reply) else None
+                if isinstance(stream, ReplyStream):
+                    stream.handed = True  # before the yield: a wake-word turn's reader stops at this reply
                 yield item
         except BackendError as exc:
             assembler.end_streams(exc)

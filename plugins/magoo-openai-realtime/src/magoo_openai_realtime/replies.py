@@ -43,6 +43,7 @@ class ReplyStream(Generic[T]):
         self.played_ms = 0.0
         self.ended = False  # the server finished it (or it failed): nothing more comes
         self.closed = False  # the reader let go of it
+        self.handed = False  # the Reply carrying it reached the engine (set by the backend as it yields it)
         self.text = ""  # every text delta so far (in audio mode: the transcript)
         self._on_cut = on_cut
         self._queue: asyncio.Queue = asyncio.Queue()

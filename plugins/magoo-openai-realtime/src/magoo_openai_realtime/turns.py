@@ -103,13 +103,13 @@ class TurnAssembler:
     @property
     def busy(self) -> bool:
         """A turn is in progress: speech heard and its last item not yet given out, or its reply
-        still being written into a stream the engine reads."""
-        return any(not turn.finished for turn in self.turns.values()) or self.streaming
+        still being written."""
+        return any(not turn.finished or (turn.stream is not None and turn.stream.open) for turn in self.turns.values())
 
     @property
     def streaming(self) -> bool:
-        """A reply given out as a stream is still being written, and the engine still reads it."""
-        return any(turn.finished and turn.stream is not None and turn.stream.open for turn in self.turns.values())
+        """A reply handed to the engine as a stream is still being written, and the engine still reads it."""
+        return any(turn.stream is not None and turn.stream.handed and turn.stream.open for turn in self.turns.values())
 
     def end_streams(self, error: BaseException | None = None) -> None:
         """End every stream still being written (with ``error`` raised to its reader, if given)."""
