@@ -11,7 +11,6 @@ it. Everything here runs on the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import time
@@ -26,6 +25,7 @@ from .speakable import shown, spoken_reply
 from .speaker import Speaker
 from .tools import Toolbox
 from .types import Outcome, Reply, State, Transcript, TurnContext, TurnTimeline, WakeEvent
+from .voice import close_quietly
 
 log = logging.getLogger("magoo.engine")
 
@@ -113,15 +113,14 @@ class Answers:
         turn.reply = time.monotonic()
         self.asks_follow_up = reply.follow_up
         log.info("turn %d: reply in audio%s", turn.turn, f" {shown(reply.text)!r}" if reply.text else "")
-        if self._backends.player is None:  # nothing to play it with: the reply was the product
-            if hasattr(audio, "aclose"):
-                with contextlib.suppress(Exception):
-                    await audio.aclose()
-            return
-        await self._speaker.say_audio(
-            turn, audio, lambda: self.set_state(State.SPEAKING, turn),
-            caption=reply.text or AUDIO_REPLY, made_by=made_by,
-        )
+        try:
+            if self._backends.player is not None:  # else nothing plays it: the reply was the product
+                await self._speaker.say_audio(
+                    turn, audio, lambda: self.set_state(State.SPEAKING, turn),
+                    caption=reply.text or AUDIO_REPLY, made_by=made_by,
+                )
+        finally:
+            await close_quietly(audio)  # not played to its end (dropped, cancelled): its backend stops
 
     async def _respond(self, turn: TurnTimeline, final: Transcript, context: TurnContext) -> Reply | None:
         """The responder's answer: a Reply or None; a stream of text deltas (not read yet) comes
@@ -186,9 +185,7 @@ class Answers:
                 pass
         finally:
             await said.aclose()
-            if hasattr(deltas, "aclose"):
-                with contextlib.suppress(Exception):
-                    await deltas.aclose()
+            await close_quietly(deltas)
         if failure:
             await self._backends.report(made_by, failure[0], turn)
             raise TurnDropped

@@ -193,7 +193,7 @@ class Engine:
         backends = {key: stats for key, (_, stats) in health.items() if stats is not None}
         counters = dict(self.counters)
         counters["overflows"] = sum(b.get("overflows", 0) for b in backends.values())
-        counters["restarts"] = sum(slot.restarts for slot in self.slots())
+        counters["restarts"] = self.backends.restarts()
         return EngineStatus(
             self.state, time.monotonic() - self._run.started_at, self.turns_done, self.errors, counters, backends,
             health={key: state for key, (state, _) in health.items()},

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
+
+from .types import BackendFailure
 
 
 class MagooError(Exception):
@@ -70,3 +73,25 @@ def require(module: str, *, backend: str, install: str) -> ModuleType:
         if exc.name is not None and exc.name != module and not module.startswith(exc.name):
             raise  # the module exists but is broken inside: that traceback is the useful one
         raise MissingDependency(module, backend=backend, install=install) from None
+
+
+def describe_failure(spec: Any, exc: BaseException, turn: int | None = None) -> BackendFailure:
+    """Turn an exception from a backend into the one-line failure hooks and logs see.
+
+    :param spec: the failing backend's :class:`~magoo_core.profile.BackendSpec` (its role,
+        backend, section and plugin info are read).
+
+    A :class:`BackendError` is the backend saying what is wrong; anything else is a bug in the
+    plugin, so the message names the distribution to report it to.
+    """
+    if isinstance(exc, BackendError):
+        message, retryable = exc.message, exc.retryable
+    elif isinstance(exc, TimeoutError):
+        message, retryable = "timed out", True
+    else:
+        message = (
+            f"{type(exc).__name__}: {exc} (a bug in {spec.info.distribution} {spec.info.version};"
+            " the traceback is in the log)"
+        )
+        retryable = True
+    return BackendFailure(spec.role.value, spec.backend, f"{spec.section} {spec.backend}: {message}", retryable, turn)

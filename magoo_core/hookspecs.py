@@ -132,6 +132,24 @@ def magoo_register_actuators(register: Register) -> None:
 
 
 @hookspec
+def magoo_register_services(register: Register) -> None:
+    """Register services: backends that serve several roles from one connection (a Home Assistant
+    link is speech-to-text, responder and text-to-speech at once), used in ``[services.NAME]``.
+
+    Called once per plugin, on the main thread, while the plugin manager is built. A profile's
+    role sections name a configured service with ``service = "NAME"``; the engine then runs one
+    instance for all of them (entered once, restarted once, left once) and each role's own
+    ``backup`` answers while it cannot.
+
+    :param register: call ``register(ServiceClass)`` for each service; the class has ``name``, a
+        ``Config``, ``roles`` (a frozenset of :class:`magoo_core.roles.Role`) and the methods of
+        each of those roles (``transcribe``, ``respond``, ``synthesize`` ...).
+
+    Return value: ignored. Raising marks the plugin as failed; other plugins still load.
+    """
+
+
+@hookspec
 def magoo_register_commands(app: Any) -> None:
     """Add sub-commands to the ``magoo`` command line.
 

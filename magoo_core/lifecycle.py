@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .backoff import Backoff
-from .errors import BackendError
+from .errors import BackendError, describe_failure
 from .plugins import Plugins
 from .profile import BackendSpec, Profile
+from .service_slots import ServiceRole, SharedService
 from .settings import EngineSettings
 from .types import BackendFailure, Outcome, TurnTimeline
 
@@ -37,25 +38,6 @@ class TurnDropped(Exception):
 def unexpected(item: object, expected: str) -> TypeError:
     """The error for a backend that yielded something its role does not allow."""
     return TypeError(f"yielded {type(item).__name__}; expected {expected}")
-
-
-def describe_failure(spec: BackendSpec, exc: BaseException, turn: int | None = None) -> BackendFailure:
-    """Turn an exception from a backend into the one-line failure hooks and logs see.
-
-    A :class:`BackendError` is the backend saying what is wrong; anything else is a bug in the
-    plugin, so the message names the distribution to report it to.
-    """
-    if isinstance(exc, BackendError):
-        message, retryable = exc.message, exc.retryable
-    elif isinstance(exc, TimeoutError):
-        message, retryable = "timed out", True
-    else:
-        message = (
-            f"{type(exc).__name__}: {exc} (a bug in {spec.info.distribution} {spec.info.version};"
-            " the traceback is in the log)"
-        )
-        retryable = True
-    return BackendFailure(spec.role.value, spec.backend, f"{spec.section} {spec.backend}: {message}", retryable, turn)
 
 
 class RestartBudget:
@@ -255,9 +237,10 @@ class Backends:
     """The profile's backends, one :class:`BackendSlot` per role, and the record of their failures.
 
     The slots are ``source``, ``wake``, ``stt``, ``responder``, ``tts``, ``player`` (None when the
-    profile has no such section) and ``actuators`` (a list; an actuator that cannot start is left
-    out). ``failures`` and ``errors`` count every failure :meth:`report` was told of. Runs on the
-    event loop.
+    profile has no such section; a :class:`~magoo_core.service_slots.ServiceRole` for a role that
+    a ``[services.NAME]`` serves, the service itself in ``services``) and ``actuators`` (a list;
+    an actuator that cannot start is left out). ``failures`` and ``errors`` count every failure
+    :meth:`report` was told of. Runs on the event loop.
 
     :param emit: how ``error`` and ``recovered`` events reach the plugins.
     :param on_out_of_restarts: called once with a message when the :class:`RestartBudget` runs out.
@@ -267,7 +250,12 @@ class Backends:
         settings = profile.engine
         self.restart_budget = RestartBudget(settings.exit_after_restarts, settings.restart_window, on_out_of_restarts)
 
-        def slot(spec: BackendSpec | None) -> BackendSlot | None:
+        #: the running ``[services.NAME]``, by NAME: one instance each, shared by the roles it serves
+        self.services: dict[str, SharedService] = {}
+
+        def slot(spec: BackendSpec | None) -> BackendSlot | ServiceRole | None:
+            if spec is not None and spec.service is not None:
+                return self._served(spec, settings, plugins)
             return None if spec is None else BackendSlot(spec, settings, plugins, self.restart_budget)
 
         self.source: BackendSlot = slot(profile.audio_source)
@@ -280,6 +268,16 @@ class Backends:
         self.failures: deque[BackendFailure] = deque(maxlen=HISTORY)
         self.errors = 0
         self._emit = emit
+        self._warnings = profile.warnings
+
+    def _served(self, spec: BackendSpec, settings: EngineSettings, plugins: Plugins) -> ServiceRole:
+        """The slot of a role that ``service = NAME`` serves: the service's one instance, shared
+        with its other roles, and the role's own backup (:mod:`magoo_core.service_slots`)."""
+        shared = self.services.get(spec.service)
+        if shared is None:
+            shared = self.services[spec.service] = SharedService(spec, settings, plugins, self.restart_budget)
+        backup = BackendSlot(spec.backup, settings, plugins, self.restart_budget) if spec.backup is not None else None
+        return ServiceRole(spec, shared, backup, settings)
 
     def slots(self) -> list[BackendSlot]:
         """Every running slot in role order, actuators last."""
@@ -288,6 +286,8 @@ class Backends:
 
     async def start(self) -> str | None:
         """Start every backend in role order; None when all are running, else why the run cannot go on."""
+        for warning in self._warnings:
+            log.warning("%s", warning)
         for slot in self.slots():
             try:
                 await slot.start()
@@ -408,7 +408,7 @@ class Backends:
         health (``ok``, ``failing``, ``restarting``, ``stopped``) and its ``stats()``."""
         seen: dict[str, int] = {}
         out: dict[str, tuple[str, dict[str, float]]] = {}
-        for slot in self.slots():
+        for slot in self._health_rows():
             seen[slot.key] = seen.get(slot.key, 0) + 1
             key = slot.key if seen[slot.key] == 1 else f"{slot.key}#{seen[slot.key]}"
             stats = getattr(slot.instance, "stats", None)
@@ -417,8 +417,26 @@ class Backends:
             except Exception:
                 log.debug("stats() of %s raised", key, exc_info=True)
                 figures = None
-            out[key] = (_health(slot), figures)
+            out[key] = (slot.health() if isinstance(slot, SharedService) else _health(slot), figures)
         return out
+
+    def _health_rows(self) -> list[BackendSlot | SharedService]:
+        """What the status shows: each slot, but a service once (keyed by its roles) and a role's
+        backup only while it runs."""
+        rows: list[BackendSlot | SharedService] = []
+        for slot in self.slots():
+            if not isinstance(slot, ServiceRole):
+                rows.append(slot)
+                continue
+            if slot.service not in rows:
+                rows.append(slot.service)
+            if slot.backup is not None and slot.backup.instance is not None:
+                rows.append(slot.backup)
+        return rows
+
+    def restarts(self) -> int:
+        """Restarts of every backend so far; a service's count once, whatever the roles it serves."""
+        return sum(slot.restarts for slot in self.slots()) + sum(service.restarts for service in self.services.values())
 
 
 def _health(slot: BackendSlot) -> str:

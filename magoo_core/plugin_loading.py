@@ -23,6 +23,7 @@ from .errors import PluginError
 from .plugin_checks import check_backend_class, nearest_hook
 from .plugin_registry import BackendInfo, PluginInfo, Plugins, hook_problem
 from .roles import Role
+from .services import SECTION, ServiceInfo, check_service_class
 
 log = logging.getLogger("magoo.plugins")
 
@@ -109,6 +110,7 @@ def create_plugin_manager(
     problems: list[str] = []
     for role, hook_name in REGISTRATION_HOOKS.items():
         problems += _collect_backends(plugins, role, hook_name)
+    problems += _collect_services(plugins)
     if problems:
         raise PluginError("\n".join(problems) + "\nFix the plugin handed to create_plugin_manager().")
     return plugins
@@ -202,6 +204,42 @@ def _collect_backends(plugins: Plugins, role: Role, hook_name: str) -> list[str]
     return problems
 
 
+def _collect_services(plugins: Plugins) -> list[str]:
+    """Run every plugin's ``magoo_register_services``; returns the clashes between plugins handed in
+    by code (fatal). An installed plugin whose service is wrong, or takes a taken name, fails."""
+    problems: list[str] = []
+    for impl in plugins.pm.hook.magoo_register_services.get_hookimpls():
+        info = plugins._info_by_plugin[impl.plugin_name]
+        if info.error:
+            continue
+
+        def register(cls: type, _info: PluginInfo = info) -> None:
+            if isinstance(getattr(cls, "name", None), str):
+                _info.offered.append(f"{SECTION}:{cls.name}")
+            problem = check_service_class(cls)
+            if problem:
+                raise PluginError(f"service {_class_name(cls)}: {problem}")
+            existing = plugins.services.get(cls.name)
+            if existing is not None and existing.cls is not cls:
+                what = f"service '{cls.name}' is registered twice: by {existing.distribution} ({existing.plugin}) and by {_info.distribution} ({_info.name})"
+                if not _info.entry_point:
+                    problems.append(what)
+                    return
+                raise PluginError(f"{what}; rename it or uninstall {_info.distribution}")
+            plugins.services[cls.name] = ServiceInfo(
+                cls.name, cls, frozenset(cls.roles), _info.name, _info.distribution, _info.version
+            )
+            _info.backends.append(f"{SECTION}:{cls.name}")
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, PluginError) else f"magoo_register_services raised {type(exc).__name__}: {exc}"
+            _forget(plugins, info, reason)
+            log.debug("plugin %s failed to register", impl.plugin_name, exc_info=True)
+    return problems
+
+
 def _clash(plugins: Plugins, role: Role, cls: type, existing: BackendInfo, new: PluginInfo, problems: list[str]) -> None:
     """Two plugins register the same backend name: fail the installed one(s), else report it.
 
@@ -235,6 +273,8 @@ def _forget(plugins: Plugins, info: PluginInfo, reason: str) -> None:
     for role_backends in plugins.backends.values():
         for name in [n for n, b in role_backends.items() if b.plugin == info.name]:
             del role_backends[name]
+    for name in [n for n, s in plugins.services.items() if s.plugin == info.name]:
+        del plugins.services[name]
     info.fail(reason)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -17,6 +17,9 @@ from . import plugin_entry_points
 from .errors import PluginError
 from .plugin_events import EventDispatcher
 from .roles import Role
+
+if TYPE_CHECKING:
+    from .services import ServiceInfo
 
 #: Backends of magoo's own plugins, so a profile naming one that is not installed says what to install.
 KNOWN_PLUGINS: dict[str, str] = {
@@ -130,6 +133,8 @@ class Plugins:
         self.pm = pm
         self.events = EventDispatcher(pm, trace=trace)
         self.backends: dict[Role, dict[str, BackendInfo]] = {role: {} for role in Role}
+        #: service classes (``magoo_register_services``) by name: one backend for several roles
+        self.services: dict[str, ServiceInfo] = {}
         self.plugins: list[PluginInfo] = []
         #: installed plugins that MAGOO_LOAD_PLUGINS left out (not imported)
         self.skipped: list[PluginInfo] = []
@@ -144,6 +149,13 @@ class Plugins:
 
     def names(self, role: Role) -> list[str]:
         return sorted(self.backends[role])
+
+    def service(self, name: str) -> ServiceInfo | None:
+        """The service class registered as ``name`` (``[services.X] backend = name``), or None."""
+        return self.services.get(name)
+
+    def service_names(self) -> list[str]:
+        return sorted(self.services)
 
     def device_listers(self, only: str | None = None) -> list[tuple[str, type]]:
         """(backend name, class) of every registered backend that can list sound devices

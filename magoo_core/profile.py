@@ -34,7 +34,9 @@ from .logs import printable
 from .plugins import KNOWN_PLUGINS, BackendInfo, Plugins
 from .profile_file import FileProblem, parse_toml, read_dotenv, read_text
 from .roles import BackendConfig, Role
+from . import services
 from .secrets import Secrets, secret_problem
+from .services import ServiceSpec
 from .settings import EngineSettings, MagooSettings, SoundSettings  # noqa: F401 (SoundSettings: re-exported)
 from .toml_lines import TomlLines
 
@@ -68,6 +70,9 @@ class BackendSpec:
     section: str
     secret_keys: frozenset[str] = frozenset()
     backup: BackendSpec | None = None
+    #: the NAME of the ``[services.NAME]`` that serves this role (one instance for all its roles);
+    #: None for a backend of its own
+    service: str | None = None
 
     def create(self):
         return self.info.cls(self.config)
@@ -75,6 +80,7 @@ class BackendSpec:
     def __repr__(self) -> str:
         shown = _masked(self.config.model_dump(), self.secret_keys)
         backup = f", backup={self.backup!r}" if self.backup is not None else ""
+        backup += f", service={self.service!r}" if self.service is not None else ""
         return (
             f"BackendSpec(section={self.section!r}, backend={self.backend!r},"
             f" plugin={self.info.plugin!r}, config={shown!r}{backup})"
@@ -97,6 +103,10 @@ class Profile:
     actuators: tuple[BackendSpec, ...] = ()
     #: every value that came from ``{ env = ... }``: masked wherever it would be printed or logged
     secret_values: frozenset[str] = dataclasses.field(default=frozenset(), repr=False)
+    #: the ``[services.NAME]`` tables, by NAME (:mod:`magoo_core.services`)
+    services: Mapping[str, ServiceSpec] = dataclasses.field(default_factory=dict)
+    #: what is odd but not wrong (a service no role uses), one line each, for ``magoo check`` and the log
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -230,17 +240,20 @@ class _Validator:
         self.context = {"base_dir": base_dir, "target_dir": target_dir if target_dir != base_dir else None}
         self.issues: list[ProfileIssue] = []
         self.secret_values: set[str] = set()
+        self.services: dict[str, ServiceSpec | None] = {}  # None: named, but its table has problems
 
     def run(self, data: Mapping[str, Any]) -> Profile:
         self._check_top_level(data)
         magoo = self._settings(MagooSettings, data, "magoo")
         engine = self._settings(EngineSettings, data, "engine")
+        self.services = self._services(data.get(services.SECTION))
         specs: dict[Role, BackendSpec | None] = {}
         for role in ROLE_ORDER[:-1]:
             if role.value in data:
                 specs[role] = self._role_section(role, data[role.value], f"[{role.value}]")
         actuators = self._actuators(data.get("actuators"))
         self._check_roles(data, specs)
+        warnings = self._unused_services(specs)
         if self.issues:
             self.issues.sort(key=lambda issue: (issue.file != self.source, issue.line is None, issue.line or 0))
             raise ProfileError(self.issues)
@@ -250,6 +263,8 @@ class _Validator:
             engine=engine,
             actuators=tuple(actuators),
             secret_values=frozenset(self.secret_values),
+            services={name: spec for name, spec in self.services.items() if spec is not None},
+            warnings=tuple(warnings),
             **{role.value: spec for role, spec in specs.items()},
         )
 
@@ -312,6 +327,8 @@ class _Validator:
             if role is Role.ACTUATOR:
                 self.issue(section, None, "each actuator must be a table", 'write [[actuators]] then backend = "..."')
             return None  # other roles: reported by _check_top_level
+        if services.SERVICE_KEY in table:
+            return self._served_role(role, table, section)
         values = {key: value for key, value in table.items() if key not in ("backend", BACKUP)}
         values, secret_keys, unset = self._resolve_env(values, section)
         backup = self._backup(role, table.get(BACKUP), section)
@@ -322,6 +339,89 @@ class _Validator:
         if config is None:
             return None
         return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys), backup)
+
+    # ---- services: [services.NAME] and the role sections that name one ----
+
+    def _services(self, tables: Any) -> dict[str, ServiceSpec | None]:
+        """Every ``[services.NAME]`` table, validated by its backend's ``Config``."""
+        found: dict[str, ServiceSpec | None] = {}
+        if not isinstance(tables, Mapping):
+            return found  # absent, or reported by _check_top_level
+        for name, table in tables.items():
+            section = f"[{services.SECTION}.{name}]"
+            if not isinstance(table, Mapping) or _is_env(table):
+                self.issue(f"[{services.SECTION}]", name, "each service must be a table", f'write {section} then backend = "..."')
+                continue
+            found[name] = self._service(name, table, section)
+        return found
+
+    def _service(self, name: str, table: Mapping[str, Any], section: str) -> ServiceSpec | None:
+        if BACKUP in table:
+            self.issue(section, BACKUP, "a service has no backup: backups belong to each role that uses it",
+                       f"write [stt.{BACKUP}] (or the section of another role that uses it)")
+        values = {key: value for key, value in table.items() if key not in ("backend", BACKUP)}
+        values, secret_keys, unset = self._resolve_env(values, section)
+        installed = f"installed services: {', '.join(self.plugins.service_names()) or 'none installed'}"
+        backend = table.get("backend")
+        if not isinstance(backend, str) or _is_env(table.get("backend")):
+            self.issue(section, None if backend is None else "backend",
+                       "missing key 'backend'" if backend is None else "must be the name of a service (expected string)", installed)
+            return None
+        info = self.plugins.service(backend)
+        if info is None:
+            close = difflib.get_close_matches(backend, self.plugins.service_names(), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else self._provider_hint(backend)
+            self.issue(section, "backend", f"unknown service '{backend}'", _sentences(hint, installed))
+            return None
+        config = self._validate(info.cls.Config, values, section, unset)
+        if config is None:
+            return None
+        return ServiceSpec(name, info.name, config, info, frozenset(secret_keys))
+
+    def _served_role(self, role: Role, table: Mapping[str, Any], section: str) -> BackendSpec | None:
+        """A role section with ``service = "NAME"``: the service's backend for this role, and the
+        section's own ``backup``; its other settings belong in the service's table."""
+        key = services.SERVICE_KEY
+        backup = self._backup(role, table.get(BACKUP), section)
+        if role is Role.ACTUATOR:
+            self.issue(section, key, "an actuator cannot use a service", 'write backend = "..." instead')
+            return None
+        if "backend" in table:
+            self.issue(section, key, "give either 'backend' or 'service', not both",
+                       "remove 'backend' to use the service, or 'service' to use a backend of its own")
+            return None
+        for other in [k for k in table if k not in (key, BACKUP)]:
+            self.issue(section, other, "a section that uses a service takes only 'service' and 'backup'",
+                       f"move it into [{services.SECTION}.{table[key]}]" if isinstance(table[key], str) else None)
+        name = table[key]
+        if not isinstance(name, str):
+            self.issue(section, key, "must name a [services.NAME] table (expected string)")
+            return None
+        if name not in self.services:
+            close = difflib.get_close_matches(name, list(self.services), n=1)
+            declared = ", ".join(f"[{services.SECTION}.{n}]" for n in self.services) or "none"
+            hint = f"did you mean '{close[0]}'?" if close else f'add [{services.SECTION}.{name}] with backend = "..."'
+            self.issue(section, key, f"unknown service '{_cut(name, 80)}'", _sentences(hint, f"services in this profile: {declared}"))
+            return None
+        service = self.services[name]
+        if service is None:
+            return None  # its table's problems are reported there
+        if role not in service.info.roles:
+            self.issue(
+                section, key, f"service '{name}' ({service.backend}) does not serve {_article(role.title)}",
+                f"it serves: {service.info.role_names}; use a backend of its own here (backend = \"...\")",
+            )
+            return None
+        return services.role_spec(service, role, backup)
+
+    def _unused_services(self, specs: Mapping[Role, BackendSpec | None]) -> list[str]:
+        """A warning for each configured service no role section uses (it would never start)."""
+        used = {spec.service for spec in specs.values() if spec is not None}
+        return [
+            f"{spec.section} {spec.backend}: no role uses this service (add service = \"{name}\" to a role"
+            f" section it serves: {spec.info.role_names}); it is not started"
+            for name, spec in self.services.items() if spec is not None and name not in used
+        ]
 
     def _backup(self, role: Role, table: Any, section: str) -> BackendSpec | None:
         """The ``backup`` table of a role section: one level, never for actuators (an actuator
@@ -647,6 +747,7 @@ def _expected(annotation: Any) -> str:
 _SECTIONS = {
     **{name: f"[{name}]" for name in SETTINGS_SECTIONS},
     **{role.value: f"[[{role.value}]]" if role is Role.ACTUATOR else f"[{role.value}]" for role in ROLE_ORDER},
+    services.SECTION: f"[{services.SECTION}.NAME]",
 }
 #: words people name a section by, for an unknown one: [speach] -> [stt] or [tts], [mic] -> [audio_source]
 _SECTION_WORDS = {
@@ -659,6 +760,7 @@ _SECTION_WORDS = {
     "tts": ("speech", "voice", "speak", "say", "synthesis", "synthesizer"),
     "player": ("speaker", "speakers", "output", "playback", "play", "sound"),
     "actuators": ("actuator", "servo", "led", "gpio", "light", "motor"),
+    "services": ("service", "shared", "pipeline", "connection", "homeassistant"),
 }
 _WORD_SECTIONS = {word: [s for s, words in _SECTION_WORDS.items() if word in words] for word in
                   {w for words in _SECTION_WORDS.values() for w in words}}
@@ -668,7 +770,9 @@ def _nearest_sections(name: str) -> list[str]:
     """The sections an unknown one most likely means, best first (at most three): a close
     spelling of a section's name, then of a word people call it by, whole or in parts."""
     name = name.lower()[:80]
-    found = difflib.get_close_matches(name, list(_SECTIONS), n=1)
+    # "services" is long enough to look like many words ("voice"): only a near spelling means it
+    found = difflib.get_close_matches(name, [s for s in _SECTIONS if s != services.SECTION], n=1)
+    found = found or difflib.get_close_matches(name, [services.SECTION], n=1, cutoff=0.8)
     for word in [name, *re.split(r"[^a-z0-9]+", name)]:
         for close in difflib.get_close_matches(word, list(_WORD_SECTIONS), n=2, cutoff=0.75):
             found += _WORD_SECTIONS[close]

@@ -248,6 +248,15 @@ class SpeechToText(Protocol):
     the engine gives it one endless stream (``audio.continuous``) and reads one turn after
     another from it. A backend that replies by itself yields the final transcript of a turn
     before its final reply; a final reply without any transcript is spoken too.
+
+    A reply may be given as sound (``Reply(text, audio=...)``, played as is) or as it is written
+    (``Reply("", deltas=...)``, spoken from its first sentence on). After a wake word the engine
+    closes ``transcribe()`` as soon as it has the final reply, before it reads that reply's
+    ``audio`` or ``deltas``: feed them from the connection's own reader, not from the
+    ``transcribe()`` generator. The engine closes (``aclose()``) a reply's ``audio`` and
+    ``deltas`` once it is done with them, also part-way (barge-in, a stop, shutdown): that is
+    where a backend cancels the rest of the response on its server. A failure raised by them is
+    reported against this backend.
     """
 
     name: ClassVar[str]

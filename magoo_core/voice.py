@@ -62,7 +62,9 @@ class Voice:
         self, pieces: AsyncIterator, muted_at: float | None, failure: list[BaseException], progress: Progress
     ) -> AsyncIterator[AudioChunk | EncodedAudio]:
         """Audio given as is: checked, held ``mute_pre`` when ``muted_at`` is given; a failure of
-        the iterator ends the stream and is kept in ``failure``."""
+        the iterator ends the stream and is kept in ``failure``. The iterator is closed when the
+        stream ends, also early (barge-in, a stop): a backend that streams its reply from a server
+        learns there to cancel the rest."""
         first = True
         try:
             async for piece in pieces:
@@ -81,12 +83,7 @@ class Voice:
             failure.append(exc)
         finally:
             progress.touch()
-            # stopped early (barge-in, stop): tell the backend that gave it, so it can stop its
-            # service (OpenAI Realtime cancels the response and truncates what was not heard)
-            close = getattr(pieces, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
+            await close_quietly(pieces)
 
     async def _synthesize(
         self, text: str, muted_at: float, failure: list[BaseException], progress: Progress, *, backup: bool = False
@@ -141,3 +138,11 @@ class Voice:
         finally:
             progress.waiting_for_tts = False
             progress.touch()  # the player now has until reply_timeout to finish what it holds
+
+
+async def close_quietly(iterator: object) -> None:
+    """``iterator.aclose()`` when it has one; what it raises is no longer anyone's business."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()

@@ -37,10 +37,13 @@ class Probe(EventRecorder):
         return [muted for name, muted in self.muted_at if name == event]
 
 
-async def run_engine(overrides, *plugins, turns=None, stop_on=None, timeout=60.0, **engine_options):
+async def run_engine(overrides, *plugins, turns=None, stop_on=None, timeout=60.0, on_engine=None, **engine_options):
+    """Run the engine on the test profile with ``overrides``; ``on_engine(engine)`` before it runs."""
     manager = build_plugins(*plugins)
     profile = make_profile(overrides, manager)
     engine = Engine(profile, manager, max_turns=turns, **engine_options)
+    if on_engine is not None:
+        on_engine(engine)
     probe = Probe(engine, stop_on=stop_on)
     manager.pm.register(probe, name="probe")
     result = await asyncio.wait_for(engine.run(), timeout)

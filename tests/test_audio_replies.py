@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from magoo_core import Outcome, State
+from magoo_core import BackendConfig, Outcome, Reply, State, hookimpl
 from magoo_core.answer import AUDIO_REPLY
+from magoo_core.default_plugins.fakes import spoken_tone
 
 from probe import LOOPING_SOURCE, in_order, run_engine, segments
 
@@ -83,7 +84,40 @@ async def test_an_stt_whose_audio_reply_breaks_off_is_blamed_and_the_microphone_
     assert not engine.muted
 
 
-async def test_barge_in_stops_an_audio_reply_and_starts_a_new_turn(tmp_path):
+class ClosingAudio:
+    """A responder whose audio reply notes when the engine closes it (a backend cancels its
+    server's response there)."""
+
+    name = "closing-audio"
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.closed: list[int] = []  # chunks given before the engine closed each reply's audio
+
+    class Config(BackendConfig):
+        pass
+
+    async def respond(self, transcript):
+        return Reply("A reply that goes on and on. " * 5, audio=self._audio())
+
+    async def _audio(self):
+        given = 0
+        try:
+            async for chunk in spoken_tone("A reply that goes on and on. " * 5):
+                given += 1
+                yield chunk
+        finally:
+            self.closed.append(given)
+
+
+class ClosingAudioPlugin:
+    @staticmethod
+    @hookimpl
+    def magoo_register_responders(register):
+        register(ClosingAudio)
+
+
+async def test_barge_in_stops_an_audio_reply_closes_its_audio_and_starts_a_new_turn(tmp_path):
     source = segments(
         (0.3, None), (0.4, 660), (0.2, None), (0.6, 440), (1.4, None),  # wake, command, reply starts
         (0.4, 660), (0.2, None), (0.6, 440), (1.5, None),  # wake again while it plays
@@ -93,13 +127,16 @@ async def test_barge_in_stops_an_audio_reply_and_starts_a_new_turn(tmp_path):
         {
             "audio_source": source,
             "engine": {"barge_in": True},
-            "responder": {"backend": "echo", "template": long_reply, "audio": True},
+            "responder": {"backend": "closing-audio"},
             "player": {"backend": "wav", "realtime": True, "path": str(tmp_path / "reply-{n}.wav")},
         },
-        turns=2,
+        ClosingAudioPlugin, turns=2,
     )
 
     assert [t.outcome for t in result.timelines][0] is Outcome.INTERRUPTED
+    every_chunk = len(long_reply) * 0.03 / 0.05
+    closed = engine.responder.last_instance.closed
+    assert len(closed) == 2 and 0 < closed[0] < every_chunk, "the barged-in audio was closed part-way"
     assert result.timelines[0].error == "barge-in"
     assert len(probe.of("wake")) == 2
     assert probe.of("speak_end")[0]["interrupted"] is True
@@ -180,3 +217,15 @@ async def test_anything_after_the_closing_reply_fails_the_responder_not_the_tts(
     with pytest.raises(TypeError, match='Reply\\(text=""\\)'):
         async for _ in sentences(with_text(), max_chars=100, clean=False, closing=[]):
             pass
+
+
+async def test_the_event_log_writes_an_audio_reply_without_its_stream(tmp_path):
+    import json
+
+    path = tmp_path / "events.jsonl"
+    engine, probe, result = await run_engine(
+        {"responder": AUDIO_RESPONDER, "actuators": [{"backend": "log", "path": str(path), "events": ["reply"]}]}, turns=1
+    )
+
+    (line,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert line["reply"]["text"] == TEXT and line["reply"]["audio"] == "<stream>"

@@ -59,10 +59,11 @@ def add_inventory_commands(app: typer.Typer, session: Session) -> None:
 
         registry = session.plugins()
         roles = list(Role)
+        services = role in (None, "services", "service")
         if role is not None:
             roles = [r for r in Role if role in (r.value, r.name.lower(), r.title)]
-            if not roles:
-                say(f"unknown role '{role}'; roles: {', '.join(r.value for r in Role)}")
+            if not roles and not services:
+                say(f"unknown role '{role}'; roles: {', '.join(r.value for r in Role)}, or services")
                 raise typer.Exit(EXIT_PROFILE)
         for current in roles:
             for name in registry.names(current):
@@ -75,3 +76,12 @@ def add_inventory_commands(app: typer.Typer, session: Session) -> None:
                 if options:
                     text = options_text(info.cls.Config, session.out.width)
                     session.out.print(text, markup=False, highlight=False, soft_wrap=True)
+        for name in registry.service_names() if services else ():  # one backend for several roles
+            service = registry.service(name)
+            session.out.print(
+                f"[bold]{escape(f'[services] {name}')}[/] ({escape(service.role_names)})  {escape(service.summary)}"
+                f"  [dim]({escape(service.distribution)})[/]",
+                highlight=False,
+            )
+            if options:
+                session.out.print(options_text(service.cls.Config, session.out.width), markup=False, highlight=False, soft_wrap=True)

@@ -94,9 +94,12 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         for configured in loaded.specs():
             spec = configured
             while spec is not None:  # a backend, then its backup
-                table.add_row(escape(spec.section), escape(spec.backend), escape(f"{spec.info.distribution} {spec.info.version}"))
+                section = spec.section if spec.service is None else f"[{spec.role.value}] → {spec.section}"
+                table.add_row(escape(section), escape(spec.backend), escape(f"{spec.info.distribution} {spec.info.version}"))
                 spec = spec.backup
         session.out.print(table)
+        for warning in loaded.warnings:
+            session.out.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
     @app.command()
     def doctor(

@@ -28,7 +28,7 @@ from magoo_core.event_recorder import EventRecorder
 from magoo_core.fields import Count, Hertz, Ratio, SampleRate, Seconds, StrictBool, Template
 from magoo_core.output_files import WriteFailures, open_for_append
 from magoo_core.plugins import hookimpl
-from magoo_core.roles import Backend, BackendConfig
+from magoo_core.roles import Backend, BackendConfig, Role
 from magoo_core.secrets import Secrets
 from magoo_core.types import AudioChunk, AudioFormat, Reply, SpeechActivity, Transcript, TurnContext, WakeEvent
 
@@ -306,6 +306,55 @@ class ToneSpeech(Backend):
             await asyncio.sleep(step if cfg.realtime else 0)
 
 
+class ScriptedPipeline(ScriptedSpeechToText):
+    """A service (``[services.NAME]``) that is speech-to-text, responder and text-to-speech over one
+    pretend connection, like a Home Assistant pipeline: scripted transcripts, replies through a
+    template (or, with ``replies``, by itself as text, deltas or audio), a tone for speech.
+
+    ``down_file``: while that file exists the connection is down: the service cannot start and
+    its replies fail, so a test can take the service away and give it back."""
+
+    name: ClassVar[str] = "scripted-pipeline"
+    roles: ClassVar[frozenset[Role]] = frozenset({Role.STT, Role.RESPONDER, Role.TTS})
+
+    class Config(ScriptedSpeechToText.Config):
+        respond_template: Template("text") = Field("The house heard: {text}", description="The responder's reply; {text} is the transcript.")
+        down_file: Path | None = Field(None, description="While this file exists, the service cannot start and its replies fail (its connection is down).")
+        respond_fail: list[Count(1, 1_000_000)] = Field(
+            default_factory=list, max_length=1000, description="Replies (1-based, per instance) on which the responder raises a BackendError."
+        )
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.entered = self.exited = 0
+        self.replies_made = 0
+        self.speech = ToneSpeech(ToneSpeech.Config(sample_rate=16000, frequency=330.0))
+        self.output_format = self.speech.output_format
+
+    async def __aenter__(self):
+        if self.config.down_file is not None and self.config.down_file.exists():
+            raise BackendError("connection refused (the scripted pipeline is down)")
+        self.entered += 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.exited += 1
+
+    async def respond(self, transcript: Transcript) -> Reply:
+        self.replies_made += 1
+        if self.config.down_file is not None and self.config.down_file.exists():
+            raise BackendError("connection lost (the scripted pipeline is down)")
+        if self.replies_made in self.config.respond_fail:
+            raise BackendError(f"scripted failure on reply {self.replies_made}")
+        return Reply(self.config.respond_template.format(text=transcript.text))
+
+    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        return self.speech.synthesize(text)
+
+    def stats(self) -> Mapping[str, float]:
+        return {"utterances": self.utterances, "replies": self.replies_made}
+
+
 #: events the log actuator keeps in memory (for tests); a run of weeks must not keep them all
 KEPT_EVENTS = 10_000
 
@@ -400,3 +449,8 @@ def magoo_register_tts(register):
 @hookimpl
 def magoo_register_actuators(register):
     register(EventLogActuator)
+
+
+@hookimpl
+def magoo_register_services(register):
+    register(ScriptedPipeline)
