@@ -465,3 +465,72 @@ def test_transcripts_are_used_in_order():
     server = LoopbackRealtimeServer(transcripts=["hello", "bye"])
     assert [server.next_transcript(b"") for _ in range(3)] == ["hello", "bye", "bye"]
     assert LoopbackRealtimeServer(transcripts=lambda audio: f"{len(audio)} bytes").next_transcript(b"ab") == "2 bytes"
+
+
+# ---- audio replies and truncation ----------------------------------------------------------------
+
+AUDIO_SESSION = {"type": "realtime", "output_modalities": ["audio"],
+                 "audio": {"input": {"turn_detection": None},
+                           "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"}}}
+
+
+async def _audio_reply(ws) -> list[dict]:
+    await append(ws, clip())
+    await send(ws, "input_audio_buffer.commit")
+    await send(ws, "response.create")
+    return await until(ws, "rate_limits.updated")  # the last event of a response
+
+
+async def test_an_audio_reply_streams_voice_and_transcript_deltas(loopback):
+    ws = await open_session(loopback, session=AUDIO_SESSION)
+    events = await _audio_reply(ws)
+    await ws.close()
+    audio = [e for e in events if e["type"] == "response.output_audio.delta"]
+    transcript = [e for e in events if e["type"] == "response.output_audio_transcript.delta"]
+    pcm = b"".join(base64.b64decode(e["delta"]) for e in audio)
+    words = loopback.turns[0].reply.split()
+    assert len(transcript) == len(words) and "".join(e["delta"] for e in transcript) == loopback.turns[0].reply
+    assert len(pcm) == len(words) * 48 * 100  # audio_per_word = 0.1 s of 24 kHz PCM16
+    assert np.abs(np.frombuffer(pcm, "<i2")).max() > 8000  # a voice (a tone), not silence
+    assert {e["item_id"] for e in audio} == {events[-2]["response"]["output"][0]["id"]}
+    assert loopback.connections[0].session["audio"]["output"]["voice"] == "marin"
+    assert "response.output_audio.done" in [e["type"] for e in events]
+
+
+async def test_truncate_cuts_an_assistant_audio_item_and_checks_its_length(loopback):
+    ws = await open_session(loopback, session=AUDIO_SESSION)
+    events = await _audio_reply(ws)
+    item_id = events[-2]["response"]["output"][0]["id"]
+    length_ms = len(loopback.turns[0].reply.split()) * 100
+
+    await send(ws, "conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=250)
+    truncated = await receive(ws)
+    assert truncated == {**truncated, "type": "conversation.item.truncated", "item_id": item_id, "audio_end_ms": 250}
+    assert loopback.truncations == [(item_id, 250)]
+
+    await send(ws, "conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=length_ms + 1)
+    error = (await receive(ws))["error"]
+    assert (error["code"], error["param"]) == ("invalid_value", "audio_end_ms")
+    assert error["message"] == f"Audio content of {length_ms}ms is already shorter than {length_ms + 1}ms"
+
+    await send(ws, "conversation.item.truncate", item_id="item_nope", content_index=0, audio_end_ms=0)
+    assert (await receive(ws))["error"]["code"] == "item_not_found"
+    await send(ws, "conversation.item.truncate", item_id=item_id, audio_end_ms=0)
+    assert (await receive(ws))["error"]["param"] == "content_index"
+    await send(ws, "conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms="10")
+    assert (await receive(ws))["error"]["param"] == "audio_end_ms"
+    await ws.close()
+    assert loopback.truncations == [(item_id, 250)]
+    assert len(loopback.protocol_errors) == 4
+
+
+async def test_a_text_item_cannot_be_truncated(loopback):
+    ws = await open_session(loopback, session=MANUAL_SESSION)
+    await append(ws, clip())
+    await send(ws, "input_audio_buffer.commit")
+    await send(ws, "response.create")
+    events = await until(ws, "rate_limits.updated")
+    item_id = events[-2]["response"]["output"][0]["id"]
+    await send(ws, "conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=0)
+    assert (await receive(ws))["error"]["param"] == "content_index"
+    await ws.close()

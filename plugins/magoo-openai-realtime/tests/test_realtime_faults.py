@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from magoo_core import AudioChunk, AudioStream, BackendError, Outcome, Reply, SpeechActivity
+from magoo_core import AudioChunk, AudioStream, BackendError, Outcome, Reply, SpeechActivity, Transcript
 from magoo_core.audio import read_wav
 from magoo_openai_realtime import RealtimeSpeechToText
 from magoo_openai_realtime.loopback import LoopbackRealtimeServer
@@ -189,7 +189,7 @@ async def test_a_server_error_during_a_turn_drops_it_with_the_servers_words(serv
         assert caught.value.message == "OpenAI Realtime error server_error: The server had an error."
         # the session survives: the next turn works on the same connection
         items = [i async for i in stt_backend.transcribe(AudioStream(utterance(), continuous=False))]
-        assert [i.text for i in items if isinstance(i, Reply) and i.final] == [REPLY]
+        assert await replies(items) == [REPLY]
         assert len(server.connections) == 1
 
 
@@ -213,13 +213,22 @@ async def test_closing_the_turn_early_cancels_the_reply_being_written():
         async with stt_backend:
             results = stt_backend.transcribe(AudioStream(utterance(), continuous=False))
             async for item in results:
-                if isinstance(item, Reply):  # the first words of the reply: now the user barges in
+                if isinstance(item, Transcript) and item.final:  # the reply is being written: the turn ends
                     break
             await results.aclose()
             await server.wait_for(lambda: server.turns and server.turns[0].status == "cancelled")
             assert stt_backend.stats()["cancels"] == 1
             cancels = [e for e in server.connections[0].events if e["type"] == "response.cancel"]
             assert len(cancels) == 1
+
+
+async def replies(items: list) -> list[str]:
+    """The text of each final reply among ``items``, read to its end when it is streamed."""
+    texts = []
+    for item in items:
+        if isinstance(item, Reply) and item.final:
+            texts.append("".join([d async for d in item.deltas]) if item.deltas is not None else item.text)
+    return texts
 
 
 GARBAGE = [
@@ -248,7 +257,7 @@ async def test_malformed_and_unknown_server_events_are_skipped_never_a_crash(ser
             if isinstance(item, SpeechActivity) and item.started:
                 for frame in GARBAGE[:-1]:  # in the middle of a turn too (an "error" there drops it)
                     await server.inject(frame)
-        assert [i.text for i in items if isinstance(i, Reply) and i.final] == [REPLY]
+        assert await replies(items) == [REPLY]
         assert stt_backend.stats()["malformed_events"] == 6  # 3 frames, twice
         assert "ignored a malformed event" in caplog.text
         assert "OpenAI Realtime error unknown: the server reported an error without details (between turns" in caplog.text

@@ -2,7 +2,9 @@
 
 One websocket session stays open for as long as the assistant runs (see :mod:`.link`); each
 ``transcribe()`` streams audio into it and turns the server's events into transcripts and
-replies (see :mod:`.turns`).
+replies (see :mod:`.turns`). Replies are streamed (:mod:`.replies`): text the engine speaks from
+its first sentence on, or the model's voice; one still being written when ``transcribe()`` ends
+(after a wake word the engine stops reading at the reply) is fed on by a follower task.
 """
 
 from __future__ import annotations
@@ -12,22 +14,20 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
-
-from magoo_core import AudioChunk, Backend, BackendConfig, BackendError, Reply, SpeechActivity, Transcript, hookimpl
-from magoo_core.fields import Count, Ratio, Seconds
+from magoo_core import AudioChunk, Backend, BackendError, Reply, SpeechActivity, Transcript, hookimpl
 
 from . import protocol
+from .config import RealtimeConfig
 from .link import Dropped, RealtimeLink, Session
+from .replies import ReplyStream
 from .turns import TurnAssembler
 
 __all__ = ["RealtimeSpeechToText"]
 
 log = logging.getLogger("magoo.realtime")
 
-DEFAULT_URL = "wss://api.openai.com/v1/realtime"
 #: After a wake word's audio ended, how long the server's last VAD events may take to arrive.
 END_GRACE = 1.0
 #: At the end of a continuous stream, how long a turn in progress may take to finish.
@@ -44,88 +44,16 @@ class RealtimeSpeechToText(Backend):
     name: ClassVar[str] = "openai-realtime"
     input_format = protocol.AUDIO_FORMAT
 
-    class Config(BackendConfig):
-        api_key: SecretStr = Field(
-            description='OpenAI API key; write api_key = { env = "OPENAI_API_KEY" } (never logged).'
-        )
-        mode: Literal["conversation", "transcription"] = Field(
-            "conversation",
-            description=(
-                "conversation: the session transcribes and replies (text); transcription: transcripts "
-                "only (?intent=transcription), the [responder] replies."
-            ),
-        )
-        model: str = Field("gpt-realtime-1.5", description="Realtime model of a conversation session.")
-        instructions: str = Field(
-            "You are a friendly voice assistant. Answer briefly, in plain spoken sentences.",
-            description="System instructions of a conversation session.",
-        )
-        max_output_tokens: Count(1, 4096) | Literal["inf"] = Field(
-            400, description='Longest reply in tokens, or "inf".'
-        )
-        transcription_model: str = Field(
-            "gpt-4o-mini-transcribe",
-            description=(
-                "Model that transcribes what the user said (gpt-4o-transcribe, whisper-1, ...); "
-                '"" turns transcripts off in conversation mode.'
-            ),
-        )
-        language: str = Field("en", description='Language of the user\'s speech (ISO-639-1), "" to detect it.')
-        transcription_prompt: str = Field("", description="Words or context that help the transcription.")
-        noise_reduction: Literal["near_field", "far_field", "off"] = Field(
-            "far_field",
-            description="Server-side noise reduction: near_field (headset), far_field (room microphone) or off.",
-        )
-        turn_detection: Literal["server_vad", "semantic_vad"] = Field(
-            "server_vad", description="How the server finds the end of a turn: by silence, or by meaning."
-        )
-        threshold: Ratio() = Field(0.5, description="server_vad: speech threshold 0..1; higher needs louder speech.")
-        prefix_padding_ms: Count(0, 2000) = Field(300, description="server_vad: audio kept from before speech started (ms).")
-        silence_duration_ms: Count(100, 5000) = Field(500, description="server_vad: silence that ends a turn (ms).")
-        eagerness: Literal["low", "medium", "high", "auto"] = Field(
-            "auto", description="semantic_vad: how soon it answers; low waits longest (up to 8 s)."
-        )
-        url: str = Field(DEFAULT_URL, description="Realtime endpoint; override for a compatible server or the loopback server.")
-        append_ms: Count(10, 1000) = Field(50, description="Audio per input_audio_buffer.append message (ms).")
-        connect_timeout: Seconds(0.05, 300) = Field(
-            10.0, description="Seconds to connect and set up a session; also how long a turn waits for a connection."
-        )
-        ping_interval: Seconds(0.05, 3600) = Field(20.0, description="Seconds between websocket pings.")
-        ping_timeout: Seconds(0.05, 3600) = Field(20.0, description="Seconds without a pong before the connection counts as dropped.")
-        reconnect_backoff: Seconds(0.01, 3600) = Field(1.0, description="Seconds before the first reconnect attempt, doubled each time.")
-        reconnect_backoff_max: Seconds(0.01, 86400) = Field(300.0, description="Seconds between reconnect attempts, at most.")
-        healthy_after: Seconds(0.1, 86400) = Field(
-            60.0, description="Seconds a connection must stay up before the backoff starts again from its base."
-        )
-        recycle_after: Seconds(1, 3600) = Field(
-            3000.0,
-            description=(
-                "Seconds after which the session is replaced by a fresh one at a quiet moment (the server "
-                "ends sessions at 60 min; earlier if its expires_at says so)."
-            ),
-        )
-        context_turns: Count(0, 100) = Field(
-            10, description="Recent exchanges replayed into a new session, so a reconnect keeps the conversation."
-        )
-        transcript_wait: Seconds(0, 60) = Field(
-            1.0, description="Seconds a finished reply waits for the transcript of what the user said."
-        )
+    Config = RealtimeConfig
 
-        @model_validator(mode="after")
-        def _transcription_needs_a_model(self):
-            if self.mode == "transcription" and not self.transcription_model:
-                raise ValueError("mode = \"transcription\" needs a transcription_model")
-            if self.reconnect_backoff_max < self.reconnect_backoff:
-                raise ValueError("reconnect_backoff_max must be at least reconnect_backoff")
-            return self
-
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: RealtimeConfig) -> None:
         super().__init__(config)
-        self.config: RealtimeSpeechToText.Config = config
+        self.config: RealtimeConfig = config
         self.replies = config.mode == "conversation"
         self.link = RealtimeLink(config, busy=self._busy)
         self._in_turn = False
         self._assembler: TurnAssembler | None = None
+        self._follower: asyncio.Task | None = None  # feeds replies still streamed after transcribe() ended
         self.counters = {"turns": 0, "cancels": 0, "sent_seconds": 0.0, "unsent_seconds": 0.0}
 
     async def __aenter__(self) -> RealtimeSpeechToText:
@@ -141,6 +69,7 @@ class RealtimeSpeechToText(Backend):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self._stop_following()
         await self.link.close()
 
     def stats(self) -> Mapping[str, float]:
@@ -153,7 +82,8 @@ class RealtimeSpeechToText(Backend):
         return not self.link.key_rejected
 
     def _busy(self) -> bool:
-        return self._in_turn or (self._assembler is not None and self._assembler.busy)
+        following = self._follower is not None and not self._follower.done()
+        return self._in_turn or following or (self._assembler is not None and self._assembler.busy)
 
     # ---- transcribe ---------------------------------------------------------------------------
 
@@ -163,12 +93,15 @@ class RealtimeSpeechToText(Backend):
         after turn. Runs on the event loop; a dropped connection raises :class:`BackendError`
         (``restart=False``: the link reconnects on its own schedule)."""
         continuous = bool(getattr(audio, "continuous", False))
+        await self._stop_following()
         session = await self.link.session(None if continuous else self.config.connect_timeout)
         assembler = TurnAssembler(
             replies=self.replies,
             transcribes=bool(self.config.transcription_model),
             transcript_wait=self.config.transcript_wait,
             audio_time=lambda ms: (session if not continuous else self.link.current or session).audio_time(ms),
+            audio=self.config.output == "audio",
+            on_cut=self._cut,
         )
         self._assembler = assembler
         self._in_turn = not continuous
@@ -180,14 +113,26 @@ class RealtimeSpeechToText(Backend):
         pump = asyncio.get_running_loop().create_task(self._pump(audio, assembler, None if continuous else session))
         try:
             async for item in self._items(assembler, session, continuous):
+                stream = (item.deltas or item.audio) if isinstance(item, Reply) else None
+                if isinstance(stream, ReplyStream):
+                    stream.handed = True  # before the yield: a wake-word turn's reader stops at this reply
                 yield item
+        except BackendError as exc:
+            assembler.end_streams(exc)
+            raise
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
             self._assembler = None
             self._in_turn = False
-            await self._cancel_unfinished(assembler, session if not continuous else self.link.current)
+            current = session if not continuous else self.link.current
+            if assembler.streaming and current is not None:
+                self._follower = asyncio.get_running_loop().create_task(
+                    self._follow(assembler, current), name="openai-realtime-reply"
+                )
+            else:
+                await self._cancel_unfinished(assembler, current)
 
     async def _items(
         self, assembler: TurnAssembler, session: Session, continuous: bool
@@ -232,8 +177,7 @@ class RealtimeSpeechToText(Backend):
                 yield item
             self._remember(assembler)
             if continuous and assembler.finished_turns:
-                self.counters["turns"] += assembler.finished_turns
-                assembler.forget_finished()
+                self.counters["turns"] += assembler.forget_finished()
 
     async def _pump(self, audio: AsyncIterator[AudioChunk], assembler: TurnAssembler, session: Session | None) -> None:
         """Send the audio; after a wake word only until the server committed the utterance (then
@@ -290,6 +234,67 @@ class RealtimeSpeechToText(Backend):
             return dropped.fatal
         lost = "; the turn in progress is lost" if in_turn else ""
         return BackendError(f"OpenAI Realtime connection lost: {dropped.message}{lost}", restart=False)
+
+    # ---- replies still streamed after transcribe() -------------------------------------------------
+
+    async def _follow(self, assembler: TurnAssembler, session: Session) -> None:
+        """Feed the streams the engine still reads from ``session``'s events, until they end, the
+        connection drops (their reader gets the error) or :data:`END_DRAIN` seconds pass."""
+        try:
+            async with asyncio.timeout(END_DRAIN):
+                while assembler.streaming:
+                    entry = await self.link.events.get()
+                    if isinstance(entry, Dropped):
+                        if entry.session is session:
+                            assembler.end_streams(self._dropped(entry, in_turn=True))
+                            return
+                        continue
+                    if isinstance(entry, AudioEnded) or entry[0] is not session:
+                        continue
+                    event = entry[1]
+                    try:
+                        if event["type"] == "error":
+                            self._server_error(event, in_turn=True)
+                        else:
+                            assembler.feed(event)
+                    except BackendError as exc:
+                        assembler.end_streams(exc)
+                        return
+                    self._remember(assembler)
+        except TimeoutError:
+            log.warning("the reply did not end within %.0f s; cancelling it", END_DRAIN)
+            assembler.end_streams(BackendError(f"the reply did not end within {END_DRAIN:.0f} s"))
+            if session.open and session.active_response:
+                await session.send(protocol.cancel(session.active_response))
+        finally:
+            assembler.end_streams()  # cancelled by the next turn or shutdown: its reader stops quietly
+            self._remember(assembler)
+
+    async def _stop_following(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._follower
+            self._follower = None
+
+    async def _cut(self, stream: ReplyStream) -> None:
+        """The engine stopped reading a reply before its end (barge-in, stop, shutdown): cancel
+        what the server is still writing, and cut an audio reply to what was handed to the speaker,
+        so the conversation remembers only what was heard."""
+        session = self.link.current
+        if session is None or not session.open:
+            return
+        events = []
+        if session.active_response and session.active_response == stream.response_id:
+            events.append(protocol.cancel(stream.response_id))
+        if self.config.output == "audio" and stream.item_id:
+            events.append(protocol.truncate(stream.item_id, int(stream.played_ms)))
+        if events:
+            self.counters["cancels"] += 1
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                for event in events:
+                    await session.send(event)
 
     async def _cancel_unfinished(self, assembler: TurnAssembler, session: Session | None) -> None:
         """The engine stopped reading (barge-in, shutdown, a timeout): stop paying for a reply

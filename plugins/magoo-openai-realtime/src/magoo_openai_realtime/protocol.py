@@ -57,13 +57,16 @@ def session_update(config: Any) -> dict[str, Any]:
     if config.mode == "transcription":
         session: dict[str, Any] = {"type": "transcription", "audio": {"input": audio_input}}
     else:
+        audio: dict[str, Any] = {"input": audio_input}
+        if config.output == "audio":
+            audio["output"] = {"format": {"type": "audio/pcm", "rate": AUDIO_FORMAT.sample_rate}, "voice": config.voice}
         session = {
             "type": "realtime",
             "model": config.model,
-            "output_modalities": ["text"],
+            "output_modalities": [config.output],
             "instructions": config.instructions,
             "max_output_tokens": config.max_output_tokens,
-            "audio": {"input": audio_input},
+            "audio": audio,
         }
     return {"type": "session.update", "session": session}
 
@@ -112,6 +115,12 @@ def cancel(response_id: str | None) -> dict[str, Any]:
     if response_id:
         event["response_id"] = response_id
     return event
+
+
+def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    """``conversation.item.truncate``: the assistant's audio item was heard only up to
+    ``audio_end_ms``, so the server forgets the rest of it (and its transcript)."""
+    return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms}
 
 
 def redact(text: str, secret: str) -> str:

@@ -6,9 +6,12 @@ do, so clients are tested against keys they must ignore.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import string
+
+import numpy as np
 
 _BASE62 = string.ascii_letters + string.digits
 _rng = random.Random()
@@ -29,6 +32,18 @@ def text_pieces(text: str) -> list[str]:
     pieces = re.findall(r"\s*\S+", text)
     tail = text[len("".join(pieces)) :]
     return pieces + [tail] if tail else pieces
+
+
+def word_audio(number: int, seconds: float, piece_ms: int = 100) -> list[bytes]:
+    """The loopback's "voice" for one word: a tone (a different pitch each word) of ``seconds``,
+    24 kHz PCM16 mono, cut into ``piece_ms`` deltas as the real server sends audio in pieces."""
+    rate = 24000
+    frames = int(rate * seconds)
+    t = np.arange(frames) / rate
+    tone = 0.3 * np.sin(2 * math.pi * (200 + 40 * (number % 5)) * t)
+    pcm = (tone * 32767).astype("<i2").tobytes()
+    step = rate * piece_ms // 1000 * 2
+    return [pcm[i : i + step] for i in range(0, len(pcm), step)]
 
 
 def user_audio_item(item_id: str) -> dict:

@@ -18,7 +18,10 @@ Choices where the real server's behaviour is unknown:
   ("... maximum duration of 1 second.").
 - Transcription events are sent only when the session's ``audio.input.transcription`` is set
   (the default session has it null, as the real one does); ``TurnRecord.transcript`` is set anyway.
-- Replies are text, or with ``output_modalities: ["audio"]`` transcript deltas plus silent audio.
+- Replies are text, or with ``output_modalities: ["audio"]`` transcript deltas plus audio: a tone
+  of ``audio_per_word`` seconds per word, in 100 ms ``response.output_audio.delta`` pieces.
+- ``conversation.item.truncate`` is answered for assistant audio items (``conversation.item.truncated``);
+  an ``audio_end_ms`` past the audio sent gets the real server's ``invalid_value``.
 - The server sends no keepalive pings of its own; it answers the client's (unless stalled).
 """
 
@@ -60,6 +63,7 @@ class LoopbackRealtimeServer:
     :param session_length: seconds from ``session.created`` to ``session_expired`` and close 1001.
     :param transcription_delay: seconds from commit to the first transcription event.
     :param delta_interval: seconds between two text deltas (and before the first).
+    :param audio_per_word: seconds of the loopback's "voice" per word of an audio reply.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class LoopbackRealtimeServer:
         session_length: float = 3600.0,
         transcription_delay: float = 0.05,
         delta_interval: float = 0.005,
+        audio_per_word: float = 0.1,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -80,6 +85,8 @@ class LoopbackRealtimeServer:
         self.session_length = session_length
         self.transcription_delay = transcription_delay
         self.delta_interval = delta_interval
+        self.audio_per_word = audio_per_word
+        self.truncations: list[tuple[str, int]] = []  # (item_id, audio_end_ms) of each truncate
         self.url = ""
         self.connections: list[ConnectionRecord] = []
         self.attempts: list[float] = []

@@ -27,6 +27,7 @@ from .events import (
     masked_key,
     message_item,
     new_id,
+    word_audio,
     obfuscation,
     rate_limits,
     response_object,
@@ -41,6 +42,7 @@ from .validate import (
     ClientEventError,
     check_item,
     check_response_create,
+    check_truncate,
     decode_append,
     default_session,
     invalid_value,
@@ -55,10 +57,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("magoo.realtime.loopback")
 
 _INPUT_EVENTS = ("session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear")
-_CONVERSATION_EVENTS = ("conversation.item.create", "response.create", "response.cancel")
+_CONVERSATION_EVENTS = ("conversation.item.create", "response.create", "response.cancel",
+                        "conversation.item.truncate")
 # Real GA client events the loopback does not implement: named as such rather than "invalid".
-_UNIMPLEMENTED = ("conversation.item.retrieve", "conversation.item.truncate", "conversation.item.delete",
-                  "output_audio_buffer.clear")
+_UNIMPLEMENTED = ("conversation.item.retrieve", "conversation.item.delete", "output_audio_buffer.clear")
 DROP_POINTS = ("speech_started", "committed", "response")  # in the order a turn reaches them
 
 
@@ -109,6 +111,8 @@ class _Response:
     sent: str = ""
     item_added: bool = False
     task: asyncio.Task | None = None
+    audio_ms: int = 0  # of the model's voice sent so far
+    truncated_ms: int | None = None  # where the client cut the item (conversation.item.truncate)
 
 
 class LoopbackSession:
@@ -132,6 +136,7 @@ class LoopbackSession:
         self._queued: deque[tuple[str, TurnRecord | None, dict]] = deque()
         self._pending: dict[str, set[str]] = {}  # turn item_id -> parts still running
         self._turns: list[TurnRecord] = []
+        self._assistant_items: dict[str, _Response] = {}  # item id -> the response that wrote it
 
     @property
     def session(self) -> dict:
@@ -368,6 +373,22 @@ class LoopbackSession:
         text, turn = self._last_user
         self._start_response(text, turn, options)
 
+    def _on_conversation_item_truncate(self, event: dict) -> None:
+        """Cut an assistant audio item at ``audio_end_ms`` (what the user heard), as the real server does."""
+        item_id, end_ms = check_truncate(event)
+        response = self._assistant_items.get(item_id)
+        if response is None:
+            raise ClientEventError("item_not_found", f"Item with item_id not found: {item_id}", "item_id")
+        if response.modality != "audio" or event["content_index"] != 0:
+            raise ClientEventError("invalid_value", "Only audio content of an assistant message can be truncated.",
+                                   "content_index")
+        if end_ms > response.audio_ms:
+            raise ClientEventError("invalid_value", f"Audio content of {response.audio_ms}ms is already shorter "
+                                   f"than {end_ms}ms", "audio_end_ms")
+        response.truncated_ms = end_ms
+        self.server.truncations.append((item_id, end_ms))
+        self.emit("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms)
+
     def _on_response_cancel(self, event: dict) -> None:
         wanted = event.get("response_id")
         if self._response is None or (wanted is not None and wanted != self._response.id):
@@ -490,12 +511,15 @@ class LoopbackSession:
         previous, self._last_item_id = self._last_item_id, response.item_id
         self.emit("conversation.item.added", previous_item_id=previous, item=item)
         response.item_added = True
+        self._assistant_items[response.item_id] = response
         audio = response.modality == "audio"
         self.emit("response.content_part.added", **ids, part=content_part(response.modality, ""))
         for number, piece in enumerate(text_pieces(response.text)):
             await asyncio.sleep(self.server.delta_interval)
-            if audio:  # 40 ms of silence per word: the loopback has no voice
-                self.emit("response.output_audio.delta", **ids, delta=base64.b64encode(bytes(1920)).decode())
+            if audio:  # the loopback has no voice: a tone per word, as long as the server says
+                for pcm in word_audio(number, self.server.audio_per_word):
+                    self.emit("response.output_audio.delta", **ids, delta=base64.b64encode(pcm).decode())
+                    response.audio_ms += len(pcm) // BYTES_PER_MS
             self.emit("response.output_audio_transcript.delta" if audio else "response.output_text.delta",
                       **ids, delta=piece, obfuscation=obfuscation())
             response.sent += piece

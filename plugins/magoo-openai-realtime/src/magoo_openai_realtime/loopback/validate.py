@@ -167,6 +167,9 @@ def merged_session(current: dict, update: Any, session_type: str) -> dict:
             _check_output(audio["output"])
             if "format" in audio["output"]:
                 merged["audio"]["output"]["format"] = _format(audio["output"]["format"], "session.audio.output.format")
+            for key in ("voice", "speed"):
+                if key in audio["output"]:
+                    merged["audio"]["output"][key] = audio["output"][key]
         if "input" in audio:
             _check_input(audio["input"])
             merged_input = merged["audio"]["input"]
@@ -295,6 +298,23 @@ def check_response_create(event: dict) -> dict:
     if "instructions" in options:
         _require(options["instructions"], "string", "response.instructions")
     return options
+
+
+def check_truncate(event: dict) -> tuple[str, int]:
+    """``(item_id, audio_end_ms)`` of a ``conversation.item.truncate``, validated for shape
+    (whether the item exists and is long enough is the session's to check)."""
+    for key in event:
+        if key not in {"type", "event_id", "item_id", "content_index", "audio_end_ms"}:
+            raise unknown(key)
+    for key in ("item_id", "content_index", "audio_end_ms"):
+        if key not in event:
+            raise missing(key)
+    _require(event["item_id"], "string", "item_id")
+    _require(event["content_index"], "integer", "content_index")
+    _require(event["audio_end_ms"], "integer", "audio_end_ms")
+    if event["audio_end_ms"] < 0:
+        raise ClientEventError("invalid_value", "Invalid 'audio_end_ms': must be at least 0.", "audio_end_ms")
+    return event["item_id"], event["audio_end_ms"]
 
 
 def check_item(event: dict, item_id: str) -> dict:
