@@ -28,7 +28,7 @@ log = logging.getLogger("magoo.plugins")
 
 ENTRY_POINT_GROUP = plugin_entry_points.PLUGIN_GROUP
 BUILTIN_DISTRIBUTION = "magoo"
-BUILTIN_MODULES = ("sources", "fakes", "recorder", "local")
+BUILTIN_MODULES = ("sources", "fakes", "recorder", "local", "clock")
 
 REGISTRATION_HOOKS: dict[Role, str] = {
     Role.AUDIO_SOURCE: "magoo_register_audio_sources",
