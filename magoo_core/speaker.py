@@ -166,12 +166,13 @@ class Speaker:
 
     async def say_stream(
         self, turn: TurnTimeline, sentences: AsyncIterable[str], on_muted: Callable[[], Awaitable[None]]
-    ) -> None:
+    ) -> list[str]:
         """Say a streamed reply of ``turn`` sentence by sentence as one utterance: the TTS
         synthesizes the next sentence while the player plays the one before
         (:class:`~magoo_core.reply_stream.SpokenSentences`). Muting, events and barge-in as for
         :meth:`say`; ``speak_start`` gets ``text="<audio>"`` (the text is not whole yet).
 
+        :returns: the sentences whose sound had started (all of them unless it was interrupted).
         :raises TurnDropped: the TTS or the player failed; the failure has been reported.
         """
         spoken = SpokenSentences(sentences, lambda: self._backends.ready(self._backends.tts), self._settings.reply_timeout)
@@ -185,6 +186,7 @@ class Speaker:
         if result.status in ("failed", "dropped"):
             raise TurnDropped
         await self._backends.succeeded(self._backends.tts)
+        return spoken.said
 
     async def speak(
         self, utterance: Utterance, on_muted: Callable[[], Awaitable[None]] | None = None, *, ticket: asyncio.Future | None = None
