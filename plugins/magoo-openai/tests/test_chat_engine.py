@@ -9,6 +9,8 @@ import json
 import logging
 from typing import Any
 
+import pytest
+
 from magoo_core import Outcome
 from magoo_core.engine import Engine
 from magoo_core.event_recorder import EventRecorder
@@ -145,3 +147,34 @@ async def test_the_key_is_in_no_log_event_or_failure_when_it_is_rejected(tmp_pat
     outputs = [caplog.text, json.dumps([repr(e) for e in recorder.events]), repr(result), repr(engine.responder.spec)]
     for output in outputs:
         assert KEY not in output and KEY[-12:] not in output
+
+
+def _engine_reads_a_closing_reply() -> bool:
+    import inspect
+
+    from magoo_core.reply_stream import sentences
+
+    return "closing" in inspect.signature(sentences).parameters
+
+
+@pytest.mark.skipif(not _engine_reads_a_closing_reply(), reason="needs the engine's closing Reply(text='') of a stream (branch services)")
+async def test_a_question_opens_the_follow_up_window_and_three_turns_share_the_conversation(tmp_path):
+    wake, command = {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5}, {"seconds": 0.6, "tone": 440.0, "amplitude": 0.3}
+    source = {"backend": "scripted", "realtime": True,
+              "segments": [{"seconds": 0.3}, wake, {"seconds": 0.2}, command, {"seconds": 2.0}, command, {"seconds": 2.0},
+                           command, {"seconds": 2.5}]}
+    overrides = {
+        "audio_source": source,
+        "stt": {"backend": "scripted", "transcripts": ["my name is Ada", "yes please", "what is my name"]},
+        "engine": {"follow_up": 0.0},  # no window unless a reply asks a question
+    }
+    replies = ["Hello Ada. Shall I remember that?", "Done. Anything else?", "Your name is Ada."]
+    async with LoopbackOpenAIServer(api_key=KEY, replies=replies) as server:
+        overrides["responder"] = responder_section(server)
+        _, recorder, result = await run(overrides, turns=3, tmp_path=tmp_path)
+
+    assert [t.outcome for t in result.timelines] == [Outcome.OK] * 3
+    assert [t.follow_up for t in result.timelines] == [False, True, True]  # no wake word after a question
+    assert len(recorder.of("wake")) == 1
+    third = server.chat_requests()[2]["messages"]
+    assert [m["content"] for m in third if m["role"] == "user"] == ["my name is Ada", "yes please", "what is my name"]
