@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -28,6 +28,9 @@ from magoo_core.types import Reply, Transcript, TurnContext
 from .client import EndpointConfig, backend_error, make_client
 from .memory import Conversation
 from .tool_calls import ToolCalls, assistant_message, result_messages, run_calls, tool_specs
+
+if TYPE_CHECKING:
+    from magoo_core.doctor import Check
 
 log = logging.getLogger("magoo.openai")
 
@@ -53,7 +56,7 @@ class ChatResponder(Backend):
             400, description="Longest reply in tokens (max_completion_tokens); unset: the server's limit."
         )
         tools: list[str] = Field(
-            default_factory=list, description='Tools the model may call, by name (e.g. ["time", "say_nothing"]); `magoo doctor` lists them.'
+            default_factory=list, description='Tools the model may call, by name (e.g. ["time", "say_nothing"]); a name no plugin offers is said at the first turn, with the tools there are.'
         )
         max_tool_rounds: Count(0, 20) = Field(
             4, description="Rounds of tool calls in one turn, at most; then the model must answer without tools."
@@ -102,6 +105,13 @@ class ChatResponder(Backend):
 
     def stats(self) -> Mapping[str, float]:
         return {**self.counters, "remembered": len(self.conversation)}
+
+    @classmethod
+    def doctor(cls, config: Config, section: str) -> list[Check]:
+        """``magoo doctor``: the endpoint answers, takes the key and has the model (blocking, a few seconds)."""
+        from .doctor import check_endpoint
+
+        return check_endpoint(config, section, config.model)
 
     # ---- a turn ---------------------------------------------------------------------------------
 
