@@ -39,7 +39,7 @@ async def test_the_reply_streams_delta_by_delta_and_the_request_is_what_the_api_
     (body,) = server.chat_requests()
     assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}]
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert (body["temperature"], body["max_completion_tokens"]) == (0.5, 50)
+    assert (body["temperature"], body["max_tokens"]) == (0.5, 50)  # a compatible server: the name every one knows
     assert "tools" not in body
     assert r.counters["completion_tokens"] == 3
 
@@ -256,3 +256,10 @@ async def test_a_reply_cut_short_is_remembered_as_it_was_said(server):
         await ask(r, "go on", turn=2)
     messages = server.chat_requests()[1]["messages"]
     assert {"role": "assistant", "content": "You said: …"} in messages
+
+
+def test_openai_itself_gets_max_completion_tokens():
+    from magoo_openai.client import OPENAI_URL
+
+    assert ChatResponder.Config(base_url=OPENAI_URL).is_openai
+    assert not ChatResponder.Config(base_url="http://localhost:11434/v1").is_openai

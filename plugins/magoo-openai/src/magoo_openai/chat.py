@@ -53,7 +53,7 @@ class ChatResponder(Backend):
         )
         temperature: Number(0, 2) | None = Field(None, description="Sampling temperature; unset: the server's default.")
         max_tokens: Count(1, 100_000) | None = Field(
-            400, description="Longest reply in tokens (max_completion_tokens); unset: the server's limit."
+            400, description="Longest reply in tokens (sent as max_completion_tokens to OpenAI, max_tokens to other servers); unset: the server's limit."
         )
         tools: list[str] = Field(
             default_factory=list, description='Tools the model may call, by name (e.g. ["time", "say_nothing"]); a name no plugin offers is said at the first turn, with the tools there are.'
@@ -190,8 +190,8 @@ class ChatResponder(Backend):
             request["tools"] = tool_specs(tools)
         if config.temperature is not None:
             request["temperature"] = config.temperature
-        if config.max_tokens is not None:
-            request["max_completion_tokens"] = config.max_tokens
+        if config.max_tokens is not None:  # OpenAI's reasoning models take only the new name; local servers the old
+            request["max_completion_tokens" if config.is_openai else "max_tokens"] = config.max_tokens
         self.counters["requests"] += 1
         stream = None
         try:

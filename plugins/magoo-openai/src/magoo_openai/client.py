@@ -72,6 +72,11 @@ class EndpointConfig(BackendConfig):
         return self._key_variable or "the api_key"
 
     @property
+    def is_openai(self) -> bool:
+        """The server is OpenAI's own (not a compatible one)."""
+        return urlsplit(self.base_url).hostname == urlsplit(OPENAI_URL).hostname
+
+    @property
     def host(self) -> str:
         parts = urlsplit(self.base_url)
         return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)

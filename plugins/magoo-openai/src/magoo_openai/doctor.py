@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from magoo_core.doctor.context import PLACEHOLDER
 from magoo_core.doctor.rows import Check, fail, ok, warn
 
-from .client import OPENAI_URL, EndpointConfig
+from .client import EndpointConfig
 
 #: seconds the doctor's request may take
 DOCTOR_TIMEOUT = 5.0
@@ -23,11 +23,10 @@ DOCTOR_TIMEOUT = 5.0
 def check_endpoint(config: EndpointConfig, section: str, model: str | None = None) -> list[Check]:
     """The rows for one backend: whether it has a key it needs, and what ``GET /models`` says."""
     name = f"{section} openai endpoint"
-    openai_itself = urlsplit(config.base_url).hostname == urlsplit(OPENAI_URL).hostname
     key = config.key
     if key == PLACEHOLDER:  # the key's own row says it is not set
         return [fail(name, f"not checked: {config.key_name} is not set", f"set {config.key_name}, then run magoo doctor again")]
-    if not key and openai_itself:
+    if not key and config.is_openai:
         return [fail(name, f"{config.host} needs an API key and {section} has none",
                      f'add api_key = {{ env = "OPENAI_API_KEY" }} to {section} and set the variable')]
     request = urllib.request.Request(f"{config.base_url.rstrip('/')}/models", headers={"Accept": "application/json"})
