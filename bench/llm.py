@@ -129,8 +129,12 @@ def print_turn(name: str, found: dict[str, list[dict[str, float]]], rate: float)
         model, echo = (statistics.median(r[step] for r in found[key]) for key in ("openai", "echo"))
         indent = "" if step == DEMO_STEPS[0] else "  "
         print(f"{indent + step:<26} {model:>10.1f} {echo:>9.1f} {model - echo:>+11.1f}")
+    from magoo_openai.loopback.chat import tokens
+
+    needed = len(tokens(SENTENCE)) + 1  # a sentence is known complete at the word after it
     print("speech_end is when the scripted STT's end_silence (0.5 s) ran out, so the transcript follows at once;"
-          " transcript->reply is the request until the model's first sentence is complete (its words at the pace above)")
+          " transcript->reply is the request until the model's first sentence is complete:")
+    print(f"  {needed} tokens at {rate:g} tokens/s = {needed / rate * 1000:.0f} ms of it is the model's own pace")
 
 
 # ---- main ---------------------------------------------------------------------------------------

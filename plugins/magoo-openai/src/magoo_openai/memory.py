@@ -127,7 +127,15 @@ class Conversation:
             except (OutputError, OSError) as exc:
                 log.warning("cannot keep the conversation in %s: %s", self.path, exc)
 
-        self._writing = asyncio.get_running_loop().create_task(write(), name="magoo-openai-memory")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a reply closed by the garbage collector, outside the loop: write now
+            try:
+                write_atomically(self.path, data.encode("utf-8"), mode=0o600)
+            except (OutputError, OSError) as exc:
+                log.warning("cannot keep the conversation in %s: %s", self.path, exc)
+            return
+        self._writing = loop.create_task(write(), name="magoo-openai-memory")
 
     async def flush(self) -> None:
         """Wait until the last change is in the file."""
