@@ -181,12 +181,15 @@ async def test_say_nothing_ends_the_turn_with_no_reply():
 
 
 async def test_a_reply_that_ends_with_a_question_asks_for_the_follow_up_window_as_its_last_item():
-    async with LoopbackOpenAIServer(api_key=KEY, replies=["Shall I set a timer?", "Done."]) as server:
+    replies = ["Shall I set a timer?", "Done.", 'She asked: "Is it ready?"', "Is it *ready?*"]
+    async with LoopbackOpenAIServer(api_key=KEY, replies=replies) as server:
         async with responder(server) as r:
             _, asked = await ask(r, "pasta")
             _, told = await ask(r, "yes", turn=2)
+            quoted = [(await ask(r, "again", turn=n))[1] for n in (3, 4)]
     assert follow_ups(asked) == [True] and not isinstance(asked[-1], str)  # the last item
     assert follow_ups(told) == []
+    assert [follow_ups(items) for items in quoted] == [[True], [True]]
 
 
 # ---- memory -------------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("magoo.openai")
 
+#: what may follow a reply's question mark: "Shall I?" and (Shall I?) end with a question too
+ENDING_QUOTES = " \t\n\"')»”’]*_"
+
 DEFAULT_SYSTEM = (
     "You are a friendly voice assistant. Your words are spoken aloud: answer briefly, in plain sentences,"
     " without lists, markdown or emoji."
@@ -138,7 +141,8 @@ class ChatResponder(Backend):
                 if not calls:
                     break
                 if offer is None:  # a server that calls tools it was not offered: stop here
-                    log.warning("turn %d: the model still calls tools after %d rounds; its reply ends here", turn, round_)
+                    why = f"after {round_} rounds (max_tool_rounds)" if tools else "though [responder] tools turns none on"
+                    log.warning("turn %d: the model calls tools %s; its reply ends here", turn, why)
                     break
                 done = calls.done()
                 self.counters["tool_calls"] += len(done)
@@ -152,7 +156,7 @@ class ChatResponder(Backend):
             reply = "".join(said).strip()
             self.conversation.add(turn, transcript.text, reply)
             remembered = True
-            if reply.endswith("?"):
+            if reply.rstrip(ENDING_QUOTES).endswith("?"):
                 yield Reply("", follow_up=True)
         finally:
             if not remembered:  # failed or closed part-way: what was said stays said
