@@ -178,3 +178,18 @@ async def test_a_question_opens_the_follow_up_window_and_three_turns_share_the_c
     assert len(recorder.of("wake")) == 1
     third = server.chat_requests()[2]["messages"]
     assert [m["content"] for m in third if m["role"] == "user"] == ["my name is Ada", "yes please", "what is my name"]
+
+
+async def test_a_stream_that_stalls_mid_reply_ends_the_turn_after_timeout_with_the_microphone_open(tmp_path):
+    async with LoopbackOpenAIServer(api_key=KEY, replies=[STORY]) as server:
+        server.fail_next(Fault(stream="stall", after=12))
+        # waits the responder's 0.5 s timeout: only time passing shows a stalled stream
+        engine, recorder, result = await run({"responder": responder_section(server, timeout=0.5)}, tmp_path=tmp_path)
+        server.unstall()
+
+    (timeline,) = result.timelines
+    assert timeline.outcome is Outcome.ERROR
+    (failure,) = result.failures
+    assert failure.role == "responder" and "gave no reply within 0.5 s (timeout)" in failure.message
+    assert engine.tts.last_instance.calls == 1  # the first sentence was said
+    assert not engine.muted and dict(recorder.muted_at)["turn_end"] is False
