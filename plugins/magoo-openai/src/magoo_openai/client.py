@@ -10,6 +10,7 @@ masked before it is quoted.
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,8 @@ OPENAI_URL = "https://api.openai.com/v1"
 INSTALL = "uv pip install magoo-openai (or: pip install openai)"
 #: characters of a server's own error message quoted in a line, at most
 QUOTE_CHARS = 200
+#: the SDK's HTTP libraries, which log every request at INFO
+HTTP_LOGGERS = ("httpx", "httpx2")
 
 
 class EndpointConfig(BackendConfig):
@@ -84,8 +87,13 @@ class EndpointConfig(BackendConfig):
 
 def make_client(config: EndpointConfig, backend: str) -> Any:
     """An ``openai.AsyncOpenAI`` for ``config`` (a local server without a key gets a placeholder
-    one: the SDK insists on a key, the server ignores it). Use it on the event loop only."""
+    one: the SDK insists on a key, the server ignores it). Use it on the event loop only.
+    The HTTP library's per-request INFO lines are turned down to warnings, unless a level was set."""
     openai = require("openai", backend=backend, install=INSTALL)
+    for name in HTTP_LOGGERS:  # a line per request at INFO; magoo's own lines say what matters
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
     return openai.AsyncOpenAI(
         base_url=config.base_url,
         api_key=config.key or "no-key",
