@@ -125,3 +125,14 @@ async def test_a_server_without_a_key_takes_any_request_and_lists_models():
         await client.close()
     assert "llama3.2" in models
     assert reply.choices[0].message.content == "You said: hello"
+
+
+async def test_a_fault_for_another_path_waits_for_a_request_to_that_path(server):
+    server.fail_next(Fault(status=500, path="/v1/audio/speech"))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.base_url}/chat/completions", json={"model": "m", "messages": MESSAGES},
+                                headers={"Authorization": f"Bearer {KEY}"}) as response:
+            assert response.status == 200
+        async with session.post(f"{server.base_url}/audio/speech", json={},
+                                headers={"Authorization": f"Bearer {KEY}"}) as response:
+            assert response.status == 500  # taken here, before any route (this server has no audio routes)
