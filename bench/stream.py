@@ -33,8 +33,10 @@ from magoo_core.reply_stream import SpokenSentences, sentences
 SENTENCE = "The weather today is mild with a light breeze from the west."
 
 
-def _reply(count: int) -> str:
-    return " ".join([SENTENCE] * count) + " Done"  # "Done": the first sentence ends at a word after it
+def reply_text(count: int) -> str:
+    """``count`` times :data:`SENTENCE`, then "Done": the first sentence is known complete only at
+    the word after it."""
+    return " ".join([SENTENCE] * count) + " Done"
 
 
 async def _tokens(text: str, pace: float, marks: dict[str, float]):
@@ -51,7 +53,15 @@ async def _tokens(text: str, pace: float, marks: dict[str, float]):
 
 async def _streamed(tts, count: int, pace: float) -> float:
     marks: dict[str, float] = {}
-    said = sentences(_tokens(_reply(count), pace, marks), max_chars=10_000, clean=True)
+    return await first_sound(tts, _tokens(reply_text(count), pace, marks), marks)
+
+
+async def first_sound(tts, deltas, marks: dict[str, float], *, play_all: bool = True) -> float:
+    """Milliseconds from ``marks["complete"]`` (set by ``deltas`` when the delta that completes the
+    first sentence is handed over) to the player's first chunk, through the sentence cutter and
+    the TTS one sentence ahead; the player then plays in real time, to the end with ``play_all``
+    (else it stops after the first chunk). bench/llm.py uses it too."""
+    said = sentences(deltas, max_chars=10_000, clean=True)
 
     async def ready():
         return tts
@@ -62,6 +72,8 @@ async def _streamed(tts, count: int, pace: float) -> float:
         async for chunk in spoken.audio:
             if first is None:
                 first = time.monotonic()
+                if not play_all:
+                    break
             await asyncio.sleep(getattr(chunk, "duration", 0.0))
     finally:
         await spoken.audio.aclose()

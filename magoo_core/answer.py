@@ -175,13 +175,14 @@ class Answers:
 
         said = cut()
         first: str | None = None
+        spoken: list[str] = []
         try:
             first = await anext(said, None)
             if first is not None:
                 turn.reply = time.monotonic()
                 log.info("turn %d: streamed reply, first sentence %r", turn.turn, shown(first))
                 if self._speaker.can_speak:
-                    await self._speaker.say_stream(
+                    spoken = await self._speaker.say_stream(
                         turn, _then(first, said), lambda: self.set_state(State.SPEAKING, turn), caption=first
                     )
             async for _ in said:  # read to its end (the reply event), said or not
@@ -193,9 +194,26 @@ class Answers:
             await self._backends.report(made_by, failure[0], turn)
             raise TurnDropped
         await self._backends.succeeded(made_by)
+        if turn.outcome is Outcome.INTERRUPTED:
+            await _tell_heard(made_by.instance, turn.turn, " ".join(spoken))
         self.asks_follow_up = closing[0].follow_up if closing else reply.follow_up
         if first is None:
             turn.fail(Outcome.NO_REPLY, "nothing to say")
+
+
+async def _tell_heard(responder: object, turn: int, text: str) -> None:
+    """The optional ``responder.heard(turn, text)``: what was said of a streamed reply cut short
+    (see :class:`~magoo_core.roles.Responder`). What it raises is logged; it may take 1 s."""
+    heard = getattr(responder, "heard", None)
+    if not callable(heard):
+        return
+    try:
+        async with asyncio.timeout(1.0):
+            done = heard(turn, text)
+            if inspect.isawaitable(done):
+                await done
+    except Exception as exc:  # the turn is over: nothing to drop
+        log.warning("turn %d: the responder's heard() failed: %s", turn, exc or type(exc).__name__)
 
 
 async def _then(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -58,9 +58,18 @@ MAX_TEMPLATE_WIDTH = 1000
 
 class EnvText(str):
     """Text read from the environment by ``{ env = "NAME" }``: parsed where a number or a
-    boolean is expected, unlike text written in the profile itself."""
+    boolean is expected, unlike text written in the profile itself.
 
-    __slots__ = ()
+    :attr:`variable` is the name of the variable it came from (``""`` when unknown), so that a
+    backend can say which variable to fix ("check OPENAI_API_KEY") without ever showing the value.
+    """
+
+    variable: str = ""
+
+    def __new__(cls, value: str, variable: str = "") -> EnvText:
+        text = super().__new__(cls, value)
+        text.variable = variable
+        return text
 
 
 _TRUE = frozenset({"true", "yes", "on", "1"})

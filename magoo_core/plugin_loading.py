@@ -29,7 +29,7 @@ log = logging.getLogger("magoo.plugins")
 
 ENTRY_POINT_GROUP = plugin_entry_points.PLUGIN_GROUP
 BUILTIN_DISTRIBUTION = "magoo"
-BUILTIN_MODULES = ("sources", "fakes", "recorder", "local")
+BUILTIN_MODULES = ("sources", "fakes", "recorder", "local", "clock")
 
 #: the hook that registers the backends of each role (the ``register_hook`` of :data:`~magoo_core.roles.ROLES`)
 REGISTRATION_HOOKS: dict[Role, str] = {info.role: info.register_hook for info in ROLES}

@@ -28,6 +28,7 @@ KNOWN_PLUGINS: dict[str, str] = {
     "openwakeword": "magoo-openwakeword",
     "porcupine": "magoo-porcupine",
     "microwakeword": "magoo-microwakeword",
+    "openai": "magoo-openai",
     "openai-realtime": "magoo-openai-realtime",
     "fish": "magoo-fish",
     "mpv": "magoo-mpv",

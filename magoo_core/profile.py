@@ -619,7 +619,7 @@ class _Validator:
                 secret_keys.add(key)
                 if found:
                     self.secret_values.add(found)
-                return EnvText(found)  # text, parsed where a backend expects a number
+                return EnvText(found, var)  # text, parsed where a backend expects a number
             if isinstance(value, Mapping):
                 return {k: walk(v, (*path, k)) for k, v in value.items()}
             if isinstance(value, list):

@@ -175,7 +175,8 @@ class SpokenSentences:
 
     A failure of the TTS ends the audio after the audio before it and is kept in :attr:`failure`
     (for the Speaker to report against the ``[tts]`` backend); the sentences after it are not
-    read. Runs on the event loop.
+    read. :attr:`said` lists the sentences whose audio the player has started to take, in
+    order (what a listener heard of a reply cut short). Runs on the event loop.
     """
 
     def __init__(self, sentences: AsyncIterable[str], tts: Callable[[], Awaitable[Any]], timeout: float) -> None:
@@ -184,7 +185,18 @@ class SpokenSentences:
         self._timeout = timeout
         #: the TTS's failure, if it failed
         self.failure: BaseException | None = None
-        self.audio: AsyncIterator = pipelined(self._until_failed(), self._synthesize)
+        #: the sentences whose audio has gone to the player (at least its first piece)
+        self.said: list[str] = []
+        self.audio: AsyncIterator = self._noting(pipelined(self._until_failed(), self._synthesize))
+
+    async def _noting(self, audio: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """``audio`` without the sentence marks, each noted in :attr:`said` as the player reaches it."""
+        async with contextlib.aclosing(audio):
+            async for piece in audio:
+                if isinstance(piece, _Said):
+                    self.said.append(piece.text)
+                else:
+                    yield piece
 
     async def _until_failed(self) -> AsyncIterator[str]:
         async for sentence in self._sentences:
@@ -195,6 +207,7 @@ class SpokenSentences:
     async def _synthesize(self, text: str) -> AsyncIterator[Any]:
         try:
             tts = await self._tts()
+            yield _Said(text)
             async with contextlib.aclosing(tts.synthesize(text)) as pieces:
                 while True:
                     try:
@@ -211,3 +224,12 @@ class SpokenSentences:
             raise
         except Exception as exc:
             self.failure = exc
+
+
+class _Said:
+    """In :class:`SpokenSentences`' audio, before a sentence's first piece: the player reached it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text

@@ -295,6 +295,12 @@ class Responder(Protocol):
     A ``respond`` that has a parameter named ``context`` is called with ``context=`` the turn's
     :class:`TurnContext` (which wake word started it, its number, whether it is a follow-up);
     one without it is called with the transcript alone, as before.
+
+    Optional, for a responder that remembers the conversation: ``heard(turn, text)`` (sync or
+    async, at most 1 s) is called on the loop when a streamed reply of turn number ``turn`` was
+    cut short (barge-in, a stop), after its deltas were read to their end, with ``text`` the
+    sentences whose sound had started, as spoken (made speakable), joined by spaces; ``""``
+    when none had. Raising is logged.
     """
 
     name: ClassVar[str]

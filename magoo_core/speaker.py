@@ -167,13 +167,14 @@ class Speaker:
 
     async def say_stream(
         self, turn: TurnTimeline, sentences: AsyncIterable[str], on_muted: Callable[[], Awaitable[None]], *, caption: str
-    ) -> None:
+    ) -> list[str]:
         """Say a streamed reply of ``turn`` sentence by sentence as one utterance: the TTS
         synthesizes the next sentence while the player plays the one before
         (:class:`~magoo_core.reply_stream.SpokenSentences`). Muting, events and barge-in as for
         :meth:`say`; ``speak_start`` gets ``text=caption``, the first sentence (the text is not
         whole yet).
 
+        :returns: the sentences whose sound had started (all of them unless it was interrupted).
         :raises TurnDropped: the TTS or the player failed; the failure has been reported.
         """
         tts = self._backends.for_turn(Role.TTS, turn)  # the voice of the turn's wake word
@@ -189,6 +190,7 @@ class Speaker:
         if result.status in ("failed", "dropped"):
             raise TurnDropped
         await self._backends.succeeded(tts)
+        return spoken.said
 
     async def say_audio(
         self, turn: TurnTimeline, audio: AsyncIterable[Any], on_muted: Callable[[], Awaitable[None]], *,

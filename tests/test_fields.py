@@ -180,3 +180,10 @@ def test_a_profile_takes_numbers_from_the_environment_but_not_from_quoted_text(t
         "[audio_source] realtime: must be true or false, not text: write it without quotes",
         "[audio_source] sample_rate: must be an integer, not text: write it without quotes",
     ]
+
+
+def test_env_text_keeps_the_name_of_its_variable_for_messages():
+    text = EnvText("s3cret-value", "OPENAI_API_KEY")
+    assert text == "s3cret-value" and text.variable == "OPENAI_API_KEY"
+    assert EnvText("x").variable == ""
+    assert "OPENAI_API_KEY" not in repr(text)  # the value's repr stays the value's

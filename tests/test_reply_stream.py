@@ -163,3 +163,26 @@ async def test_a_streamed_reply_with_nothing_in_it_ends_the_turn_without_a_reply
     (timeline,) = result.timelines
     assert timeline.outcome.value == "no_reply"
     assert not engine.player.last_instance.plays
+
+
+async def test_spoken_sentences_note_each_sentence_as_the_player_reaches_it():
+    from magoo_core.reply_stream import SpokenSentences
+    from magoo_core.types import AudioChunk
+
+    def piece(text: str, part: int) -> AudioChunk:
+        return AudioChunk(f"{text}{part}".encode().ljust(8), 16000)
+
+    class TwoPieces:
+        async def synthesize(self, text):
+            yield piece(text, 1)
+            yield piece(text, 2)
+
+    async def tts():
+        return TwoPieces()
+
+    spoken = SpokenSentences(_deltas("One.", "Two.", "Three."), tts, timeout=5.0)
+    assert await anext(spoken.audio) == piece("One.", 1)
+    assert spoken.said == ["One."]
+    assert [await anext(spoken.audio) for _ in range(2)] == [piece("One.", 2), piece("Two.", 1)]
+    await spoken.audio.aclose()  # cut short (barge-in) while "Two." plays
+    assert spoken.said == ["One.", "Two."] and spoken.failure is None

@@ -17,6 +17,7 @@ The tests are plain functions (no pytest-asyncio needed): coroutines run with ``
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -177,17 +178,28 @@ class SpeechToTextContract(BackendContract):
 
 
 class ResponderContract(BackendContract):
-    """A responder answers a transcript with a Reply or None."""
+    """A responder answers a transcript with a Reply, None, or a stream of text deltas (that may
+    end with a ``Reply(text="")``, its follow-up)."""
 
     role = Role.RESPONDER
     question: ClassVar[str] = "what time is it"
 
     def test_answers(self) -> None:
         async def respond(responder: Any) -> Any:
-            return await responder.respond(Transcript(self.question))
+            answered = responder.respond(Transcript(self.question))
+            if inspect.isawaitable(answered):
+                answered = await answered
+            if answered is not None and not isinstance(answered, Reply) and hasattr(answered, "__aiter__"):
+                return [item async for item in answered]
+            return answered
 
         reply = run(self.entered(respond))
-        assert reply is None or (isinstance(reply, Reply) and isinstance(reply.text, str))
+        if isinstance(reply, list):
+            deltas, last = (reply[:-1], reply[-1]) if reply and isinstance(reply[-1], Reply) else (reply, None)
+            assert all(isinstance(delta, str) for delta in deltas), f"a streamed reply yields text: {reply!r}"
+            assert last is None or last.text == "", f"a stream may only end with a Reply(text=''): {last!r}"
+        else:
+            assert reply is None or (isinstance(reply, Reply) and isinstance(reply.text, str))
 
 
 class TextToSpeechContract(BackendContract):
