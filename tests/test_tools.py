@@ -107,7 +107,8 @@ async def test_the_engine_gathers_every_plugins_tools_and_hands_them_to_the_resp
 
     assert [t.outcome for t in result.timelines] == [Outcome.OK]
     (context,) = engine.responder.last_instance.contexts
-    assert list(context.tools) == ["nod"] and context.tools["nod"].description == "Nod."
+    assert list(context.tools) == ["nod", "timer_set", "timer_cancel", "timer_list"]  # and the built-in timers
+    assert context.tools["nod"].description == "Nod."
     assert "two tools are named 'nod'" in caplog.text
     assert "registered 'str' as a tool" in caplog.text
     assert "could not offer its tools: cannot reach the webhook list" in caplog.text
