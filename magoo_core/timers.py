@@ -245,9 +245,9 @@ class Timers:
         del self._running[key]
         timer = replace(entry.timer, ends_at=time.time())
         log.info("timer %s is done", printable(timer.name))
-        self._ring_later(timer, self.settings.say.format(name=timer.name))
-        await self._save()
+        self._ring_later(timer, self.settings.say.format(name=timer.name))  # starts once this task waits
         await self._emit("timer_finished", timer=timer)
+        await self._save()
 
     def _ring_later(self, timer: Timer, text: str) -> None:
         key = _key(timer.name)

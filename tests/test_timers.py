@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from magoo_core import hookimpl
+from typing import ClassVar
+
+from pydantic import Field
+
+from magoo_core import Backend, BackendConfig, Reply, hookimpl
 from magoo_core.default_plugins.timers import TIMER_TOOLS, TimerTools
 from magoo_core.engine import Engine
 from magoo_core.settings import TimerSettings
@@ -24,7 +28,7 @@ from magoo_core.timer_store import TimerStore, store_path
 from magoo_core.timers import Timers, clean_name, duration_name, spoken_duration
 from magoo_core.types import EngineStatus, State, Timer
 
-from probe import Probe, segments
+from probe import Probe, in_order, segments
 
 QUIET = segments((3.0, None))  # a realtime microphone that hears nothing for 3 s, then ends
 
@@ -149,6 +153,48 @@ async def test_a_timer_that_ended_while_magoo_was_off_rings_at_start_or_is_dropp
     assert timer_events(probe) == [("timer_finished", "tea")]
     assert "timer laundry ended 2 hours ago, while magoo was not running; past [engine.timers] late_for" in caplog.text
     assert json.loads((tmp_path / "kitchen.timers.json").read_text())["timers"] == []
+
+
+class ToolCallingResponder(Backend):
+    """Stands in for a language model: calls the tools its config names, then says the first result."""
+
+    name: ClassVar[str] = "tool-calling"
+
+    class Config(BackendConfig):
+        calls: list[dict] = Field(default_factory=list, description="[{tool, arguments}] called in order on each turn.")
+
+    async def respond(self, transcript, context=None):
+        results = [await context.tools.call(c["tool"], json.dumps(c["arguments"])) for c in self.config.calls]
+        return Reply(results[0].content)
+
+
+class ToolCallingPlugin:
+    @staticmethod
+    @hookimpl
+    def magoo_register_responders(register):
+        register(ToolCallingResponder)
+
+
+async def test_a_timer_set_by_voice_is_confirmed_in_the_reply_and_rings_after_the_turn(tmp_path):
+    # a real wait: a realtime microphone with a wake word and a command, and a 1 s timer after it
+    source = segments((0.3, None), (0.4, 660.0), (0.2, None), (0.6, 440.0), (3.0, None))
+    stt = {"backend": "scripted", "transcripts": ["set a pasta timer for one second"]}
+    responder = {"backend": "tool-calling", "calls": [{"tool": "timer_set", "arguments": {"seconds": 1, "name": "pasta"}}]}
+    manager = build_plugins(ToolCallingPlugin)
+    profile = make_profile(
+        {"audio_source": source, "stt": stt, "responder": responder, "engine": {"timers": {"sound": False, "ring_for": 0}}},
+        manager,
+    )
+    engine = Engine(profile, manager)
+    probe = Probe(engine)
+    manager.pm.register(probe, name="probe")
+    result = await asyncio.wait_for(engine.run(), 30)
+
+    (reply,) = [arguments["reply"].text for arguments in probe.of("reply") if arguments["reply"].final]
+    assert reply.startswith("The pasta timer is set for 1 second; it ends at ")
+    assert [t.turn for t in result.timelines] == [1]
+    assert said(probe) == ["The pasta timer is done."]
+    assert in_order(probe.names(), ["turn_end", "timer_finished", "speak_start"]), " ".join(probe.names())
 
 
 # ---- the service and its tools, with a recording speech -----------------------------------------
