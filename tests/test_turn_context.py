@@ -44,8 +44,9 @@ async def test_the_responder_hears_the_wake_word_the_turn_number_and_a_follow_up
     assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]
     (wake,) = [a["wake"] for a in probe.of("wake")]
     first, second = engine.responder.last_instance.contexts
-    assert first == TurnContext(turn=1, wake=wake, follow_up=False)
-    assert second == TurnContext(turn=2, wake=None, follow_up=True)
+    # tools: the run's built-in ones (the timers), whatever they are
+    assert first == TurnContext(turn=1, wake=wake, follow_up=False, tools=first.tools)
+    assert second == TurnContext(turn=2, wake=None, follow_up=True, tools=first.tools)
     assert [a["reply"].text for a in probe.of("reply")] == [
         f"{wake.label}, turn 1, follow-up no: what time is it",
         ", turn 2, follow-up yes: and tomorrow",
@@ -55,4 +56,4 @@ async def test_the_responder_hears_the_wake_word_the_turn_number_and_a_follow_up
 async def test_continuous_mode_gives_a_context_without_a_wake_word():
     engine, probe, result = await run_engine({"wake": None, "responder": {"backend": "echo", "template": TEMPLATE}}, turns=1)
     (context,) = engine.responder.last_instance.contexts
-    assert context == TurnContext(turn=1, wake=None, follow_up=False)
+    assert context == TurnContext(turn=1, wake=None, follow_up=False, tools=context.tools)
