@@ -157,7 +157,8 @@ class Timers:
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
         self._ringing.clear()
-        await self._save()  # the running ones stay listed: the status written at the end shows them
+        # nothing to write: the store was rewritten on every change, and a profile run without a
+        # timer leaves no file behind; the running ones stay listed for the last status file
 
     # ---- what the tools call ------------------------------------------------------------------
 

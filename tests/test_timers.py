@@ -116,6 +116,11 @@ async def test_barge_in_stops_a_ringing_timer_and_the_turn_goes_on():
     assert engine.timers.ringing() == []
 
 
+async def test_a_run_without_timers_leaves_no_timers_file(tmp_path):
+    await run({"audio_source": segments((0.3, None))}, path=tmp_path / "kitchen.toml")
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_a_timer_survives_a_restart_and_is_in_the_status_file(tmp_path):
     profile = tmp_path / "kitchen.toml"
     engine_settings = {"status_file": "status.json", "status_interval": 0.05}
@@ -343,7 +348,11 @@ async def test_a_bad_timers_file_is_one_line_kept_aside_and_timers_start_empty(t
     assert line.startswith(f"the timers file {tmp_path / 'timers.json'} is not a list of timers (")
     assert line.endswith(f"it is kept as {aside} and timers start empty")
     await timers.close()
-    assert json.loads((tmp_path / "timers.json").read_text()) == {"version": 1, "timers": []}
+    assert not (tmp_path / "timers.json").exists()  # nothing to keep: no file until a timer is set
+    await timers.open()
+    await timers.set(60, "tea")
+    assert [t["name"] for t in json.loads((tmp_path / "timers.json").read_text())["timers"]] == ["tea"]
+    await timers.close()
 
 
 async def test_a_store_that_cannot_be_written_is_said_and_the_timer_still_runs(tmp_path, caplog):
