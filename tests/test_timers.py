@@ -116,6 +116,17 @@ async def test_barge_in_stops_a_ringing_timer_and_the_turn_goes_on():
     assert engine.timers.ringing() == []
 
 
+async def test_the_wake_word_between_two_rings_stops_the_ringing_without_barge_in():
+    # a real wait: the timer rings at 1 s, then is quiet until 2.5 s; the wake word comes at 1.6 s
+    user = ToolUser(("timer_set", {"seconds": 1, "name": "rice"}))
+    source = segments((1.6, None), (0.4, 660.0), (0.2, None), (0.6, 440.0), (2.5, None))
+    timers = {"sound": False, "ring_for": 30, "ring_every": 1.5}
+    engine, probe, result = await run({"audio_source": source, "engine": {"timers": timers}}, user)
+
+    assert said(probe) == ["The rice timer is done."]  # the wake word silenced it; the turn went on
+    assert [t.turn for t in result.timelines] == [1] and engine.timers.ringing() == []
+
+
 async def test_a_run_without_timers_leaves_no_timers_file(tmp_path):
     await run({"audio_source": segments((0.3, None))}, path=tmp_path / "kitchen.toml")
     assert list(tmp_path.iterdir()) == []
