@@ -176,6 +176,11 @@ def silence(fmt: AudioFormat, seconds: float, timestamp: float = 0.0) -> AudioCh
     return AudioChunk(bytes(frames * fmt.frame_bytes), fmt.sample_rate, fmt.channels, fmt.sample_width, timestamp)
 
 
+def silence_like(chunk: AudioChunk) -> AudioChunk:
+    """Digital silence of exactly ``chunk``'s format, length and timestamp."""
+    return AudioChunk(bytes(len(chunk.pcm)), chunk.sample_rate, chunk.channels, chunk.sample_width, chunk.timestamp)
+
+
 def tone(
     frequency: float,
     seconds: float,

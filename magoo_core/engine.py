@@ -36,6 +36,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from .audio import silence_like
 from .continuous import Conversation
 from .errors import BackendError
 from .follow_up import FollowUp
@@ -48,6 +49,7 @@ from .speaker import Speaker
 from .speech import Speech
 from .status import InputLevel
 from .systemd import Notifier
+from .timers import Timers
 from .tools import Toolbox
 from .turn import Turns
 from .types import AudioChunk, BackendFailure, EngineStatus, State, TurnTimeline, WakeEvent
@@ -122,6 +124,7 @@ class Engine:
         self.follow_up = FollowUp(self.turns, self.settings, on_open=lambda _turn: self.speaker.chime("listening"))
         #: the plugins' handle for speech outside a turn (``magoo_on_startup(speech)``)
         self.speech = Speech(self.speaker, self.speaker.sounds, self.turns.wait_no_turn)
+        self.timers = Timers.of_profile(profile, self.speech, plugins)
         self.conversation = (
             Conversation(self.backends, self.turns, self.settings, self._no_more_audio, self._fail_run)
             if self.continuous else None
@@ -196,11 +199,8 @@ class Engine:
         counters["restarts"] = self.backends.restarts()
         return EngineStatus(
             self.state, time.monotonic() - self._run.started_at, self.turns_done, self.errors, counters, backends,
-            health={key: state for key, (state, _) in health.items()},
-            input_level=self.input_level.value,
-            last_wake=self.last_wake,
-            wakes=dict(self.wakes),
-        )
+            health={key: state for key, (state, _) in health.items()}, input_level=self.input_level.value,
+            last_wake=self.last_wake, wakes=dict(self.wakes), timers=tuple(self.timers.list()))
 
     async def run(self) -> RunResult:
         """Run until stopped; returns what happened. Never raises for backend failures."""
@@ -213,6 +213,7 @@ class Engine:
         self.stopping.install()
         try:
             if await self._start_backends():
+                await self.timers.open()  # and its tools' plugin is registered for the run
                 self.turns.answers.tools = Toolbox.from_hook(self.plugins.pm.hook.magoo_register_tools)
                 await self.plugins.emit("startup", profile=self.profile, speech=self.speech)
                 log.info("%s: listening%s", self.profile.name, "" if self.wake else " (continuous)")
@@ -274,6 +275,7 @@ class Engine:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        await self.timers.close()
         self.speech.close()
         await self.speaker.close()
         with contextlib.suppress(Exception):
@@ -327,7 +329,7 @@ class Engine:
         if self.speaker.muted:
             self.counters["muted_frames"] += 1
             if conversation is not None and conversation.feed is not None and self.settings.muted_audio == "silence":
-                await conversation.feed.put(_silence_like(chunk))
+                await conversation.feed.put(silence_like(chunk))
             elif self.settings.barge_in and conversation is None and (state is State.SPEAKING or self.speaker.announcing):
                 wake = await self.wake_worker.score(chunk)
                 if wake is not None:
@@ -392,7 +394,3 @@ class _Run:
     def begin(self) -> None:
         self.stop = asyncio.Event()
         self.started_at = time.monotonic()
-
-
-def _silence_like(chunk: AudioChunk) -> AudioChunk:
-    return AudioChunk(bytes(len(chunk.pcm)), chunk.sample_rate, chunk.channels, chunk.sample_width, chunk.timestamp)

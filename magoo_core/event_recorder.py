@@ -76,3 +76,19 @@ class EventRecorder:
     @hookimpl
     def magoo_on_turn_end(self, timeline):
         self._add("turn_end", timeline=timeline)
+
+    @hookimpl
+    def magoo_on_timer_started(self, timer):
+        self._add("timer_started", timer=timer)
+
+    @hookimpl
+    def magoo_on_timer_updated(self, timer):
+        self._add("timer_updated", timer=timer)
+
+    @hookimpl
+    def magoo_on_timer_cancelled(self, timer):
+        self._add("timer_cancelled", timer=timer)
+
+    @hookimpl
+    def magoo_on_timer_finished(self, timer):
+        self._add("timer_finished", timer=timer)

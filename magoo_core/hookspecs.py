@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .profile import Profile
     from .speech import Speech
     from .tools import Tool
-    from .types import BackendFailure, EngineStatus, Reply, State, Transcript, TurnTimeline, WakeEvent
+    from .types import BackendFailure, EngineStatus, Reply, State, Timer, Transcript, TurnTimeline, WakeEvent
 
 hookspec = pluggy.HookspecMarker("magoo")
 
@@ -395,6 +395,63 @@ def magoo_on_turn_end(timeline: TurnTimeline) -> None:
     Called on the event-loop thread once per turn, after the microphone was unmuted.
 
     :param timeline: when each step happened, the outcome and, if it failed, why.
+
+    Return value: ignored. Raising is logged with the plugin's name.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Timer events
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def magoo_on_timer_started(timer: Timer) -> None:
+    """A timer was set (by the ``timer_set`` tool, or by code through the engine's ``timers``).
+
+    Called on the event-loop thread once per timer, after it was stored. Named like Home
+    Assistant's timer-started event; for an LED ring that shows the time left, a display.
+
+    :param timer: id, name, ``total_seconds`` and ``ends_at`` (wall-clock Unix seconds).
+
+    Return value: ignored. Raising is logged with the plugin's name.
+    """
+
+
+@hookspec
+def magoo_on_timer_updated(timer: Timer) -> None:
+    """A running timer was set again under its name: it has a new duration and end, the same id.
+
+    Called on the event-loop thread, after it was stored.
+
+    :param timer: the timer as it is now.
+
+    Return value: ignored. Raising is logged with the plugin's name.
+    """
+
+
+@hookspec
+def magoo_on_timer_cancelled(timer: Timer) -> None:
+    """A running timer was cancelled before it ended (the ``timer_cancel`` tool).
+
+    Called on the event-loop thread, after it was removed from the store. Not called for a
+    timer that is ringing and is silenced.
+
+    :param timer: the timer; ``ends_at`` is when it would have ended.
+
+    Return value: ignored. Raising is logged with the plugin's name.
+    """
+
+
+@hookspec
+def magoo_on_timer_finished(timer: Timer) -> None:
+    """A timer ended and starts ringing (the sound and ``[engine.timers] say``, as speech outside a turn).
+
+    Called on the event-loop thread once per timer, when it ends; for a timer that ended while
+    magoo was not running, at start if it ended within ``[engine.timers] late_for`` (then
+    ``ends_at`` is in the past).
+
+    :param timer: the timer; ``ends_at`` is when it ended.
 
     Return value: ignored. Raising is logged with the plugin's name.
     """

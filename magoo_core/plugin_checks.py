@@ -67,6 +67,10 @@ def check_backend_class(role: Role, cls: object) -> str | None:
     return "; ".join(problems) if problems else None
 
 
+#: registration hooks called once per run, also on a running backend (its config decides what it offers)
+INSTANCE_REGISTRATIONS = frozenset({"magoo_register_tools"})
+
+
 def class_hook_problems(cls: type) -> list[str]:
     """The ``magoo_*`` methods of a backend class that are no event hook, or take an unknown argument."""
     specs = hook_arguments()
@@ -78,7 +82,7 @@ def class_hook_problems(cls: type) -> list[str]:
         method = f"{cls.__name__}.{attribute}"
         if attribute not in specs:
             problems.append(f"{method} is not a magoo hook{nearest_hook(attribute, events)}")
-        elif not attribute.startswith(EVENT_PREFIX):
+        elif not attribute.startswith(EVENT_PREFIX) and attribute not in INSTANCE_REGISTRATIONS:
             problems.append(f"{method}: registration hooks belong in the plugin module, not on a backend class")
         else:
             unknown = [arg for arg in _required_arguments(cls, attribute) if arg not in specs[attribute]]

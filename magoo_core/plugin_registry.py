@@ -187,8 +187,9 @@ class Plugins:
     # ---- instances ----------------------------------------------------------------------------
 
     def register_instance(self, instance: object, name: str) -> bool:
-        """Register a running backend's ``@hookimpl`` methods; False when it has none."""
-        if not any(name_.startswith("magoo_on_") for name_ in dir(instance)):
+        """Register a running backend's ``@hookimpl`` methods (events, and ``magoo_register_tools``);
+        False when it has none."""
+        if not any(name_.startswith("magoo_on_") or name_ == "magoo_register_tools" for name_ in dir(instance)):
             return False
         try:
             self.pm.register(instance, name=name)

@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from .fields import Count, Seconds, StrictBool, describe_ranges
+from .fields import Count, Seconds, StrictBool, Template, describe_ranges
 
-__all__ = ["EngineSettings", "MagooSettings", "SoundSettings"]
+__all__ = ["EngineSettings", "MagooSettings", "SoundSettings", "TimerSettings"]
 
 
 class MagooSettings(BaseModel):
@@ -62,6 +62,56 @@ class SoundSettings(BaseModel):
         path = (Path(base) / value).resolve()
         if not path.is_file():
             message = f"no file at {path}: give a WAV file (relative paths start at the profile's folder), or true for magoo's sound"
+            raise PydanticCustomError("missing_file", "{message}", {"message": message})
+        return path
+
+
+class TimerSettings(BaseModel):
+    """The ``[engine.timers]`` table: how a finished timer rings and where running timers are kept.
+
+    The timers themselves are set by a language model through the ``timer_set`` tool
+    (:mod:`magoo_core.timers`); these settings apply to every timer of the profile.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    say: Template("name") = Field(
+        "The {name} timer is done.", description="what is said when a timer ends; {name} is its name (\"pasta\", \"5 minute\")"
+    )
+    say_late: Template("name", "ago") = Field(
+        "The {name} timer ended {ago} ago, while I was off.",
+        description="what is said at start for a timer that ended while magoo was not running; {ago}: how long ago",
+    )
+    sound: StrictBool | Path = Field(
+        True, description="a sound before the words: true (magoo's timer beeps), a WAV path, or false (none)"
+    )
+    ring_for: Seconds(0, 3600) = Field(
+        60.0, description="seconds a finished timer keeps ringing unless stopped; 0: it rings once"
+    )
+    ring_every: Seconds(1, 600) = Field(
+        6.0, description="seconds from the start of one ring to the start of the next (with half a second of quiet at least)"
+    )
+    late_for: Seconds(0, 604800) = Field(
+        900.0,
+        description="a timer that ended while magoo was not running rings at start when it ended at most this many"
+        " seconds ago; older ones are dropped with a log line",
+    )
+    max_timers: Count(1, 100) = Field(20, description="timers running at once, at most")
+    store: StrictBool | Path = Field(
+        True,
+        description="where running timers are kept across restarts: true (next to the profile, named after it:"
+        " kitchen.timers.json for kitchen.toml), a JSON file's path, or false (not kept)",
+    )
+
+    @field_validator("sound", "store", mode="after")
+    @classmethod
+    def _resolved(cls, value: Any, info: ValidationInfo) -> Any:
+        base = (info.context or {}).get("base_dir")
+        if not isinstance(value, Path) or base is None:
+            return value
+        path = (Path(base) / value).resolve()
+        if info.field_name == "sound" and not path.is_file():
+            message = f"no file at {path}: give a WAV file (relative paths start at the profile's folder), true or false"
             raise PydanticCustomError("missing_file", "{message}", {"message": message})
         return path
 
@@ -140,7 +190,13 @@ class EngineSettings(BaseModel):
         None,
         description="[engine.sounds]: wake, listening, thinking, done, error: true (magoo's sound), a WAV path, or unset",
     )
+    timers: TimerSettings | None = Field(
+        None,
+        description="[engine.timers]: how a finished timer rings (say, sound, ring_for, ring_every) and where timers"
+        " are kept (store); unset: the defaults",
+    )
 
 
 describe_ranges(MagooSettings)
+describe_ranges(TimerSettings)
 describe_ranges(EngineSettings)

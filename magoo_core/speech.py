@@ -297,6 +297,9 @@ class Speech:
         self._sounds = sounds
         self._wait_for_turn = wait_for_turn
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: how many times :meth:`stop` was called: something that repeats itself (a ringing
+        #: timer) ends when this changes, even between two of its utterances
+        self.stops = 0
 
     def open(self) -> None:
         """Called by the engine on its loop at the start of a run (``say_soon`` needs the loop)."""
@@ -359,7 +362,8 @@ class Speech:
     async def stop(self) -> None:
         """Stop what is being said now (a reply too) and drop the announcements waiting.
 
-        For a stop command (a stop word, a control API)."""
+        For a stop command (a stop word, a control API). A ringing timer stops ringing too."""
+        self.stops += 1
         self._speaker.clear()
         await self._speaker.stop()
 

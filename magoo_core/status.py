@@ -94,6 +94,10 @@ def status_document(status: EngineStatus, *, name: str, running: bool) -> dict[s
             "seconds_ago": round(max(0.0, time.monotonic() - wake.timestamp), 1),
         },
         "wakes": dict(status.wakes),
+        "timers": [
+            {"name": t.name, "ends_at": round(t.ends_at, 1), "remaining": round(t.seconds_left(time.time()), 1)}
+            for t in status.timers
+        ],
         "counters": {key: round(value, 3) for key, value in status.counters.items()},
         "backends": {
             key: {"health": status.health.get(key, "unknown"), "stats": dict(stats)}

@@ -305,6 +305,26 @@ class BackendFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer as hooks, the status and the store see it: a snapshot taken when it was handed out.
+
+    :param id: its identity, the same across restarts (12 hex digits).
+    :param name: what it is called and said as ("pasta"; "5 minute" when set without a name).
+    :param total_seconds: the duration it was set for.
+    :param ends_at: when it ends, wall-clock Unix seconds (``time.time()``), as of the snapshot.
+    """
+
+    id: str
+    name: str
+    total_seconds: float
+    ends_at: float
+
+    def seconds_left(self, now: float) -> float:
+        """Seconds until it ends from ``now`` (wall-clock Unix seconds); 0 once it ended."""
+        return max(0.0, self.ends_at - now)
+
+
+@dataclass(frozen=True, slots=True)
 class EngineStatus:
     """A snapshot for the heartbeat and status displays.
 
@@ -320,6 +340,7 @@ class EngineStatus:
     :param input_level: RMS level of the last second of microphone audio, 0..1 of full scale.
     :param last_wake: the most recent wake word detection, or None.
     :param wakes: detections per wake word label since the start.
+    :param timers: the timers running, soonest first (:mod:`magoo_core.timers`).
     """
 
     state: State
@@ -332,6 +353,7 @@ class EngineStatus:
     input_level: float = 0.0
     last_wake: WakeEvent | None = None
     wakes: Mapping[str, int] = field(default_factory=dict)
+    timers: tuple[Timer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

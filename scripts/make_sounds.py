@@ -24,6 +24,8 @@ SOUNDS: dict[str, list[tuple[float, float, float]]] = {
     "thinking": [(523.3, 0.06, 0.3), (0.0, 0.04, 0.0), (523.3, 0.06, 0.3)],  # two low pulses
     "done": [(1318.5, 0.06, 0.4), (880.0, 0.08, 0.4)],  # falling: the wake chime backwards
     "error": [(329.6, 0.12, 0.5), (261.6, 0.18, 0.5)],  # two low falling notes
+    # three bright beeps, a kitchen timer's: a finished timer ([engine.timers] sound)
+    "timer": [(1568.0, 0.09, 0.45), (0.0, 0.06, 0.0), (1568.0, 0.09, 0.45), (0.0, 0.06, 0.0), (1568.0, 0.09, 0.45)],
 }
 
 

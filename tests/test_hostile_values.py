@@ -54,7 +54,7 @@ REQUIRED: dict[tuple[Role, str], dict[str, Any]] = {
     (Role.STT, "openai-realtime"): {"api_key": "sk-test"},
     (Role.TTS, "fish"): {"api_key": "fish-test", "format": "pcm"},  # the wav player around it records PCM
     (Role.RESPONDER, "webhook"): {"url": "http://127.0.0.1:9/hook"},
-    (Role.ACTUATOR, "webhook"): {"url": "http://127.0.0.1:9/hook"},
+    (Role.ACTUATOR, "webhook"): {"url": "http://127.0.0.1:9/hook", "tools": [{"name": "lights", "description": "Switch them."}]},
     (Role.ACTUATOR, "servo"): {"pin": 18, "pin_factory": "mock"},
     (Role.WAKE, "porcupine"): {"keywords": ["jarvis"]},
 }

@@ -108,7 +108,7 @@ async def test_the_engine_gathers_every_plugins_tools_and_hands_them_to_the_resp
     assert [t.outcome for t in result.timelines] == [Outcome.OK]
     (context,) = engine.responder.last_instance.contexts
     assert context.tools["nod"].description == "Nod."  # the first one registered; built-in tools beside it
-    assert {"time", "say_nothing"} <= set(context.tools)
+    assert {"time", "say_nothing", "timer_set", "timer_cancel", "timer_list"} <= set(context.tools)
     assert "two tools are named 'nod'" in caplog.text
     assert "registered 'str' as a tool" in caplog.text
     assert "could not offer its tools: cannot reach the webhook list" in caplog.text

@@ -1,4 +1,4 @@
-"""The README documents the nested ``speak`` and ``wake`` tables key by key, with the code's defaults.
+"""The README documents the nested ``speak``, ``wake`` and ``gestures`` tables key by key, with the code's defaults.
 
 The repository's tests/test_docs.py checks the top-level table of every plugin backend; this
 checks the two tables under it, the same way.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from magoo_servo import SpeakMotion, WakeNod
+from magoo_servo import Gestures, SpeakMotion, WakeNod
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -41,10 +41,14 @@ def default_cell(field) -> str:
     value = field.get_default(call_default_factory=True)
     if value is None:
         return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f"`{json.dumps(value)}`"
     return f"`{json.dumps(value) if isinstance(value, str) else value!r}`"
 
 
-@pytest.mark.parametrize(("heading", "model"), [("#### `speak`", SpeakMotion), ("#### `wake`", WakeNod)])
+@pytest.mark.parametrize(("heading", "model"), [("#### `speak`", SpeakMotion), ("#### `wake`", WakeNod), ("#### `gestures`", Gestures)])
 def test_each_nested_table_is_documented_with_its_defaults(heading, model):
     rows = {row["key"].strip("`"): row for row in first_table_under(heading)}
     assert set(rows) == set(model.model_fields)

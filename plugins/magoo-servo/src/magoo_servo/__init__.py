@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from magoo_core import Backend, BackendError, BackendFailure, State, hookimpl, require
 
 from . import pins
-from .config import ServoConfig, SpeakMotion, WakeNod
+from .config import Gestures, ServoConfig, SpeakMotion, WakeNod
+from .gestures import gesture_tools
 from .motion import Mode, Motion
 
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
 
-__all__ = ["Mode", "Motion", "ServoActuator", "ServoConfig", "SpeakMotion", "WakeNod"]
+__all__ = ["Gestures", "Mode", "Motion", "ServoActuator", "ServoConfig", "SpeakMotion", "WakeNod"]
 
 log = logging.getLogger("magoo.servo")
 
@@ -225,6 +226,23 @@ class ServoActuator(Backend):
         # no reason to freeze a mouth in the middle of a reply.
         if failure.role != "plugin":
             self.motion.rest()
+
+    @hookimpl
+    def magoo_register_tools(self, register) -> None:
+        """``nod`` and ``shake`` for a language model, when the servo has a ``gestures`` table."""
+        for tool in gesture_tools(self):
+            register(tool)
+
+    def gesture(self, waypoints: list[tuple[float, float]]) -> None:
+        """Start a gesture (a tool's nod or shake); runs on the event loop, returns at once.
+
+        :raises BackendError: the servo is not running, is stopping, or its writes failed.
+        """
+        if self._broken is not None:
+            raise BackendError(f"the servo on {self.config.pin_label()} is not working ({self._broken}); it cannot move")
+        if self.device is None or self._closing:
+            raise BackendError(f"the servo on {self.config.pin_label()} is not running; it cannot move")
+        self.motion.gesture(waypoints)
 
     @hookimpl
     def magoo_on_shutdown(self) -> None:

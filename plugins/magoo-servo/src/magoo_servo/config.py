@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictInt, field_validator, model_validator
 
 from magoo_core import BackendConfig
-from magoo_core.fields import Count, Number, Seconds
+from magoo_core.fields import Count, Number, Seconds, StrictBool
 
 #: any angle a servo is set to, in degrees: a full turn either way is more than any servo has
 Angle = Number(-360, 360)
@@ -36,6 +36,25 @@ class WakeNod(BackendConfig):
 
     angle: Angle = Field(20.0, description="Angle the nod goes to, in degrees.")
     seconds: Seconds(0, 10, lo_open=True) = Field(0.4, description="How long the nod takes, there and back.")
+
+
+class Gestures(BackendConfig):
+    """Tools a language model may call to move this servo: ``nod`` and ``shake`` (issue 19)."""
+
+    nod: StrictBool = Field(True, description="Offer the nod tool: to `nod_angle` and back to rest, a few times.")
+    shake: StrictBool = Field(
+        True, description="Offer the shake tool: `shake_angle` degrees to each side of rest and back, a few times."
+    )
+    nod_angle: Angle = Field(20.0, description="Angle a nod goes to, in degrees (within min_angle..max_angle).")
+    shake_angle: Number(0, 360, lo_open=True) = Field(
+        20.0, description="Degrees a shake goes to each side of `rest_angle`; clipped to min_angle..max_angle."
+    )
+    swing: Seconds(0.05, 5) = Field(0.25, description="Seconds one swing (there, or back) takes; max_speed still holds.")
+    prefix: str = Field(
+        "",
+        pattern=r"^[a-z0-9_]{0,20}$",
+        description="Put before the tools' names, for a second servo with gestures: 'neck_' offers neck_nod, neck_shake.",
+    )
 
 
 def _table_or_false(value: Any) -> Any:
@@ -91,6 +110,10 @@ class ServoConfig(BackendConfig):
     listening_angle: Angle | None = Field(
         None, description="Pose held while awake and thinking, in degrees; unset: `rest_angle`."
     )
+    gestures: Gestures | None = Field(
+        None,
+        description="Tools a language model may call to move this servo (nod, shake): a table (below) or true; unset: none.",
+    )
 
     @field_validator("pin")
     @classmethod
@@ -101,7 +124,7 @@ class ServoConfig(BackendConfig):
             raise ValueError(f"{value} is not a BCM GPIO number (the 40-pin header has GPIO0 to GPIO27)")
         return value
 
-    @field_validator("speak", "wake", mode="before")
+    @field_validator("speak", "wake", "gestures", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:
         return _table_or_false(value)
@@ -141,6 +164,8 @@ class ServoConfig(BackendConfig):
             poses += [("speak.closed_angle", self.speak.closed_angle), ("speak.open_angle", self.speak.open_angle)]
         if self.wake is not None:
             poses.append(("wake.angle", self.wake.angle))
+        if self.gestures is not None and self.gestures.nod:
+            poses.append(("gestures.nod_angle", self.gestures.nod_angle))
         return poses
 
     def pin_label(self) -> str:

@@ -49,6 +49,7 @@ class Motion:
         self._level = 0.0
         self._voice_left = 0.0
         self._nod_left = 0.0
+        self._gesture: list[list[float]] = []  # [angle, seconds left] waypoints of a gesture, in order
         self._resting_for: float | None = None  # seconds at rest while idle, None when not there
 
     # ---- what is happening ----------------------------------------------------------------------
@@ -60,6 +61,15 @@ class Motion:
         """Start a nod (when the profile has one); a nod in progress starts over."""
         if self.config.wake is not None:
             self._nod_left = self.config.wake.seconds
+
+    def gesture(self, waypoints: list[tuple[float, float]]) -> None:
+        """Head for each ``(angle, seconds)`` in turn (a nod, a shake), over whatever else the
+        servo does; the speed limit and the limits still hold. A gesture in progress is replaced."""
+        self._gesture = [[angle, seconds] for angle, seconds in waypoints]
+
+    @property
+    def gesturing(self) -> bool:
+        return bool(self._gesture)
 
     def hear(self, level: float, duration: float) -> None:
         """The voice has RMS ``level`` (0..1) for the next ``duration`` seconds."""
@@ -76,6 +86,7 @@ class Motion:
         stop ``detach_after`` seconds after the servo got there."""
         self.mode = Mode.IDLE
         self._nod_left = 0.0
+        self._gesture = []
         self.quiet()
 
     # ---- time -----------------------------------------------------------------------------------
@@ -86,6 +97,10 @@ class Motion:
         self._follow_voice(dt)
         target = self.target()
         self._nod_left = max(0.0, self._nod_left - dt)
+        if self._gesture:
+            self._gesture[0][1] -= dt
+            if self._gesture[0][1] <= 0:
+                self._gesture.pop(0)
         limit = cfg.max_speed * dt
         moved = self.angle + min(max(target - self.angle, -limit), limit)
         self.angle = min(max(moved, cfg.min_angle), cfg.max_angle)
@@ -110,6 +125,8 @@ class Motion:
             pose = closed + self.opening * (cfg.speak.open_angle - closed)
         if cfg.wake is not None and self._nod_left > cfg.wake.seconds / 2:
             pose = cfg.wake.angle
+        if self._gesture:
+            pose = self._gesture[0][0]
         return pose
 
     def travel_time(self) -> float:
@@ -132,6 +149,7 @@ class Motion:
         return (
             self.mode is Mode.IDLE
             and self._nod_left <= 0.0
+            and not self._gesture
             and abs(target - rest) <= ARRIVED
             and abs(self.angle - rest) <= ARRIVED
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from magoo_core import Backend, BackendConfig, WakeEvent, hookimpl, require
 from magoo_core.fields import Count, Seconds, StrictBool
@@ -21,8 +21,11 @@ from magoo_core.secrets import Secrets
 
 from .options import Headers, WebhookUrl
 from .payloads import TurnSteps, envelope, epoch, finished_timeline
+from .tools import ToolCall, make_tool
 
 if TYPE_CHECKING:
+    import httpx
+
     from .delivery import Outbox
 
 EventName = Literal[
@@ -42,8 +45,8 @@ class WebhookActuator(Backend):
     class Config(BackendConfig):
         url: WebhookUrl = Field(description="Where to send the events: an http:// or https:// URL.")
         events: list[EventName] = Field(
-            default_factory=lambda: ["wake"], min_length=1,
-            description=f"Events to send, hook names without magoo_on_: {', '.join(EVENTS)}.",
+            default_factory=lambda: ["wake"],
+            description=f"Events to send, hook names without magoo_on_: {', '.join(EVENTS)}; [] for tools only.",
         )
         partials: StrictBool = Field(False, description="Also send partial transcripts (by default only the final one).")
         headers: Headers = Field(
@@ -60,6 +63,20 @@ class WebhookActuator(Backend):
         queue_size: Count(1, 100_000) = Field(
             100, description="Events waiting for delivery at most; when full, the oldest is dropped."
         )
+        tools: list[ToolCall] = Field(
+            default_factory=list, max_length=50,
+            description="Configured calls a language model may make, each a tool (see Tools: calls a model may make).",
+        )
+
+        @model_validator(mode="after")
+        def _something_to_do(self):
+            if not self.events and not self.tools:
+                raise ValueError("events is empty and there are no tools: name events to send, or tools to offer")
+            names = [tool.name for tool in self.tools]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise ValueError(f"two tools are named {', '.join(twice)}: give each its own name")
+            return self
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -71,6 +88,7 @@ class WebhookActuator(Backend):
         #: The profile's secrets, known from ``magoo_on_startup``: masked in every body.
         self._secrets = Secrets()
         self._steps = TurnSteps()
+        self._tool_client: httpx.AsyncClient | None = None  # the tools' own: never behind queued events
 
     async def __aenter__(self) -> WebhookActuator:
         """Open the HTTP client and start the task that sends; nothing is sent before an event."""
@@ -84,12 +102,25 @@ class WebhookActuator(Backend):
         )
         await outbox.start()
         self.outbox = outbox
+        if cfg.tools:
+            from .transport import open_client
+
+            self._tool_client = open_client(cfg.headers, cfg.timeout)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Send what is still queued (the shutdown event, say) for up to ``timeout`` s, then stop."""
+        if self._tool_client is not None:
+            client, self._tool_client = self._tool_client, None
+            await client.aclose()
         if self.outbox is not None:
             await self.outbox.close(self.config.timeout)  # kept: its counters stay readable
+
+    @hookimpl
+    def magoo_register_tools(self, register) -> None:
+        """The configured ``tools``, for a language model (see :mod:`.tools`)."""
+        for call in self.config.tools:
+            register(make_tool(call, lambda: self._tool_client, self.config.url, self.config.timeout, lambda: self._secrets))
 
     def stats(self) -> dict[str, float]:
         """Events delivered, failed after every attempt, dropped unsent; retries; events waiting."""
