@@ -12,7 +12,7 @@ from magoo_core import Outcome
 from magoo_core.testing import run_profile
 from magoo_core.types import AudioChunk, AudioFormat
 
-from openai_audio_helpers import HEY_JARVIS_QUESTION, KEY, PAUSED, QUESTION, loopback  # noqa: F401
+from openai_audio_helpers import HEY_JARVIS_QUESTION, KEY, PAUSED, QUESTION, loopback, loopback_server  # noqa: F401
 
 ENV = {"OPENAI_API_KEY": KEY}
 COMMAND = "set a timer for five minutes"
