@@ -149,15 +149,6 @@ async def test_the_key_is_in_no_log_event_or_failure_when_it_is_rejected(tmp_pat
         assert KEY not in output and KEY[-12:] not in output
 
 
-def _engine_reads_a_closing_reply() -> bool:
-    import inspect
-
-    from magoo_core.reply_stream import sentences
-
-    return "closing" in inspect.signature(sentences).parameters
-
-
-@pytest.mark.skipif(not _engine_reads_a_closing_reply(), reason="needs the engine's closing Reply(text='') of a stream (branch services)")
 async def test_a_question_opens_the_follow_up_window_and_three_turns_share_the_conversation(tmp_path):
     wake, command = {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5}, {"seconds": 0.6, "tone": 440.0, "amplitude": 0.3}
     source = {"backend": "scripted", "realtime": True,
