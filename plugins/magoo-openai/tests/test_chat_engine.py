@@ -9,7 +9,6 @@ import json
 import logging
 from typing import Any
 
-import pytest
 
 from magoo_core import Outcome
 from magoo_core.engine import Engine
