@@ -164,7 +164,7 @@ async def test_rate_limiting_says_how_long_the_server_asks_to_wait(loopback, loo
     server, url = loopback
     loopback_server.fail_next(Fault(status=429, retry_after=7))
     error = await failure(make(url))
-    assert "rate limiting (HTTP 429: Rate limit reached for requests. Please try again later.); it asks to wait 7 s" in error.message
+    assert "rate limiting (HTTP 429: Rate limit reached for requests. Please try again later.): try again in 7 s" in error.message
     assert error.retryable and server.uploads == []  # not retried: 7 s is too long for a turn
 
 
@@ -237,14 +237,16 @@ def test_bad_options_are_refused_with_what_to_write(options, message):
         OpenAISpeechToText.Config(**options)
 
 
-def test_doctor_checks_the_detector_and_the_key_never_showing_it():
+async def test_doctor_checks_the_detector_then_the_endpoint_with_the_key_never_showing_it(loopback):
+    import asyncio
+
     from magoo_core.doctor import Result
 
     without = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(), "[stt]")
     assert [(row.check, row.result) for row in without] == [("[stt] end of speech", Result.OK), ("[stt] openai", Result.FAIL)]
     assert "Silero VAD" in without[0].found and "api_key" in without[1].fix
-    local = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(base_url="http://localhost:8000/v1"), "[stt]")
-    assert [row.result for row in local] == [Result.OK, Result.OK]
-    keyed = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(api_key=KEY), "[stt]")
+    _, url = loopback
+    keyed = await asyncio.to_thread(OpenAISpeechToText.doctor, make(url, model="whisper-1").config, "[stt]")
     assert [row.result for row in keyed] == [Result.OK, Result.OK]
+    assert "answers with the key; model whisper-1 is there" in keyed[1].found
     assert KEY not in repr(keyed)

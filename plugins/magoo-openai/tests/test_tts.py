@@ -141,7 +141,7 @@ async def test_rate_limiting_says_how_long_to_wait(loopback, loopback_server):
     server, url = loopback
     loopback_server.fail_next(Fault(status=429, retry_after=30))
     error, _ = await failure(make(url))
-    assert "rate limiting (HTTP 429: Rate limit reached for requests. Please try again later.); it asks to wait 30 s" in error.message
+    assert "rate limiting (HTTP 429: Rate limit reached for requests. Please try again later.): try again in 30 s" in error.message
     assert server.speech_requests == []
 
 

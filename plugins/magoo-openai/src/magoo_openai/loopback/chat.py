@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from .server import LoopbackOpenAIServer
 
 PATH = "/v1/chat/completions"
-MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "llama3.2")
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "llama3.2", "whisper-1", "gpt-4o-mini-transcribe", "gpt-4o-transcribe",
+          "gpt-4o-mini-tts", "tts-1")
 TOKEN = re.compile(r"\s*\S+|\s+$")
 #: pieces a tool call's arguments are sent in, at most
 ARGUMENT_PIECES = 3
