@@ -102,7 +102,9 @@ async def test_a_wake_word_and_a_recorded_question_are_answered_aloud_through_th
     assert {chunk.format for chunk in played} == {AudioFormat(24000)}
     assert b"".join(chunk.pcm for chunk in played) == server.audio.speech
     (turn,) = record.timelines
-    assert turn.outcome is Outcome.OK and turn.first_audio is not None
+    assert turn.outcome is Outcome.OK and turn.speech_end is not None and turn.first_audio is not None
+    (start,), (end,) = record.of("speech_start"), record.of("speech_end")
+    assert start["timestamp"] <= end["timestamp"]
     assert [r.path for r in server.requests] == ["/v1/audio/transcriptions", "/v1/chat/completions", "/v1/audio/speech"]
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in server.requests)
     assert KEY not in repr(record.events)
