@@ -110,9 +110,7 @@ class OpenAITextToSpeech(Backend):
 
         async def open_response() -> Any:
             opener = streaming.create(**options)
-            async with asyncio.timeout(cfg.timeout):
-                response = await opener.__aenter__()
-            return opener, response
+            return opener, await bounded(opener.__aenter__(), cfg.timeout)
 
         try:
             opener, response = await call(open_response, self._failures, cfg.retries)
