@@ -10,6 +10,7 @@ import magoo_openai
 from magoo_core import Outcome
 from magoo_core.testing import run_profile
 from magoo_core.types import AudioChunk
+from magoo_openai.loopback import Fault
 
 from openai_audio_helpers import KEY, PAUSED, QUESTION, loopback, loopback_server  # noqa: F401
 
@@ -58,14 +59,14 @@ async def test_continuous_mode_answers_turn_after_turn(loopback):
     assert all(isinstance(piece, AudioChunk) for piece in record.audio)
 
 
-async def test_speech_that_breaks_off_mid_reply_ends_the_turn_in_one_line(loopback, caplog):
+async def test_speech_that_breaks_off_mid_reply_ends_the_turn_in_one_line(loopback, loopback_server, caplog):
     server, url = loopback
-    server.recognize, server.pace, server.faults = heard_by_length, 0, []
+    server.recognize, server.pace = heard_by_length, 0
     audio = {"backend": "scripted", "realtime": False, "segments": [{"seconds": 0.5}, {"file": str(QUESTION)}, {"seconds": 1.5}]}
     profile = {"audio_source": audio, "wake": None, **backends(url)}
     profile["tts"] = {**profile["tts"], "timeout": 0.5}
     def stall_speech(upload):  # the transcription is answered; the speech request that follows stalls
-        server.faults.append("stall")
+        loopback_server.fail_next(Fault(stream="stall", after=2, path="/v1/audio/speech"))
         return heard_by_length(upload)
 
     server.recognize = stall_speech

@@ -155,18 +155,20 @@ async def test_a_server_error_is_retried_once(loopback, loopback_server):
     assert "failed (HTTP 500" in error.message and error.retryable
 
 
-async def test_a_stalled_answer_ends_in_one_line_after_what_was_said(loopback):
+async def test_a_stalled_answer_ends_in_one_line_after_what_was_said(loopback, loopback_server):
     server, url = loopback
-    server.faults, server.pace = ["stall"], 0
+    server.pace = 0
+    loopback_server.fail_next(Fault(stream="stall", after=2))
     error, got = await failure(make(url, timeout=0.5))  # the stall outlasts the timeout: 0.5 s of real waiting
     assert got  # what arrived before the stall was played
     heard = sum(len(p.pcm) for p in got)
     assert f"stalled: nothing more of the speech within 0.5 s after {heard} bytes" in error.message
 
 
-async def test_a_dropped_answer_ends_in_one_line_after_what_was_said(loopback):
+async def test_a_dropped_answer_ends_in_one_line_after_what_was_said(loopback, loopback_server):
     server, url = loopback
-    server.faults, server.pace = ["drop"], 0
+    server.pace = 0
+    loopback_server.fail_next(Fault(stream="drop", after=2))
     error, got = await failure(make(url))
     heard = sum(len(p.pcm) for p in got)
     assert got and f"the speech broke off after {heard} bytes" in error.message

@@ -11,9 +11,8 @@ opaque bytes for mp3/opus) in chunks, at ``pace`` times real time.
 These routes are part of :class:`~.server.LoopbackOpenAIServer` (its :data:`~.server.ROUTES`),
 which checks the key and answers the status faults of :meth:`~.server.LoopbackOpenAIServer.fail_next`
 for every endpoint; the audio state is the server's :attr:`~.server.LoopbackOpenAIServer.audio`.
-Faults of an audio answer (:attr:`AudioLoopback.faults`, one per request, in order): ``"stall"``
-(headers and half of the answer, then nothing), ``"drop"`` (half of the answer, then the
-connection is cut).
+A :class:`~.records.Fault` with ``stream`` applies to a streamed transcript after ``after``
+events and to speech after ``after`` chunks: ``stall``, ``drop``, or (transcripts) ``malformed``.
 
 Needs ``aiohttp`` (the dev group); imported by tests only.
 """
@@ -21,7 +20,6 @@ Needs ``aiohttp`` (the dev group); imported by tests only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import wave
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .errors import api_error
+from .records import FAULT
 
 if TYPE_CHECKING:
     from .server import LoopbackOpenAIServer
@@ -73,7 +72,6 @@ class AudioLoopback:
     :param pcm_rate: Hz of ``speech`` when it is PCM (paces the answer).
     :param pace: how many times faster than real time speech is sent (0: all at once).
     :param chunk_bytes: bytes per chunk of the speech answer.
-    :param faults: stream faults of the coming answers, in order: ``"stall"`` or ``"drop"``.
     """
 
     recognize: Callable[[Upload], str] | None = None
@@ -82,19 +80,10 @@ class AudioLoopback:
     pcm_rate: int = 24000
     pace: float = 4.0
     chunk_bytes: int = 2400
-    faults: list[str] = field(default_factory=list)
     uploads: list[Upload] = field(default_factory=list)
     speech_requests: list[dict[str, Any]] = field(default_factory=list)
     #: set when a speech answer was sent whole: a client that played sound before this streamed
     speech_sent: asyncio.Event = field(default_factory=asyncio.Event)
-    stall_seconds: float = 60.0
-    #: set when the server shuts down: a stalled answer ends then, not after ``stall_seconds``
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def stall(self) -> None:
-        """Send nothing for ``stall_seconds``, or until the server shuts down."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closing.wait(), self.stall_seconds)
 
     def heard(self, upload: Upload) -> str:
         if self.recognize is not None:
@@ -106,10 +95,10 @@ def add_routes(app: web.Application, server: LoopbackOpenAIServer) -> None:
     """Add ``/v1/audio/transcriptions`` and ``/v1/audio/speech``, served from ``server.audio``."""
 
     async def transcriptions(request: web.Request) -> web.StreamResponse:
-        return await _transcriptions(request, server.audio)
+        return await _transcriptions(request, server)
 
     async def speech(request: web.Request) -> web.StreamResponse:
-        return await _speech(request, server.audio)
+        return await _speech(request, server)
 
     app.router.add_post("/v1/audio/transcriptions", transcriptions)
     app.router.add_post("/v1/audio/speech", speech)
@@ -122,7 +111,8 @@ def _bad(message: str, param: str | None = None) -> web.Response:
 # ---- transcriptions ---------------------------------------------------------------------------
 
 
-async def _transcriptions(request: web.Request, loopback: AudioLoopback) -> web.StreamResponse:
+async def _transcriptions(request: web.Request, server: LoopbackOpenAIServer) -> web.StreamResponse:
+    loopback = server.audio
     if not request.content_type.startswith("multipart/form-data"):
         return _bad(f"expected a multipart/form-data upload, got {request.content_type}")
     fields: dict[str, str] = {}
@@ -160,7 +150,7 @@ async def _transcriptions(request: web.Request, loopback: AudioLoopback) -> web.
         if fields.get("response_format") == "text":
             return web.Response(text=text + "\n", content_type="text/plain")
         return web.json_response({"text": text, "usage": {"type": "duration", "seconds": round(upload.seconds)}})
-    return await _transcript_events(request, loopback, text)
+    return await _transcript_events(request, server, text)
 
 
 def _decode(fields: dict[str, str], filename: str, data: bytes) -> Upload:
@@ -175,19 +165,19 @@ def _decode(fields: dict[str, str], filename: str, data: bytes) -> Upload:
         raise ValueError(f"not a WAV file ({exc})") from None
 
 
-async def _transcript_events(request: web.Request, loopback: AudioLoopback, text: str) -> web.StreamResponse:
+async def _transcript_events(request: web.Request, server: LoopbackOpenAIServer, text: str) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     pieces = [word + " " for word in text.split(" ")]
     if pieces:
         pieces[-1] = pieces[-1][:-1]
-    fault = loopback.faults.pop(0) if loopback.faults and loopback.faults[0] in ("stall", "drop") else None
+    fault = request[FAULT]
     for index, piece in enumerate(pieces):
-        if fault and index == max(1, len(pieces) // 2):
-            if fault == "stall":
-                await loopback.stall()
-            request.transport.close()  # "drop", or a stall that ran its course
-            return response
+        if fault is not None and fault.stream is not None and index == fault.after:
+            if await server.stream_fault(request, fault):
+                return response
+            if fault.stream == "malformed":
+                await response.write(b'data: {"type": "transcript.text.delta", "delta": \n\n')
         await _event(response, {"type": "transcript.text.delta", "delta": piece, "logprobs": None})
     done = {"type": "transcript.text.done", "text": text, "logprobs": None,
             "usage": {"type": "tokens", "input_tokens": 10, "output_tokens": len(pieces), "total_tokens": 10 + len(pieces)}}
@@ -203,7 +193,8 @@ async def _event(response: web.StreamResponse, event: dict[str, Any]) -> None:
 # ---- speech -----------------------------------------------------------------------------------
 
 
-async def _speech(request: web.Request, loopback: AudioLoopback) -> web.StreamResponse:
+async def _speech(request: web.Request, server: LoopbackOpenAIServer) -> web.StreamResponse:
+    loopback = server.audio
     try:
         body = await request.json()
     except ValueError:
@@ -230,14 +221,11 @@ async def _speech(request: web.Request, loopback: AudioLoopback) -> web.StreamRe
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPES[response_format]})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    fault = loopback.faults.pop(0) if loopback.faults and loopback.faults[0] in ("stall", "drop") else None
+    fault = request[FAULT]
     data = loopback.speech
     per_second = loopback.pcm_rate * 2
-    for offset in range(0, len(data), loopback.chunk_bytes):
-        if fault and offset >= len(data) // 2:
-            if fault == "stall":
-                await loopback.stall()
-            request.transport.close()
+    for sent, offset in enumerate(range(0, len(data), loopback.chunk_bytes)):
+        if fault is not None and fault.stream is not None and sent == fault.after and await server.stream_fault(request, fault):
             return response
         piece = data[offset : offset + loopback.chunk_bytes]
         await response.write(piece)

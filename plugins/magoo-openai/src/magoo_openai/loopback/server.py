@@ -88,7 +88,6 @@ class LoopbackOpenAIServer:
 
     async def stop(self) -> None:
         self.unstall()
-        self.audio.closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -109,6 +108,18 @@ class LoopbackOpenAIServer:
     def unstall(self) -> None:
         """Let stalled streams go on."""
         self.flowing.set()
+
+    async def stream_fault(self, request: web.Request, fault: Fault) -> bool:
+        """Apply ``fault``'s stream fault now, in a route's streamed answer: ``stall`` sends nothing
+        until :meth:`unstall` (or :meth:`stop`), then lets the answer go on; ``drop`` cuts the
+        connection. True: the answer ends here. ``malformed`` is the route's to write."""
+        if fault.stream == "stall":
+            self.flowing.clear()
+            await self.flowing.wait()
+        elif fault.stream == "drop":
+            request.transport.close()  # type: ignore[union-attr]
+            return True
+        return False
 
     def seconds_per_token(self) -> float:
         return 1.0 / self.tokens_per_second
