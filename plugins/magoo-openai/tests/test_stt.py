@@ -184,28 +184,21 @@ async def test_a_server_error_is_retried_then_reported(loopback, loopback_server
     assert error.retryable and [r.status for r in loopback_server.requests] == [500, 500]
 
 
-async def test_a_stalled_transcript_stream_ends_in_one_line(loopback, loopback_server):
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        # the stall outlasts the 0.5 s timeout: real waiting, 0.5 s
+        ("stall", "stalled: nothing more of the transcription within 0.5 s after 3 events"),
+        ("drop", "the transcription broke off after 3 events"),
+        ("malformed", "sent a stream that is not valid server-sent JSON events"),
+    ],
+)
+async def test_a_transcript_stream_that_goes_wrong_ends_in_one_line(loopback, loopback_server, fault, message):
     server, url = loopback
-    loopback_server.fail_next(Fault(stream="stall", after=3))
+    loopback_server.fail_next(Fault(stream=fault, after=3))
     server.transcripts = [COMMAND]
-    error = await failure(make(url, timeout=0.5))  # the stall outlasts the timeout: real waiting, 0.5 s
-    assert "stalled: nothing more of the transcription within 0.5 s after 3 events" in error.message
-
-
-async def test_a_dropped_transcript_stream_ends_in_one_line(loopback, loopback_server):
-    server, url = loopback
-    loopback_server.fail_next(Fault(stream="drop", after=3))
-    server.transcripts = [COMMAND]
-    error = await failure(make(url))
-    assert "the transcription broke off after 3 events" in error.message
-
-
-async def test_malformed_transcript_events_end_in_one_line(loopback, loopback_server):
-    server, url = loopback
-    loopback_server.fail_next(Fault(stream="malformed", after=2))
-    server.transcripts = [COMMAND]
-    error = await failure(make(url))
-    assert "sent a stream that is not valid server-sent JSON events" in error.message
+    error = await failure(make(url, timeout=0.5))
+    assert message in error.message
 
 
 async def test_an_unreachable_server_is_named():
