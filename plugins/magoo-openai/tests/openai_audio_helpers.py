@@ -18,7 +18,7 @@ import pytest
 import magoo_core
 from magoo_core import AudioChunk
 from magoo_core.roles import AudioStream
-from magoo_openai.loopback.audio import AudioLoopback, serve
+from magoo_openai.loopback import AudioLoopback, LoopbackOpenAIServer
 
 KEY = "sk-test-audio-0123456789abcdefWXYZ"
 KIT = Path(magoo_core.__file__).parent / "testing" / "data"
@@ -63,11 +63,16 @@ def tone_pcm(seconds: float, rate: int = 24000, hz: float = 440.0) -> bytes:
 
 
 @pytest.fixture
-async def loopback() -> AsyncIterator[tuple[AudioLoopback, str]]:
-    """The audio endpoints on a free port, wanting :data:`KEY`; yields the state and the base URL."""
-    state = AudioLoopback(api_key=KEY, speech=tone_pcm(1.0), pace=8.0)
-    async with serve(state) as url:
-        yield state, url
+async def loopback_server() -> AsyncIterator[LoopbackOpenAIServer]:
+    """The loopback OpenAI server on a free port, wanting :data:`KEY`, saying a 1 s tone."""
+    async with LoopbackOpenAIServer(api_key=KEY, audio=AudioLoopback(speech=tone_pcm(1.0), pace=8.0)) as server:
+        yield server
+
+
+@pytest.fixture
+def loopback(loopback_server: LoopbackOpenAIServer) -> tuple[AudioLoopback, str]:
+    """The audio endpoints' state and the base URL (the key and status faults: ``loopback_server``)."""
+    return loopback_server.audio, loopback_server.base_url
 
 
 def section(url: str, **options: Any) -> dict[str, Any]:

@@ -61,3 +61,25 @@ async def test_nothing_listening_says_to_start_the_server_or_fix_base_url():
         pass  # stopped: its port is closed now
     (row,) = await rows(ChatResponder.Config(base_url=server.base_url))
     assert row.result is Result.FAIL and "cannot reach" in row.found and "fix base_url" in row.fix
+
+
+async def test_three_backends_on_one_endpoint_ask_it_once_and_each_gets_its_model_checked(server):
+    from magoo_openai.stt import OpenAISpeechToText
+    from magoo_openai.tts import OpenAITextToSpeech
+
+    endpoint = {"base_url": server.base_url, "api_key": EnvText(KEY, VARIABLE)}
+    stt = await asyncio.to_thread(OpenAISpeechToText.doctor, OpenAISpeechToText.Config(model="whisper-1", **endpoint), "[stt]")
+    tts = await asyncio.to_thread(OpenAITextToSpeech.doctor, OpenAITextToSpeech.Config(model="kokoro", **endpoint), "[tts]")
+    (chat,) = await rows(config(server, model="gpt-4o-mini"))
+    assert [row.check for row in stt] == ["[stt] end of speech", "[stt] openai"] and stt[1].result is Result.OK
+    assert tts[0].result is Result.WARN and "lists no model kokoro" in tts[0].found
+    assert chat.result is Result.OK
+    assert [r.path for r in server.requests] == ["/v1/models"]  # one request for the three
+
+
+async def test_an_endpoint_that_fails_is_one_row_for_the_backends_that_share_it():
+    async with LoopbackOpenAIServer(api_key="sk-another-key-0000000000") as server:
+        first = await rows(config(server))
+        second = await rows(config(server, model="gpt-4o"))
+    assert [(row.result, "rejected the API key (HTTP 401)" in row.found) for row in first] == [(Result.FAIL, True)]
+    assert second == [] and len(server.requests) == 1

@@ -28,7 +28,7 @@ async def test_no_key_for_a_server_that_wants_one_says_how_to_give_it(server):
     async with responder(server, api_key=None) as r:
         _, error = await failure(r)
     assert error.retryable is False
-    assert "rejected the API key (HTTP 401): it needs a key: set api_key = { env = " in error.message
+    assert "wants an API key (HTTP 401): add api_key = { env = \"OPENAI_API_KEY\" } to [responder] openai" in error.message
 
 
 async def test_a_rejected_key_from_the_environment_says_which_variable_to_fix():
@@ -43,7 +43,8 @@ async def test_a_rate_limit_says_when_to_try_again(server):
     async with responder(server) as r:
         _, error = await failure(r)
         text, _ = await ask(r, "again", turn=2)  # the next turn works
-    assert "rate limiting (HTTP 429): try again in 20 s" in error.message
+    assert error.message.startswith("[responder] openai: 127.0.0.1:") and "is rate limiting (HTTP 429" in error.message
+    assert error.message.endswith("try again in 20 s")
     assert text == "You said: again"
 
 
@@ -53,13 +54,13 @@ async def test_a_server_error_fails_the_turn_and_the_next_one_works(server, stat
     async with responder(server) as r:
         _, error = await failure(r)
         text, _ = await ask(r, "again", turn=2)
-    assert f"answered HTTP {status}" in error.message and error.retryable
+    assert f"failed (HTTP {status}" in error.message and error.retryable
     assert text == "You said: again"
 
 
-async def test_max_retries_lets_the_sdk_retry_a_server_error(server):
+async def test_retries_retry_a_server_error_that_asks_for_a_short_wait(server):
     server.fail_next(Fault(status=500, retry_after=0))
-    async with responder(server, max_retries=1) as r:
+    async with responder(server, retries=1) as r:
         text, _ = await ask(r, "hello")
     assert text == "You said: hello"
 
@@ -73,7 +74,7 @@ async def test_a_stream_that_stalls_ends_after_timeout_with_what_was_said_kept()
             server.unstall()
             await ask(r, "next", turn=2)
     assert said == ["one", " two"]
-    assert "gave no reply within 0.3 s (timeout)" in error.message
+    assert "stalled: nothing more of the reply within 0.3 s after 3 chunks" in error.message
     assert {"role": "assistant", "content": "one two"} in server.chat_requests()[1]["messages"]
 
 
@@ -84,7 +85,7 @@ async def test_a_stream_dropped_mid_reply_keeps_what_was_said():
             said, error = await failure(r)
             await ask(r, "next", turn=2)
     assert said == ["one", " two", " three"]
-    assert error.message.startswith("the connection to 127.0.0.1:") and "broke in the middle of the reply" in error.message
+    assert error.message.startswith("[responder] openai: 127.0.0.1:") and ": the reply broke off after 4 chunks (" in error.message
     assert {"role": "assistant", "content": "one two three"} in server.chat_requests()[1]["messages"]
 
 
@@ -102,7 +103,7 @@ async def test_nobody_listening_says_to_check_base_url():
         pass  # stopped: its port is closed now
     async with responder(server) as r:
         _, error = await failure(r)
-    assert "cannot reach 127.0.0.1" in error.message and "base_url" in error.message
+    assert "127.0.0.1" in error.message and "cannot be reached" in error.message and "check base_url" in error.message
 
 
 async def test_an_unknown_model_says_to_check_the_model(server):
@@ -118,5 +119,5 @@ async def test_a_request_that_never_answers_times_out(server):
     async with responder(server, timeout=0.2) as r:
         said, error = await failure(r)
         server.unstall()
-    assert said == [] and "(timeout)" in error.message
+    assert said == [] and "stalled: nothing more of the reply within 0.2 s after 1 chunk" in error.message  # its role
     await asyncio.sleep(0)

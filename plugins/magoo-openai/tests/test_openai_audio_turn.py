@@ -1,18 +1,18 @@
-"""Whole turns through the engine: real openWakeWord and a recorded question, [stt] openai and
-[tts] openai against the loopback, the echo responder and a player that records."""
+"""Whole turns through the engine: recorded speech, [stt] openai and [tts] openai against the loopback,
+the echo responder and a player that records (the wake word and [responder] openai: test_conversation.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
 import magoo_openai
 from magoo_core import Outcome
 from magoo_core.testing import run_profile
-from magoo_core.types import AudioChunk, AudioFormat
+from magoo_core.types import AudioChunk
+from magoo_openai.loopback import Fault
 
-from openai_audio_helpers import HEY_JARVIS_QUESTION, KEY, PAUSED, QUESTION, loopback  # noqa: F401
+from openai_audio_helpers import KEY, PAUSED, QUESTION, loopback, loopback_server  # noqa: F401
 
 ENV = {"OPENAI_API_KEY": KEY}
 COMMAND = "set a timer for five minutes"
@@ -37,38 +37,6 @@ def heard_by_length(upload) -> str:
     return f"<{upload.seconds:.2f} s of something else>"
 
 
-async def test_hey_jarvis_then_a_question_is_answered_aloud(loopback):
-    magoo_openwakeword = pytest.importorskip("magoo_openwakeword")
-    server, url = loopback
-    server.recognize, server.pace = heard_by_length, 0
-    record = await run_profile(
-        {
-            "engine": {"mute_pre": 0.0, "mute_post": 0.0},
-            "audio_source": {"backend": "scripted", "realtime": False, "segments": [
-                {"seconds": 0.5}, {"file": str(HEY_JARVIS_QUESTION)}, {"seconds": 1.5},
-            ]},
-            "wake": {"backend": "openwakeword", "models": [{"name": "hey_jarvis", "threshold": 0.5, "label": "Jarvis"}]},
-            **backends(url),
-        },
-        plugins=[magoo_openai, magoo_openwakeword],
-        environ=ENV,
-    )
-    assert record.failures == []
-    (wake,) = record.of("wake")
-    assert wake["wake"].label == "Jarvis"
-    assert record.transcripts == ["what time is it"]
-    assert record.replies == ["You asked: what time is it"]
-    assert [request["input"] for request in server.speech_requests] == ["You asked: what time is it"]
-    played = record.audio
-    assert played and {chunk.format for chunk in played} == {AudioFormat(24000)}
-    assert b"".join(chunk.pcm for chunk in played) == server.speech
-    (turn,) = record.timelines
-    assert turn.outcome is Outcome.OK and turn.speech_end is not None and turn.first_audio is not None
-    (start,), (end,) = record.of("speech_start"), record.of("speech_end")
-    assert start["timestamp"] <= end["timestamp"]
-    assert KEY not in repr(record.events)
-
-
 async def test_continuous_mode_answers_turn_after_turn(loopback):
     server, url = loopback
     server.recognize, server.pace = heard_by_length, 0
@@ -91,14 +59,14 @@ async def test_continuous_mode_answers_turn_after_turn(loopback):
     assert all(isinstance(piece, AudioChunk) for piece in record.audio)
 
 
-async def test_speech_that_breaks_off_mid_reply_ends_the_turn_in_one_line(loopback, caplog):
+async def test_speech_that_breaks_off_mid_reply_ends_the_turn_in_one_line(loopback, loopback_server, caplog):
     server, url = loopback
-    server.recognize, server.pace, server.faults = heard_by_length, 0, []
+    server.recognize, server.pace = heard_by_length, 0
     audio = {"backend": "scripted", "realtime": False, "segments": [{"seconds": 0.5}, {"file": str(QUESTION)}, {"seconds": 1.5}]}
     profile = {"audio_source": audio, "wake": None, **backends(url)}
     profile["tts"] = {**profile["tts"], "timeout": 0.5}
     def stall_speech(upload):  # the transcription is answered; the speech request that follows stalls
-        server.faults.append("stall")
+        loopback_server.fail_next(Fault(stream="stall", after=2, path="/v1/audio/speech"))
         return heard_by_length(upload)
 
     server.recognize = stall_speech

@@ -10,10 +10,10 @@ import pytest
 from magoo_core import AudioChunk, BackendError
 from magoo_core.testing.contracts import SpeechToTextContract
 from magoo_core.types import SpeechActivity, Transcript
-from magoo_openai.loopback.audio import AudioLoopback, serve
+from magoo_openai.loopback import AudioLoopback, Fault, LoopbackOpenAIServer
 from magoo_openai.stt import OpenAISpeechToText
 
-from openai_audio_helpers import KEY, LONG_SPEECH, PAUSED, QUESTION, loopback, pcm, quiet, section, stream  # noqa: F401
+from openai_audio_helpers import KEY, LONG_SPEECH, PAUSED, QUESTION, loopback, loopback_server, pcm, quiet, section, stream  # noqa: F401
 
 COMMAND = "set a timer for five minutes"
 
@@ -39,8 +39,8 @@ class TestContract(SpeechToTextContract):
         return [AudioChunk(quiet(0.3) + pcm(QUESTION) + quiet(1.0), 16000)]
 
     async def entered(self, coro_factory):
-        async with serve(AudioLoopback(transcripts=["what time is it"])) as url:
-            async with make(url) as stt:
+        async with LoopbackOpenAIServer(api_key=None, audio=AudioLoopback(transcripts=["what time is it"])) as server:
+            async with make(server.base_url) as stt:
                 return await coro_factory(stt)
 
 
@@ -152,49 +152,53 @@ async def test_a_server_that_wants_a_key_says_how_to_give_one(loopback):
     assert 'add api_key = { env = "OPENAI_API_KEY" }' in error.message and not error.retryable
 
 
-async def test_a_local_server_without_keys_needs_none(loopback):
+async def test_a_local_server_without_keys_needs_none(loopback, loopback_server):
     server, url = loopback
-    server.api_key = None
+    loopback_server.api_key = None
     server.transcripts = ["what time is it"]
     items = await transcribe(OpenAISpeechToText(OpenAISpeechToText.Config(base_url=url)), stream(quiet(0.3) + pcm(QUESTION) + quiet(1.0)))
     assert finals(items) == ["what time is it"]
 
 
-async def test_rate_limiting_says_how_long_the_server_asks_to_wait(loopback):
+async def test_rate_limiting_says_how_long_the_server_asks_to_wait(loopback, loopback_server):
     server, url = loopback
-    server.faults, server.retry_after = ["429"], 7
+    loopback_server.fail_next(Fault(status=429, retry_after=7))
     error = await failure(make(url))
-    assert "rate limiting (HTTP 429: Rate limit reached for requests.); it asks to wait 7 s" in error.message
+    assert "rate limiting (HTTP 429: Rate limit reached for requests. Please try again later.): try again in 7 s" in error.message
     assert error.retryable and server.uploads == []  # not retried: 7 s is too long for a turn
 
 
-async def test_a_short_retry_after_is_waited_for_once(loopback):
+async def test_a_short_retry_after_is_waited_for_once(loopback, loopback_server):
     server, url = loopback
-    server.faults, server.retry_after, server.transcripts = ["429"], 0.05, ["what time is it"]
+    loopback_server.fail_next(Fault(status=429, retry_after=0.05))
+    server.transcripts = ["what time is it"]
     items = await transcribe(make(url), stream(quiet(0.3) + pcm(QUESTION) + quiet(1.0)))
-    assert finals(items) == ["what time is it"] and server.faults == []
+    assert finals(items) == ["what time is it"] and [r.status for r in loopback_server.requests] == [429, 200]
 
 
-async def test_a_server_error_is_retried_then_reported(loopback):
+async def test_a_server_error_is_retried_then_reported(loopback, loopback_server):
     server, url = loopback
-    server.faults = ["500", "500"]
+    loopback_server.fail_next(Fault(status=500), Fault(status=500))
     error = await failure(make(url, retries=1))
-    assert "failed (HTTP 500: The server had an error while processing your request.)" in error.message
-    assert error.retryable and server.faults == []
+    assert "failed (HTTP 500: The server had an error while processing your request. Sorry about that!)" in error.message
+    assert error.retryable and [r.status for r in loopback_server.requests] == [500, 500]
 
 
-async def test_a_stalled_transcript_stream_ends_in_one_line(loopback):
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        # the stall outlasts the 0.5 s timeout: real waiting, 0.5 s
+        ("stall", "stalled: nothing more of the transcription within 0.5 s after 3 events"),
+        ("drop", "the transcription broke off after 3 events"),
+        ("malformed", "sent a stream that is not valid server-sent JSON events"),
+    ],
+)
+async def test_a_transcript_stream_that_goes_wrong_ends_in_one_line(loopback, loopback_server, fault, message):
     server, url = loopback
-    server.faults, server.transcripts = ["stall"], [COMMAND]
-    error = await failure(make(url, timeout=0.5))  # the stall outlasts the timeout: real waiting, 0.5 s
-    assert "stalled: nothing more of the transcription within 0.5 s after 3 events" in error.message
-
-
-async def test_a_dropped_transcript_stream_ends_in_one_line(loopback):
-    server, url = loopback
-    server.faults, server.transcripts = ["drop"], [COMMAND]
-    error = await failure(make(url))
-    assert "the transcription broke off after 3 events" in error.message
+    loopback_server.fail_next(Fault(stream=fault, after=3))
+    server.transcripts = [COMMAND]
+    error = await failure(make(url, timeout=0.5))
+    assert message in error.message
 
 
 async def test_an_unreachable_server_is_named():
@@ -210,10 +214,10 @@ async def test_a_streaming_request_to_a_model_that_cannot_stream_is_refused_clea
     assert not error.retryable
 
 
-async def test_the_key_is_never_logged(loopback, caplog):
+async def test_the_key_is_never_logged(loopback, loopback_server, caplog):
     server, url = loopback
     caplog.set_level(logging.DEBUG)
-    server.faults = ["401"]
+    loopback_server.fail_next(Fault(status=401))
     await failure(make(url))
     server.transcripts = ["what time is it"]
     stt = make(url)
@@ -236,14 +240,16 @@ def test_bad_options_are_refused_with_what_to_write(options, message):
         OpenAISpeechToText.Config(**options)
 
 
-def test_doctor_checks_the_detector_and_the_key_never_showing_it():
+async def test_doctor_checks_the_detector_then_the_endpoint_with_the_key_never_showing_it(loopback):
+    import asyncio
+
     from magoo_core.doctor import Result
 
     without = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(), "[stt]")
     assert [(row.check, row.result) for row in without] == [("[stt] end of speech", Result.OK), ("[stt] openai", Result.FAIL)]
     assert "Silero VAD" in without[0].found and "api_key" in without[1].fix
-    local = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(base_url="http://localhost:8000/v1"), "[stt]")
-    assert [row.result for row in local] == [Result.OK, Result.OK]
-    keyed = OpenAISpeechToText.doctor(OpenAISpeechToText.Config(api_key=KEY), "[stt]")
+    _, url = loopback
+    keyed = await asyncio.to_thread(OpenAISpeechToText.doctor, make(url, model="whisper-1").config, "[stt]")
     assert [row.result for row in keyed] == [Result.OK, Result.OK]
+    assert "answers with the key; model whisper-1 is there" in keyed[1].found
     assert KEY not in repr(keyed)

@@ -10,10 +10,10 @@ import pytest
 from magoo_core import AudioChunk, BackendError
 from magoo_core.testing.contracts import TextToSpeechContract
 from magoo_core.types import AudioFormat, EncodedAudio
-from magoo_openai.loopback.audio import AudioLoopback, serve
+from magoo_openai.loopback import AudioLoopback, Fault, LoopbackOpenAIServer
 from magoo_openai.tts import OpenAITextToSpeech
 
-from openai_audio_helpers import KEY, loopback, section, tone_pcm  # noqa: F401
+from openai_audio_helpers import KEY, loopback, loopback_server, section, tone_pcm  # noqa: F401
 
 SENTENCE = "It is noon."
 
@@ -32,8 +32,8 @@ class TestContract(TextToSpeechContract):
     config = {"base_url": "http://127.0.0.1:9/v1"}
 
     async def entered(self, coro_factory):
-        async with serve(AudioLoopback(speech=tone_pcm(0.5), pace=0)) as url:
-            async with make(url) as tts:
+        async with LoopbackOpenAIServer(api_key=None, audio=AudioLoopback(speech=tone_pcm(0.5), pace=0)) as server:
+            async with make(server.base_url) as tts:
                 return await coro_factory(tts)
 
 
@@ -86,9 +86,9 @@ async def test_mp3_goes_to_the_player_as_encoded_audio(loopback):
     assert server.speech_requests[0]["response_format"] == "mp3"
 
 
-async def test_a_local_servers_pcm_rate_is_told_up_front(loopback):
+async def test_a_local_servers_pcm_rate_is_told_up_front(loopback, loopback_server):
     server, url = loopback
-    server.api_key, server.speech, server.pcm_rate = None, tone_pcm(0.2, 22050), 22050
+    loopback_server.api_key, server.speech, server.pcm_rate = None, tone_pcm(0.2, 22050), 22050
     tts = OpenAITextToSpeech(OpenAITextToSpeech.Config(base_url=url, pcm_rate=22050, model="kokoro", voice="af_heart"))
     assert tts.output_format == AudioFormat(22050) == OpenAITextToSpeech.output_kind(tts.config)
     audio = await synthesize(tts)
@@ -137,35 +137,38 @@ async def test_a_rejected_key_names_the_variable_to_fix(loopback):
     assert "OPENAI_API_KEY" in error.message and not error.retryable
 
 
-async def test_rate_limiting_says_how_long_to_wait(loopback):
+async def test_rate_limiting_says_how_long_to_wait(loopback, loopback_server):
     server, url = loopback
-    server.faults, server.retry_after = ["429"], 30
+    loopback_server.fail_next(Fault(status=429, retry_after=30))
     error, _ = await failure(make(url))
-    assert "rate limiting (HTTP 429: Rate limit reached for requests.); it asks to wait 30 s" in error.message
+    assert "rate limiting (HTTP 429: Rate limit reached for requests. Please try again later.): try again in 30 s" in error.message
     assert server.speech_requests == []
 
 
-async def test_a_server_error_is_retried_once(loopback):
+async def test_a_server_error_is_retried_once(loopback, loopback_server):
     server, url = loopback
-    server.faults, server.pace = ["500"], 0
+    server.pace = 0
+    loopback_server.fail_next(Fault(status=500))
     assert await synthesize(make(url))
-    server.faults = ["500", "500"]
+    loopback_server.fail_next(Fault(status=500), Fault(status=500))
     error, _ = await failure(make(url))
     assert "failed (HTTP 500" in error.message and error.retryable
 
 
-async def test_a_stalled_answer_ends_in_one_line_after_what_was_said(loopback):
+async def test_a_stalled_answer_ends_in_one_line_after_what_was_said(loopback, loopback_server):
     server, url = loopback
-    server.faults, server.pace = ["stall"], 0
+    server.pace = 0
+    loopback_server.fail_next(Fault(stream="stall", after=2))
     error, got = await failure(make(url, timeout=0.5))  # the stall outlasts the timeout: 0.5 s of real waiting
     assert got  # what arrived before the stall was played
     heard = sum(len(p.pcm) for p in got)
     assert f"stalled: nothing more of the speech within 0.5 s after {heard} bytes" in error.message
 
 
-async def test_a_dropped_answer_ends_in_one_line_after_what_was_said(loopback):
+async def test_a_dropped_answer_ends_in_one_line_after_what_was_said(loopback, loopback_server):
     server, url = loopback
-    server.faults, server.pace = ["drop"], 0
+    server.pace = 0
+    loopback_server.fail_next(Fault(stream="drop", after=2))
     error, got = await failure(make(url))
     heard = sum(len(p.pcm) for p in got)
     assert got and f"the speech broke off after {heard} bytes" in error.message
@@ -178,10 +181,11 @@ async def test_an_empty_answer_is_a_failure(loopback):
     assert "answered with no audio: check model and voice" in error.message
 
 
-async def test_the_key_is_never_logged(loopback, caplog):
+async def test_the_key_is_never_logged(loopback, loopback_server, caplog):
     server, url = loopback
     caplog.set_level(logging.DEBUG)
-    server.faults, server.pace = ["401"], 0
+    server.pace = 0
+    loopback_server.fail_next(Fault(status=401))
     await failure(make(url))
     tts = make(url)
     await synthesize(tts)

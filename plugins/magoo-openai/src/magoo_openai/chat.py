@@ -25,7 +25,7 @@ from magoo_core.roles import Backend, InputFile
 from magoo_core.tools import Toolbox
 from magoo_core.types import Reply, Transcript, TurnContext
 
-from .client import EndpointConfig, backend_error, make_client
+from .client import EndpointConfig, Failures, bounded, call, open_client
 from .memory import Conversation
 from .tool_calls import ToolCalls, assistant_message, result_messages, run_calls, tool_specs
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from magoo_core.doctor import Check
 
 log = logging.getLogger("magoo.openai")
+
+SECTION = "[responder] openai"
 
 #: what may follow a reply's question mark: "Shall I?" and (Shall I?) end with a question too
 ENDING_QUOTES = " \t\n\"')»”’]*_"
@@ -49,6 +51,13 @@ class ChatResponder(Backend):
     name: ClassVar[str] = "openai"
 
     class Config(EndpointConfig):
+        timeout: Seconds(0.1, 600) = Field(
+            30.0, description="Seconds to wait for the reply to start, and for each next piece of it, before the turn gives up."
+        )
+        retries: Count(0, 5) = Field(
+            0, description="Retries of a request refused with 429 or 5xx (only when the server asks to wait at most 2 s) or not"
+            " connected, before the reply starts; 0: fail the turn at once."
+        )
         model: str = Field("gpt-4o-mini", min_length=1, description="The chat model (an Ollama or llama.cpp model name for a local server).")
         system: str = Field(DEFAULT_SYSTEM, description="The system prompt: who the assistant is and how it answers.")
         system_file: InputFile | None = Field(
@@ -86,11 +95,12 @@ class ChatResponder(Backend):
         self.conversation = Conversation(config.history, config.forget_after, config.memory_file)
         self.counters = {"requests": 0, "tool_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._system = config.system
+        self._failures = Failures(SECTION, "reply", config)
         self._client: Any = None
         self._tools: Toolbox | None = None
 
     async def __aenter__(self) -> ChatResponder:
-        self._client = make_client(self.config, self.name)
+        self._client = open_client(self.config, self.name)
         if self.config.system_file is not None:
             try:
                 self._system = (await asyncio.to_thread(self.config.system_file.read_text, encoding="utf-8")).strip()
@@ -112,9 +122,9 @@ class ChatResponder(Backend):
     @classmethod
     def doctor(cls, config: Config, section: str) -> list[Check]:
         """``magoo doctor``: the endpoint answers, takes the key and has the model (blocking, a few seconds)."""
-        from .doctor import check_endpoint
+        from .doctor import endpoint_rows
 
-        return check_endpoint(config, section, config.model)
+        return endpoint_rows(config, section, config.model)
 
     # ---- a turn ---------------------------------------------------------------------------------
 
@@ -197,10 +207,10 @@ class ChatResponder(Backend):
         if config.max_tokens is not None:  # OpenAI's reasoning models take only the new name; local servers the old
             request["max_completion_tokens" if config.is_openai else "max_tokens"] = config.max_tokens
         self.counters["requests"] += 1
-        stream = None
+        create = self._client.chat.completions.create
+        stream = await call(lambda: bounded(create(**request), config.timeout), self._failures, config.retries)
+        received = 0
         try:
-            async with asyncio.timeout(config.timeout):
-                stream = await self._client.chat.completions.create(**request)
             chunks = aiter(stream)
             while True:
                 async with asyncio.timeout(config.timeout):  # a stream that stalls ends the turn
@@ -208,6 +218,7 @@ class ChatResponder(Backend):
                         chunk = await anext(chunks)
                     except StopAsyncIteration:
                         return
+                received += 1
                 usage = getattr(chunk, "usage", None)
                 if usage is not None:
                     self.counters["prompt_tokens"] += usage.prompt_tokens or 0
@@ -220,11 +231,17 @@ class ChatResponder(Backend):
                         calls.feed(delta.tool_calls)
                     if delta.content:
                         yield delta.content
-        except (asyncio.CancelledError, GeneratorExit, BackendError):
+        except (asyncio.CancelledError, GeneratorExit):
             raise
         except Exception as exc:
-            raise backend_error(exc, config, what="reply", midway=stream is not None) from None
+            raise self._failures.error(exc, received=_pieces(received)) from None
         finally:
-            if stream is not None:
-                with contextlib.suppress(Exception):
-                    await stream.close()
+            with contextlib.suppress(Exception):
+                await stream.close()
+
+
+def _pieces(received: int) -> str:
+    """What of a streamed answer had arrived, for a message."""
+    if received == 0:
+        return "the answer's headers"
+    return "1 chunk" if received == 1 else f"{received} chunks"

@@ -18,14 +18,14 @@ import wave
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
-from magoo_core import AudioChunk, Backend, BackendConfig, BackendError
+from magoo_core import AudioChunk, Backend, BackendError
 from magoo_core.end_of_speech import FORMAT, EndOfSpeech, EndOfSpeechSettings, load_vad
-from magoo_core.fields import Count, Ratio, Seconds, StrictBool
+from magoo_core.fields import Ratio, Seconds, StrictBool
 from magoo_core.types import SpeechActivity, Transcript
 
-from .audio_api import OPENAI_URL, Failures, call, open_client
+from .client import EndpointConfig, Failures, bounded, call, open_client
 from .utterances import Cut, UtteranceCutter
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class OpenAISpeechToText(Backend):
     input_format = FORMAT
     replies = False
 
-    class Config(BackendConfig):
+    class Config(EndpointConfig):
         model: str = Field(
             "gpt-4o-mini-transcribe",
             min_length=1,
@@ -52,11 +52,6 @@ class OpenAISpeechToText(Backend):
                 "Transcription model: gpt-4o-mini-transcribe, gpt-4o-transcribe, whisper-1, or a local server's"
                 " (speaches: Systran/faster-whisper-small ...)."
             ),
-        )
-        base_url: str = Field(OPENAI_URL, description="The API's address, up to /v1 (a local server: http://host:8000/v1).")
-        api_key: SecretStr | None = Field(
-            None,
-            description='API key: write api_key = { env = "OPENAI_API_KEY" } (never logged); unset for a local server without keys.',
         )
         language: str = Field(
             "", description='Language of the speech (ISO-639-1: "en", "de"); "" lets the model detect it (slower, less accurate).'
@@ -80,17 +75,6 @@ class OpenAISpeechToText(Backend):
             0.5, description="Speech probability (Silero VAD, 0..1) from which a frame counts as speech; higher ignores more noise."
         )
         pre_roll: Seconds(0, 2) = Field(0.3, description="Seconds of audio sent from before the detected start of speech.")
-        timeout: Seconds(0.5, 300) = Field(15.0, description="Seconds one transcription may take, at most.")
-        retries: Count(0, 3) = Field(
-            1, description="Retries of a request refused with 429 or 5xx (only when the server asks to wait at most 2 s) or not connected."
-        )
-
-        @field_validator("base_url")
-        @classmethod
-        def _http_url(cls, value: str) -> str:
-            if not value.startswith(("http://", "https://")):
-                raise ValueError("must start with http:// or https:// (for example http://localhost:8000/v1)")
-            return value.rstrip("/")
 
         @field_validator("language")
         @classmethod
@@ -101,23 +85,23 @@ class OpenAISpeechToText(Backend):
 
     @classmethod
     def doctor(cls, config: Config, section: str) -> list[Check]:
-        """``magoo doctor``: the voice activity detector loads; an API key is set for OpenAI's API."""
-        from .audio_doctor import stt_rows
+        """``magoo doctor``: the voice activity detector loads; the endpoint answers, takes the key, has the model."""
+        from .doctor import endpoint_rows, vad_row
 
-        return stt_rows(config, section)
+        return [vad_row(section, config.end_silence), *endpoint_rows(config, section, config.model)]
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.config: OpenAISpeechToText.Config = config
         self.streams = config.stream if config.stream is not None else config.model in STREAMING_MODELS
-        self._failures = Failures(SECTION, "transcription", config.base_url, config.api_key, config.timeout)
+        self._failures = Failures(SECTION, "transcription", config)
         self._client: Any = None
         self._vad: Any = None
         self._worker: concurrent.futures.ThreadPoolExecutor | None = None
         self.counters = {"utterances": 0, "empty": 0, "failures": 0, "sent_seconds": 0.0}
 
     async def __aenter__(self) -> OpenAISpeechToText:
-        self._client = open_client(self.config.base_url, self.config.api_key, self.config.timeout, backend=self.name)
+        self._client = open_client(self.config, self.name)
         # one thread owns the detector: its state must see the audio in order
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="magoo-openai-vad")
         try:
@@ -202,10 +186,10 @@ class OpenAISpeechToText(Backend):
         create = self._client.audio.transcriptions.create
         try:
             if not self.streams:
-                result = await call(lambda: _bounded(create(**options, response_format="json"), cfg.timeout), self._failures, cfg.retries)
+                result = await call(lambda: bounded(create(**options, response_format="json"), cfg.timeout), self._failures, cfg.retries)
                 text = (getattr(result, "text", None) or "").strip()
             else:
-                events = await call(lambda: _bounded(create(**options, stream=True), cfg.timeout), self._failures, cfg.retries)
+                events = await call(lambda: bounded(create(**options, stream=True), cfg.timeout), self._failures, cfg.retries)
                 text = ""
                 async for done, text in self._stream(events):
                     if not done:
@@ -246,12 +230,6 @@ class OpenAISpeechToText(Backend):
             if close is not None:
                 await close()
         yield True, text
-
-
-async def _bounded(request: Any, seconds: float) -> Any:
-    """``await request`` for at most ``seconds`` (the SDK's own timeout bounds each read only)."""
-    async with asyncio.timeout(seconds):
-        return await request
 
 
 def wav_bytes(pcm: bytes) -> bytes:

@@ -15,13 +15,13 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
-from magoo_core import AudioChunk, Backend, BackendConfig, BackendError
-from magoo_core.fields import Count, Number, SampleRate, Seconds
+from magoo_core import AudioChunk, Backend, BackendError
+from magoo_core.fields import Number, SampleRate
 from magoo_core.types import AudioFormat, EncodedAudio
 
-from .audio_api import OPENAI_URL, Failures, call, open_client
+from .client import EndpointConfig, Failures, bounded, call, open_client
 
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
@@ -36,7 +36,7 @@ class OpenAITextToSpeech(Backend):
 
     name: ClassVar[str] = "openai"
 
-    class Config(BackendConfig):
+    class Config(EndpointConfig):
         model: str = Field(
             "gpt-4o-mini-tts", min_length=1, description="Speech model: gpt-4o-mini-tts, tts-1, tts-1-hd, or a local server's."
         )
@@ -55,24 +55,6 @@ class OpenAITextToSpeech(Backend):
             ),
         )
         pcm_rate: SampleRate = Field(24000, description="Sample rate of the server's pcm (OpenAI: 24000 Hz).")
-        base_url: str = Field(OPENAI_URL, description="The API's address, up to /v1 (a local server: http://host:8000/v1).")
-        api_key: SecretStr | None = Field(
-            None,
-            description='API key: write api_key = { env = "OPENAI_API_KEY" } (never logged); unset for a local server without keys.',
-        )
-        timeout: Seconds(0.5, 300) = Field(
-            15.0, description="Seconds to wait for the first audio, and for each next piece of it, at most."
-        )
-        retries: Count(0, 3) = Field(
-            1, description="Retries of a request refused with 429 or 5xx (only when the server asks to wait at most 2 s) or not connected."
-        )
-
-        @field_validator("base_url")
-        @classmethod
-        def _http_url(cls, value: str) -> str:
-            if not value.startswith(("http://", "https://")):
-                raise ValueError("must start with http:// or https:// (for example http://localhost:8000/v1)")
-            return value.rstrip("/")
 
     @classmethod
     def output_kind(cls, config: Config) -> AudioFormat | str:
@@ -81,21 +63,21 @@ class OpenAITextToSpeech(Backend):
 
     @classmethod
     def doctor(cls, config: Config, section: str) -> list[Check]:
-        """``magoo doctor``: the ``openai`` module imports; an API key is set for OpenAI's API."""
-        from .audio_doctor import client_rows
+        """``magoo doctor``: the endpoint answers, takes the key and has the model (blocking, a few seconds)."""
+        from .doctor import endpoint_rows
 
-        return client_rows(config, section)
+        return endpoint_rows(config, section, config.model)
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.config: OpenAITextToSpeech.Config = config
         self.output_format = self.output_kind(config)
-        self._failures = Failures(SECTION, "speech", config.base_url, config.api_key, config.timeout)
+        self._failures = Failures(SECTION, "speech", config)
         self._client: Any = None
         self.counters = {"sentences": 0, "failures": 0, "audio_bytes": 0}
 
     async def __aenter__(self) -> OpenAITextToSpeech:
-        self._client = open_client(self.config.base_url, self.config.api_key, self.config.timeout, backend=self.name)
+        self._client = open_client(self.config, self.name)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -128,9 +110,7 @@ class OpenAITextToSpeech(Backend):
 
         async def open_response() -> Any:
             opener = streaming.create(**options)
-            async with asyncio.timeout(cfg.timeout):
-                response = await opener.__aenter__()
-            return opener, response
+            return opener, await bounded(opener.__aenter__(), cfg.timeout)
 
         try:
             opener, response = await call(open_response, self._failures, cfg.retries)

@@ -8,9 +8,11 @@ What it "hears" is scripted: :attr:`AudioLoopback.recognize` maps the decoded au
 ``POST /v1/audio/speech`` checks the JSON body and streams :attr:`AudioLoopback.speech` (PCM, or
 opaque bytes for mp3/opus) in chunks, at ``pace`` times real time.
 
-Faults (:attr:`AudioLoopback.faults`, one per request, in order): ``"401"``, ``"429"`` (with
-``Retry-After``), ``"500"``, ``"stall"`` (headers and a little of the answer, then nothing),
-``"drop"`` (a little of the answer, then the connection is cut). Error bodies never hold the key.
+These routes are part of :class:`~.server.LoopbackOpenAIServer` (its :data:`~.server.ROUTES`),
+which checks the key and answers the status faults of :meth:`~.server.LoopbackOpenAIServer.fail_next`
+for every endpoint; the audio state is the server's :attr:`~.server.LoopbackOpenAIServer.audio`.
+A :class:`~.records.Fault` with ``stream`` applies to a streamed transcript after ``after``
+events and to speech after ``after`` chunks: ``stall``, ``drop``, or (transcripts) ``malformed``.
 
 Needs ``aiohttp`` (the dev group); imported by tests only.
 """
@@ -18,15 +20,20 @@ Needs ``aiohttp`` (the dev group); imported by tests only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from .errors import api_error
+from .records import FAULT
+
+if TYPE_CHECKING:
+    from .server import LoopbackOpenAIServer
 
 TRANSCRIPTION_FIELDS = {
     "file", "model", "language", "prompt", "response_format", "temperature", "stream", "include[]",
@@ -58,7 +65,6 @@ class Upload:
 class AudioLoopback:
     """The state of the audio endpoints: what they answer, what they were sent, faults to come.
 
-    :param api_key: the key requests must carry (``Authorization: Bearer ...``); None: any or none.
     :param recognize: the text heard in an upload; default: ``transcripts`` in turn, then "".
     :param transcripts: what the default ``recognize`` hears, one per upload.
     :param deltas: pieces a streamed transcript is cut into (words, by default).
@@ -66,30 +72,18 @@ class AudioLoopback:
     :param pcm_rate: Hz of ``speech`` when it is PCM (paces the answer).
     :param pace: how many times faster than real time speech is sent (0: all at once).
     :param chunk_bytes: bytes per chunk of the speech answer.
-    :param retry_after: the ``Retry-After`` of a ``"429"`` fault, in seconds.
     """
 
-    api_key: str | None = None
     recognize: Callable[[Upload], str] | None = None
     transcripts: list[str] = field(default_factory=list)
     speech: bytes = b"\x00\x00" * 24000
     pcm_rate: int = 24000
     pace: float = 4.0
     chunk_bytes: int = 2400
-    retry_after: float = 1.0
-    faults: list[str] = field(default_factory=list)
     uploads: list[Upload] = field(default_factory=list)
     speech_requests: list[dict[str, Any]] = field(default_factory=list)
     #: set when a speech answer was sent whole: a client that played sound before this streamed
     speech_sent: asyncio.Event = field(default_factory=asyncio.Event)
-    stall_seconds: float = 60.0
-    #: set when the server shuts down: a stalled answer ends then, not after ``stall_seconds``
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def stall(self) -> None:
-        """Send nothing for ``stall_seconds``, or until the server shuts down."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closing.wait(), self.stall_seconds)
 
     def heard(self, upload: Upload) -> str:
         if self.recognize is not None:
@@ -97,75 +91,28 @@ class AudioLoopback:
         return self.transcripts.pop(0) if self.transcripts else ""
 
 
-def add_routes(app: web.Application, loopback: AudioLoopback) -> None:
-    """Add ``/v1/audio/transcriptions`` and ``/v1/audio/speech``, served from ``loopback``."""
+def add_routes(app: web.Application, server: LoopbackOpenAIServer) -> None:
+    """Add ``/v1/audio/transcriptions`` and ``/v1/audio/speech``, served from ``server.audio``."""
 
     async def transcriptions(request: web.Request) -> web.StreamResponse:
-        return await _transcriptions(request, loopback)
+        return await _transcriptions(request, server)
 
     async def speech(request: web.Request) -> web.StreamResponse:
-        return await _speech(request, loopback)
+        return await _speech(request, server)
 
     app.router.add_post("/v1/audio/transcriptions", transcriptions)
     app.router.add_post("/v1/audio/speech", speech)
 
 
-@contextlib.asynccontextmanager
-async def serve(loopback: AudioLoopback) -> AsyncIterator[str]:
-    """Serve ``loopback`` on a free port of 127.0.0.1; yields the base URL (``http://127.0.0.1:PORT/v1``)."""
-    app = web.Application()
-    add_routes(app, loopback)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # aiohttp has no public accessor for port 0
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        loopback.closing.set()
-        await runner.cleanup()
-
-
-# ---- errors ---------------------------------------------------------------------------------------
-
-
-def _error(status: int, message: str, kind: str, code: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return web.json_response(body, status=status, headers=headers)
-
-
-def _refused(request: web.Request, loopback: AudioLoopback) -> web.Response | None:
-    """The answer to a request with a wrong key, or to a status fault; None: go on."""
-    if loopback.api_key is not None and request.headers.get("Authorization") != f"Bearer {loopback.api_key}":
-        # the real API echoes part of a wrong key; this one never echoes any
-        return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-    fault = loopback.faults[0] if loopback.faults else None
-    if fault == "401":
-        loopback.faults.pop(0)
-        return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-    if fault == "429":
-        loopback.faults.pop(0)
-        headers = {"Retry-After": f"{loopback.retry_after:g}"}
-        return _error(429, "Rate limit reached for requests.", "requests", "rate_limit_exceeded", headers)
-    if fault == "500":
-        loopback.faults.pop(0)
-        return _error(500, "The server had an error while processing your request.", "server_error")
-    return None
-
-
 def _bad(message: str, param: str | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
-    return web.json_response(body, status=400)
+    return api_error(400, message, param=param)
 
 
 # ---- transcriptions ---------------------------------------------------------------------------
 
 
-async def _transcriptions(request: web.Request, loopback: AudioLoopback) -> web.StreamResponse:
-    refused = _refused(request, loopback)
-    if refused is not None:
-        return refused
+async def _transcriptions(request: web.Request, server: LoopbackOpenAIServer) -> web.StreamResponse:
+    loopback = server.audio
     if not request.content_type.startswith("multipart/form-data"):
         return _bad(f"expected a multipart/form-data upload, got {request.content_type}")
     fields: dict[str, str] = {}
@@ -203,7 +150,7 @@ async def _transcriptions(request: web.Request, loopback: AudioLoopback) -> web.
         if fields.get("response_format") == "text":
             return web.Response(text=text + "\n", content_type="text/plain")
         return web.json_response({"text": text, "usage": {"type": "duration", "seconds": round(upload.seconds)}})
-    return await _transcript_events(request, loopback, text)
+    return await _transcript_events(request, server, text)
 
 
 def _decode(fields: dict[str, str], filename: str, data: bytes) -> Upload:
@@ -218,19 +165,19 @@ def _decode(fields: dict[str, str], filename: str, data: bytes) -> Upload:
         raise ValueError(f"not a WAV file ({exc})") from None
 
 
-async def _transcript_events(request: web.Request, loopback: AudioLoopback, text: str) -> web.StreamResponse:
+async def _transcript_events(request: web.Request, server: LoopbackOpenAIServer, text: str) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     pieces = [word + " " for word in text.split(" ")]
     if pieces:
         pieces[-1] = pieces[-1][:-1]
-    fault = loopback.faults.pop(0) if loopback.faults and loopback.faults[0] in ("stall", "drop") else None
+    fault = request[FAULT]
     for index, piece in enumerate(pieces):
-        if fault and index == max(1, len(pieces) // 2):
-            if fault == "stall":
-                await loopback.stall()
-            request.transport.close()  # "drop", or a stall that ran its course
-            return response
+        if fault is not None and fault.stream is not None and index == fault.after:
+            if await server.stream_fault(request, fault):
+                return response
+            if fault.stream == "malformed":
+                await response.write(b'data: {"type": "transcript.text.delta", "delta": \n\n')
         await _event(response, {"type": "transcript.text.delta", "delta": piece, "logprobs": None})
     done = {"type": "transcript.text.done", "text": text, "logprobs": None,
             "usage": {"type": "tokens", "input_tokens": 10, "output_tokens": len(pieces), "total_tokens": 10 + len(pieces)}}
@@ -246,10 +193,8 @@ async def _event(response: web.StreamResponse, event: dict[str, Any]) -> None:
 # ---- speech -----------------------------------------------------------------------------------
 
 
-async def _speech(request: web.Request, loopback: AudioLoopback) -> web.StreamResponse:
-    refused = _refused(request, loopback)
-    if refused is not None:
-        return refused
+async def _speech(request: web.Request, server: LoopbackOpenAIServer) -> web.StreamResponse:
+    loopback = server.audio
     try:
         body = await request.json()
     except ValueError:
@@ -276,14 +221,11 @@ async def _speech(request: web.Request, loopback: AudioLoopback) -> web.StreamRe
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPES[response_format]})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    fault = loopback.faults.pop(0) if loopback.faults and loopback.faults[0] in ("stall", "drop") else None
+    fault = request[FAULT]
     data = loopback.speech
     per_second = loopback.pcm_rate * 2
-    for offset in range(0, len(data), loopback.chunk_bytes):
-        if fault and offset >= len(data) // 2:
-            if fault == "stall":
-                await loopback.stall()
-            request.transport.close()
+    for sent, offset in enumerate(range(0, len(data), loopback.chunk_bytes)):
+        if fault is not None and fault.stream is not None and sent == fault.after and await server.stream_fault(request, fault):
             return response
         piece = data[offset : offset + loopback.chunk_bytes]
         await response.write(piece)

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from .server import LoopbackOpenAIServer
 
 PATH = "/v1/chat/completions"
-MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "llama3.2")
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "llama3.2", "whisper-1", "gpt-4o-mini-transcribe", "gpt-4o-transcribe",
+          "gpt-4o-mini-tts", "tts-1")
 TOKEN = re.compile(r"\s*\S+|\s+$")
 #: pieces a tool call's arguments are sent in, at most
 ARGUMENT_PIECES = 3
@@ -157,13 +158,9 @@ async def _stream(request: web.Request, server: LoopbackOpenAIServer, body: dict
     await send(_chunk(ident, model, first, include_usage=include_usage))
     for sent, delta in enumerate(_pieces(body, reply)):
         if fault is not None and fault.stream is not None and sent == fault.after:
-            if fault.stream == "stall":
-                server.flowing.clear()
-                await server.flowing.wait()
-            elif fault.stream == "drop":
-                request.transport.close()  # type: ignore[union-attr]
+            if await server.stream_fault(request, fault):
                 return response
-            else:
+            if fault.stream == "malformed":
                 await send('{"id": "chatcmpl-broken", "choices": [{"delta": {"content": "x"')
         await asyncio.sleep(pace)
         await send(_chunk(ident, model, delta, include_usage=include_usage))

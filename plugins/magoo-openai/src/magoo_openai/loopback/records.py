@@ -24,7 +24,7 @@ class Fault:
         stays open and silent until :meth:`LoopbackOpenAIServer.unstall` or the server stops),
         ``drop`` (the connection is cut, no ``[DONE]``), ``malformed`` (a ``data:`` line that is
         not JSON).
-    :param after: pieces (text deltas, audio chunks) sent before the stream fault.
+    :param after: pieces sent before the stream fault: text deltas, transcript events, audio chunks.
     :param path: only for requests to this path (``/v1/chat/completions``); None: the next request.
     """
 

@@ -2,8 +2,8 @@
 
 :class:`LoopbackOpenAIServer` is an aiohttp app built from a list of route-adding functions (see
 :data:`ROUTES`): each endpoint family lives in a module of its own (``chat`` for
-``/v1/chat/completions`` and ``/v1/models``; an ``audio`` module may add ``/v1/audio/...``) and is
-a function ``add_routes(app, server)``. What is shared lives here: the bearer-key check (its
+``/v1/chat/completions`` and ``/v1/models``; ``audio`` for ``/v1/audio/transcriptions`` and
+``/v1/audio/speech``) and is a function ``add_routes(app, server)``. What is shared lives here: the bearer-key check (its
 error never echoes the key sent), the record of requests, and the faults a test scripts for the
 next requests (an HTTP status, or a stream that stalls, drops or turns malformed after some
 pieces). Runs in the caller's event loop, as an async context manager.
@@ -21,8 +21,9 @@ from aiohttp import web
 
 from magoo_core.testing.loopback import loopback_parser, serve_until_interrupted
 
-from . import chat
+from . import audio, chat
 from .errors import api_error
+from .audio import AudioLoopback
 from .records import FAULT, RECORD, Fault, Recorded
 
 __all__ = ["Fault", "LoopbackOpenAIServer", "ROUTES", "main"]
@@ -32,7 +33,8 @@ log = logging.getLogger("magoo.openai.loopback")
 #: A function that adds one family of endpoints to the app; it may keep state on the server.
 AddRoutes = Callable[[web.Application, "LoopbackOpenAIServer"], None]
 #: The endpoint families a server has by default.
-ROUTES: tuple[AddRoutes, ...] = (chat.add_routes,)
+ROUTES: tuple[AddRoutes, ...] = (chat.add_routes, audio.add_routes)
+
 
 class LoopbackOpenAIServer:
     """OpenAI's HTTP API on localhost, scripted; an async context manager.
@@ -42,6 +44,8 @@ class LoopbackOpenAIServer:
     :param port: 0 picks a free port; read :attr:`base_url` after :meth:`start`.
     :param tokens_per_second: the pace of streamed text (one delta per token).
     :param routes: the endpoint families (default :data:`ROUTES`).
+    :param audio: what the audio endpoints hear and say (default: an :class:`~.audio.AudioLoopback`
+        that hears nothing and says a second of silence), kept in :attr:`audio`.
     :param options: given to the route modules (e.g. ``replies=`` for ``chat``), kept in :attr:`options`.
     """
 
@@ -53,8 +57,10 @@ class LoopbackOpenAIServer:
         port: int = 0,
         tokens_per_second: float = 1000.0,
         routes: Sequence[AddRoutes] = ROUTES,
+        audio: AudioLoopback | None = None,
         **options: Any,
     ) -> None:
+        self.audio = audio if audio is not None else AudioLoopback()
         self.api_key = api_key
         self.host = host
         self.port = port
@@ -102,6 +108,18 @@ class LoopbackOpenAIServer:
     def unstall(self) -> None:
         """Let stalled streams go on."""
         self.flowing.set()
+
+    async def stream_fault(self, request: web.Request, fault: Fault) -> bool:
+        """Apply ``fault``'s stream fault now, in a route's streamed answer: ``stall`` sends nothing
+        until :meth:`unstall` (or :meth:`stop`), then lets the answer go on; ``drop`` cuts the
+        connection. True: the answer ends here. ``malformed`` is the route's to write."""
+        if fault.stream == "stall":
+            self.flowing.clear()
+            await self.flowing.wait()
+        elif fault.stream == "drop":
+            request.transport.close()  # type: ignore[union-attr]
+            return True
+        return False
 
     def seconds_per_token(self) -> float:
         return 1.0 / self.tokens_per_second
@@ -154,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m magoo_openai.loopback``: serve until Ctrl-C."""
     parser = loopback_parser(
         "python -m magoo_openai.loopback",
-        "A local stand-in for OpenAI's HTTP API (chat completions, streamed) that echoes what it is told.",
+        "A local stand-in for OpenAI's HTTP API: chat completions (streamed, echoing what it is told),"
+        " transcriptions and speech (a second of silence).",
         port=8766,
         api_key="sk-loopback",
     )
