@@ -27,7 +27,7 @@ from .settings import EngineSettings
 from .types import BackendFailure
 
 if TYPE_CHECKING:
-    from .lifecycle import BackendSlot, RestartBudget
+    from .backend_slot import BackendSlot, RestartBudget
     from .plugin_registry import Plugins
 
 log = logging.getLogger("magoo.engine")

@@ -116,6 +116,52 @@ def test_the_engine_stays_a_coordinator_and_its_parts_stay_small():
                 assert node.end_lineno - node.lineno < 300, f"{name}.{node.name} is {node.end_lineno - node.lineno + 1} lines: split it"
 
 
+#: The most lines a class of ``magoo_core`` may have (style guide 11: a class past ~300 lines is two).
+CLASS_LINES = 300
+#: The most lines a module of ``magoo_core`` may have, but for those named in :data:`LONG_MODULES`.
+MODULE_LINES = 600
+#: Modules allowed past :data:`MODULE_LINES`, each with the reason (none today: a new one needs one).
+LONG_MODULES: dict[str, str] = {}
+
+
+def long_classes(package: Path, limit: int) -> list[str]:
+    """Every class of the package under ``package``, nested ones too, that is over ``limit`` lines."""
+    found = []
+    for name, path in modules(package).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > limit:
+                found.append(f"{name}.{node.name} is {node.end_lineno - node.lineno + 1} lines")
+    return found
+
+
+def long_modules(package: Path, limit: int) -> list[str]:
+    """Every module of the package under ``package`` that is over ``limit`` lines."""
+    lengths = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules(package).items()}
+    return [f"{name} is {lines} lines" for name, lines in lengths.items() if lines > limit]
+
+
+def test_no_class_of_magoo_core_is_over_300_lines():
+    """Issue 18's done-when, for every module, the testing helpers included."""
+    assert long_classes(CORE, CLASS_LINES) == [], "split each: a class that long has more than one job"
+
+
+def test_no_module_of_magoo_core_is_over_600_lines_but_the_named_ones():
+    too_long = [row for row in long_modules(CORE, MODULE_LINES) if row.split()[0] not in LONG_MODULES]
+    assert too_long == [], f"split each by its jobs, or name it in LONG_MODULES with the reason: {too_long}"
+
+
+def test_the_length_checks_find_a_long_class_and_a_long_module(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    body = "".join(f"    x{i} = {i}\n" for i in range(5))
+    (package / "a.py").write_text("class Outer:\n    class Inner:\n" + body.replace("    ", "        ") + "\n\nclass Small:\n    y = 1\n")
+    assert long_classes(package, 6) == ["pkg.a.Outer is 7 lines"]
+    assert long_classes(package, 5) == ["pkg.a.Outer is 7 lines", "pkg.a.Inner is 6 lines"]
+    assert long_modules(package, 10) == ["pkg.a is 11 lines"]
+    assert long_modules(package, 11) == []
+
+
 def test_the_circle_check_finds_a_circle(tmp_path):
     package = tmp_path / "pkg"
     (package / "sub").mkdir(parents=True)
