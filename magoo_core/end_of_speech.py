@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 
 from .errors import require
 from .types import AudioFormat
@@ -138,6 +137,7 @@ class EndOfSpeech:
         self.settings = settings or EndOfSpeechSettings()
         self._vad = vad if vad is not None else load_vad()
         samples = getattr(self._vad, "process_samples", None)
+        import numpy as np  # here: a backend's module imports this one when `magoo plugins` lists it
         # pysilero scales each sample in a Python loop; numpy does the same scaling in 60% of the time
         self._score = (lambda frame: samples((np.frombuffer(frame, "<i2") / _FULL_SCALE).tolist())) if samples else self._vad
         self._start_frames = max(1, round(self.settings.start_speech / FRAME_SECONDS))

@@ -30,6 +30,7 @@ def wake() -> WakeEvent:
 
 async def test_a_run_of_the_example_profile_sends_the_wake_with_every_field_of_the_original_listener(caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # another backend of the process may have turned it down
     headers = {"Authorization": {"env": "HOOK_TOKEN"}, "X-Room": "kitchen"}
     with Receiver() as receiver:
         before = time.time()
