@@ -98,7 +98,7 @@ class ServiceTables:
                 f"it serves: {service.info.role_names}; use a backend of its own here (backend = \"...\")",
             )
             return None
-        return services.role_spec(service, role, backup)
+        return _role_spec(service, role, backup)
 
     def warn_unused(self, specs: Mapping[Role, BackendSpec | None]) -> None:
         """A warning for each configured service no role section uses (it would never start)."""
@@ -109,3 +109,12 @@ class ServiceTables:
                     spec.section, None, f"{spec.backend}: no role uses this service; it is not started",
                     f'add service = "{name}" to a role section it serves: {spec.info.role_names}', warning=True,
                 )
+
+
+def _role_spec(service: services.ServiceSpec, role: Role, backup: BackendSpec | None) -> BackendSpec:
+    """The spec of ``role`` when its section says ``service = NAME``: the service's backend and
+    config, reported as ``[services.NAME]``, with the role section's own ``backup``."""
+    return BackendSpec(
+        role, service.backend, service.config, service.info.as_backend(role), service.section,
+        service.secret_keys, backup, service=service.name,
+    )

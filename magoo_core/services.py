@@ -15,8 +15,8 @@ it once and the role sections refer to it::
     backend = "pocketsphinx"
 
 This module holds what is known before anything runs: :class:`ServiceInfo` (a registered service
-class), :func:`check_service_class`, and :func:`role_spec` (the ``BackendSpec`` of a role served by
-a configured service). Its run time (one instance for all its roles, restarts, failover to each
+class), :class:`ServiceSpec` (a configured one) and :func:`check_service_class`; a role section
+that names a service becomes a ``BackendSpec`` in :mod:`magoo_core.profile_services`. Its run time (one instance for all its roles, restarts, failover to each
 role's backup) is :mod:`magoo_core.service_slots`. Not to be confused with :mod:`magoo_core.service`,
 the ``magoo service`` command (systemd).
 """
@@ -34,7 +34,6 @@ from .roles import Role
 
 if TYPE_CHECKING:
     from .plugin_registry import BackendInfo
-    from .profile import BackendSpec
 
 #: the profile's table of services, ``[services.NAME]``, and the key a role section names one with
 SECTION = "services"
@@ -90,17 +89,6 @@ class ServiceSpec:
     @property
     def section(self) -> str:
         return f"[{SECTION}.{self.name}]"
-
-
-def role_spec(service: ServiceSpec, role: Role, backup: BackendSpec | None) -> BackendSpec:
-    """The spec of ``role`` when its section says ``service = NAME``: the service's backend and
-    config, reported as ``[services.NAME]``, with the role section's own ``backup``."""
-    from .profile import BackendSpec
-
-    return BackendSpec(
-        role, service.backend, service.config, service.info.as_backend(role), service.section,
-        service.secret_keys, backup, service=service.name,
-    )
 
 
 def check_service_class(cls: object) -> str | None:
