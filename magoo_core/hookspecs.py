@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .profile import Profile
+    from .profile_model import Profile
     from .speech import Speech
     from .tools import Tool
     from .types import BackendFailure, EngineStatus, Reply, State, Timer, Transcript, TurnTimeline, WakeEvent

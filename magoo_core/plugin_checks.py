@@ -16,6 +16,7 @@ from functools import cache
 from pydantic import BaseModel
 
 from . import hookspecs
+from . import services
 from .roles import ROLES, Role
 
 BACKEND_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -109,3 +110,28 @@ def _required_arguments(cls: type, attribute: str) -> list[str]:
         p.name for p in parameters
         if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
+
+
+def check_service_class(cls: object) -> str | None:
+    """What is wrong with ``cls`` as a service (None: nothing): a ``name``, a strict ``Config``,
+    ``roles`` (a non-empty set of roles it may serve), each role's methods, and real event hooks."""
+    if not isinstance(cls, type):
+        return "register() takes a class, not an instance"
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not BACKEND_NAME.match(name):
+        return "needs a class attribute `name`: lowercase letters, digits, '-' or '_'"
+    config = getattr(cls, "Config", None)
+    if not (isinstance(config, type) and issubclass(config, BaseModel)):
+        return "needs a nested `Config` class (a magoo_core.BackendConfig)"
+    if config.model_config.get("extra") != "forbid":
+        return "its Config must forbid extra keys (subclass magoo_core.BackendConfig)"
+    roles = getattr(cls, "roles", None)
+    if not isinstance(roles, frozenset | set) or not roles or not all(isinstance(r, Role) for r in roles):
+        return "needs a class attribute `roles`: a frozenset of the magoo_core.Role values it serves"
+    if not roles <= services.SERVABLE:
+        return "cannot serve actuators (each [[actuators]] entry is a backend of its own)"
+    missing = sorted({m for role in roles for m in REQUIRED_METHODS[role] if not callable(getattr(cls, m, None))})
+    if missing:
+        return f"is missing {', '.join(missing)}() for the roles it serves"
+    problems = class_hook_problems(cls)
+    return "; ".join(problems) if problems else None

@@ -20,10 +20,10 @@ import pluggy
 
 from . import hookspecs, plugin_entry_points
 from .errors import PluginError
-from .plugin_checks import check_backend_class, nearest_hook
+from .plugin_checks import check_backend_class, check_service_class, nearest_hook
 from .plugin_registry import BackendInfo, PluginInfo, Plugins, hook_problem
 from .roles import ROLES, Role
-from .services import SECTION, ServiceInfo, check_service_class
+from .services import SECTION, ServiceInfo
 
 log = logging.getLogger("magoo.plugins")
 

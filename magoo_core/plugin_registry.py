@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
@@ -17,9 +17,6 @@ from . import plugin_entry_points
 from .errors import PluginError
 from .plugin_events import EventDispatcher
 from .roles import Role
-
-if TYPE_CHECKING:
-    from .services import ServiceInfo
 
 #: Backends of magoo's own plugins, so a profile naming one that is not installed says what to install.
 KNOWN_PLUGINS: dict[str, str] = {
@@ -38,7 +35,7 @@ KNOWN_PLUGINS: dict[str, str] = {
     "espeak": "magoo-espeak",
 }
 
-__all__ = ["KNOWN_PLUGINS", "BackendInfo", "PluginInfo", "Plugins", "hook_problem"]
+__all__ = ["KNOWN_PLUGINS", "BackendInfo", "PluginInfo", "Plugins", "ServiceInfo", "hook_problem"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +53,32 @@ class BackendInfo:
     def summary(self) -> str:
         doc = inspect.getdoc(self.cls) or ""
         return doc.splitlines()[0] if doc else ""
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """One registered service class: which roles it serves, and which plugin provided it."""
+
+    name: str
+    cls: type
+    roles: frozenset[Role]
+    plugin: str
+    distribution: str
+    version: str
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.cls) or ""
+        return doc.splitlines()[0] if doc else ""
+
+    @property
+    def role_names(self) -> str:
+        """``"stt, responder, tts"``: its roles in the profile's order."""
+        return ", ".join(role.value for role in Role if role in self.roles)
+
+    def as_backend(self, role: Role) -> BackendInfo:
+        """The service seen as a backend of ``role`` (what a role section's spec carries)."""
+        return BackendInfo(role, self.name, self.cls, self.plugin, self.distribution, self.version)
 
 
 @dataclass

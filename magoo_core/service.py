@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from .profile import Profile
+    from .profile_model import Profile
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 #: where system units are written instead of /etc/systemd/system (tests, staging a disk image)

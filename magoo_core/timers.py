@@ -42,8 +42,8 @@ from .timer_store import TimerStore, store_path
 from .types import Timer
 
 if TYPE_CHECKING:
-    from .plugins import Plugins
-    from .profile import Profile
+    from .plugin_registry import Plugins
+    from .profile_model import Profile
 
 __all__ = ["MAX_SECONDS", "MIN_QUIET", "Timers", "TimerLimit", "spoken_duration"]
 

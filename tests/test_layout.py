@@ -30,26 +30,27 @@ def modules(package: Path) -> dict[str, Path]:
     return found
 
 
-def _imported_at_import_time(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+def _imported_at_import_time(tree: ast.Module, *, typing_too: bool = False) -> list[ast.Import | ast.ImportFrom]:
     found: list[ast.Import | ast.ImportFrom] = []
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             found.append(node)
-        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) and not typing_too:
             found.extend(n for n in node.orelse for n in ast.walk(n) if isinstance(n, (ast.Import, ast.ImportFrom)))
         elif isinstance(node, (ast.If, ast.Try, ast.With)):
             found.extend(n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom)))
     return found
 
 
-def import_graph(package: Path) -> dict[str, set[str]]:
-    """For each module of the package, the modules of the same package it imports at import time."""
+def import_graph(package: Path, *, typing_too: bool = False) -> dict[str, set[str]]:
+    """For each module of the package, the modules of the same package it imports at import time
+    (with ``typing_too``, also those it imports for type checkers only, under ``if TYPE_CHECKING:``)."""
     names = modules(package)
     graph: dict[str, set[str]] = {}
     for name, path in names.items():
         here = name if path.name == "__init__.py" else name.rpartition(".")[0]
         targets: set[str] = set()
-        for node in _imported_at_import_time(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _imported_at_import_time(ast.parse(path.read_text(encoding="utf-8")), typing_too=typing_too):
             if isinstance(node, ast.Import):
                 targets.update(alias.name for alias in node.names)
                 continue
@@ -101,6 +102,12 @@ def test_magoo_core_has_no_import_circle():
     assert len(graph) > 30, "the graph was read"
     assert graph["magoo_core.engine"] >= {"magoo_core.turn", "magoo_core.speaker", "magoo_core.lifecycle"}
     assert circles(graph) == []
+
+
+def test_not_even_the_imports_for_type_checkers_go_round():
+    """A circle of ``if TYPE_CHECKING:`` imports runs nowhere, but it means two modules each need
+    the other to be understood: the parts would not stand on their own."""
+    assert circles(import_graph(CORE, typing_too=True)) == []
 
 
 #: The engine and the parts it was split into (issue 18): each stays small enough to read.

@@ -72,7 +72,7 @@ def test_a_service_nobody_uses_is_a_warning_not_an_error():
 
 def test_a_service_class_must_say_its_roles_and_have_their_methods():
     from magoo_core.roles import Backend, Role
-    from magoo_core.services import check_service_class
+    from magoo_core.plugin_checks import check_service_class
 
     class NoRoles(Backend):
         name = "no-roles"
