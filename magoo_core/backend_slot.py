@@ -118,10 +118,7 @@ class BackendSlot:
 
     async def _enter(self) -> Any:
         instance = self.last_instance = self.spec.create()
-        enter = getattr(instance, "__aenter__", None)
-        if enter is not None:
-            await enter()
-            self._entered = True
+        self._entered = await enter_instance(instance)
         self.instance = instance  # only once entered: after a failed start, ready() must give None
         self.plugins.register_instance(self.instance, name=f"{self.spec.section} {self.spec.backend}")
         return self.instance
@@ -133,15 +130,9 @@ class BackendSlot:
         if self.instance is not None and self.before_stop is not None:
             await self.before_stop()
         instance, self.instance = self.instance, None
-        if instance is None:
-            return
-        self.plugins.unregister_instance(instance)
-        if self._entered:
-            self._entered = False
-            try:
-                await asyncio.wait_for(instance.__aexit__(None, None, None), timeout)
-            except Exception:
-                log.exception("%s %s did not close cleanly", self.spec.section, self.spec.backend)
+        entered, self._entered = self._entered, False
+        if instance is not None:
+            await leave_instance(instance, self.plugins, entered=entered, timeout=timeout, name=f"{self.spec.section} {self.spec.backend}")
 
     async def ready(self) -> Any:
         """The instance to use now, after any restart in progress has finished."""
@@ -218,3 +209,25 @@ class BackendSlot:
         self.restarts += 1
         self.failures = 0
         log.info("%s %s restarted", self.spec.section, self.spec.backend)
+
+
+async def enter_instance(instance: Any) -> bool:
+    """Enter a backend ``instance`` that is an async context manager; whether it was one (and so
+    must be left). Raises what its ``__aenter__`` raises."""
+    enter = getattr(instance, "__aenter__", None)
+    if enter is None:
+        return False
+    await enter()
+    return True
+
+
+async def leave_instance(instance: Any, plugins: Plugins, *, entered: bool, timeout: float, name: str) -> None:
+    """Take a backend ``instance`` off the plugin manager and leave it (when ``entered``) within
+    ``timeout`` seconds; never raises: a backend that does not close cleanly is logged as ``name``."""
+    plugins.unregister_instance(instance)
+    if not entered:
+        return
+    try:
+        await asyncio.wait_for(instance.__aexit__(None, None, None), timeout)
+    except Exception:
+        log.exception("%s did not close cleanly", name)

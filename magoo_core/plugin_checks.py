@@ -51,16 +51,9 @@ def check_backend_class(role: Role, cls: object) -> str | None:
     taking only arguments their spec passes — checked here, when the class is registered,
     so a typo fails for every command and not only once ``magoo run`` starts the backend.
     """
-    if not isinstance(cls, type):
-        return "register() takes a class, not an instance"
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not BACKEND_NAME.match(name):
-        return "needs a class attribute `name`: lowercase letters, digits, '-' or '_'"
-    config = getattr(cls, "Config", None)
-    if not (isinstance(config, type) and issubclass(config, BaseModel)):
-        return "needs a nested `Config` class (a magoo_core.BackendConfig)"
-    if config.model_config.get("extra") != "forbid":
-        return "its Config must forbid extra keys (subclass magoo_core.BackendConfig)"
+    problem = _name_and_config_problem(cls)
+    if problem is not None:
+        return problem
     missing = [m for m in role.info.methods if not callable(getattr(cls, m, None))]
     if missing:
         return f"is missing {', '.join(missing)}()"
@@ -115,16 +108,9 @@ def _required_arguments(cls: type, attribute: str) -> list[str]:
 def check_service_class(cls: object) -> str | None:
     """What is wrong with ``cls`` as a service (None: nothing): a ``name``, a strict ``Config``,
     ``roles`` (a non-empty set of roles it may serve), each role's methods, and real event hooks."""
-    if not isinstance(cls, type):
-        return "register() takes a class, not an instance"
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not BACKEND_NAME.match(name):
-        return "needs a class attribute `name`: lowercase letters, digits, '-' or '_'"
-    config = getattr(cls, "Config", None)
-    if not (isinstance(config, type) and issubclass(config, BaseModel)):
-        return "needs a nested `Config` class (a magoo_core.BackendConfig)"
-    if config.model_config.get("extra") != "forbid":
-        return "its Config must forbid extra keys (subclass magoo_core.BackendConfig)"
+    problem = _name_and_config_problem(cls)
+    if problem is not None:
+        return problem
     roles = getattr(cls, "roles", None)
     if not isinstance(roles, frozenset | set) or not roles or not all(isinstance(r, Role) for r in roles):
         return "needs a class attribute `roles`: a frozenset of the magoo_core.Role values it serves"
@@ -135,3 +121,18 @@ def check_service_class(cls: object) -> str | None:
         return f"is missing {', '.join(missing)}() for the roles it serves"
     problems = class_hook_problems(cls)
     return "; ".join(problems) if problems else None
+
+
+def _name_and_config_problem(cls: object) -> str | None:
+    """What a backend and a service class both need: to be a class, a ``name``, a strict ``Config``."""
+    if not isinstance(cls, type):
+        return "register() takes a class, not an instance"
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not BACKEND_NAME.match(name):
+        return "needs a class attribute `name`: lowercase letters, digits, '-' or '_'"
+    config = getattr(cls, "Config", None)
+    if not (isinstance(config, type) and issubclass(config, BaseModel)):
+        return "needs a nested `Config` class (a magoo_core.BackendConfig)"
+    if config.model_config.get("extra") != "forbid":
+        return "its Config must forbid extra keys (subclass magoo_core.BackendConfig)"
+    return None

@@ -38,6 +38,10 @@ KNOWN_PLUGINS: dict[str, str] = {
 __all__ = ["KNOWN_PLUGINS", "BackendInfo", "PluginInfo", "Plugins", "ServiceInfo", "hook_problem"]
 
 
+def _first_line(doc: str | None) -> str:
+    return doc.splitlines()[0] if doc else ""
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """One registered backend: which class, and which plugin and distribution provided it."""
@@ -51,8 +55,8 @@ class BackendInfo:
 
     @property
     def summary(self) -> str:
-        doc = inspect.getdoc(self.cls) or ""
-        return doc.splitlines()[0] if doc else ""
+        """The first line of the class's docstring ("" without one)."""
+        return _first_line(inspect.getdoc(self.cls))
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ class ServiceInfo:
 
     @property
     def summary(self) -> str:
-        doc = inspect.getdoc(self.cls) or ""
-        return doc.splitlines()[0] if doc else ""
+        """The first line of the class's docstring ("" without one)."""
+        return _first_line(inspect.getdoc(self.cls))
 
     @property
     def role_names(self) -> str:

@@ -20,9 +20,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from .backend_slot import enter_instance, leave_instance
 from .backoff import Backoff
 from .errors import BackendError, describe_failure
-from .profile import BackendSpec
+from .profile_model import BackendSpec
 from .settings import EngineSettings
 from .types import BackendFailure
 
@@ -112,10 +113,7 @@ class SharedService:
 
     async def _enter(self) -> Any:
         instance = self.last_instance = self.spec.create()
-        enter = getattr(instance, "__aenter__", None)
-        if enter is not None:
-            await enter()
-            self._entered = True
+        self._entered = await enter_instance(instance)
         self.instance = instance
         self.plugins.register_instance(instance, name=self.name)
         self._in.set()
@@ -124,15 +122,9 @@ class SharedService:
     async def _leave(self, timeout: float) -> None:
         self._in.clear()
         instance, self.instance = self.instance, None
-        if instance is None:
-            return
-        self.plugins.unregister_instance(instance)
-        if self._entered:
-            self._entered = False
-            try:
-                await asyncio.wait_for(instance.__aexit__(None, None, None), timeout)
-            except Exception:
-                log.exception("%s did not close cleanly", self.name)
+        entered, self._entered = self._entered, False
+        if instance is not None:
+            await leave_instance(instance, self.plugins, entered=entered, timeout=timeout, name=self.name)
 
     async def release(self, timeout: float) -> None:
         """A role that uses it is left; the last one leaves the service (and stops its retries)."""
