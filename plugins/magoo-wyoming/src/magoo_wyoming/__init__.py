@@ -16,3 +16,17 @@ def magoo_register_tts(register):
     from .clients.tts import WyomingTextToSpeech
 
     register(WyomingTextToSpeech)
+
+
+@hookimpl
+def magoo_register_stt(register):
+    from .clients.stt import WyomingSpeechToText
+
+    register(WyomingSpeechToText)
+
+
+@hookimpl
+def magoo_register_wake_detectors(register):
+    from .clients.wake import WyomingWakeDetector
+
+    register(WyomingWakeDetector)
