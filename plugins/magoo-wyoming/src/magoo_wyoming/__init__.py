@@ -30,3 +30,10 @@ def magoo_register_wake_detectors(register):
     from .clients.wake import WyomingWakeDetector
 
     register(WyomingWakeDetector)
+
+
+@hookimpl
+def magoo_register_responders(register):
+    from .clients.responder import WyomingResponder
+
+    register(WyomingResponder)
