@@ -45,7 +45,6 @@ class WyomingWakeDetector(Backend):
     input_format = FORMAT
     frame_samples = 1280  # 80 ms: what openWakeWord scores at a time
     scores = None  # the server says yes or no
-    remote = True
 
     class Config(ServerConfig):
         names: list[str] = Field(
