@@ -9,7 +9,7 @@ import magoo_wyoming
 from magoo_core.testing import run_profile
 
 from clients_helpers import QUESTION
-from wyoming_servers import Script, ScriptedServer
+from wyoming_servers import Script, ScriptedServer, free_port
 
 
 def profile(uri: str, *, realtime: bool) -> dict:
@@ -44,3 +44,22 @@ async def test_a_turn_with_every_role_on_a_wyoming_server(realtime):
     assert record.transcripts == ["what time is it"]
     assert record.replies == ["It is noon."]
     assert record.audio and all(chunk.sample_rate == 16000 for chunk in record.audio)
+
+
+async def test_a_server_that_is_not_there_at_start_leaves_the_turn_to_the_backups(caplog):
+    """Failover to local: nothing listens at the Wyoming address, so [stt] and [tts] start their
+    backups (the test kit's scripted STT and tone TTS) and the turn is answered all the same."""
+    dead = f"tcp://127.0.0.1:{free_port()}"
+    overrides = {
+        "stt": {"backend": "wyoming", "uri": dead, "backup": {"backend": "scripted", "transcripts": ["what time is it"]}},
+        "tts": {"backend": "wyoming", "uri": dead, "backup": {"backend": "tone"}},
+    }
+    record = await run_profile(overrides, plugins=[magoo_wyoming], turns=1, timeout=60)
+    assert record.transcripts == ["what time is it"] and record.replies and record.audio
+    assert record.failures == []  # a backend that does not start is no failure of a turn
+    said = sorted(r.getMessage() for r in caplog.records if "instead" in r.getMessage())
+    assert said == [
+        f"[{role}] wyoming: cannot connect to {dead} (Connect call failed ('127.0.0.1', {dead.rsplit(':', 1)[1]}));"
+        f" is the server running there?; using [{role}.backup] {backup} instead"
+        for role, backup in (("stt", "scripted"), ("tts", "tone"))
+    ]

@@ -16,6 +16,10 @@ from wyoming_servers import piper_server
 
 pytestmark = pytest.mark.timeout(180)
 
+#: seconds piper may take per answer: its first synthesis on a 2-core box shared with other test
+#: runs can take several seconds (the backend's default, 10 s, is for a server of its own)
+PATIENT = 60.0
+
 
 @pytest.fixture(scope="module")
 def piper(tmp_path_factory):
@@ -25,7 +29,7 @@ def piper(tmp_path_factory):
 
 def speak(uri: str, text: str, **options) -> tuple[WyomingTextToSpeech, list]:
     async def run():
-        async with WyomingTextToSpeech(WyomingTextToSpeech.Config(uri=uri, **options)) as tts:
+        async with WyomingTextToSpeech(WyomingTextToSpeech.Config(uri=uri, timeout=PATIENT, **options)) as tts:
             return tts, [piece async for piece in tts.synthesize(text)]
 
     return asyncio.run(run())
@@ -36,7 +40,7 @@ class TestPiperContract(TextToSpeechContract):
 
     @pytest.fixture(autouse=True)
     def server(self, piper):
-        self.config = {"uri": piper, "voice": "en_US-joe-medium"}
+        self.config = {"uri": piper, "voice": "en_US-joe-medium", "timeout": PATIENT}
 
 
 def test_piper_speaks_a_sentence_as_22050_hz_speech(piper):

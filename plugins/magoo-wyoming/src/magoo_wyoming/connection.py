@@ -121,21 +121,19 @@ def _shown(line: bytes) -> str:
 class Connection:
     """One open connection to a Wyoming server.
 
-    Use ``async with await Connection.open(address, timeout, section)``. ``send`` and
-    ``receive`` raise :class:`~magoo_core.BackendError` with one line naming the server and
-    what happened (refused, closed, silent, malformed), so callers only translate nothing.
-
-    :param section: what messages call the backend (``"[tts] wyoming"``).
+    Use ``async with await Connection.open(address, timeout)``. ``send`` and ``receive`` raise
+    :class:`~magoo_core.BackendError` with one line naming the server and what happened
+    (refused, closed, silent, malformed), without the backend's section: the engine puts that in
+    front of every failure it reports.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: Address, section: str) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: Address) -> None:
         self.reader = reader
         self.writer = writer
         self.address = address
-        self.section = section
 
     @classmethod
-    async def open(cls, address: Address, timeout: float, section: str) -> Connection:
+    async def open(cls, address: Address, timeout: float) -> Connection:
         """Connect within ``timeout`` seconds.
 
         :raises BackendError: refused, unreachable or too slow (one line naming the address).
@@ -147,11 +145,11 @@ class Connection:
                 else:
                     reader, writer = await asyncio.open_connection(address.host, address.port, limit=_READ_LIMIT)
         except TimeoutError:
-            raise BackendError(f"{section}: no answer from {address} within {timeout:g} s; is the server running and reachable?") from None
+            raise BackendError(f"no answer from {address} within {timeout:g} s; is the server running and reachable?") from None
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise BackendError(f"{section}: cannot connect to {address} ({reason}); is the server running there?") from None
-        return cls(reader, writer, address, section)
+            raise BackendError(f"cannot connect to {address} ({reason}); is the server running there?") from None
+        return cls(reader, writer, address)
 
     async def __aenter__(self) -> Connection:
         return self
@@ -168,7 +166,7 @@ class Connection:
             for event in events:
                 await async_write_event(event, self.writer)
         except (OSError, RuntimeError) as exc:  # RuntimeError: writing after the transport closed
-            raise BackendError(f"{self.section}: the connection to {self.address} broke while sending ({type(exc).__name__})") from None
+            raise BackendError(f"the connection to {self.address} broke while sending ({type(exc).__name__})") from None
 
     async def receive(self, timeout: float | None, waiting_for: str) -> Event:
         """The next event, within ``timeout`` seconds (None: no limit).
@@ -181,16 +179,16 @@ class Connection:
             async with asyncio.timeout(timeout):
                 event = await read_event(self.reader)
         except TimeoutError:
-            raise BackendError(f"{self.section}: {self.address} sent nothing for {timeout:g} s while magoo waited for {waiting_for}") from None
+            raise BackendError(f"{self.address} sent nothing for {timeout:g} s while magoo waited for {waiting_for}") from None
         except MalformedFrame as exc:
-            raise BackendError(f"{self.section}: {self.address} sent {exc} while magoo waited for {waiting_for}") from None
+            raise BackendError(f"{self.address} sent {exc} while magoo waited for {waiting_for}") from None
         except OSError as exc:
-            raise BackendError(f"{self.section}: the connection to {self.address} broke ({exc.strerror or type(exc).__name__}) while magoo waited for {waiting_for}") from None
+            raise BackendError(f"the connection to {self.address} broke ({exc.strerror or type(exc).__name__}) while magoo waited for {waiting_for}") from None
         if event is None:
-            raise BackendError(f"{self.section}: {self.address} closed the connection while magoo waited for {waiting_for}")
+            raise BackendError(f"{self.address} closed the connection while magoo waited for {waiting_for}")
         if event.type == "error":
             text = str(event.data.get("text", "")).strip()[:200] or "no reason given"
-            raise BackendError(f"{self.section}: {self.address} answered with an error: {text}")
+            raise BackendError(f"{self.address} answered with an error: {text}")
         return event
 
     async def close(self) -> None:

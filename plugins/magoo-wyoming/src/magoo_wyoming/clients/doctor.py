@@ -8,7 +8,7 @@ from typing import Any
 from magoo_core import BackendError
 from magoo_core.doctor.rows import Check, fail, ok
 
-from .service import Service, offers
+from .service import AUTO_FIX, Service, offers
 
 #: seconds a doctor row may take, under the doctor's own 8 s per backend (zeroconf browses first)
 DOCTOR_SECONDS = 6.5
@@ -30,10 +30,11 @@ def server_rows(cls: Any, config: Any, section: str) -> list[Check]:
     except TimeoutError:
         return [fail(check, f"no answer from {config.uri} within {DOCTOR_SECONDS:g} s", "start the server, or set uri to where it runs")]
     except BackendError as exc:
-        fix = "start the server with --zeroconf, or set uri" if config.uri == "auto" else "start the server, or fix uri"
+        fix = AUTO_FIX if config.uri == "auto" else "start the server, or fix uri"
         if not exc.retryable:
             fix = "set the model/voice/language to one the server offers"
-        return [fail(check, exc.message, fix)]
+        found = exc.message.removesuffix(f"; {AUTO_FIX}")
+        return [fail(check, found, fix)]
     return [ok(check, f"{service.address}: {describe_program(service.program)}; {offers(info)}")]
 
 

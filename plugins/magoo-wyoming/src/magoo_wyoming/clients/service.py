@@ -27,6 +27,9 @@ from ..connection import Address, Connection, parse_uri
 
 log = logging.getLogger("magoo.wyoming")
 
+#: what to do when uri = "auto" finds nothing (the run's error line ends with it; doctor's fix column says it)
+AUTO_FIX = 'start the server with --zeroconf, or set uri = "tcp://host:port"'
+
 
 class ServerConfig(BackendConfig):
     """The settings of every Wyoming client backend."""
@@ -38,7 +41,7 @@ class ServerConfig(BackendConfig):
     name: str = Field(
         "", description='With uri = "auto": the zeroconf name or program name to prefer ("piper"); "" takes any that fits.'
     )
-    timeout: Seconds(0.2, 120) = Field(5.0, description="Seconds to connect, and to wait for each answer of the server, at most.")
+    timeout: Seconds(0.2, 120) = Field(10.0, description="Seconds to connect, and to wait for each answer of the server (the first audio, each next chunk), at most.")
     browse_seconds: Seconds(0.2, 30) = Field(2.0, description='With uri = "auto": seconds to listen for zeroconf announcements.')
 
     @field_validator("uri")
@@ -90,7 +93,7 @@ class Service:
         if self.address is None:
             await self._discover()
         try:
-            return await Connection.open(self.address, self.config.timeout, self.section)
+            return await Connection.open(self.address, self.config.timeout)
         except BackendError:
             if self.config.uri == "auto":
                 self.address = None  # gone or moved: browse again next time
@@ -114,10 +117,10 @@ class Service:
         try:
             info = parse_info(event.data)
         except ValueError as exc:
-            raise BackendError(f"{self.section}: {connection.address} sent {exc}") from None
+            raise BackendError(f"{connection.address} sent {exc}") from None
         program = self.pick(info)
         if program is None:
-            raise BackendError(f"{self.section}: {connection.address} has no {self.wanted}; {offers(info)}", retryable=False)
+            raise BackendError(f"{connection.address} has no {self.wanted}; {offers(info)}", retryable=False)
         return info, program
 
     async def _discover(self) -> None:
@@ -128,10 +131,10 @@ class Service:
         rejected: list[str] = []
         for name, address in preferred:
             try:
-                async with await Connection.open(address, self.config.timeout, self.section) as connection:
+                async with await Connection.open(address, self.config.timeout) as connection:
                     info, program = await self._describe(connection)
             except BackendError as exc:
-                rejected.append(f"{name} ({exc.message.split(': ', 1)[-1][:80]})")
+                rejected.append(f"{name} ({exc.message[:80]})")
                 continue
             if self.config.name and self.config.name not in (name, getattr(program, "name", "")):
                 rejected.append(f"{name} (not named {self.config.name!r})")
@@ -141,8 +144,8 @@ class Service:
             return
         seen = "; ".join(rejected) if rejected else "no Wyoming service answered"
         raise BackendError(
-            f"{self.section}: no Wyoming server with {self.wanted} found by zeroconf in {self.config.browse_seconds:g} s"
-            f" ({seen}); start one with --zeroconf, or set uri = \"tcp://host:port\""
+            f"no Wyoming server with {self.wanted} found by zeroconf in {self.config.browse_seconds:g} s"
+            f" ({seen}); {AUTO_FIX}"
         )
 
 

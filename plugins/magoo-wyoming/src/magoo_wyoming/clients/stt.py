@@ -108,7 +108,7 @@ class WyomingSpeechToText(Backend):
             malformed frames (one line).
         """
         if self._worker is None:
-            raise BackendError(f"{SECTION}: transcribe() before the backend was started")
+            raise BackendError(f"transcribe() before the backend was started")
         continuous = bool(getattr(audio, "continuous", False))
         cfg = self.config
         settings = EndOfSpeechSettings(
@@ -237,11 +237,11 @@ class _Utterance:
             async with asyncio.timeout(timeout):
                 await self._done.wait()
         except TimeoutError:
-            raise BackendError(f"{SECTION}: {self.connection.address} sent no transcript within {timeout:g} s of the end of speech") from None
+            raise BackendError(f"{self.connection.address} sent no transcript within {timeout:g} s of the end of speech") from None
         for partial in self.partials():
             yield partial
         if self.final is None:
-            raise self._failure or BackendError(f"{SECTION}: {self.connection.address} closed without a transcript")
+            raise self._failure or BackendError(f"{self.connection.address} closed without a transcript")
         self.counters["empty"] += not self.final
         yield Transcript(self.final, final=True)
 

@@ -77,7 +77,7 @@ class WyomingTextToSpeech(Backend):
                 self.output_format = chunk.format
                 break
             if self.output_format is None:
-                raise BackendError(f"{SECTION}: {self.service.address} sent no audio for a test sentence; set sample_rate in the profile")
+                raise BackendError(f"{self.service.address} sent no audio for a test sentence; set sample_rate in the profile")
         return self
 
     def stats(self) -> Mapping[str, float]:
@@ -140,7 +140,7 @@ def _chunk(event, connection: Connection) -> AudioChunk:
     if not (isinstance(rate, int) and 1000 <= rate <= 192000 and width in (1, 2, 3, 4)
             and isinstance(channels, int) and 1 <= channels <= 8 and len(pcm) % (width * channels) == 0):
         raise BackendError(
-            f"{connection.section}: {connection.address} sent an audio-chunk magoo cannot play"
+            f"{connection.address} sent an audio-chunk magoo cannot play"
             f" (rate {rate!r}, width {width!r}, channels {channels!r}, {len(pcm)} bytes)"
         )
     return AudioChunk(pcm, rate, channels, width)

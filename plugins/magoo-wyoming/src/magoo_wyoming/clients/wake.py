@@ -127,7 +127,7 @@ class WyomingWakeDetector(Backend):
             detection = self._detections.popleft() if self._detections else None
         if self._outbox is not None and self._loop is not None:
             if self._outbox.qsize() > MAX_BACKLOG:
-                raise BackendError(f"{SECTION}: {self.service.address} does not keep up with the microphone ({MAX_BACKLOG} frames waiting)")
+                raise BackendError(f"{self.service.address} does not keep up with the microphone ({MAX_BACKLOG} frames waiting)")
             self._loop.call_soon_threadsafe(self._outbox.put_nowait, (generation, chunk))
             self.counters["frames"] += 1
         return detection
@@ -176,7 +176,7 @@ class WyomingWakeDetector(Backend):
                 if reader in done:
                     get.cancel()
                     reader.result()  # raises its BackendError
-                    raise BackendError(f"{SECTION}: {connection.address} stopped reading")
+                    raise BackendError(f"{connection.address} stopped reading")
                 frame_generation, chunk = get.result()
             if frame_generation < generation:
                 continue  # audio from before a reset
