@@ -33,7 +33,7 @@ class WyomingTextToSpeech(Backend):
     class Config(ServerConfig):
         voice: str = Field("", description='Voice name ("en_US-lessac-medium"); "" uses the server\'s default voice.')
         speaker: str = Field("", description='Speaker of a multi-speaker voice; "" for its default.')
-        language: str = Field("", description='With uri = "auto": a language the voice must speak ("en", "de_DE"); "" for any.')
+        language: str = Field("", description='A language the voice must speak ("en", "de_DE"), checked against the server\'s describe; "" for any.')
         sample_rate: SampleRate | None = Field(
             22050,
             description="Hz of the server's audio, so the player can be ready before the first reply (Piper medium voices: 22050,"
