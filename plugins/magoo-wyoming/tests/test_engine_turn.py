@@ -63,3 +63,21 @@ async def test_a_server_that_is_not_there_at_start_leaves_the_turn_to_the_backup
         f" is the server running there?; using [{role}.backup] {backup} instead"
         for role, backup in (("stt", "scripted"), ("tts", "tone"))
     ]
+
+
+async def test_a_wake_server_that_drops_the_stream_is_reconnected_and_the_next_wake_word_works(caplog):
+    """The server closes the wake stream while magoo listens: one line in the log, the engine
+    restarts the detector with its backoff (a restart reconnects), and the wake word that comes
+    after is detected as usual."""
+    async with ScriptedServer(Script(transcripts=["what time is it"], drop_wake_after=5)) as server:
+        overrides = profile(server.uri, realtime=True)
+        overrides["audio_source"]["segments"][0] = {"seconds": 2.5}  # the drop, then the restart, before the tone
+        overrides["engine"] = {"restart_backoff": 0.2}
+        record = await run_profile(overrides, plugins=[magoo_wyoming], turns=1, timeout=60)
+    assert server.dropped
+    assert [wake["wake"].label for wake in record.of("wake")] == ["ok_nabu"]
+    assert record.transcripts == ["what time is it"] and record.replies == ["The light is on."]
+    lost = [r.getMessage() for r in caplog.records if "[wake] wyoming" in r.getMessage()]
+    assert lost and all("\n" not in line for line in lost)
+    assert "closed the connection while magoo waited for detections" in lost[0]
+    assert server.received.count("detect") >= 2  # a second stream after the restart

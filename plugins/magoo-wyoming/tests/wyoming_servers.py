@@ -97,6 +97,7 @@ class Script:
     wake_name: str = "ok_nabu"
     wake_level: float = 0.05
     tts_rate: int = 16000
+    drop_wake_after: int | None = None  # close the first wake stream after this many audio chunks
 
 
 class ScriptedServer:
@@ -108,6 +109,7 @@ class ScriptedServer:
         self.connections = 0
         self.audio_bytes = 0
         self.utterances = 0  # transcripts sent
+        self.dropped = False  # drop_wake_after happened
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -163,6 +165,10 @@ class ScriptedServer:
                     await async_write_event(self.info().event(), writer)
                 elif event.type == "audio-chunk":
                     self.audio_bytes += len(event.payload or b"")
+                    drop = self.script.drop_wake_after
+                    if drop is not None and not self.dropped and "detect" in seen and seen.count("audio-chunk") >= drop:
+                        self.dropped = True
+                        return
                     level = rms(event.payload or b"")
                     if level > self.script.wake_level and not loud and "detect" in seen:
                         at = event.data.get("timestamp")
