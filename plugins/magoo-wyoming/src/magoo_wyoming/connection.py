@@ -7,8 +7,9 @@ of the stream). :func:`read_event` bounds every length, and anything malformed r
 :class:`MalformedFrame` with one line that says what was wrong, so a broken peer is a failure the
 caller reports, never a crash or a silent hang.
 
-Shared by the client backends (``magoo_wyoming.clients``) and usable by the satellite server: it
-only knows frames, not roles. All coroutines run on the event loop.
+Shared by the client backends (``magoo_wyoming.clients``); a server (the satellite) reads the
+streams it accepts with :func:`read_event` too, started with ``limit=READ_LIMIT``. It only knows
+frames, not roles. All coroutines run on the event loop.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ MAX_HEADER = 64 * 1024
 MAX_DATA = 4 * 1024 * 1024
 #: largest binary payload accepted (an audio chunk is a few KiB)
 MAX_PAYLOAD = 4 * 1024 * 1024
-#: StreamReader buffer limit: a header line longer than this fails fast instead of growing memory
-_READ_LIMIT = MAX_HEADER + 1
+#: the ``limit=`` to give ``asyncio.open_connection`` / ``asyncio.start_server`` for a stream that
+#: :func:`read_event` reads: a header line longer than ``MAX_HEADER`` then fails fast instead of
+#: growing the buffer
+READ_LIMIT = MAX_HEADER + 1
 
 
 class MalformedFrame(Exception):
@@ -141,9 +144,9 @@ class Connection:
         try:
             async with asyncio.timeout(timeout):
                 if address.scheme == "unix":
-                    reader, writer = await asyncio.open_unix_connection(address.path, limit=_READ_LIMIT)
+                    reader, writer = await asyncio.open_unix_connection(address.path, limit=READ_LIMIT)
                 else:
-                    reader, writer = await asyncio.open_connection(address.host, address.port, limit=_READ_LIMIT)
+                    reader, writer = await asyncio.open_connection(address.host, address.port, limit=READ_LIMIT)
         except TimeoutError:
             raise BackendError(f"no answer from {address} within {timeout:g} s; is the server running and reachable?") from None
         except OSError as exc:

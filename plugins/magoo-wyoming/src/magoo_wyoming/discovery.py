@@ -30,7 +30,7 @@ async def browse(seconds: float) -> dict[str, Address]:
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         if not await info.async_request(zc.zeroconf, 1500):
             return
-        hosts = info.parsed_scoped_addresses()
+        hosts = sorted(info.parsed_scoped_addresses(), key=lambda host: ":" in host)  # IPv4 first
         if hosts and info.port:
             found[name.removesuffix("." + SERVICE_TYPE)] = Address("tcp", host=hosts[0], port=info.port)
 

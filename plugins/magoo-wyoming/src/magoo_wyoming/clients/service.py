@@ -41,7 +41,7 @@ class ServerConfig(BackendConfig):
     name: str = Field(
         "", description='With uri = "auto": the zeroconf name or program name to prefer ("piper"); "" takes any that fits.'
     )
-    timeout: Seconds(0.2, 120) = Field(10.0, description="Seconds to connect, and to wait for each answer of the server (the first audio, each next chunk), at most.")
+    timeout: Seconds(0.2, 120) = Field(10.0, description="Seconds to connect, and to wait for each answer of the server (its describe; speech: the first audio and each next chunk), at most.")
     browse_seconds: Seconds(0.2, 30) = Field(2.0, description='With uri = "auto": seconds to listen for zeroconf announcements.')
 
     @field_validator("uri")
