@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from wyoming.event import async_write_event
 
 from magoo_core import BackendError
 from magoo_core.types import Reply, SpeechActivity, Transcript
@@ -217,3 +218,31 @@ async def test_a_wake_server_that_goes_away_fails_the_next_process():
             for _ in range(100):  # the loss is seen by the reader task, then raised by process()
                 await asyncio.sleep(0.02)
                 detector.process(chunks(quiet(0.08))[0])
+
+
+async def test_a_wake_server_that_stops_reading_fails_instead_of_queueing_without_end():
+    """A server that answers describe, then never reads again: once the socket's buffers are full,
+    frames wait in the detector's queue, and past MAX_BACKLOG of them process() fails (the
+    engine restarts the detector) rather than holding the microphone's audio without limit."""
+    from magoo_wyoming.clients.wake import MAX_BACKLOG
+
+    described = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if described.is_set():
+            await asyncio.sleep(3600)  # the detect stream: never read
+        await reader.readline()  # describe
+        await async_write_event(ScriptedServer().info().event(), writer)
+        described.set()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    uri = "tcp://127.0.0.1:%d" % listener.sockets[0].getsockname()[1]
+    frame = chunks(quiet(0.08))[0]
+    async with listener:
+        async with WyomingWakeDetector(WyomingWakeDetector.Config(uri=uri)) as detector:
+            with pytest.raises(BackendError, match=f"does not keep up with the microphone \\({MAX_BACKLOG} frames waiting\\)"):
+                for _ in range(20_000):  # about 50 MB: more than any socket buffer holds
+                    detector.process(frame)
+                    await asyncio.sleep(0)
+            assert detector._outbox.qsize() <= MAX_BACKLOG + 2
+        listener.close()
