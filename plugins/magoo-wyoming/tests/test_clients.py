@@ -246,3 +246,15 @@ async def test_a_wake_server_that_stops_reading_fails_instead_of_queueing_withou
                     await asyncio.sleep(0)
             assert detector._outbox.qsize() <= MAX_BACKLOG + 2
         listener.close()
+
+
+async def test_a_server_that_ends_utterances_itself_is_followed_utterance_after_utterance():
+    """A server with its own VAD sends the transcript before magoo's end of speech: that ends the
+    utterance, and on a continuous stream the next one is heard as usual."""
+    audio = quiet(0.5) + pcm(QUESTION) + quiet(1.5) + pcm(QUESTION) + quiet(1.5)
+    async with ScriptedServer(Script(transcripts=["first", "second"], early_transcript_after=8)) as server:
+        items = await transcribe(server.uri, stream(audio, continuous=True))
+    assert finals(items) == ["first", "second"]
+    assert "audio-stop" not in server.received  # magoo did not have to end either
+    starts = [item.started for item in items if isinstance(item, SpeechActivity)]
+    assert starts == [True, False, True, False]

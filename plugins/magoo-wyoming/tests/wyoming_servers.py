@@ -98,6 +98,7 @@ class Script:
     wake_level: float = 0.05
     tts_rate: int = 16000
     drop_wake_after: int | None = None  # close the first wake stream after this many audio chunks
+    early_transcript_after: int | None = None  # a server with its own VAD: the transcript after this many chunks
 
 
 class ScriptedServer:
@@ -165,6 +166,10 @@ class ScriptedServer:
                     await async_write_event(self.info().event(), writer)
                 elif event.type == "audio-chunk":
                     self.audio_bytes += len(event.payload or b"")
+                    early = self.script.early_transcript_after
+                    if early is not None and "transcribe" in seen and seen.count("audio-chunk") == early:
+                        if not await self._transcript(writer):
+                            return
                     drop = self.script.drop_wake_after
                     if drop is not None and not self.dropped and "detect" in seen and seen.count("audio-chunk") >= drop:
                         self.dropped = True
@@ -174,7 +179,7 @@ class ScriptedServer:
                         at = event.data.get("timestamp")
                         await async_write_event(Detection(name=self.script.wake_name, timestamp=at).event(), writer)
                     loud = level > self.script.wake_level
-                elif event.type == "audio-stop" and "transcribe" in seen:
+                elif event.type == "audio-stop" and "transcribe" in seen and self.script.early_transcript_after is None:
                     if not await self._transcript(writer):
                         return
                 elif event.type == "audio-stop" and "detect" in seen:

@@ -141,10 +141,10 @@ class WyomingSpeechToText(Backend):
                     for partial in utterance.partials():
                         yield partial
                     if utterance.final is not None:  # the server ended the utterance by itself
+                        yield SpeechActivity(False, recent.time_of(recent.heard))
                         async for transcript in self._finish(utterance):
                             yield transcript
-                        utterance = None
-                        await self._run(detector.reset)
+                        utterance = None  # the detector's own end of it, when it comes, is passed over
                         if not continuous:
                             return
             if utterance is not None:
