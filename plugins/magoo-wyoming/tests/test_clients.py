@@ -258,3 +258,13 @@ async def test_a_server_that_ends_utterances_itself_is_followed_utterance_after_
     assert "audio-stop" not in server.received  # magoo did not have to end either
     starts = [item.started for item in items if isinstance(item, SpeechActivity)]
     assert starts == [True, False, True, False]
+
+
+def test_wake_model_names_match_across_server_versions():
+    """wyoming-openwakeword 1.x names its models with a version ("hey_jarvis_v0.1"), 2.x without:
+    either fits a profile's "hey_jarvis", and a detection carries the profile's name."""
+    from magoo_wyoming.clients.wake import model_key
+
+    assert model_key("hey_jarvis_v0.1") == model_key("Hey Jarvis") == model_key("hey_jarvis") == "hey_jarvis"
+    detector = WyomingWakeDetector(WyomingWakeDetector.Config(names=["hey_jarvis"]))
+    assert detector.label("hey_jarvis_v0.1") == "hey_jarvis" and detector.label("alexa") == "alexa"

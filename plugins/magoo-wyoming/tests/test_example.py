@@ -25,7 +25,7 @@ def test_the_example_loads_with_its_backups():
 
 async def test_the_examples_wyoming_sections_make_a_turn_against_a_server():
     data = tomllib.loads(EXAMPLE.read_text())
-    async with ScriptedServer(Script(transcripts=["what time is it"])) as server:
+    async with ScriptedServer(Script(transcripts=["what time is it"], wake_name="hey_jarvis")) as server:
         # the backups (pocketsphinx, espeak) are the example's; this run is about the Wyoming sections
         overrides = {role: {**{k: v for k, v in data[role].items() if k != "backup"}, "uri": server.uri} for role in ("wake", "stt", "tts")}
         overrides["tts"].update(voice="robot", sample_rate=16000)

@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -70,14 +71,21 @@ class WyomingWakeDetector(Backend):
 
     @staticmethod
     def picker(config: Config):
+        wanted = {model_key(name) for name in config.names}
+
         def pick(info: Any) -> Any:
             for program in info.wake:
-                available = {model.name for model in program.models} | {m.phrase for m in program.models if m.phrase}
-                if not config.names or set(config.names) <= available or not program.models:
+                available = {model_key(m.name) for m in program.models} | {model_key(m.phrase) for m in program.models if m.phrase}
+                if not wanted or wanted <= available or not program.models:
                     return program
             return None
 
         return pick
+
+    def label(self, detected: str) -> str:
+        """The profile's name for a detection's model name (``"hey_jarvis_v0.1"`` → ``"hey_jarvis"``)."""
+        key = model_key(detected)
+        return next((name for name in self.config.names if model_key(name) == key), detected)
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -195,7 +203,7 @@ class WyomingWakeDetector(Backend):
             event = await connection.receive(None, "detections")
             if event.type != "detection":
                 continue  # not-detected, info, ... carry nothing the engine needs
-            name = str(event.data.get("name") or (self.config.names[0] if self.config.names else "wyoming"))
+            name = self.label(str(event.data.get("name") or (self.config.names[0] if self.config.names else "wyoming")))
             at = event.data.get("timestamp")
             with self._lock:
                 if generation != self._generation:
@@ -216,3 +224,8 @@ class WyomingWakeDetector(Backend):
                     return captured
         return self._times[-1][1]
 
+
+def model_key(name: str) -> str:
+    """A wake model's name as servers vary it: case, spaces and a version suffix left out
+    (``"Hey Jarvis"``, ``"hey_jarvis_v0.1"`` and ``"hey_jarvis"`` are one model)."""
+    return re.sub(r"_v\d+(\.\d+)*$", "", name.strip().lower().replace(" ", "_").replace("-", "_"))
