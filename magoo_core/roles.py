@@ -193,6 +193,16 @@ class WakeDetector(Protocol):
     thread after a detection is handled and whenever the microphone is unmuted, so stale audio
     never fires twice.
 
+    A detector that scores elsewhere (a Wyoming wake server, ``[wake] wyoming``) is *remote*: its
+    ``process()`` must not wait for the network. It hands the frame to its own I/O (its event loop
+    task, through ``loop.call_soon_threadsafe``) and returns a detection that arrived since the
+    previous call, or None. The detection's ``WakeEvent.timestamp`` is the ``timestamp`` of the
+    frame that held the wake word (not of the frame being processed when the answer came), so
+    the engine anchors the pre-roll there and hands the STT all audio since, up to
+    ``LATE_DETECTION`` seconds of audio late (:mod:`magoo_core.wake_worker`). ``reset()`` must
+    drop detections still in flight. A lost connection is raised from the next ``process()`` as
+    a ``BackendError``, so the engine restarts the detector (its ``__aenter__`` reconnects).
+
     Optional, so that ``magoo run`` can tell how near a wake word came (and the debug log can
     show it): ``scores`` — a ``Mapping[str, float]``, each model's score (0..1) in the last frame
     given to ``process()``, keyed by label (what the profile calls the wake word; the model's

@@ -76,16 +76,18 @@ class WakeWorker:
         """Count ``wake`` (the engine starts its turn); the audio from ``preroll`` seconds before
         the wake word's own frame (``wake.timestamp``) up to now, handed over once.
 
-        Anchored on the wake word, not on its detection: when the detection comes late (the
-        newest chunk was captured after the wake word's frame; up to :data:`LATE_DETECTION` s),
-        the audio since the wake word is handed over too, so the whole command reaches the STT.
+        Anchored on the wake word, not on its detection: when the detection comes late (chunks
+        captured after the wake word's frame were scored before it came; up to
+        :data:`LATE_DETECTION` s of them), the audio since the wake word is handed over too, so
+        the whole command reaches the STT. Lateness is counted in audio (the chunks stamped after
+        the wake word's frame), not on the clock: a remote detector's answer comes back some
+        chunks later, and from a file read faster than real time those chunks took no time.
         """
         self.last_wake = wake
         self.wakes[wake.label] = self.wakes.get(wake.label, 0) + 1
         chunks = self._preroll.chunks()
         self._preroll.clear()
-        # counted in audio, newest first: a file read faster than real time has no audio clock
-        late = max(0.0, chunks[-1].timestamp - wake.timestamp) if chunks else 0.0
+        late = sum(chunk.duration for chunk in chunks if chunk.timestamp > wake.timestamp)
         keep = self._preroll_seconds + min(late, LATE_DETECTION)
         preroll: list[AudioChunk] = []
         held = 0.0
