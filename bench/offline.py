@@ -421,7 +421,7 @@ def print_demo(demo: DemoRuns) -> None:
         indent = "" if step == DEMO_STEPS[0] else "  "
         spread = f"{min(values):.0f}–{max(values):.0f}"
         print(f"{indent + step:<26} {median(values):>9.1f} {spread:>13}")
-    print("speech_end->transcript includes pocketsphinx's end_silence (0.2 s in the demos; 1.0 s after words that are"
+    print("speech_end->transcript includes pocketsphinx's end_silence (0.19 s in the demos; 1.0 s after words that are"
           " not yet a whole command): by design the utterance ends only after that much quiet")
     print(f"reply->first_audio includes the engine's mute_pre ({demo.mute_pre:g} s in the demo): the microphone is"
           " muted that long before the first sound")

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 DEMO_PIPER = EXAMPLES / "demo-piper.toml"
 CUT_SETTINGS = {
-    "silero 0.2 s, 1.0 s after unfinished words (the demos)": {"end_silence": 0.2},
+    "silero 0.19 s, 1.0 s after unfinished words (the demos)": {"end_silence": 0.19},
+    "silero 0.15 s, 1.0 s after unfinished words": {"end_silence": 0.15},
     "silero 0.3 s, 1.0 s after unfinished words (the default)": {},
     "silero 0.3 s": {"unfinished_silence": None},
     "silero 0.5 s": {"unfinished_silence": None, "end_silence": 0.5},
