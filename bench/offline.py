@@ -1,5 +1,6 @@
-"""How fast the offline stack is: pocketsphinx and espeak-ng through magoo against the bare tools,
-and the demo's turn from the end of speech to the first sound.
+"""How fast the offline stack is: pocketsphinx, espeak-ng and Piper through magoo against the bare
+tools, how end of speech treats commands that pause, the demo's turn from the end of speech to the
+first sound (with espeak-ng and with Piper), and the CPU and memory of each demo.
 
     .venv/bin/python bench/offline.py [--runs 3] [--fast] [--quick]
 
@@ -25,6 +26,9 @@ turn, and the median is reported.
        * magoo: the ``espeak`` backend's ``synthesize``; time to its first chunk, and RTF = time
          to its last chunk / seconds of audio;
        * bare: ``espeak-ng -v VOICE -s SPEED -w FILE TEXT``, from start to exit / seconds of audio.
+  2b. **Piper**, the same replies through examples/demo-piper.toml's [tts] and the bare piper
+     library; **commands that pause** through end-of-speech settings (both in bench/offline_voice.py,
+     whose docstring says how).
   3. **the demo turn**: ``--runs`` engine runs of examples/demo.toml itself (loaded with
      ``load_profile`` and the installed plugins), one turn each. From each turn's timeline:
      speech_end->first_audio and its parts speech_end->transcript, transcript->reply and
@@ -32,6 +36,8 @@ turn, and the median is reported.
      says (about 6 s of audio per run); ``--fast`` delivers it as fast as possible
      (``realtime = false``). The reply plays through mpv where there is a sound output, else
      through the profile's [player.backup] wav recorder (into examples/out/); the report says which.
+     Then the same for examples/demo-piper.toml.
+  4. **CPU and memory** of ``magoo run`` of each demo, in its own process (bench/offline_voice.py).
 
 ``--speaker`` plays the demo's replies into a private PulseAudio server (so mpv plays them, as on
 a machine with a speaker) and measures only the demo turn, ``--runs`` times told and ``--runs``
@@ -40,8 +46,8 @@ espeak-ng yields 22.05 kHz PCM, so an mpv for that is already waiting (``Engine
 ._player_expects_tts_output``); "not told" skips that call, and the first reply starts an mpv.
 It prints reply->first_audio for both and their ratio.
 
-``--quick`` measures one clip, one phrase and one demo run (what tests/test_bench_offline.py
-uses). Nothing is judged: the bench prints numbers and ratios and exits 0; it exits 1 when a
+``--quick`` measures one clip, one phrase, one voice of the paused commands and one demo run, and
+skips the Piper demo and CPU and memory (what tests/test_bench_offline.py uses). Nothing is judged: the bench prints numbers and ratios and exits 0; it exits 1 when a
 measurement could not be made.
 """
 
@@ -108,18 +114,19 @@ class Spoken:
     bare: list[float]
 
 
-def load_demo(fast: bool = False) -> tuple[Any, Any]:
-    """The installed plugins and examples/demo.toml, loaded as ``magoo run`` loads it; with ``fast``
-    its source is not paced."""
+def load_demo(fast: bool = False, profile: Path = DEMO) -> tuple[Any, Any]:
+    """The installed plugins and examples/demo.toml (or ``profile``), loaded as ``magoo run`` loads
+    it; with ``fast`` its source is not paced."""
     from magoo_core.errors import ProfileError
     from magoo_core.plugins import create_plugin_manager
     from magoo_core.profile import load_profile
 
     plugins = create_plugin_manager()
+    path = profile
     try:
-        profile = load_profile(DEMO, plugins)
+        profile = load_profile(path, plugins)
     except ProfileError as e:
-        raise SetupError(f"{DEMO} does not load:\n" + "\n".join(f"  {issue}" for issue in e.issues)) from None
+        raise SetupError(f"{path} does not load:\n" + "\n".join(f"  {issue}" for issue in e.issues)) from None
     if fast:
         source = profile.audio_source
         config = source.config.model_copy(update={"realtime": False})
@@ -337,11 +344,13 @@ class DemoRuns:
     players: list[str]
     mute_pre: float
     fast: bool
+    profile: str = "examples/demo.toml"
+    tts: str = "espeak"
 
 
-async def measure_demo(runs: int, fast: bool) -> DemoRuns:
-    plugins, profile = load_demo(fast)
-    demo = DemoRuns([], [], profile.engine.mute_pre, fast)
+async def measure_demo(runs: int, fast: bool, path: Path = DEMO) -> DemoRuns:
+    plugins, profile = load_demo(fast, path)
+    demo = DemoRuns([], [], profile.engine.mute_pre, fast, str(path.relative_to(ROOT)), profile.tts.backend)
     for _ in range(runs):
         latencies, player = await demo_turn(plugins, profile)
         demo.latencies.append(latencies)
@@ -403,7 +412,7 @@ def print_espeak(cfg: Any, results: list[Spoken], runs: int) -> None:
 
 def print_demo(demo: DemoRuns) -> None:
     pace = "as fast as possible (--fast)" if demo.fast else "in real time, as the profile says"
-    print(f"demo turn: examples/demo.toml, {len(demo.latencies)} run(s), source {pace}")
+    print(f"demo turn: {demo.profile} ([tts] {demo.tts}), {len(demo.latencies)} run(s), source {pace}")
     for player in sorted(set(demo.players)):
         print(f"  reply played by {player}: {demo.players.count(player)} run(s)")
     print(f"{'step':<26} {'median ms':>9} {'min–max ms':>13}")
@@ -412,8 +421,8 @@ def print_demo(demo: DemoRuns) -> None:
         indent = "" if step == DEMO_STEPS[0] else "  "
         spread = f"{min(values):.0f}–{max(values):.0f}"
         print(f"{indent + step:<26} {median(values):>9.1f} {spread:>13}")
-    print("speech_end->transcript includes pocketsphinx's end_silence (0.6 s by default): by design the utterance"
-          " ends only after that much quiet")
+    print("speech_end->transcript includes pocketsphinx's end_silence (0.19 s in the demos; 1.0 s after words that are"
+          " not yet a whole command): by design the utterance ends only after that much quiet")
     print(f"reply->first_audio includes the engine's mute_pre ({demo.mute_pre:g} s in the demo): the microphone is"
           " muted that long before the first sound")
 
@@ -476,12 +485,24 @@ async def measure(args: argparse.Namespace) -> None:
         with private_audio("bench/offline.py"):
             print_told(*await measure_told(runs, args.fast))
         return
+    from offline_voice import DEMO_PIPER, measure_cuts, measure_piper, measure_usage, print_cuts, print_piper, print_usage
+
     _, profile = load_demo()
     print_pocketsphinx(await measure_pocketsphinx(profile, command_clips(args.quick), runs), runs)
     print()
-    print_espeak(*await measure_espeak(profile, await reply_phrases(profile, args.quick), runs), runs)
+    phrases = await reply_phrases(profile, args.quick)
+    print_espeak(*await measure_espeak(profile, phrases, runs), runs)
+    print()
+    print_piper(*await measure_piper(phrases, runs), runs)
+    print()
+    print_cuts(*await asyncio.to_thread(measure_cuts, args.quick))
     print()
     print_demo(await measure_demo(runs, args.fast))
+    if not args.quick:
+        print()
+        print_demo(await measure_demo(runs, args.fast, DEMO_PIPER))
+        print()
+        print_usage(await asyncio.to_thread(measure_usage, runs))
 
 
 def main() -> None:

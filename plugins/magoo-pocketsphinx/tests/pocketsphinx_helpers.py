@@ -47,6 +47,45 @@ def espeak_clip(text: str) -> bytes:
     return convert(AudioChunk(pcm, fmt.sample_rate, fmt.channels, fmt.sample_width), FORMAT).pcm
 
 
+#: Commands with a pause where a speaker may stop to think: (before the pause, after it).
+PAUSED = [
+    ("set a timer for", "five minutes"),
+    ("turn on the", "kitchen light"),
+    ("remind me to", "call mom"),
+    ("play some music in the", "living room"),
+    ("set an alarm for", "seven thirty"),
+]
+#: A grammar with the paused commands, the demo's and a few that share their beginnings.
+PAUSED_COMMANDS = [
+    *COMMANDS,
+    *(f"{before} {after}" for before, after in PAUSED),
+    "set a timer for ten minutes",
+    "turn off the kitchen light",
+    "set an alarm for six",
+]
+
+
+@functools.cache
+def paused_clip(before: str, after: str, pause_ms: int, voice: str = "en-us", speed: int = 160) -> bytes:
+    """``before``, a pause of ``pause_ms`` ms, ``after``: espeak-ng (SSML ``<break>``), 16 kHz mono.
+    Our own synthesis at test time, nothing shipped (espeak-ng's output is not covered by its GPL)."""
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed; run scripts/setup.sh (Debian package 'espeak-ng')")
+    ssml = f'<speak>{before}<break time="{pause_ms}ms"/>{after}</speak>'
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.wav"
+        subprocess.run(["espeak-ng", "-m", "-v", voice, "-s", str(speed), "-w", str(path), ssml], check=True, timeout=30)
+        fmt, pcm = read_wav(path)
+    return convert(AudioChunk(pcm, fmt.sample_rate, fmt.channels, fmt.sample_width), FORMAT).pcm
+
+
+def room(seconds: float) -> bytes:
+    """Room-quiet noise (about -60 dBFS) rather than digital silence: what a microphone gives."""
+    import numpy as np
+
+    return np.random.default_rng(0).normal(0, 30, round(seconds * 16000)).astype("<i2").tobytes()
+
+
 def command_clips() -> dict[str, bytes]:
     """Reference text → speech, for every command with a clip."""
     return {"what time is it": shipped_clip(), **{text: espeak_clip(text) for text in SPOKEN}}

