@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("magoo.engine")
 
+#: seconds between two looks at an instance that is not ``available`` and has no ``until_available()``
+AVAILABLE_POLL = 0.1
+
 __all__ = ["ServiceRole", "SharedService"]
 
 
@@ -78,8 +81,10 @@ class SharedService:
 
     @property
     def up(self) -> bool:
-        """It answers now: entered, and no restart in progress."""
-        return self.instance is not None and not self.restarting
+        """It answers now: entered, no restart in progress, and the instance says it is
+        ``available`` (an optional attribute, True when absent: a satellite whose Home Assistant is
+        not connected is entered, listening, and yet cannot answer; its roles' backups do)."""
+        return self.instance is not None and not self.restarting and bool(getattr(self.instance, "available", True))
 
     async def start(self) -> Any:
         """Enter the service unless it runs already (the roles after the first share it).
@@ -146,6 +151,11 @@ class SharedService:
     async def until_up(self) -> None:
         """Returns once an instance is entered and no restart is in progress."""
         while not self.up:
+            if self.instance is not None and not self.restarting:
+                # entered but not available: its optional ``until_available()`` returns once it is
+                wait = getattr(self.instance, "until_available", None)
+                await (wait() if wait is not None else asyncio.sleep(AVAILABLE_POLL))
+                continue
             await self._in.wait()
             if self.restarting:
                 await asyncio.shield(self._restart)
@@ -212,6 +222,8 @@ class SharedService:
             return "restarting"
         if self.instance is None:
             return "stopped"
+        if not getattr(self.instance, "available", True):
+            return "waiting"
         return "failing" if self.unrecovered or not getattr(self.instance, "healthy", True) else "ok"
 
 

@@ -2,3 +2,14 @@
 servers (whisper, piper, openWakeWord) as magoo's backends, found with zeroconf."""
 
 from __future__ import annotations
+
+from magoo_core.plugins import hookimpl
+
+# ---- the Home Assistant satellite (magoo_wyoming/satellite/) -------------------------------------
+
+
+@hookimpl
+def magoo_register_services(register):
+    from .satellite import HomeAssistantSatellite
+
+    register(HomeAssistantSatellite)
