@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ class Session:
         self._available = asyncio.Event()
         self._incoming: IncomingSound | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.on_change: Callable[[], None] | None = None
+        self._closing = False
 
     # ---- availability ----
 
@@ -98,7 +97,8 @@ class Session:
             self.running = False
             self._changed()
             self._end_all(f"Home Assistant disconnected in the middle of the turn ({why})")
-            log.warning("Home Assistant at %s %s; the backups answer until it reconnects", link.peer, why)
+            if not self._closing:
+                log.warning("Home Assistant at %s %s; the backups answer until it reconnects", link.peer, why)
 
     def _end_all(self, why: str) -> None:
         if self.run is not None:
@@ -108,6 +108,7 @@ class Session:
             self._incoming = None
 
     async def close(self) -> None:
+        self._closing = True
         if self.link is not None:
             await self.link.close("magoo is stopping")
         for task in list(self._tasks):
