@@ -215,12 +215,16 @@ class FakeHomeAssistant:
 
 def source(turns: int, *, lead: float = 1.0, gap: float = 1.5, command: float = 0.8) -> dict:
     """A realtime scripted microphone: ``lead`` s of quiet (Home Assistant connects), then
-    ``turns`` times a loud beep (the scripted wake word) and a command tone."""
+    ``turns`` times a command tone and ``gap`` s of quiet; see :func:`wake_at`."""
     parts: list[dict] = [{"seconds": lead}]
     for _ in range(turns):
-        parts += [{"seconds": 0.4, "tone": 660.0, "amplitude": 0.5}, {"seconds": 0.2},
-                  {"seconds": command, "tone": 440.0, "amplitude": 0.3}, {"seconds": gap}]
+        parts += [{"seconds": command, "tone": 440.0, "amplitude": 0.2}, {"seconds": gap}]
     return {"backend": "scripted", "realtime": True, "segments": parts}
+
+
+def wake_at(turns: int, *, lead: float = 1.0, gap: float = 1.5, command: float = 0.8) -> dict:
+    """The scripted wake word, heard as each command of :func:`source` begins."""
+    return {"backend": "scripted", "at": [lead + i * (command + gap) for i in range(turns)]}
 
 
 def satellite_profile(turns: int, *, backup: bool = True, source_options: dict | None = None, **config: Any) -> dict:
@@ -234,6 +238,7 @@ def satellite_profile(turns: int, *, backup: bool = True, source_options: dict |
         "responder": {"backend": "echo"},
         "tts": {"backend": "tone"},
         "audio_source": source(turns, **(source_options or {})),
+        "wake": wake_at(turns, **(source_options or {})),
         "engine": {"mute_pre": 0.0, "mute_post": 0.05, "reply_timeout": 10.0, "restart_backoff": 0.05, "restart_backoff_max": 0.2},
     }
 
