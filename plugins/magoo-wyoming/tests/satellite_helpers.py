@@ -79,6 +79,7 @@ class FakeHomeAssistant:
     answer: str = ANSWER
     answer_seconds: float = 0.4
     error: tuple[str, str] | None = None  # answer a pipeline with error(text, code) instead
+    cut_reply: bool = False  # disconnect half-way through the reply's audio (no audio-stop)
     received: list[tuple[float, Event]] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
     pongs: int = 0
@@ -86,6 +87,7 @@ class FakeHomeAssistant:
     silent: bool = False
     client: AsyncTcpClient | None = None
     _tasks: set = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)  # what its own tasks raised (a test fails on any)
     _played: asyncio.Event = field(default_factory=asyncio.Event)
     _detection: str | None = None
 
@@ -105,7 +107,12 @@ class FakeHomeAssistant:
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.errors.append(repr(task.exception()))
 
     async def _ping_later(self) -> None:
         await asyncio.sleep(self.ping_delay)
@@ -166,14 +173,18 @@ class FakeHomeAssistant:
             return
         await self.send(Transcript(text=self.transcript).event())
         await self.send(Synthesize(text=self.answer, voice=SynthesizeVoice(name=None, language="en")).event())
-        await self.send_sound(tts_audio(self.answer_seconds))
+        await self.send_sound(tts_audio(self.answer_seconds), cut=self.cut_reply)
         pipeline.tts_done_at = time.monotonic()
 
-    async def send_sound(self, pcm: bytes) -> None:
-        """``_stream_tts`` / ``async_announce``: audio-start, 2048-byte chunks, audio-stop."""
+    async def send_sound(self, pcm: bytes, *, cut: bool = False) -> None:
+        """``_stream_tts`` / ``async_announce``: audio-start, 2048-byte chunks, audio-stop
+        (``cut``: half the chunks, then the connection drops)."""
         await self.send(AudioStart(rate=TTS_RATE, width=2, channels=1, timestamp=0).event())
         timestamp = 0
         for start in range(0, len(pcm), CHUNK_BYTES):
+            if cut and start >= len(pcm) // 2:
+                self._spawn(self.disconnect())
+                return
             chunk = AudioChunk(rate=TTS_RATE, width=2, channels=1, audio=pcm[start:start + CHUNK_BYTES], timestamp=timestamp)
             await self.send(chunk.event())
             timestamp += chunk.milliseconds
@@ -203,7 +214,8 @@ class FakeHomeAssistant:
             with contextlib.suppress(Exception):
                 await client.disconnect()
         for task in list(self._tasks):
-            task.cancel()
+            if task is not asyncio.current_task():
+                task.cancel()
 
     def types(self) -> list[str]:
         """The satellite's events in order, pings and audio chunks left out."""
@@ -233,7 +245,7 @@ def satellite_profile(turns: int, *, backup: bool = True, source_options: dict |
         stt["backup"] = {"backend": "scripted", "transcripts": ["heard by the backup"]}
     return {
         "services": {"house": {"backend": "homeassistant", "host": "127.0.0.1", "port": 0, "zeroconf": False,
-                               "wake_words": ["hey magoo"], "silence_timeout": 1.5, **config}},
+                               "wake_words": ["hey magoo"], **config}},
         "stt": stt,
         "responder": {"backend": "echo"},
         "tts": {"backend": "tone"},
@@ -303,8 +315,9 @@ async def run_satellite(profile: dict, script: Script | None, *, turns: int, tim
         if fake:
             await fake[0].disconnect()
     for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
+        if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()
+    assert not (fake and fake[0].errors), fake[0].errors
     return SatelliteRun(engine, recorder, result, fake[0] if fake else None, engine.muted)
 
 

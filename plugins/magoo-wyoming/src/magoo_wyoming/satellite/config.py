@@ -41,7 +41,7 @@ class SatelliteConfig(BackendConfig):
         None, description="Address put in the zeroconf record; unset: host, or the LAN address when host is 0.0.0.0."
     )
     end_stage: Literal["tts"] = Field("tts", description="Where Home Assistant's pipeline ends: tts (it speaks the reply).")
-    silence_timeout: Seconds(1, 120) = Field(
+    silence_timeout: Seconds(0.2, 120) = Field(
         6.0, description="Home Assistant pings every 2 s: this long without a word from it and the link counts as lost."
     )
     max_frame_bytes: Count(1024, 16 * 1024 * 1024) = Field(
