@@ -127,3 +127,32 @@ async def test_a_fuzz_of_malformed_frames_never_crashes_the_satellite_nor_holds_
     assert [a["reply"].text for a in run.events.of("reply")] == [ANSWER]
     assert peaks[0] < 8 * 1024 * 1024, f"peak {peaks[0]} bytes while reading garbage"
     assert not run.muted_at_end
+
+
+def nonsense(rng: random.Random):
+    """A well-framed event whose content is wrong: known types with missing, mistyped or absurd fields."""
+    from wyoming.event import Event
+
+    kind = rng.choice(["audio-start", "audio-chunk", "audio-stop", "transcript", "synthesize", "error", "timer-started",
+                       "timer-updated", "timer-cancelled", "timer-finished", "ping", "describe", "detection", "unknown-thing"])
+    value = rng.choice([None, -1, 10**12, "x" * rng.randrange(50), [], {"nested": [1, 2]}, 3.5, True])
+    data = {rng.choice(["id", "text", "rate", "width", "channels", "total_seconds", "is_active", "name"]): value}
+    payload = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64))) if kind == "audio-chunk" else None
+    return Event(kind, data, payload)
+
+
+async def test_ten_thousand_well_framed_nonsense_events_keep_the_link_and_the_next_turn_goes_through():
+    async def fuzz(ha, engine):
+        await ha.connect()
+        rng = random.Random(11)
+        for _ in range(10_000):
+            await ha.send(nonsense(rng))
+        ha.events_sent = 10_000
+
+    run = await run_satellite(satellite_profile(1, source_options={"lead": 4.0}), fuzz, turns=1, ping_delay=0.2, timeout=90)
+
+    session = run.engine.backends.services["house"].last_instance.session
+    assert session.counters["connections"] == 1, "the link was never dropped for nonsense"
+    assert [a["reply"].text for a in run.events.of("reply")] == [ANSWER]
+    assert len(session.timers.timers) <= 64
+    assert not run.muted_at_end

@@ -35,6 +35,7 @@ class IncomingSound:
         self.ended = False
         self.dropped = 0
         self.seconds = 0.0
+        self._news = asyncio.Event()  # a chunk, the end or a failure arrived
 
     def add(self, pcm: bytes, rate: int, width: int, channels: int) -> None:
         if self.ended or not pcm:
@@ -47,17 +48,25 @@ class IncomingSound:
         chunk = AudioChunk(pcm, rate, channels, width, timestamp=time.monotonic())
         self.seconds += chunk.duration
         self._queue.put_nowait(chunk)
+        self._news.set()
 
     def end(self) -> None:
         if not self.ended:
             self.ended = True
             self._queue.put_nowait(_END)
+            self._news.set()
 
     def fail(self, message: str) -> None:
         """The sound will not arrive in full (the link was lost, Home Assistant said error)."""
         if not self.ended:
             self.ended = True
             self._queue.put_nowait(BackendError(message, restart=False))
+            self._news.set()
+
+    async def has_audio(self) -> bool:
+        """Waits for the first chunk or the end: False for a sound that ended (or failed) empty."""
+        await self._news.wait()
+        return self.seconds > 0
 
     async def chunks(self) -> AsyncIterator[AudioChunk]:
         """The sound's chunks as they arrive; ends at ``audio-stop``.

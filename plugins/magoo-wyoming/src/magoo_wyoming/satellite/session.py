@@ -31,6 +31,7 @@ from magoo_core.types import AudioChunk
 from .audio import IncomingSound
 from .link import Link
 from .pipeline import PipelineRun
+from .throttle import Throttle
 from .timers import Timers
 
 log = logging.getLogger("magoo.wyoming.satellite")
@@ -60,6 +61,9 @@ class Session:
         self._incoming: IncomingSound | None = None
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
+        self._throttle = Throttle(log)
+        self._announcing: IncomingSound | None = None  # the announcement playing (one at a time)
+        self._ringing = False
 
     # ---- availability ----
 
@@ -209,7 +213,11 @@ class Session:
         if self.run is not None and self.run.wants_reply_audio:
             self._incoming = self.run.on_audio_start()
             return
-        sound = self._incoming = IncomingSound()
+        if self._announcing is not None:  # Home Assistant waits for played before the next: one at a time
+            self._throttle.say("overlap", logging.WARNING, "Home Assistant sent a sound while another one plays; it is skipped")
+            self._incoming = None
+            return
+        sound = self._incoming = self._announcing = IncomingSound()
         self.counters["announcements"] += 1
         self._spawn(self._announce(sound))
 
@@ -233,7 +241,7 @@ class Session:
         if self.run is not None and self.run.failed is None:
             self.run.fail(line)
         else:
-            log.warning("%s", line)
+            self._throttle.say("error", logging.WARNING, "%s", line)
 
     async def _timer_started(self, link: Link, event: Event) -> None:
         data = event.data
@@ -248,20 +256,32 @@ class Session:
 
     async def _timer_finished(self, link: Link, event: Event) -> None:
         self._note(self.timers.finish(str(event.data["id"])))
-        if self.speech is not None:
-            self._spawn(self.speech.say(sound=self.timer_sound))
+        if self.speech is not None and not self._ringing:
+            self._ringing = True
+            self._spawn(self._ring())
+
+    async def _ring(self) -> None:
+        try:
+            await self.speech.say(sound=self.timer_sound)
+        finally:
+            self._ringing = False
 
     # ---- outside a turn ----
 
     async def _announce(self, sound: IncomingSound) -> None:
         """Play an announcement through magoo's speech outside a turn; ``played`` once it ended."""
-        if self.speech is not None:
-            result = await self.speech.say(audio=sound.chunks())
-            self._note(f"announcement from Home Assistant ({sound.seconds:.1f} s): {result.status}")
-        else:
-            async for _ in sound.chunks():
-                pass
-            log.warning("an announcement from Home Assistant was not played: magoo's speech is not ready yet")
+        try:
+            if not await sound.has_audio():
+                pass  # an empty sound: nothing to play, played at once
+            elif self.speech is not None:
+                result = await self.speech.say(audio=sound.chunks())
+                self._note(f"announcement from Home Assistant ({sound.seconds:.1f} s): {result.status}")
+            else:
+                async for _ in sound.chunks():
+                    pass
+                log.warning("an announcement from Home Assistant was not played: magoo's speech is not ready yet")
+        finally:
+            self._announcing = None
         if self.link is not None:
             await self.link.send(Played().event())
 
@@ -278,7 +298,7 @@ class Session:
     def _note(self, line: str | None) -> None:
         if line is None:
             return
-        log.info("%s", line)
+        self._throttle.say(line.split(" ", 1)[0], logging.INFO, "%s", line)
         if len(self.notes) < MAX_NOTES:
             self.notes.append(line)
 
