@@ -40,6 +40,10 @@ class SatelliteConfig(BackendConfig):
     advertise_address: str | None = Field(
         None, description="Address put in the zeroconf record; unset: host, or the LAN address when host is 0.0.0.0."
     )
+    zeroconf_interfaces: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="Addresses of the interfaces to advertise on (\"192.168.1.20\"); empty: every interface.",
+    )
     end_stage: Literal["tts"] = Field("tts", description="Where Home Assistant's pipeline ends: tts (it speaks the reply).")
     silence_timeout: Seconds(0.2, 120) = Field(
         6.0, description="Home Assistant pings every 2 s: this long without a word from it and the link counts as lost."

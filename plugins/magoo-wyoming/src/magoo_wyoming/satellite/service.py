@@ -118,7 +118,7 @@ class HomeAssistantSatellite(Backend):
             ) from None
         if self.config.zeroconf:
             address = record_address(self.config.host, self.config.advertise_address)
-            self.advertiser = Advertiser(self.config.name, address, self.listener.port)
+            self.advertiser = Advertiser(self.config.name, address, self.listener.port, list(self.config.zeroconf_interfaces) or None)
             await self.advertiser.start()
         return self
 
