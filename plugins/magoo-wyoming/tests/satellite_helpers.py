@@ -285,11 +285,13 @@ class SatelliteRun:
 Script = Callable[[FakeHomeAssistant, Engine], Awaitable[None]]
 
 
-async def run_satellite(profile: dict, script: Script | None, *, turns: int, timeout: float = 60.0, **ha: Any) -> SatelliteRun:
+async def run_satellite(
+    profile: dict, script: Script | None, *, turns: int, timeout: float = 60.0, plugins: tuple = (), **ha: Any
+) -> SatelliteRun:
     """Run the engine with ``profile``; once it has started, a :class:`FakeHomeAssistant` connects
     to the satellite's port and ``script(ha, engine)`` runs beside the engine (None: Home
     Assistant never comes). Ends after ``turns`` turns."""
-    manager = build_plugins(magoo_wyoming)
+    manager = build_plugins(magoo_wyoming, *plugins)
     recorder = Recorder()
     manager.pm.register(recorder, name="recorder")
     engine = Engine(make_profile(profile, manager), manager, max_turns=turns)
