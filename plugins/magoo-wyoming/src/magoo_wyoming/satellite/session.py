@@ -4,8 +4,9 @@ Home Assistant connects, sends ``run-satellite`` (from then on the satellite is 
 turns go to Home Assistant), ``describe`` before each pipeline loop, ``ping`` every 2 s after each
 ``pong``, and ``pause-satellite`` when it is muted or removed. A turn is a :class:`PipelineRun`;
 sound outside one is an announcement, played through magoo's speech outside a turn; timer events
-ring and are kept for the status. A new connection replaces the old one (Home Assistant
-reconnects after a timeout while the old socket may still look open).
+ring and are kept for the status. A new connection that sends ``run-satellite`` replaces the old
+one (Home Assistant reconnects after a timeout while the old socket may still look open). Lines a peer can
+cause are logged at most once a minute per kind (a reconnect storm must not flood the journal).
 
 Not tied to Wyoming's transport beyond :class:`Link`: a second protocol (ESPHome's native API)
 would drive the same calls. Everything here runs on the event loop.
@@ -86,13 +87,10 @@ class Session:
     # ---- connections ----
 
     async def serve(self, link: Link) -> None:
-        """Take ``link`` as Home Assistant's connection until it ends (the old one is closed)."""
-        old, self.link = self.link, link
-        self.running = False
-        self.counters["connections"] += 1
-        if old is not None:
-            await old.close("replaced by a new connection from Home Assistant")
-        log.info("Home Assistant connected from %s", link.peer)
+        """Read ``link`` until it ends. It becomes Home Assistant's connection when it sends
+        ``run-satellite`` (the old one is then closed); before that it is answered ``describe``
+        and ``ping`` only (Home Assistant's discovery probe), so a peer that probes or sends
+        garbage never takes the place of a working link."""
         why = await link.serve()
         if why.startswith("sent a malformed"):
             self.counters["malformed"] += 1
@@ -102,7 +100,18 @@ class Session:
             self._changed()
             self._end_all(f"Home Assistant disconnected in the middle of the turn ({why})")
             if not self._closing:
-                log.warning("Home Assistant at %s %s; the backups answer until it reconnects", link.peer, why)
+                self._throttle.say("lost", logging.WARNING, "Home Assistant at %s %s; the backups answer until it reconnects",
+                                   link.peer, why)
+
+    async def _adopt(self, link: Link) -> None:
+        old, self.link = self.link, link
+        self.running = False
+        self._changed()
+        self.counters["connections"] += 1
+        if old is not None:
+            self._end_all("Home Assistant reconnected in the middle of the turn")
+            await old.close("replaced by a new connection from Home Assistant")
+        self._throttle.say("connected", logging.INFO, "Home Assistant connected from %s", link.peer)
 
     def _end_all(self, why: str) -> None:
         if self.run is not None:
@@ -168,7 +177,10 @@ class Session:
 
     async def on_event(self, link: Link, event: Event) -> None:
         if link is not self.link:
-            return
+            if event.type == "run-satellite":
+                await self._adopt(link)
+            elif event.type not in ("describe", "ping"):  # a discovery probe describes, and is no satellite session
+                return
         kind, data = event.type, event.data
         try:
             handler = _HANDLERS.get(kind)
@@ -189,12 +201,12 @@ class Session:
 
     async def _run_satellite(self, link: Link, event: Event) -> None:
         if not self.running:
-            log.info("Home Assistant runs the satellite: it answers the turns now")
+            self._throttle.say("run", logging.INFO, "Home Assistant runs the satellite: it answers the turns now")
         self.running = True
         self._changed()
 
     async def _pause(self, link: Link, event: Event) -> None:
-        log.info("Home Assistant paused the satellite: the backups answer until it runs it again")
+        self._throttle.say("pause", logging.INFO, "Home Assistant paused the satellite: the backups answer until it runs it again")
         self.running = False
         self._changed()
         self._end_all("Home Assistant paused the satellite")
