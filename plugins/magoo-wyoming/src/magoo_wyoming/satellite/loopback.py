@@ -58,6 +58,7 @@ class Pipeline:
     audio_stopped: bool = False
     answered: bool = False
     played_at: float | None = None
+    tts_started_at: float | None = None
     tts_done_at: float | None = None
 
 
@@ -168,6 +169,7 @@ class FakeHomeAssistant:
             return
         await self.send(Transcript(text=self.transcript).event())
         await self.send(Synthesize(text=self.answer, voice=SynthesizeVoice(name=None, language="en")).event())
+        pipeline.tts_started_at = time.monotonic()
         await self.send_sound(tts_audio(self.answer_seconds), cut=self.cut_reply)
         pipeline.tts_done_at = time.monotonic()
 
