@@ -130,3 +130,16 @@ def test_describe_answers_an_installed_satellite_with_its_area_and_wake_words():
     assert info.satellite.active_wake_words == ["hey jarvis"]
     assert [(m.name, m.phrase) for m in info.wake[0].models] == [("hey jarvis", "hey jarvis")]
     assert not info.asr and not info.tts, "Home Assistant loads no STT/TTS platform from a satellite"
+
+
+def test_the_example_profile_loads_and_its_satellite_is_fenced_by_an_allow_list():
+    from pathlib import Path
+
+    from magoo_core.plugins import create_plugin_manager
+    from magoo_core.profile import load_profile
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "homeassistant.toml"
+    profile = load_profile(example, create_plugin_manager(), environ={})
+    assert (profile.stt.backend, profile.stt.backup.backend) == ("homeassistant", "pocketsphinx")
+    (row,) = HomeAssistantSatellite.doctor(profile.stt.config, profile.stt.section)
+    assert row.result is Result.OK and "192.168.1.10" in row.found
