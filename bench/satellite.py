@@ -19,6 +19,8 @@ Measured per turn:
   * **played**: when ``played`` reached Home Assistant, minus the real end of the reply's sound:
     the end of the last 10 ms of the recording whose RMS is above 300 (of int16) after the reply
     began. Goal (issue 20): p95 <= 100 ms.
+  * **player end**, the part of ``played`` that is the player's: when the player returned
+    (``magoo_on_speak_end``), minus the same end of sound; the rest is the hook and the socket.
   * **HA fallback** (the baseline): when Home Assistant itself would stop waiting had no
     ``played`` come (``assist_satellite.py`` ``_stream_tts`` + ``_tts_timeout``: the audio's length
     after the TTS began streaming, + 2 x ``_TTS_TIMEOUT_EXTRA`` = 2 s), minus the same end of sound.
@@ -37,6 +39,7 @@ import argparse
 import asyncio
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +83,9 @@ def profile_data(turns: int) -> dict:
     }
 
 
-async def run_magoo(turns: int) -> tuple[list, FakeHomeAssistant]:
-    """The turns' timelines and the Home Assistant stand-in that answered them."""
+async def run_magoo(turns: int) -> tuple[list, FakeHomeAssistant, list[float]]:
+    """The turns' timelines, the Home Assistant stand-in that answered them, and when each
+    reply's ``magoo_on_speak_end`` came (the player returned)."""
     plugins = create_plugin_manager()  # magoo-wyoming comes in by its entry point
     profile = parse_profile(profile_data(turns), plugins, base_dir=Path.cwd(), source="<bench/satellite.py>", environ={})
     engine = Engine(profile, plugins, max_turns=turns)
@@ -94,7 +98,16 @@ async def run_magoo(turns: int) -> tuple[list, FakeHomeAssistant]:
             ha.append(FakeHomeAssistant("127.0.0.1", port, answer_seconds=ANSWER_SECONDS))
             await ha[0].connect()
 
+    ends: list[float] = []
+
+    class SpeakEnds:
+        @hookimpl
+        def magoo_on_speak_end(self, turn):
+            if turn is not None:
+                ends.append(time.monotonic())
+
     plugins.pm.register(Connect(), name="bench-home-assistant")
+    plugins.pm.register(SpeakEnds(), name="bench-speak-ends")
     try:
         result = await engine.run()
     finally:
@@ -106,19 +119,19 @@ async def run_magoo(turns: int) -> tuple[list, FakeHomeAssistant]:
     if bad or len(result.timelines) != turns or len(ha[0].pipelines) != turns:
         raise SetupError(f"{len(result.timelines)} turns of {turns}, {len(ha[0].pipelines)} through Home Assistant; "
                          f"not OK: {[t.summary() for t in bad]}")
-    return result.timelines, ha[0]
+    return result.timelines, ha[0], ends
 
 
 async def measure(audio, turns: int) -> dict[str, list[float]]:
     with audio.record() as recording:
         await asyncio.to_thread(recording.wait_for_data)
-        timelines, ha = await run_magoo(turns + 1)
+        timelines, ha, ends = await run_magoo(turns + 1)
         await asyncio.sleep(0.5)  # parec's latency: the last sound reaches the recording
         samples = recording.samples()
     frames = samples[: len(samples) // FRAME * FRAME].astype(np.float64).reshape(-1, FRAME)
     loudness = np.sqrt((frames * frames).mean(axis=1))
-    played, fallback, first_chunk = [], [], []
-    for i, (timeline, pipeline) in enumerate(list(zip(timelines, ha.pipelines, strict=True))[1:], start=2):
+    played, fallback, first_chunk, player_end = [], [], [], []
+    for i, (timeline, pipeline, ended) in enumerate(list(zip(timelines, ha.pipelines, ends, strict=True))[1:], start=2):
         start = recording.index_at(timeline.first_audio - 0.05) // FRAME
         end = min(len(loudness), recording.index_at(pipeline.played_at + 1.0) // FRAME + 1)
         loud = np.nonzero(loudness[start:end] > LOUD_RMS)[0]
@@ -126,9 +139,10 @@ async def measure(audio, turns: int) -> dict[str, list[float]]:
             raise SetupError(f"turn {i}: the reply was not heard")
         sound_end = recording.moment_of((start + int(loud[-1]) + 1) * FRAME)
         played.append(pipeline.played_at - sound_end)
+        player_end.append(ended - sound_end)
         fallback.append(pipeline.tts_started_at + ANSWER_SECONDS + HA_WAIT_EXTRA - sound_end)
         first_chunk.append(pipeline.first_audio - timeline.detected)
-    return {"played": played, "HA fallback": fallback, "wake->chunk": first_chunk}
+    return {"played": played, "  player end": player_end, "HA fallback": fallback, "wake->chunk": first_chunk}
 
 
 def main() -> None:
