@@ -7,6 +7,7 @@ front of magoo's real engine: fakes for the rest, a memory player.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import magoo_wyoming
 from magoo_core.engine import Engine, RunResult
 from magoo_core.event_recorder import EventRecorder
 from magoo_core.plugins import hookimpl
+from magoo_core.reporter import ConsoleReporter
 from magoo_core.testing import build_plugins, make_profile
 from magoo_wyoming.satellite.loopback import ANSWER, HEARD, TTS_RATE, FakeHomeAssistant
 
@@ -80,6 +82,7 @@ class SatelliteRun:
     result: RunResult
     ha: FakeHomeAssistant | None
     muted_at_end: bool
+    story: str  # what `magoo run` would have printed
 
 
 Script = Callable[[FakeHomeAssistant, Engine], Awaitable[None]]
@@ -108,6 +111,8 @@ async def run_satellite(
             tasks.append(asyncio.ensure_future(script(fake[0], engine)))
 
     manager.pm.register(Starter(), name="starter")
+    story = io.StringIO()
+    manager.pm.register(ConsoleReporter(story, engine), name="story")
     try:
         result = await asyncio.wait_for(engine.run(), timeout)
     finally:
@@ -120,7 +125,7 @@ async def run_satellite(
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()
     assert not (fake and fake[0].errors), fake[0].errors
-    return SatelliteRun(engine, recorder, result, fake[0] if fake else None, engine.muted)
+    return SatelliteRun(engine, recorder, result, fake[0] if fake else None, engine.muted, story.getvalue())
 
 
 async def connect(ha: FakeHomeAssistant, engine: Engine) -> None:

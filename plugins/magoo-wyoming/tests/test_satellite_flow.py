@@ -49,6 +49,9 @@ async def test_without_home_assistant_the_backup_answers_and_home_assistant_take
     assert [a["reply"].text for a in run.events.of("reply")] == ["You said: heard by the backup", ANSWER]
     assert run.events.of("error") == [], "a backup answering is no error"
     assert len(run.ha.pipelines) == 1
+    backup_line = "[services.house] homeassistant was not available: its backup scripted answered for [stt]"
+    assert run.story.count(backup_line) == 1, run.story
+    assert run.story.count("Home Assistant answered") == 1, "the second turn's story says Home Assistant answered"
     assert not run.muted_at_end
 
 
