@@ -160,3 +160,21 @@ async def test_ten_thousand_well_framed_nonsense_events_keep_the_link_and_the_ne
     assert [a["reply"].text for a in run.events.of("reply")] == [ANSWER]
     assert len(session.timers.timers) <= 64
     assert not run.muted_at_end
+
+
+async def test_a_reconnect_storm_logs_a_line_a_minute_and_loses_no_turn(caplog):
+    async def storm(ha, engine):
+        for _ in range(100):  # Home Assistant dropping and coming back, again and again
+            await ha.connect()
+            await ha.disconnect()
+        await ha.connect()
+
+    caplog.set_level(logging.INFO, "magoo.wyoming.satellite")
+    run = await run_satellite(satellite_profile(1, source_options={"lead": 4.0}), storm, turns=1, ping_delay=0.2)
+
+    assert [a["reply"].text for a in run.events.of("reply")] == [ANSWER], "the turn after the storm is Home Assistant's"
+    lines = [r.getMessage() for r in caplog.records if r.name == "magoo.wyoming.satellite"]
+    link_lines = [line for line in lines if "connected from" in line or "until it reconnects" in line]
+    assert len(link_lines) == 2, f"one line of each kind in the minute: {link_lines}"
+    assert run.engine.backends.services["house"].last_instance.session.counters["connections"] == 101
+    assert not run.muted_at_end

@@ -143,3 +143,20 @@ def test_the_example_profile_loads_and_its_satellite_is_fenced_by_an_allow_list(
     assert (profile.stt.backend, profile.stt.backup.backend) == ("homeassistant", "pocketsphinx")
     (row,) = HomeAssistantSatellite.doctor(profile.stt.config, profile.stt.section)
     assert row.result is Result.OK and "192.168.1.10" in row.found
+
+
+async def test_a_held_back_line_is_logged_when_its_minute_is_over_so_the_last_state_is_known(caplog, monkeypatch):
+    import logging
+
+    from magoo_wyoming.satellite import throttle
+
+    monkeypatch.setattr(throttle, "EVERY", 0.2)  # a minute, shortened
+    log = logging.getLogger("magoo.wyoming.test-throttle")
+    caplog.set_level(logging.INFO, log.name)
+    said = throttle.Throttle(log)
+    said.say("link", logging.INFO, "connected")
+    said.say("link", logging.WARNING, "lost")
+    said.say("link", logging.INFO, "connected")
+    assert [r.getMessage() for r in caplog.records] == ["connected"]
+    await asyncio.sleep(0.4)
+    assert [r.getMessage() for r in caplog.records] == ["connected", "connected (and 1 more like it in the last minute)"]

@@ -4,8 +4,6 @@ connect, how it names itself to Home Assistant."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
-
 from pydantic import Field, field_validator
 
 from magoo_core.fields import Count, Seconds, StrictBool
@@ -44,7 +42,6 @@ class SatelliteConfig(BackendConfig):
         default_factory=list, max_length=20,
         description="Addresses of the interfaces to advertise on (\"192.168.1.20\"); empty: every interface.",
     )
-    end_stage: Literal["tts"] = Field("tts", description="Where Home Assistant's pipeline ends: tts (it speaks the reply).")
     silence_timeout: Seconds(0.2, 120) = Field(
         6.0, description="Home Assistant pings every 2 s: this long without a word from it and the link counts as lost."
     )

@@ -122,6 +122,7 @@ class Session:
 
     async def close(self) -> None:
         self._closing = True
+        self._throttle.close()
         if self.link is not None:
             await self.link.close("magoo is stopping")
         for task in list(self._tasks):
