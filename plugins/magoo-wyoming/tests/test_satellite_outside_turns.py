@@ -60,7 +60,7 @@ async def test_timers_are_in_the_status_and_a_finished_one_rings():
     assert stats[0]["timers"] == 1, "pasta is paused, t2 cancelled, tea runs"
     assert stats[1]["timers"] == 0 and stats[1]["timers_finished"] == 1
     assert "<sound done>" in [a["text"] for a in run.events.of("speak_start")], "the finished timer rang"
-    assert set(service_of(run).session.timers.timers) == {"t1"}
+    assert set(service_of(run).session.outside.timers.timers) == {"t1"}
     assert "timer 'pasta' started (5 min); timer 't2' started (1 min)" in run.story, run.story
     assert "timer 'tea' finished" in run.story and "timers: pasta 200 s" in run.story
     assert not run.muted_at_end

@@ -180,7 +180,7 @@ class HomeAssistantSatellite(Backend):
 
     @hookimpl
     def magoo_on_startup(self, speech: Any) -> None:
-        self.session.speech = speech
+        self.session.outside.speech = speech
 
     @hookimpl
     def magoo_on_wake(self, wake: Any, turn: int) -> None:
@@ -206,19 +206,19 @@ class HomeAssistantSatellite(Backend):
         return {
             "connected": 1.0 if self.session.available else 0.0,
             "pipelines": counters["pipelines"],
-            "announcements": counters["announcements"],
-            "timers": self.session.timers.active,
-            "timers_finished": self.session.timers.finished,
+            "announcements": self.session.outside.announcements,
+            "timers": self.session.outside.timers.active,
+            "timers_finished": self.session.outside.timers.finished,
             "refused": self.listener.allow.refusals,
             "malformed": counters["malformed"],
         }
 
     def describe_turn(self) -> str | None:
-        lines = self.session.take_notes()
+        lines = self.session.outside.take_notes()
         if self._answered:
             lines.insert(0, "Home Assistant answered")
             self._answered = 0
-        if self.session.timers.timers:
-            lines.append("timers: " + ", ".join(
-                f"{t.name or t.id} {t.remaining(time.monotonic()):.0f} s" for t in self.session.timers.timers.values()))
+        timers = self.session.outside.timers.timers
+        if timers:
+            lines.append("timers: " + ", ".join(f"{t.name or t.id} {t.remaining(time.monotonic()):.0f} s" for t in timers.values()))
         return "; ".join(lines) or None

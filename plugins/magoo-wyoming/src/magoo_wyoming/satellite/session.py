@@ -3,8 +3,7 @@
 Home Assistant connects, sends ``run-satellite`` (from then on the satellite is *available*:
 turns go to Home Assistant), ``describe`` before each pipeline loop, ``ping`` every 2 s after each
 ``pong``, and ``pause-satellite`` when it is muted or removed. A turn is a :class:`PipelineRun`;
-sound outside one is an announcement, played through magoo's speech outside a turn; timer events
-ring and are kept for the status. A new connection that sends ``run-satellite`` replaces the old
+sound outside one and timers go to :class:`OutsideTurns`. A new connection that sends ``run-satellite`` replaces the old
 one (Home Assistant reconnects after a timeout while the old socket may still look open). Lines a peer can
 cause are logged at most once a minute per kind (a reconnect storm must not flood the journal).
 
@@ -15,10 +14,8 @@ would drive the same calls. Everything here runs on the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from wyoming.audio import AudioChunk as WyomingChunk
 from wyoming.audio import AudioStart, AudioStop
@@ -31,15 +28,11 @@ from magoo_core.types import AudioChunk
 
 from .audio import IncomingSound
 from .link import Link
+from .outside import OutsideTurns
 from .pipeline import PipelineRun
 from .throttle import Throttle
-from .timers import Timers
 
 log = logging.getLogger("magoo.wyoming.satellite")
-
-#: story lines kept between two turns (a chatty peer must not grow memory)
-MAX_NOTES = 20
-
 
 class Session:
     """Home Assistant as the satellite sees it.
@@ -50,21 +43,15 @@ class Session:
 
     def __init__(self, info: Event, timer_sound: str | Path) -> None:
         self.info = info
-        self.timer_sound = timer_sound
         self.link: Link | None = None
         self.running = False
         self.run: PipelineRun | None = None
-        self.timers = Timers()
-        self.speech: Any = None  # magoo's Speech, from magoo_on_startup
-        self.notes: list[str] = []
-        self.counters = {"connections": 0, "pipelines": 0, "announcements": 0, "malformed": 0}
-        self._available = asyncio.Event()
-        self._incoming: IncomingSound | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self._closing = False
+        self.counters = {"connections": 0, "pipelines": 0, "malformed": 0}
         self._throttle = Throttle(log)
-        self._announcing: IncomingSound | None = None  # the announcement playing (one at a time)
-        self._ringing = False
+        self.outside = OutsideTurns(timer_sound, self._send_played, self._throttle)
+        self._available = asyncio.Event()
+        self._incoming: IncomingSound | None = None  # the sound Home Assistant is sending
+        self._closing = False
 
     # ---- availability ----
 
@@ -125,11 +112,7 @@ class Session:
         self._throttle.close()
         if self.link is not None:
             await self.link.close("magoo is stopping")
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self.outside.close()
 
     # ---- a turn ----
 
@@ -163,6 +146,10 @@ class Session:
     async def end_audio(self) -> None:
         if self.link is not None:
             await self.link.send(AudioStop().event())
+
+    async def _send_played(self) -> None:
+        if self.link is not None:
+            await self.link.send(Played().event())
 
     async def played(self, run: PipelineRun) -> None:
         """The run's reply has really ended on the speaker: tell Home Assistant (once)."""
@@ -226,13 +213,7 @@ class Session:
         if self.run is not None and self.run.wants_reply_audio:
             self._incoming = self.run.on_audio_start()
             return
-        if self._announcing is not None:  # Home Assistant waits for played before the next: one at a time
-            self._throttle.say("overlap", logging.WARNING, "Home Assistant sent a sound while another one plays; it is skipped")
-            self._incoming = None
-            return
-        sound = self._incoming = self._announcing = IncomingSound()
-        self.counters["announcements"] += 1
-        self._spawn(self._announce(sound))
+        self._incoming = self.outside.announcement()
 
     async def _audio_chunk(self, link: Link, event: Event) -> None:
         if self._incoming is None or not event.payload:
@@ -256,68 +237,8 @@ class Session:
         else:
             self._throttle.say("error", logging.WARNING, "%s", line)
 
-    async def _timer_started(self, link: Link, event: Event) -> None:
-        data = event.data
-        self._note(self.timers.started(str(data["id"]), int(data["total_seconds"]), data.get("name")))
-
-    async def _timer_updated(self, link: Link, event: Event) -> None:
-        data = event.data
-        self._note(self.timers.updated(str(data["id"]), bool(data["is_active"]), int(data["total_seconds"])))
-
-    async def _timer_cancelled(self, link: Link, event: Event) -> None:
-        self._note(self.timers.cancelled(str(event.data["id"])))
-
-    async def _timer_finished(self, link: Link, event: Event) -> None:
-        self._note(self.timers.finish(str(event.data["id"])))
-        if self.speech is not None and not self._ringing:
-            self._ringing = True
-            self._spawn(self._ring())
-
-    async def _ring(self) -> None:
-        try:
-            await self.speech.say(sound=self.timer_sound)
-        finally:
-            self._ringing = False
-
-    # ---- outside a turn ----
-
-    async def _announce(self, sound: IncomingSound) -> None:
-        """Play an announcement through magoo's speech outside a turn; ``played`` once it ended."""
-        try:
-            if not await sound.has_audio():
-                pass  # an empty sound: nothing to play, played at once
-            elif self.speech is not None:
-                result = await self.speech.say(audio=sound.chunks())
-                self._note(f"announcement from Home Assistant ({sound.seconds:.1f} s): {result.status}")
-            else:
-                async for _ in sound.chunks():
-                    pass
-                log.warning("an announcement from Home Assistant was not played: magoo's speech is not ready yet")
-        finally:
-            self._announcing = None
-        if self.link is not None:
-            await self.link.send(Played().event())
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("the satellite's task failed: %s", task.exception(), exc_info=task.exception())
-
-    def _note(self, line: str | None) -> None:
-        if line is None:
-            return
-        self._throttle.say(line.split(" ", 1)[0], logging.INFO, "%s", line)
-        if len(self.notes) < MAX_NOTES:
-            self.notes.append(line)
-
-    def take_notes(self) -> list[str]:
-        notes, self.notes = self.notes, []
-        return notes
+    async def _timer(self, link: Link, event: Event) -> None:
+        self.outside.timer_event(event.type, event.data)
 
 
 _HANDLERS = {
@@ -331,8 +252,8 @@ _HANDLERS = {
     "audio-chunk": Session._audio_chunk,
     "audio-stop": Session._audio_stop,
     "error": Session._error,
-    "timer-started": Session._timer_started,
-    "timer-updated": Session._timer_updated,
-    "timer-cancelled": Session._timer_cancelled,
-    "timer-finished": Session._timer_finished,
+    "timer-started": Session._timer,
+    "timer-updated": Session._timer,
+    "timer-cancelled": Session._timer,
+    "timer-finished": Session._timer,
 }
