@@ -65,6 +65,7 @@ class SharedService:
         self._held = 0  # role slots started and not yet left
         self._retrying = False  # a restart failed: the next attempts are logged quietly
         self._in = asyncio.Event()  # set while an instance is entered
+        self._out = asyncio.Event()  # set while none is
 
     @property
     def name(self) -> str:
@@ -123,11 +124,13 @@ class SharedService:
             self._entered = True
         self.instance = instance
         self.plugins.register_instance(instance, name=self.name)
+        self._out.clear()
         self._in.set()
         return instance
 
     async def _leave(self, timeout: float) -> None:
         self._in.clear()
+        self._out.set()
         instance, self.instance = self.instance, None
         if instance is None:
             return
@@ -152,9 +155,16 @@ class SharedService:
         """Returns once an instance is entered and no restart is in progress."""
         while not self.up:
             if self.instance is not None and not self.restarting:
-                # entered but not available: its optional ``until_available()`` returns once it is
+                # entered but not available: its optional ``until_available()`` returns once it is,
+                # unless the instance is left first (a restart, the end of the run)
                 wait = getattr(self.instance, "until_available", None)
-                await (wait() if wait is not None else asyncio.sleep(AVAILABLE_POLL))
+                waiting = asyncio.ensure_future(wait() if wait is not None else asyncio.sleep(AVAILABLE_POLL))
+                left = asyncio.ensure_future(self._out.wait())
+                try:
+                    await asyncio.wait({waiting, left}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (waiting, left):
+                        task.cancel()
                 continue
             await self._in.wait()
             if self.restarting:
