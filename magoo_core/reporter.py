@@ -149,6 +149,10 @@ class ConsoleReporter:
                 story = None
             if story:
                 stories.append(story)
+            if getattr(slot, "on_backup", False):  # a service that was not there: say who answered instead
+                configured = slot.configured
+                stories.append(f"{configured.section} {configured.backend} was not available: its backup "
+                               f"{slot.spec.backend} answered for [{configured.role.value}]")
         return stories
 
 

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("magoo.engine")
 
+#: seconds between two looks at an instance that is not ``available`` and has no ``until_available()``
+AVAILABLE_POLL = 0.1
+
 __all__ = ["ServiceRole", "SharedService"]
 
 
@@ -63,6 +66,7 @@ class SharedService:
         self._held = 0  # role slots started and not yet left
         self._retrying = False  # a restart failed: the next attempts are logged quietly
         self._in = asyncio.Event()  # set while an instance is entered
+        self._out = asyncio.Event()  # set while none is
 
     @property
     def name(self) -> str:
@@ -79,8 +83,10 @@ class SharedService:
 
     @property
     def up(self) -> bool:
-        """It answers now: entered, and no restart in progress."""
-        return self.instance is not None and not self.restarting
+        """It answers now: entered, no restart in progress, and the instance says it is
+        ``available`` (an optional attribute, True when absent: a satellite whose Home Assistant is
+        not connected is entered, listening, and yet cannot answer; its roles' backups do)."""
+        return self.instance is not None and not self.restarting and bool(getattr(self.instance, "available", True))
 
     async def start(self) -> Any:
         """Enter the service unless it runs already (the roles after the first share it).
@@ -116,11 +122,13 @@ class SharedService:
         self._entered = await enter_instance(instance)
         self.instance = instance
         self.plugins.register_instance(instance, name=self.name)
+        self._out.clear()
         self._in.set()
         return instance
 
     async def _leave(self, timeout: float) -> None:
         self._in.clear()
+        self._out.set()
         instance, self.instance = self.instance, None
         entered, self._entered = self._entered, False
         if instance is not None:
@@ -138,6 +146,18 @@ class SharedService:
     async def until_up(self) -> None:
         """Returns once an instance is entered and no restart is in progress."""
         while not self.up:
+            if self.instance is not None and not self.restarting:
+                # entered but not available: its optional ``until_available()`` returns once it is,
+                # unless the instance is left first (a restart, the end of the run)
+                wait = getattr(self.instance, "until_available", None)
+                waiting = asyncio.ensure_future(wait() if wait is not None else asyncio.sleep(AVAILABLE_POLL))
+                left = asyncio.ensure_future(self._out.wait())
+                try:
+                    await asyncio.wait({waiting, left}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (waiting, left):
+                        task.cancel()
+                continue
             await self._in.wait()
             if self.restarting:
                 await asyncio.shield(self._restart)
@@ -204,6 +224,8 @@ class SharedService:
             return "restarting"
         if self.instance is None:
             return "stopped"
+        if not getattr(self.instance, "available", True):
+            return "waiting"
         return "failing" if self.unrecovered or not getattr(self.instance, "healthy", True) else "ok"
 
 

@@ -336,7 +336,8 @@ class EngineStatus:
     :param backends: each running backend's own ``stats()``, keyed ``"role:name"`` (a backend
         used again, like a second servo, is ``"role:name#2"``; a ``by_wake`` table's, ``"role:name@label"``).
     :param health: each backend's health, keyed like ``backends``: ``"ok"``, ``"failing"`` (its
-        last call failed), ``"restarting"`` or ``"stopped"``.
+        last call failed), ``"restarting"``, ``"stopped"`` or, for a service that is entered but
+        not available (a satellite Home Assistant has not connected to), ``"waiting"``.
     :param input_level: RMS level of the last second of microphone audio, 0..1 of full scale.
     :param last_wake: the most recent wake word detection, or None.
     :param wakes: detections per wake word label since the start.

@@ -37,3 +37,13 @@ def magoo_register_responders(register):
     from .clients.responder import WyomingResponder
 
     register(WyomingResponder)
+
+
+# ---- the Home Assistant satellite (satellite/) ------------------------------------------------
+
+
+@hookimpl
+def magoo_register_services(register):
+    from .satellite import HomeAssistantSatellite
+
+    register(HomeAssistantSatellite)
