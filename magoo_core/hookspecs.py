@@ -198,7 +198,7 @@ def magoo_on_startup(profile: Profile, speech: Speech, timers: Timers) -> None:
         run: ``await speech.say("text")`` on the loop, ``speech.say_soon("text")`` from any
         thread (see :class:`magoo_core.speech.Speech`). Keep it; take it only if you need it.
     :param timers: the run's timers (:class:`magoo_core.timers.Timers`), on the loop: ``list()``,
-        ``set(seconds, name)``, ``cancel(name)``, and ``remote_started/_updated/_cancelled/_finished``
+        ``set(seconds, name)``, ``cancel(name)``, and ``remote.started/updated/cancelled/finished``
         for timers another system counts down (they are listed and ring like magoo's own).
 
     Return value: ignored. Raising is logged with the plugin's name; startup continues.

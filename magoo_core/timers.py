@@ -17,11 +17,8 @@ the built-in tools ``timer_set``, ``timer_cancel`` and ``timer_list``
   when it ended at most ``late_for`` seconds ago, and is dropped with a log line otherwise. A clock
   that went back cannot make a resumed timer longer than it was set for.
 
-- A timer another system counts down (Home Assistant's, for a satellite) is *remote*: its owner
-  tells :meth:`Timers.remote_started` / ``_updated`` / ``_cancelled`` / ``_finished``; it is listed
-  with the others (status file, heartbeat, ``timer_list``) and rings through the same path when its
-  owner says it finished, but it never ends by itself here and is not kept in the store (its owner
-  keeps it across restarts).
+- Timers another system counts down (Home Assistant's) are reported to :attr:`Timers.remote`
+  (:class:`~magoo_core.remote_timers.RemoteTimers`): listed with these, they ring the same way.
 
 Hooks: ``magoo_on_timer_started``, ``_updated`` (set again under the same name), ``_cancelled``,
 ``_finished``, each with a :class:`~magoo_core.types.Timer`. Everything here runs on the event loop.
@@ -42,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .logs import printable
+from .remote_timers import MAX_REMOTE, RemoteTimers
 from .settings import TimerSettings
 from .speech import DEFAULT_SOUNDS, Speech, SpeechResult
 from .timer_store import TimerStore, store_path
@@ -61,8 +59,6 @@ MAX_SECONDS = 86400.0
 MIN_QUIET = 0.5
 #: characters of a timer's name at most
 MAX_NAME = 40
-#: remote timers kept at once (a peer sending thousands must not grow memory); the oldest goes first
-MAX_REMOTE = 64
 TIMER_SOUND = DEFAULT_SOUNDS / "timer.wav"
 
 
@@ -75,7 +71,6 @@ class _Running:
     timer: Timer
     deadline: float  # loop time (monotonic seconds)
     task: asyncio.Task | None = None
-    paused: float | None = None  # a remote timer its owner paused: the seconds it has left
 
 
 class Timers:
@@ -106,7 +101,8 @@ class Timers:
         self._tools: object | None = None
         self._running: dict[str, _Running] = {}
         self._ringing: dict[str, tuple[Timer, asyncio.Task]] = {}
-        self._remote: dict[tuple[str, str], _Running] = {}  # (source, the owner's id) → timer
+        #: timers another system counts down (``remote.started(source, id, seconds, name)`` ...)
+        self.remote = RemoteTimers(emit, self._ring_remote, lambda name, seconds: clean_name(name or "") or duration_name(max(1.0, seconds)))
         self._saving = asyncio.Lock()
         self._open = False
 
@@ -168,17 +164,15 @@ class Timers:
             await asyncio.wait(tasks, timeout=1.0)
         self._ringing.clear()
         # nothing to write: the store was rewritten on every change, and a profile run without a
-        # timer leaves no file behind; the running ones (remote ones too) stay listed for the last status file
+        # timer leaves no file behind; the running ones stay listed for the last status file
 
     # ---- what the tools call ------------------------------------------------------------------
 
     def list(self, source: str | None = None) -> list[Timer]:
-        """The running timers, soonest first (a paused remote one last), each a snapshot with
-        ``ends_at`` as of now; with ``source``: only the remote ones of that source."""
-        entries = list(self._remote.values()) if source is None else [e for k, e in self._remote.items() if k[0] == source]
-        if source is None:
-            entries += self._running.values()
-        return [self._snapshot(entry) for entry in sorted(entries, key=_order)]
+        """The running timers, remote ones too, soonest first (paused ones last), each a snapshot
+        with ``ends_at`` as of now; with ``source``: only that source's remote ones."""
+        local = [] if source is not None else [(entry.deadline, self._snapshot(entry)) for entry in self._running.values()]
+        return [timer for _, timer in sorted(local + self.remote.ordered(source), key=lambda pair: pair[0])]
 
     def ringing(self) -> list[Timer]:
         """The timers that ended and ring now (or wait to ring: a turn is in progress)."""
@@ -229,9 +223,8 @@ class Timers:
         if entry is None:
             ringing = self._ringing.pop(key, None)
             if ringing is None:
-                remote = next((k[0] for k, e in self._remote.items() if _key(e.timer.name) == key), None)
-                if remote is not None:
-                    raise TimerLimit(f"that timer is counted down by {remote}: it can only be cancelled there")
+                if (source := self.remote.source_of(clean_name(name))) is not None:
+                    raise TimerLimit(f"that timer is counted down by {source}: it can only be cancelled there")
                 return None
             ringing[1].cancel()
             return ringing[0], True
@@ -248,62 +241,6 @@ class Timers:
         for _, task in ringing:
             task.cancel()
         return len(ringing)
-
-    # ---- timers counted down elsewhere ----------------------------------------------------------
-
-    async def remote_started(self, source: str, timer_id: str, seconds: float, name: str | None) -> Timer:
-        """Its owner started a timer of ``seconds`` (``timer_started``; ``timer_updated`` when
-        ``source`` had started ``timer_id`` already). Unnamed, it is named after its duration.
-
-        :param source: who counts it down ("homeassistant kitchen"); ids are per source.
-        :param timer_id: the owner's id for it (at most 64 characters are kept).
-        """
-        seconds = _seconds(seconds)
-        key = (source, str(timer_id)[:64])
-        old = self._remote.pop(key, None)
-        if old is None and len(self._remote) >= MAX_REMOTE:
-            self._remote.pop(next(iter(self._remote)))
-        named = clean_name(name or "") or duration_name(max(1.0, seconds))
-        timer = Timer(key[1], named, seconds, time.time() + seconds)
-        entry = self._remote[key] = _Running(timer, asyncio.get_running_loop().time() + seconds)
-        await self._emit("timer_updated" if old else "timer_started", timer=self._snapshot(entry))
-        return self._snapshot(entry)
-
-    async def remote_updated(self, source: str, timer_id: str, seconds_left: float, running: bool) -> Timer | None:
-        """Its owner changed it: ``seconds_left`` from now, counting (``running``) or paused
-        (``timer_updated``). Returns it, or None for an id ``source`` never started."""
-        entry = self._remote.get((source, str(timer_id)[:64]))
-        if entry is None:
-            return None
-        left = _seconds(seconds_left)
-        entry.deadline = asyncio.get_running_loop().time() + left
-        entry.paused = None if running else left
-        entry.timer = replace(entry.timer, total_seconds=max(entry.timer.total_seconds, left))
-        timer = self._snapshot(entry)
-        await self._emit("timer_updated", timer=timer)
-        return timer
-
-    async def remote_cancelled(self, source: str, timer_id: str) -> Timer | None:
-        """Its owner cancelled it (``timer_cancelled``); None for an id it never started."""
-        entry = self._remote.pop((source, str(timer_id)[:64]), None)
-        if entry is None:
-            return None
-        timer = self._snapshot(entry)
-        await self._emit("timer_cancelled", timer=timer)
-        return timer
-
-    async def remote_finished(self, source: str, timer_id: str) -> Timer | None:
-        """Its owner says it finished: it rings like a local one (the ``[engine.timers]`` sound and
-        ``say``, until stopped) and ``timer_finished`` is emitted. None for an id it never started
-        (nothing rings: a stray event must not wake the house)."""
-        entry = self._remote.pop((source, str(timer_id)[:64]), None)
-        if entry is None or not self._open:
-            return None
-        timer = replace(entry.timer, ends_at=time.time())
-        log.info("timer %s is done", printable(timer.name))
-        self._ring_later(timer, self.settings.say.format(name=timer.name))
-        await self._emit("timer_finished", timer=timer)
-        return timer
 
     # ---- counting down and ringing ------------------------------------------------------------
 
@@ -325,6 +262,11 @@ class Timers:
         self._ring_later(timer, self.settings.say.format(name=timer.name))  # starts once this task waits
         await self._emit("timer_finished", timer=timer)
         await self._save()
+
+    def _ring_remote(self, timer: Timer) -> None:
+        if self._open and len(self._ringing) < MAX_REMOTE:  # a peer finishing timers by the hundred must not pile up rings
+            log.info("timer %s is done", printable(timer.name))
+            self._ring_later(timer, self.settings.say.format(name=timer.name))
 
     def _ring_later(self, timer: Timer, text: str) -> None:
         key = _key(timer.name)
@@ -372,12 +314,12 @@ class Timers:
     # ---- keeping ------------------------------------------------------------------------------
 
     def _snapshot(self, entry: _Running) -> Timer:
-        left = entry.paused if entry.paused is not None else max(0.0, entry.deadline - asyncio.get_running_loop().time())
+        left = max(0.0, entry.deadline - asyncio.get_running_loop().time())
         return replace(entry.timer, ends_at=time.time() + left)
 
     async def _save(self) -> None:
         async with self._saving:  # one write at a time, each of the list as it is when it starts
-            timers = [self._snapshot(entry) for entry in sorted(self._running.values(), key=_order)]  # not the remote ones
+            timers = [self._snapshot(entry) for entry in sorted(self._running.values(), key=lambda e: e.deadline)]
             await asyncio.shield(asyncio.to_thread(self.store.save, timers))
 
 
@@ -390,16 +332,6 @@ def clean_name(name: str) -> str:
     text = " ".join(printable(name).split())
     text = re.sub(r"(?i)\s*\btimer$", "", text).strip()
     return text[:MAX_NAME].strip()
-
-
-def _order(entry: _Running) -> float:
-    return math.inf if entry.paused is not None else entry.deadline
-
-
-def _seconds(seconds: float) -> float:
-    """A remote timer's duration, bounded: 0 to :data:`MAX_SECONDS`."""
-    seconds = float(seconds)
-    return min(MAX_SECONDS, max(0.0, seconds)) if math.isfinite(seconds) else 0.0
 
 
 def _key(name: str) -> str:

@@ -414,13 +414,13 @@ def test_names_and_durations_read_well_aloud():
 
 async def test_remote_timers_are_listed_and_hooked_like_local_ones_but_not_stored_or_cancelled_here(tmp_path):
     timers, speech, events = await service(tmp_path, ring_for=0)
-    assert (await timers.remote_started("ha", "t1", 300, "Pasta timer")).name == "Pasta"
-    await timers.remote_started("ha", "t2", 60, None)
+    assert (await timers.remote.started("ha", "t1", 300, "Pasta timer")).name == "Pasta"
+    await timers.remote.started("ha", "t2", 60, None)
     await timers.set(120, "rice")
     assert [t.name for t in timers.list()] == ["1 minute", "rice", "Pasta"]
     assert [t.name for t in timers.list("ha")] == ["1 minute", "Pasta"] and timers.list("other") == []
 
-    paused = await timers.remote_updated("ha", "t1", 200, running=False)
+    paused = await timers.remote.updated("ha", "t1", 200, running=False)
     assert paused.total_seconds == 300 and 199 < paused.seconds_left(time.time()) <= 200
     assert [t.name for t in timers.list()][-1] == "Pasta", "a paused timer is listed last"
     await asyncio.sleep(0.05)
@@ -431,14 +431,14 @@ async def test_remote_timers_are_listed_and_hooked_like_local_ones_but_not_store
     assert "counted down by ha: it can only be cancelled there" in await call(timers, "timer_cancel", name="pasta")
     assert "the Pasta timer, 3 minutes 20 seconds left" in await call(timers, "timer_list")
 
-    assert (await timers.remote_cancelled("ha", "t2")).name == "1 minute"
-    assert await timers.remote_cancelled("ha", "t2") is None
-    assert await timers.remote_updated("ha", "nope", 10, running=True) is None
-    assert await timers.remote_finished("ha", "nope") is None
-    assert await timers.remote_finished("other", "t1") is None, "ids are per source"
+    assert (await timers.remote.cancelled("ha", "t2")).name == "1 minute"
+    assert await timers.remote.cancelled("ha", "t2") is None
+    assert await timers.remote.updated("ha", "nope", 10, running=True) is None
+    assert await timers.remote.finished("ha", "nope") is None
+    assert await timers.remote.finished("other", "t1") is None, "ids are per source"
     assert speech.said == []
 
-    assert (await timers.remote_finished("ha", "t1")).name == "Pasta"
+    assert (await timers.remote.finished("ha", "t1")).name == "Pasta"
     await asyncio.sleep(0.05)  # a few turns of the loop for the ringing task
     assert speech.said == ["<sound timer>", "The Pasta timer is done."]
     assert [t.name for t in timers.list()] == ["rice"]
@@ -452,10 +452,10 @@ async def test_remote_timers_are_listed_and_hooked_like_local_ones_but_not_store
 async def test_remote_timers_are_bounded_and_a_started_id_again_is_an_update():
     timers, _speech, events = await service()
     for number in range(100):
-        await timers.remote_started("ha", f"t{number}", 60 + number, None)
+        await timers.remote.started("ha", f"t{number}", 60 + number, None)
     listed = timers.list("ha")
     assert len(listed) == 64 and {t.id for t in listed} == {f"t{n}" for n in range(36, 100)}, "the oldest went first"
-    await timers.remote_started("ha", "t99", float("nan"), "eggs")
+    await timers.remote.started("ha", "t99", float("nan"), "eggs")
     assert events[-1] == ("timer_updated", "eggs") and len(timers.list("ha")) == 64
     await timers.close()
 
@@ -471,10 +471,10 @@ class RemoteOwner:
         self.timers = timers
 
         async def report():
-            await timers.remote_started("ha", "a", 600, "bread")
-            await timers.remote_started("ha", "b", 60, "tea")
+            await timers.remote.started("ha", "a", 600, "bread")
+            await timers.remote.started("ha", "b", 60, "tea")
             await asyncio.sleep(0.3)  # the status file is written in between
-            await timers.remote_finished("ha", "b")
+            await timers.remote.finished("ha", "b")
 
         asyncio.get_running_loop().create_task(report())
 
