@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from wyoming.audio import AudioChunk as WyomingChunk
 from wyoming.audio import AudioStart, AudioStop
@@ -38,17 +37,17 @@ class Session:
     """Home Assistant as the satellite sees it.
 
     :param info: the ``info`` event answered to every ``describe``.
-    :param timer_sound: rung (through :attr:`speech`) when a timer finishes.
+    :param source: whose timers Home Assistant's are, for magoo's timers ("Home Assistant (kitchen)").
     """
 
-    def __init__(self, info: Event, timer_sound: str | Path) -> None:
+    def __init__(self, info: Event, source: str) -> None:
         self.info = info
         self.link: Link | None = None
         self.running = False
         self.run: PipelineRun | None = None
         self.counters = {"connections": 0, "pipelines": 0, "malformed": 0}
         self._throttle = Throttle(log)
-        self.outside = OutsideTurns(timer_sound, self._send_played, self._throttle)
+        self.outside = OutsideTurns(source, self._send_played, self._throttle)
         self._available = asyncio.Event()
         self._incoming: IncomingSound | None = None  # the sound Home Assistant is sending
         self._closing = False
@@ -238,7 +237,7 @@ class Session:
             self._throttle.say("error", logging.WARNING, "%s", line)
 
     async def _timer(self, link: Link, event: Event) -> None:
-        self.outside.timer_event(event.type, event.data)
+        await self.outside.timer_event(event.type, event.data)
 
 
 _HANDLERS = {
