@@ -215,7 +215,7 @@ class Engine:
             if await self._start_backends():
                 await self.timers.open()  # and its tools' plugin is registered for the run
                 self.turns.answers.tools = Toolbox.from_hook(self.plugins.pm.hook.magoo_register_tools)
-                await self.plugins.emit("startup", profile=self.profile, speech=self.speech)
+                await self.plugins.emit("startup", profile=self.profile, speech=self.speech, timers=self.timers)
                 log.info("%s: listening%s", self.profile.name, "" if self.wake else " (continuous)")
                 tasks.append(asyncio.create_task(self._capture(), name="magoo-capture"))
                 tasks.extend(self.monitor.tasks())

@@ -26,6 +26,7 @@ import pluggy
 if TYPE_CHECKING:
     from .profile_model import Profile
     from .speech import Speech
+    from .timers import Timers
     from .tools import Tool
     from .types import BackendFailure, EngineStatus, Reply, State, Timer, Transcript, TurnTimeline, WakeEvent
 
@@ -186,7 +187,7 @@ def magoo_register_tools(register: Callable[[Tool], None]) -> None:
 
 
 @hookspec
-def magoo_on_startup(profile: Profile, speech: Speech) -> None:
+def magoo_on_startup(profile: Profile, speech: Speech, timers: Timers) -> None:
     """The engine has entered every backend and is about to listen.
 
     Called once per run on the event-loop thread, before the first audio is processed.
@@ -196,6 +197,9 @@ def magoo_on_startup(profile: Profile, speech: Speech) -> None:
     :param speech: the way to make the assistant say something outside a turn, for the whole
         run: ``await speech.say("text")`` on the loop, ``speech.say_soon("text")`` from any
         thread (see :class:`magoo_core.speech.Speech`). Keep it; take it only if you need it.
+    :param timers: the run's timers (:class:`magoo_core.timers.Timers`), on the loop: ``list()``,
+        ``set(seconds, name)``, ``cancel(name)``, and ``remote.started/updated/cancelled/finished``
+        for timers another system counts down (they are listed and ring like magoo's own).
 
     Return value: ignored. Raising is logged with the plugin's name; startup continues.
     """

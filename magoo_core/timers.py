@@ -17,6 +17,9 @@ the built-in tools ``timer_set``, ``timer_cancel`` and ``timer_list``
   when it ended at most ``late_for`` seconds ago, and is dropped with a log line otherwise. A clock
   that went back cannot make a resumed timer longer than it was set for.
 
+- Timers another system counts down (Home Assistant's) are reported to :attr:`Timers.remote`
+  (:class:`~magoo_core.remote_timers.RemoteTimers`): listed with these, they ring the same way.
+
 Hooks: ``magoo_on_timer_started``, ``_updated`` (set again under the same name), ``_cancelled``,
 ``_finished``, each with a :class:`~magoo_core.types.Timer`. Everything here runs on the event loop.
 """
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .logs import printable
+from .remote_timers import MAX_REMOTE, RemoteTimers
 from .settings import TimerSettings
 from .speech import DEFAULT_SOUNDS, Speech, SpeechResult
 from .timer_store import TimerStore, store_path
@@ -97,6 +101,8 @@ class Timers:
         self._tools: object | None = None
         self._running: dict[str, _Running] = {}
         self._ringing: dict[str, tuple[Timer, asyncio.Task]] = {}
+        #: timers another system counts down (``remote.started(source, id, seconds, name)`` ...)
+        self.remote = RemoteTimers(emit, self._ring_remote, lambda name, seconds: clean_name(name or "") or duration_name(max(1.0, seconds)))
         self._saving = asyncio.Lock()
         self._open = False
 
@@ -162,9 +168,11 @@ class Timers:
 
     # ---- what the tools call ------------------------------------------------------------------
 
-    def list(self) -> list[Timer]:
-        """The running timers, soonest first, each a snapshot with ``ends_at`` as of now."""
-        return [self._snapshot(entry) for entry in sorted(self._running.values(), key=lambda e: e.deadline)]
+    def list(self, source: str | None = None) -> list[Timer]:
+        """The running timers, remote ones too, soonest first (paused ones last), each a snapshot
+        with ``ends_at`` as of now; with ``source``: only that source's remote ones."""
+        local = [] if source is not None else [(entry.deadline, self._snapshot(entry)) for entry in self._running.values()]
+        return [timer for _, timer in sorted(local + self.remote.ordered(source), key=lambda pair: pair[0])]
 
     def ringing(self) -> list[Timer]:
         """The timers that ended and ring now (or wait to ring: a turn is in progress)."""
@@ -206,12 +214,17 @@ class Timers:
 
     async def cancel(self, name: str) -> tuple[Timer, bool] | None:
         """Cancel the running timer ``name`` (``timer_cancelled``), or silence it when it is
-        ringing; returns it and whether it was ringing, or None when there is no such timer."""
+        ringing; returns it and whether it was ringing, or None when there is no such timer.
+
+        :raises TimerLimit: ``name`` is a remote timer (only its owner cancels it).
+        """
         key = _key(clean_name(name))
         entry = self._running.pop(key, None)
         if entry is None:
             ringing = self._ringing.pop(key, None)
             if ringing is None:
+                if (source := self.remote.source_of(clean_name(name))) is not None:
+                    raise TimerLimit(f"that timer is counted down by {source}: it can only be cancelled there")
                 return None
             ringing[1].cancel()
             return ringing[0], True
@@ -249,6 +262,11 @@ class Timers:
         self._ring_later(timer, self.settings.say.format(name=timer.name))  # starts once this task waits
         await self._emit("timer_finished", timer=timer)
         await self._save()
+
+    def _ring_remote(self, timer: Timer) -> None:
+        if self._open and len(self._ringing) < MAX_REMOTE:  # a peer finishing timers by the hundred must not pile up rings
+            log.info("timer %s is done", printable(timer.name))
+            self._ring_later(timer, self.settings.say.format(name=timer.name))
 
     def _ring_later(self, timer: Timer, text: str) -> None:
         key = _key(timer.name)
@@ -301,7 +319,7 @@ class Timers:
 
     async def _save(self) -> None:
         async with self._saving:  # one write at a time, each of the list as it is when it starts
-            timers = self.list()
+            timers = [self._snapshot(entry) for entry in sorted(self._running.values(), key=lambda e: e.deadline)]
             await asyncio.shield(asyncio.to_thread(self.store.save, timers))
 
 

@@ -407,3 +407,95 @@ def test_names_and_durations_read_well_aloud():
     ]
     assert clean_name("  the\tpasta   Timer ") == "the pasta"
     assert clean_name("timer") == ""
+
+
+# ---- timers counted down elsewhere (Home Assistant's, for a satellite) ------------------------------
+
+
+async def test_remote_timers_are_listed_and_hooked_like_local_ones_but_not_stored_or_cancelled_here(tmp_path):
+    timers, speech, events = await service(tmp_path, ring_for=0)
+    assert (await timers.remote.started("ha", "t1", 300, "Pasta timer")).name == "Pasta"
+    await timers.remote.started("ha", "t2", 60, None)
+    await timers.set(120, "rice")
+    assert [t.name for t in timers.list()] == ["1 minute", "rice", "Pasta"]
+    assert [t.name for t in timers.list("ha")] == ["1 minute", "Pasta"] and timers.list("other") == []
+
+    paused = await timers.remote.updated("ha", "t1", 200, running=False)
+    assert paused.total_seconds == 300 and 199 < paused.seconds_left(time.time()) <= 200
+    assert [t.name for t in timers.list()][-1] == "Pasta", "a paused timer is listed last"
+    await asyncio.sleep(0.05)
+    assert 199 < timers.list("ha")[-1].seconds_left(time.time()) <= 200, "a paused timer does not count down"
+
+    stored = json.loads((tmp_path / "timers.json").read_text())["timers"]
+    assert [t["name"] for t in stored] == ["rice"], "the owner keeps its timers: they are not resumed here"
+    assert "counted down by ha: it can only be cancelled there" in await call(timers, "timer_cancel", name="pasta")
+    assert "the Pasta timer, 3 minutes 20 seconds left" in await call(timers, "timer_list")
+
+    assert (await timers.remote.cancelled("ha", "t2")).name == "1 minute"
+    assert await timers.remote.cancelled("ha", "t2") is None
+    assert await timers.remote.updated("ha", "nope", 10, running=True) is None
+    assert await timers.remote.finished("ha", "nope") is None
+    assert await timers.remote.finished("other", "t1") is None, "ids are per source"
+    assert speech.said == []
+
+    assert (await timers.remote.finished("ha", "t1")).name == "Pasta"
+    await asyncio.sleep(0.05)  # a few turns of the loop for the ringing task
+    assert speech.said == ["<sound timer>", "The Pasta timer is done."]
+    assert [t.name for t in timers.list()] == ["rice"]
+    assert events == [
+        ("timer_started", "Pasta"), ("timer_started", "1 minute"), ("timer_started", "rice"),
+        ("timer_updated", "Pasta"), ("timer_cancelled", "1 minute"), ("timer_finished", "Pasta"),
+    ]
+    await timers.close()
+
+
+async def test_remote_timers_are_bounded_and_a_started_id_again_is_an_update():
+    timers, _speech, events = await service()
+    for number in range(100):
+        await timers.remote.started("ha", f"t{number}", 60 + number, None)
+    listed = timers.list("ha")
+    assert len(listed) == 64 and {t.id for t in listed} == {f"t{n}" for n in range(36, 100)}, "the oldest went first"
+    await timers.remote.started("ha", "t99", float("nan"), "eggs")
+    assert events[-1] == ("timer_updated", "eggs") and len(timers.list("ha")) == 64
+    await timers.close()
+
+
+class RemoteOwner:
+    """A plugin that reports two timers counted down elsewhere at startup, then one finishing."""
+
+    def __init__(self) -> None:
+        self.timers: Timers | None = None
+
+    @hookimpl
+    def magoo_on_startup(self, timers):
+        self.timers = timers
+
+        async def report():
+            await timers.remote.started("ha", "a", 600, "bread")
+            await timers.remote.started("ha", "b", 60, "tea")
+            await asyncio.sleep(0.3)  # the status file is written in between
+            await timers.remote.finished("ha", "b")
+
+        asyncio.get_running_loop().create_task(report())
+
+
+async def test_a_remote_timer_is_in_the_status_file_and_rings_through_the_engine(tmp_path):
+    owner = RemoteOwner()
+    engine_settings = {"status_file": "status.json", "status_interval": 0.05, "heartbeat_interval": 0.05, "timers": {"ring_for": 0}}
+    manager = build_plugins(owner)
+    profile = make_profile({"audio_source": segments((1.5, None)), "engine": engine_settings}, manager, base_dir=tmp_path)
+    profile = dataclasses.replace(profile, path=tmp_path / "kitchen.toml")
+    engine = Engine(profile, manager)
+    probe = Probe(engine)
+    manager.pm.register(probe, name="probe")
+    heartbeats: list = []
+    manager.pm.register(type("Beat", (), {"magoo_on_heartbeat": hookimpl(lambda self, status: heartbeats.append(status))})(), name="beat")
+    await asyncio.wait_for(engine.run(), 30)
+
+    assert timer_events(probe) == [("timer_started", "bread"), ("timer_started", "tea"), ("timer_finished", "tea")]
+    assert said(probe) == ["<sound timer>", "The tea timer is done."]
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert [t["name"] for t in status["timers"]] == ["bread"] and 590 < status["timers"][0]["remaining"] <= 600
+    assert any([t.name for t in beat.timers] == ["tea", "bread"] for beat in heartbeats), "the heartbeat lists them"
+    assert not (tmp_path / "kitchen.timers.json").exists(), "remote timers are not stored"
+    assert not engine.muted

@@ -5,6 +5,7 @@ and a reconnect."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from magoo_core import Outcome
 
@@ -39,8 +40,9 @@ async def test_an_announcement_is_played_by_the_speaker_and_answered_with_played
     assert not run.muted_at_end
 
 
-async def test_timers_are_in_the_status_and_a_finished_one_rings():
+async def test_timers_are_magoos_remote_timers_in_the_status_and_a_finished_one_rings():
     stats: list[dict] = []
+    listed: list[list] = []
 
     async def timers(ha, engine):
         await ha.connect()
@@ -51,17 +53,22 @@ async def test_timers_are_in_the_status_and_a_finished_one_rings():
         await ha.timer("started", "t3", total_seconds=5, name="tea")
         await asyncio.sleep(0.2)
         stats.append(dict(service_of_engine(engine).stats()))
+        listed.append([(t.name, round(t.seconds_left(time.time()))) for t in engine.timers.list()])
         await ha.timer("finished", "t3")
         await asyncio.sleep(0.5)
         stats.append(dict(service_of_engine(engine).stats()))
 
     run = await run_satellite(satellite_profile(1, source_options={"lead": 2.5}), timers, turns=1, ping_delay=0.2)
 
-    assert stats[0]["timers"] == 1, "pasta is paused, t2 cancelled, tea runs"
-    assert stats[1]["timers"] == 0 and stats[1]["timers_finished"] == 1
-    assert "<sound done>" in [a["text"] for a in run.events.of("speak_start")], "the finished timer rang"
-    assert set(service_of(run).session.outside.timers.timers) == {"t1"}
-    assert "timer 'pasta' started (5 min); timer 't2' started (1 min)" in run.story, run.story
+    assert listed == [[("tea", 5), ("pasta", 200)]], "magoo's timers list them: tea counts down, pasta is paused"
+    assert stats[0]["timers"] == 2 and stats[1]["timers"] == 1 and stats[1]["timers_finished"] == 1
+    hooks = [(name, a["timer"].name) for name, a in run.events.events if name.startswith("timer_")]
+    assert hooks == [("timer_started", "pasta"), ("timer_started", "1 minute"), ("timer_updated", "pasta"),
+                     ("timer_cancelled", "1 minute"), ("timer_started", "tea"), ("timer_finished", "tea")]
+    said = [a["text"] for a in run.events.of("speak_start") if a["turn"] is None]
+    assert said[:2] == ["<sound timer>", "The tea timer is done."], "it rang through magoo's timers: sound, then words"
+    assert [t.name for t in service_of(run).session.outside.running_timers()] == ["pasta"]
+    assert "timer 'pasta' started (5 minutes); timer '1 minute' started (1 minute)" in run.story, run.story
     assert "timer 'tea' finished" in run.story and "timers: pasta 200 s" in run.story
     assert not run.muted_at_end
 

@@ -159,4 +159,4 @@ async def test_a_held_back_line_is_logged_when_its_minute_is_over_so_the_last_st
     said.say("link", logging.INFO, "connected")
     assert [r.getMessage() for r in caplog.records] == ["connected"]
     await asyncio.sleep(0.4)
-    assert [r.getMessage() for r in caplog.records] == ["connected", "connected (and 1 more like it in the last minute)"]
+    assert [r.getMessage() for r in caplog.records] == ["connected", "connected (and 1 more of its kind in the last minute)"]

@@ -48,7 +48,6 @@ class SatelliteConfig(BackendConfig):
     max_frame_bytes: Count(1024, 16 * 1024 * 1024) = Field(
         1024 * 1024, description="Largest event (header, data and payload) accepted; a larger one closes the link."
     )
-    timer_sound: str = Field("done", min_length=1, description="Sound rung when a Home Assistant timer ends: a magoo sound's name or a WAV path.")
 
     @field_validator("allow")
     @classmethod

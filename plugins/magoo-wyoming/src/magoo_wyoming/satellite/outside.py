@@ -1,6 +1,7 @@
 """What Home Assistant sends outside a turn: announcements, played through magoo's speech outside a
-turn (``played`` once they ended), and timers (Home Assistant counts down; the satellite keeps them
-for the status and rings when one finishes)."""
+turn (``played`` once they ended), and timers (Home Assistant counts down; they are magoo's remote
+timers, :attr:`magoo_core.timers.Timers.remote`, so they are in the status and the
+heartbeat, fire the ``magoo_on_timer_*`` hooks and ring like magoo's own)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
+
+from magoo_core.timers import spoken_duration
 
 from .audio import IncomingSound
 from .throttle import Throttle
-from .timers import Timers
 
 log = logging.getLogger("magoo.wyoming.satellite")
 
@@ -22,24 +23,24 @@ MAX_NOTES = 20
 
 
 class OutsideTurns:
-    """Announcements and timers. One announcement and one ring at a time (Home Assistant waits for
-    ``played`` before its next announcement; a flood of timer events rings once). Event-loop only.
+    """Announcements and timers. One announcement at a time (Home Assistant waits for ``played``
+    before its next one). Event-loop only.
 
-    :param timer_sound: played when a timer finishes (a magoo sound's name or a WAV path).
+    :param source: whose timers these are for magoo's timers ("Home Assistant (kitchen)").
     :param send_played: tells Home Assistant an announcement has ended.
     :param throttle: the session's log throttle.
     """
 
-    def __init__(self, timer_sound: str | Path, send_played: Callable[[], Awaitable[None]], throttle: Throttle) -> None:
-        self.timer_sound = timer_sound
+    def __init__(self, source: str, send_played: Callable[[], Awaitable[None]], throttle: Throttle) -> None:
+        self.source = source
         self.send_played = send_played
         self.throttle = throttle
         self.speech: Any = None  # magoo's Speech, from magoo_on_startup
-        self.timers = Timers()
+        self.timers: Any = None  # magoo's Timers, from magoo_on_startup
         self.notes: list[str] = []
         self.announcements = 0
+        self.timers_finished = 0
         self._announcing = False
-        self._ringing = False
         self._tasks: set[asyncio.Task] = set()
 
     # ---- announcements ----
@@ -73,29 +74,40 @@ class OutsideTurns:
 
     # ---- timers ----
 
-    def timer_event(self, kind: str, data: dict) -> None:
-        """``timer-started/updated/cancelled/finished``.
+    async def timer_event(self, kind: str, data: dict) -> None:
+        """``timer-started/updated/cancelled/finished``, handed to magoo's timers (a finished one
+        rings there: the ``[engine.timers]`` sound and words).
 
         :raises KeyError, TypeError, ValueError: a field missing or of the wrong type.
         """
         timers = self.timers
+        timer_id = str(data["id"])
+        if timers is None:
+            self.throttle.say("early-timer", logging.WARNING, "Home Assistant sent a timer before magoo's timers started; it is skipped")
+            return
         if kind == "timer-started":
-            self.note(timers.started(str(data["id"]), int(data["total_seconds"]), data.get("name")))
+            name = data.get("name")
+            timer = await timers.remote.started(self.source, timer_id, int(data["total_seconds"]), name if isinstance(name, str) else None)
+            self.note(f"timer {timer.name!r} started ({spoken_duration(timer.total_seconds)})")
         elif kind == "timer-updated":
-            self.note(timers.updated(str(data["id"]), bool(data["is_active"]), int(data["total_seconds"])))
+            running = bool(data["is_active"])
+            timer = await timers.remote.updated(self.source, timer_id, int(data["total_seconds"]), running)
+            if timer is not None:
+                left = spoken_duration(int(data["total_seconds"]))
+                self.note(f"timer {timer.name!r} {'running' if running else 'paused'} ({left} left)")
         elif kind == "timer-cancelled":
-            self.note(timers.cancelled(str(data["id"])))
+            timer = await timers.remote.cancelled(self.source, timer_id)
+            if timer is not None:
+                self.note(f"timer {timer.name!r} cancelled")
         elif kind == "timer-finished":
-            self.note(timers.finish(str(data["id"])))
-            if self.speech is not None and not self._ringing:
-                self._ringing = True
-                self._spawn(self._ring())
+            timer = await timers.remote.finished(self.source, timer_id)
+            if timer is not None:
+                self.timers_finished += 1
+                self.note(f"timer {timer.name!r} finished")
 
-    async def _ring(self) -> None:
-        try:
-            await self.speech.say(sound=self.timer_sound)
-        finally:
-            self._ringing = False
+    def running_timers(self) -> list:
+        """Home Assistant's timers as magoo lists them (:class:`magoo_core.types.Timer`), soonest first."""
+        return [] if self.timers is None else self.timers.list(self.source)
 
     # ---- the story ----
 

@@ -80,7 +80,7 @@ class HomeAssistantSatellite(Backend):
 
     def __init__(self, config: SatelliteConfig) -> None:
         super().__init__(config)
-        self.session = Session(info_event(config), config.timer_sound)
+        self.session = Session(info_event(config), f"Home Assistant ({config.name})")
         self.listener = Listener(config, self.session)
         self.advertiser: Advertiser | None = None
         self._wake_word = ""
@@ -179,8 +179,9 @@ class HomeAssistantSatellite(Backend):
     # ---- engine events (the running instance is registered as a plugin) ----
 
     @hookimpl
-    def magoo_on_startup(self, speech: Any) -> None:
+    def magoo_on_startup(self, speech: Any, timers: Any) -> None:
         self.session.outside.speech = speech
+        self.session.outside.timers = timers
 
     @hookimpl
     def magoo_on_wake(self, wake: Any, turn: int) -> None:
@@ -207,8 +208,8 @@ class HomeAssistantSatellite(Backend):
             "connected": 1.0 if self.session.available else 0.0,
             "pipelines": counters["pipelines"],
             "announcements": self.session.outside.announcements,
-            "timers": self.session.outside.timers.active,
-            "timers_finished": self.session.outside.timers.finished,
+            "timers": len(self.session.outside.running_timers()),
+            "timers_finished": self.session.outside.timers_finished,
             "refused": self.listener.allow.refusals,
             "malformed": counters["malformed"],
         }
@@ -218,7 +219,7 @@ class HomeAssistantSatellite(Backend):
         if self._answered:
             lines.insert(0, "Home Assistant answered")
             self._answered = 0
-        timers = self.session.outside.timers.timers
+        timers = self.session.outside.running_timers()
         if timers:
-            lines.append("timers: " + ", ".join(f"{t.name or t.id} {t.remaining(time.monotonic()):.0f} s" for t in timers.values()))
+            lines.append("timers: " + ", ".join(f"{t.name} {t.seconds_left(time.time()):.0f} s" for t in timers))
         return "; ".join(lines) or None

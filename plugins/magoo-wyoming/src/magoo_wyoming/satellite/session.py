@@ -5,7 +5,8 @@ turns go to Home Assistant), ``describe`` before each pipeline loop, ``ping`` ev
 ``pong``, and ``pause-satellite`` when it is muted or removed. A turn is a :class:`PipelineRun`;
 sound outside one and timers go to :class:`OutsideTurns`. A new connection that sends ``run-satellite`` replaces the old
 one (Home Assistant reconnects after a timeout while the old socket may still look open). Lines a peer can
-cause are logged at most once a minute per kind (a reconnect storm must not flood the journal).
+cause are logged at most once a minute per kind (a reconnect storm must not flood the journal); how
+the link stands (connected, running, lost) is one kind, so a storm is one line a minute, the latest.
 
 Not tied to Wyoming's transport beyond :class:`Link`: a second protocol (ESPHome's native API)
 would drive the same calls. Everything here runs on the event loop.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from wyoming.audio import AudioChunk as WyomingChunk
 from wyoming.audio import AudioStart, AudioStop
@@ -38,17 +38,17 @@ class Session:
     """Home Assistant as the satellite sees it.
 
     :param info: the ``info`` event answered to every ``describe``.
-    :param timer_sound: rung (through :attr:`speech`) when a timer finishes.
+    :param source: whose timers Home Assistant's are, for magoo's timers ("Home Assistant (kitchen)").
     """
 
-    def __init__(self, info: Event, timer_sound: str | Path) -> None:
+    def __init__(self, info: Event, source: str) -> None:
         self.info = info
         self.link: Link | None = None
         self.running = False
         self.run: PipelineRun | None = None
         self.counters = {"connections": 0, "pipelines": 0, "malformed": 0}
         self._throttle = Throttle(log)
-        self.outside = OutsideTurns(timer_sound, self._send_played, self._throttle)
+        self.outside = OutsideTurns(source, self._send_played, self._throttle)
         self._available = asyncio.Event()
         self._incoming: IncomingSound | None = None  # the sound Home Assistant is sending
         self._closing = False
@@ -87,7 +87,7 @@ class Session:
             self._changed()
             self._end_all(f"Home Assistant disconnected in the middle of the turn ({why})")
             if not self._closing:
-                self._throttle.say("lost", logging.WARNING, "Home Assistant at %s %s; the backups answer until it reconnects",
+                self._throttle.say("link", logging.WARNING, "Home Assistant at %s %s; the backups answer until it reconnects",
                                    link.peer, why)
 
     async def _adopt(self, link: Link) -> None:
@@ -98,7 +98,7 @@ class Session:
         if old is not None:
             self._end_all("Home Assistant reconnected in the middle of the turn")
             await old.close("replaced by a new connection from Home Assistant")
-        self._throttle.say("connected", logging.INFO, "Home Assistant connected from %s", link.peer)
+        self._throttle.say("link", logging.INFO, "Home Assistant connected from %s", link.peer)
 
     def _end_all(self, why: str) -> None:
         if self.run is not None:
@@ -189,7 +189,7 @@ class Session:
 
     async def _run_satellite(self, link: Link, event: Event) -> None:
         if not self.running:
-            self._throttle.say("run", logging.INFO, "Home Assistant runs the satellite: it answers the turns now")
+            self._throttle.say("link", logging.INFO, "Home Assistant runs the satellite: it answers the turns now")
         self.running = True
         self._changed()
 
@@ -238,7 +238,7 @@ class Session:
             self._throttle.say("error", logging.WARNING, "%s", line)
 
     async def _timer(self, link: Link, event: Event) -> None:
-        self.outside.timer_event(event.type, event.data)
+        await self.outside.timer_event(event.type, event.data)
 
 
 _HANDLERS = {

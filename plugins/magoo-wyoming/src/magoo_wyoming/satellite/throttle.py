@@ -19,6 +19,9 @@ class Throttle:
     logged when the minute is over, saying how many like it were held (so "connected again" after
     a drop always reaches the log within a minute). Event-loop only; without a running loop (a
     plain test) held lines are only counted.
+
+    Time is the running loop's clock (``loop.time()``, monotonic), so a test can run an hour of a
+    storm on a loop with a simulated clock; without a loop, ``time.monotonic()``.
     """
 
     def __init__(self, log: logging.Logger) -> None:
@@ -30,7 +33,7 @@ class Throttle:
 
     def say(self, key: str, level: int, message: str, *args: object, now: float | None = None) -> bool:
         """Log now, or hold back; True when logged now."""
-        now = time.monotonic() if now is None else now
+        now = _now() if now is None else now
         last = self._last.get(key)
         if last is not None and now - last < EVERY:
             self._held[key] = self._held.get(key, 0) + 1
@@ -50,7 +53,7 @@ class Throttle:
             handle.cancel()
         held = self._held.pop(key, 0)
         if held > 1:
-            message += f" (and {held - 1} more like it in the last minute)"
+            message += f" (and {held - 1} more of its kind in the last minute)"
         self.log.log(level, message, *args)
 
     def _schedule(self, key: str, delay: float) -> None:
@@ -67,7 +70,7 @@ class Throttle:
         latest = self._latest.get(key)
         if latest is not None:
             level, message, args = latest
-            self._emit(key, level, message, args, time.monotonic())
+            self._emit(key, level, message, args, _now())
 
     def _forget(self, key: str) -> None:
         self._last.pop(key, None)
@@ -78,7 +81,17 @@ class Throttle:
             handle.cancel()
 
     def close(self) -> None:
-        """Cancel the pending flushes (the run is over)."""
+        """The run is over: the lines still held are logged now (the log ends with how things
+        stood), and no flush is left pending."""
         for handle in self._flush.values():
             handle.cancel()
         self._flush.clear()
+        for key, (level, message, args) in list(self._latest.items()):
+            self._emit(key, level, message, args, _now())
+
+
+def _now() -> float:
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
