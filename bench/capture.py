@@ -370,7 +370,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=seconds_arg, default=20.0, help="seconds per capture run (1–80)")
     parser.add_argument("--backend", choices=("pyaudio", "sounddevice", "both"), default="both",
                         help="magoo source(s) to measure against the baseline")
-    parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes (default: one per CPU)")
+    parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
+                        help="busy processes (default: one per CPU; 0: none, for a quick smoke run)")
     args = parser.parse_args()
     backends = ("pyaudio", "sounddevice") if args.backend == "both" else (args.backend,)
     stop_on_sigterm()

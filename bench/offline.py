@@ -46,7 +46,7 @@ espeak-ng yields 22.05 kHz PCM, so an mpv for that is already waiting (``Engine
 ._player_expects_tts_output``); "not told" skips that call, and the first reply starts an mpv.
 It prints reply->first_audio for both and their ratio.
 
-``--quick`` measures one clip, one phrase, one voice of the paused commands and one demo run, and
+``--quick`` measures one clip, one phrase, one paused command in one voice and one demo run, and
 skips the Piper demo and CPU and memory (what tests/test_bench_offline.py uses). Nothing is judged: the bench prints numbers and ratios and exits 0; it exits 1 when a
 measurement could not be made.
 """

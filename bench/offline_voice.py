@@ -144,16 +144,16 @@ def finals_of(config: dict, pcm: bytes) -> tuple[list[str], int]:
 
 
 def measure_cuts(quick: bool) -> tuple[int, int, list[Cuts]]:
-    """The paused commands (all, or en-us at 450 ms with ``quick``) through each setting: how many
-    clips there were, how many the backend hears whole, and each setting's cuts."""
+    """The paused commands (all, or the first in en-us at 450 ms with ``quick``) through each setting:
+    how many clips there were, how many the backend hears whole, and each setting's cuts."""
     from pocketsphinx_helpers import PAUSED, PAUSED_COMMANDS, paused_clip, room
 
-    voices, pauses = (VOICES[:1], (450,)) if quick else (VOICES, PAUSES_MS)
+    voices, pauses, commands = (VOICES[:1], (450,), PAUSED[:1]) if quick else (VOICES, PAUSES_MS, PAUSED)
     clips = {}
     total = 0
     for voice in voices:
         for pause in pauses:
-            for before, after in PAUSED:
+            for before, after in commands:
                 total += 1
                 command = f"{before} {after}"
                 pcm = room(0.3) + paused_clip(before, after, pause, voice) + room(1.5)
