@@ -1,9 +1,10 @@
-"""What the decoding of one stream reports, in audio time: :class:`Event`."""
+"""What the decoding of one stream reports, in audio time (:class:`Event`), and the decoder steps both
+ways of cutting utterances (pocketsphinx's detector, Silero) share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +20,31 @@ class Event:
     text: str = ""
     confidence: float | None = None
     held: bool = False
+
+
+def end_open_utterance(decoder: Any) -> None:
+    """End an utterance a previous, abandoned stream left open in ``decoder`` (none: nothing to do)."""
+    try:
+        decoder.end_utt()
+    except RuntimeError:
+        pass  # no utterance was open: the normal case
+
+
+def whole_frames(pending: bytes, pcm: bytes, frame_bytes: int) -> tuple[list[bytes], bytes]:
+    """``pending + pcm`` cut into frames of ``frame_bytes``: the whole frames, and what is left over."""
+    data = pending + pcm
+    whole = len(data) - len(data) % frame_bytes
+    return [data[offset : offset + frame_bytes] for offset in range(0, whole, frame_bytes)], data[whole:]
+
+
+def words_so_far(decoder: Any) -> str:
+    """The decoder's hypothesis of the utterance so far ("" before it has one)."""
+    hyp = decoder.hyp()
+    return hyp.hypstr if hyp is not None else ""
+
+
+def final_words(decoder: Any) -> tuple[str, float | None]:
+    """The ended utterance's words and their confidence (0..1; None without words)."""
+    hyp = decoder.hyp()
+    text = hyp.hypstr if hyp is not None else ""
+    return text, min(max(float(hyp.prob), 0.0), 1.0) if hyp is not None and text else None

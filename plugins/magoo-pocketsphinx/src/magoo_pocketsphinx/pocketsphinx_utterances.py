@@ -10,7 +10,7 @@ from collections import deque
 from typing import Any
 
 from .dither import Dither
-from .events import Event
+from .events import Event, end_open_utterance, final_words, whole_frames, words_so_far
 
 SAMPLE_RATE = 16000
 FRAME_SECONDS = 0.03  # pocketsphinx's VAD classifies 30 ms frames
@@ -44,19 +44,13 @@ class PocketsphinxUtterances:
 
     def reset(self) -> None:
         """End an utterance a previous, abandoned stream left open."""
-        try:
-            self.decoder.end_utt()
-        except RuntimeError:
-            pass  # no utterance was open: the normal case
+        end_open_utterance(self.decoder)
 
     def feed(self, pcm: bytes) -> list[Event]:
         events: list[Event] = []
-        data = self._pending + pcm
-        whole = len(data) - len(data) % FRAME_BYTES
-        self._pending = data[whole:]
+        frames, self._pending = whole_frames(self._pending, pcm, FRAME_BYTES)
         decode = bytearray()
-        for offset in range(0, whole, FRAME_BYTES):
-            raw = data[offset : offset + FRAME_BYTES]
+        for raw in frames:
             speech = self.vad.is_speech(raw)  # on the audio as captured: the dither is for the decoder
             frame = self._dithered(raw)
             self.heard += FRAME_SECONDS
@@ -78,8 +72,7 @@ class PocketsphinxUtterances:
             elif self._length >= self._next_partial:
                 self._process(decode)
                 self._next_partial += self.config.partial_every
-                hyp = self.decoder.hyp()
-                text = hyp.hypstr if hyp is not None else ""
+                text = words_so_far(self.decoder)
                 if text and text != self._partial:
                     self._partial = text
                     events.append(Event("partial", self.heard, text))
@@ -115,9 +108,7 @@ class PocketsphinxUtterances:
     def _end(self, events: list[Event], decode: bytearray) -> None:
         self._process(decode)
         self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        text = hyp.hypstr if hyp is not None else ""
-        confidence = min(max(float(hyp.prob), 0.0), 1.0) if hyp is not None and text else None
+        text, confidence = final_words(self.decoder)
         events.append(Event("final", self.heard, text, confidence))
         self.finals += 1
         self._in_utterance = False

@@ -15,7 +15,7 @@ from typing import Any
 
 from magoo_core.end_of_speech import FRAME_BYTES, FRAME_SECONDS, EndOfSpeech, EndOfSpeechSettings
 
-from .events import Event
+from .events import Event, end_open_utterance, final_words, whole_frames, words_so_far
 
 SAMPLE_BYTES = 2
 RATE = 16000
@@ -73,18 +73,12 @@ class SileroUtterances:
 
     def reset(self) -> None:
         """End an utterance a previous, abandoned stream left open."""
-        try:
-            self.decoder.end_utt()
-        except RuntimeError:
-            pass  # no utterance was open: the normal case
+        end_open_utterance(self.decoder)
 
     def feed(self, pcm: bytes) -> list[Event]:
         events: list[Event] = []
-        data = self._pending + pcm
-        whole = len(data) - len(data) % FRAME_BYTES
-        self._pending = data[whole:]
-        for offset in range(0, whole, FRAME_BYTES):
-            raw = data[offset : offset + FRAME_BYTES]
+        frames, self._pending = whole_frames(self._pending, pcm, FRAME_BYTES)
+        for raw in frames:
             self.heard += FRAME_SECONDS
             if self._in_utterance:
                 self._decode += self._dither(raw)
@@ -123,8 +117,7 @@ class SileroUtterances:
 
     def _words(self) -> str:
         self._process()
-        hyp = self.decoder.hyp()
-        return hyp.hypstr if hyp is not None else ""
+        return words_so_far(self.decoder)
 
     def _words_unfinished(self) -> bool:
         unfinished = not self._pause_finished and self._test(self._words())
@@ -150,8 +143,7 @@ class SileroUtterances:
     def _partial_event(self, events: list[Event]) -> None:
         self._process()
         self._next_partial += self.config.partial_every
-        hyp = self.decoder.hyp()
-        text = hyp.hypstr if hyp is not None else ""
+        text = words_so_far(self.decoder)
         if text and text != self._partial:
             self._partial = text
             events.append(Event("partial", self.heard, text))
@@ -165,9 +157,7 @@ class SileroUtterances:
         self._decode += self._dither(bytes(_bytes(SETTLE)))
         self._process()
         self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        text = hyp.hypstr if hyp is not None else ""
-        confidence = min(max(float(hyp.prob), 0.0), 1.0) if hyp is not None and text else None
+        text, confidence = final_words(self.decoder)
         events.append(Event("final", self.heard, text, confidence))
         self.finals += 1
         self._in_utterance = False
