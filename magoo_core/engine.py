@@ -33,14 +33,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 from .audio import silence_like
 from .continuous import Conversation
+from .control import Control
 from .errors import BackendError
 from .follow_up import FollowUp
 from .lifecycle import HISTORY, Backends, BackendSlot
+from .live import LiveEvents
 from .monitor import Monitor
 from .plugins import Plugins
 from .profile import Profile
@@ -54,7 +55,6 @@ from .tools import Toolbox
 from .turn import Turns
 from .types import AudioChunk, BackendFailure, EngineStatus, State, TurnTimeline, WakeEvent
 from .wake_worker import WakeWorker
-from .wake_scores import WakeScoreboard
 
 __all__ = ["HISTORY", "Engine", "RunResult"]
 
@@ -75,8 +75,13 @@ class RunResult:
         return 0 if self.fatal is None else 1
 
 
+def _of(part: str, name: str, doc: str = "") -> property:
+    """A read-only view of one of a part's attributes (``Engine.wakes`` is ``engine.wake_worker.wakes``)."""
+    return property(lambda self: getattr(getattr(self, part), name), doc=doc or f"``{part}.{name}``.")
+
+
 def _of_backends(name: str) -> property:
-    return property(lambda self: getattr(self.backends, name), doc=f"``Backends.{name}``: a slot, or the record of failures.")
+    return _of("backends", name, f"``Backends.{name}``: a slot, or the record of failures.")
 
 
 class Engine:
@@ -129,6 +134,10 @@ class Engine:
             Conversation(self.backends, self.turns, self.settings, self._no_more_audio, self._fail_run)
             if self.continuous else None
         )
+        self.live = LiveEvents(plugins.events.listeners)
+        self.control = Control(  # the watchers' handle (``magoo_on_startup(control)``, ``magoo meter``)
+            profile.name, self.status, self.speech, self.input_level, self.wake_scores if self.wake else None, self.live,
+            listen=self._listen_now, player=lambda: self.player and self.player.instance, speaking=lambda: self.speaker.muted)
         notifier = notifier if notifier is not None else Notifier.from_environ()
         self.monitor = Monitor(profile, notifier, self.status, lambda: self.counters["frames"], plugins.emit)
         self._run = _Run()
@@ -147,40 +156,14 @@ class Engine:
         """True when there is no wake detector: audio streams to speech-to-text all the time."""
         return self.backends.wake is None
 
-    @property
-    def state(self) -> State:
-        return self.turns.state
-
-    @property
-    def muted(self) -> bool:
-        """The microphone is muted (the assistant speaks)."""
-        return self.speaker.muted
-
-    @property
-    def wake_scores(self) -> WakeScoreboard:
-        """How near each wake word came (fed on the wake worker)."""
-        return self.wake_worker.scores
-
-    @property
-    def last_wake(self) -> WakeEvent | None:
-        return self.wake_worker.last_wake
-
-    @property
-    def wakes(self) -> dict[str, int]:
-        """Wakes so far, per wake word."""
-        return self.wake_worker.wakes
-
-    @property
-    def timelines(self) -> deque[TurnTimeline]:
-        return self.turns.timelines
-
-    @property
-    def turns_done(self) -> int:
-        return self.turns.done
-
-    @property
-    def errors(self) -> int:
-        return self.backends.errors
+    state = _of("turns", "state", "The engine's :class:`~magoo_core.types.State` now.")
+    muted = _of("speaker", "muted", "The microphone is muted (the assistant speaks).")
+    wake_scores = _of("wake_worker", "scores", "How near each wake word came (a WakeScoreboard fed on the wake worker).")
+    last_wake = _of("wake_worker", "last_wake", "The last WakeEvent, or None.")
+    wakes = _of("wake_worker", "wakes", "Wakes so far, per wake word.")
+    timelines = _of("turns", "timelines", "The turns' TurnTimelines so far (a deque, the last HISTORY).")
+    turns_done = _of("turns", "done", "Turns done so far.")
+    errors = _of("backends", "errors", "Backend failures so far.")
 
     def slots(self) -> list[BackendSlot]:
         return self.backends.slots()
@@ -215,7 +198,7 @@ class Engine:
             if await self._start_backends():
                 await self.timers.open()  # and its tools' plugin is registered for the run
                 self.turns.answers.tools = Toolbox.from_hook(self.plugins.pm.hook.magoo_register_tools)
-                await self.plugins.emit("startup", profile=self.profile, speech=self.speech, timers=self.timers)
+                await self.plugins.emit("startup", profile=self.profile, speech=self.speech, timers=self.timers, control=self.control)
                 log.info("%s: listening%s", self.profile.name, "" if self.wake else " (continuous)")
                 tasks.append(asyncio.create_task(self._capture(), name="magoo-capture"))
                 tasks.extend(self.monitor.tasks())
@@ -283,6 +266,7 @@ class Engine:
         await self.wake_worker.close()  # before the detector is left
         await self.backends.stop(timeout)
         await self.plugins.drain(1.0)
+        self.live.close()
         self.monitor.close()
         log.info("stopped after %d turns", self.turns_done)
 
@@ -325,6 +309,9 @@ class Engine:
         self.counters["frames"] += 1
         self.counters["audio_seconds"] += chunk.duration
         self.input_level.add(chunk)
+        if self.control.muted:  # the user's privacy mute: nothing listens
+            self.counters["muted_frames"] += 1
+            return
         state, conversation = self.turns.state, self.conversation
         if self.speaker.muted:
             self.counters["muted_frames"] += 1
@@ -353,6 +340,13 @@ class Engine:
         self.follow_up.close()
         self.speaker.chime("wake")
         self.turns.wake_up(wake, self.wake_worker.woke(wake))
+
+    def _listen_now(self) -> bool:
+        """The control's listen command: a turn as if a wake word (labelled ``control``) was heard now."""
+        if self.continuous or self.turns.state is not State.LISTENING or self.turns.tasks:
+            return False
+        self._wake_up(WakeEvent("control", 1.0, 1.0, time.monotonic()))
+        return True
 
     def _unmuted(self) -> None:
         self.wake_worker.reset()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .control import Control
     from .profile_model import Profile
     from .speech import Speech
     from .timers import Timers
@@ -187,7 +188,7 @@ def magoo_register_tools(register: Callable[[Tool], None]) -> None:
 
 
 @hookspec
-def magoo_on_startup(profile: Profile, speech: Speech, timers: Timers) -> None:
+def magoo_on_startup(profile: Profile, speech: Speech, timers: Timers, control: Control) -> None:
     """The engine has entered every backend and is about to listen.
 
     Called once per run on the event-loop thread, before the first audio is processed.
@@ -200,6 +201,10 @@ def magoo_on_startup(profile: Profile, speech: Speech, timers: Timers) -> None:
     :param timers: the run's timers (:class:`magoo_core.timers.Timers`), on the loop: ``list()``,
         ``set(seconds, name)``, ``cancel(name)``, and ``remote.started/updated/cancelled/finished``
         for timers another system counts down (they are listed and ring like magoo's own).
+    :param control: what a watcher sees and may ask of the run (:class:`magoo_core.control.Control`),
+        on the loop: ``snapshot()``, ``levels()``, ``subscribe()`` (every event as JSON),
+        ``listen()``, ``stop()``, ``mute(bool)``, ``say(text)``, ``set_volume(percent)``. For a
+        control API, MQTT, LEDs that show the level.
 
     Return value: ignored. Raising is logged with the plugin's name; startup continues.
     """

@@ -43,6 +43,9 @@ class EventDispatcher:
         self.hook_timeout = 5.0
         self._slow: dict[str, deque[asyncio.Future]] = {}  # plugin -> its hook calls left running, oldest first
         self._reported: dict[tuple[str, str, str], float] = {}
+        #: called with ``(event, arguments)`` before the hooks, for every event (the live watchers);
+        #: a listener must be quick and must not raise
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
     async def emit(self, event: str, **kwargs: Any) -> None:
         """Call every ``magoo_on_<event>`` implementation, isolating each one.
@@ -56,6 +59,11 @@ class EventDispatcher:
         and reported through ``magoo_on_error`` (not for ``error`` itself); repeats of the same
         failure, and of the same slowness, are logged at most once a minute.
         """
+        for listener in self.listeners:
+            try:
+                listener(event, kwargs)
+            except Exception:  # a watcher's bug must not stop the event reaching the plugins
+                log.exception("a live-event listener failed on %s", event)
         hook = getattr(self.pm.hook, f"magoo_on_{event}")
         pending: dict[asyncio.Future, str] = {}
         failures: list[tuple[str, BaseException]] = []

@@ -15,7 +15,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from .audio import rms_level
+from .audio import peak_level, rms_level
 from .output_files import write_atomically
 from .types import AudioChunk, EngineStatus
 
@@ -38,6 +38,21 @@ class InputLevel:
         self._seconds += chunk.duration
         while self._seconds - self._chunks[0].duration >= LEVEL_WINDOW:
             self._seconds -= self._chunks.popleft().duration
+
+    def recent(self, seconds: float) -> tuple[float, float]:
+        """``(rms, peak)`` of about the last ``seconds`` of audio (whole chunks, at least the last
+        one), each 0..1 of full scale; ``(0.0, 0.0)`` before any audio. For a live meter."""
+        chunks: list[AudioChunk] = []
+        covered = 0.0
+        for chunk in reversed(self._chunks):
+            chunks.append(chunk)
+            covered += chunk.duration
+            if covered >= seconds:
+                break
+        if not chunks or covered <= 0:
+            return 0.0, 0.0
+        energy = sum(rms_level(chunk) ** 2 * chunk.duration for chunk in chunks)
+        return math.sqrt(energy / covered), max(peak_level(chunk) for chunk in chunks)
 
     @property
     def value(self) -> float:

@@ -80,6 +80,7 @@ class WakeScoreboard:
         self._best: dict[str, tuple[float, float]] = {}  # label -> (score, at), since the start
         self._window: dict[str, tuple[float, float]] = {}  # the same, since the window began
         self._window_start = 0.0
+        self._latest: dict[str, float] = {}  # label -> score of the last frame scored
         self._broken: Any = None  # the detector whose scores raised (said once; a restarted one is tried)
 
     # ---- the scoring thread -----------------------------------------------------------------------
@@ -91,6 +92,8 @@ class WakeScoreboard:
             self._heard += frame.duration
             self._frames += 1
             self._reports = scores is not None
+            if scores:
+                self._latest = scores
             for label, score in (scores or {}).items():
                 if score > self._best.get(label, (-1.0, 0.0))[0]:
                     self._best[label] = (score, self._heard)
@@ -132,6 +135,14 @@ class WakeScoreboard:
     def reports_scores(self) -> bool | None:
         """Whether the wake detector gives its scores; None before its first frame."""
         return self._reports
+
+    def latest(self) -> dict[str, tuple[float, float | None]]:
+        """Each model's score in the last frame scored and its threshold (None when the detector
+        does not say): ``{label: (score, threshold)}``; empty before the first frame or when the
+        detector gives no scores."""
+        with self._lock:
+            latest, thresholds = self._latest, self._thresholds
+        return {label: (score, thresholds.get(label)) for label, score in latest.items()}
 
     def peaks(self) -> list[Peak]:
         """Each model's highest score since the start, in the detector's order of models."""
