@@ -6,9 +6,9 @@
   const $ = (id) => document.getElementById(id);
   const FLOOR_DB = -60; // the input bar's left end, in dBFS
   const STEPS = [
-    ["started", "detected", "wake word"], ["detected", "speech_end", "speaking"],
-    ["speech_end", "transcript", "speech-to-text"], ["transcript", "reply", "reply"],
-    ["reply", "first_audio", "to first sound"], ["first_audio", "ended", "spoken"],
+    ["started", "detected", "detection"], ["detected", "speech_end", "command"],
+    ["speech_end", "transcript", "transcript"], ["transcript", "reply", "reply"],
+    ["reply", "first_audio", "first sound"], ["first_audio", "ended", "spoken"],
   ];
   const KEPT = 20;
   const turns = new Map();
