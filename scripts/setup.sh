@@ -32,6 +32,8 @@ MAGOO_APT_PACKAGES=(
     espeak-ng lame opus-tools
     # `magoo service` drives systemctl and journalctl; its tests check the unit with systemd-analyze
     systemd
+    # magoo-web's page is tested in headless Chromium, driven over the DevTools protocol
+    chromium
 )
 
 magoo_apt_install() {
