@@ -16,10 +16,10 @@ Runs in the engine's event loop; imports aiohttp (the actuator imports this modu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from importlib import resources
-from typing import Any
 
 from aiohttp import web
 
@@ -49,6 +49,8 @@ SECURITY_HEADERS = {
 MAX_MESSAGE = 64 * 1024
 #: seconds between WebSocket pings: a client gone without a word is noticed
 HEARTBEAT = 20.0
+#: seconds a client has to answer the server's close before the connection is dropped (shutdown waits this long at most)
+CLOSE_TIMEOUT = 2.0
 #: a refusal is logged once per client and reason in this many seconds
 LOG_EVERY = 60.0
 
@@ -96,9 +98,9 @@ class WebServer:
 
     async def stop(self) -> None:
         """Close every client (code 1001, "going away") and stop listening."""
-        for session in list(self._sessions):
+        for session in self._sessions:
             session.cancel_commands()
-            await session.ws.close(code=1001, message=b"magoo is stopping")
+        await asyncio.gather(*(session.ws.close(code=1001, message=b"magoo is stopping") for session in list(self._sessions)))
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -134,7 +136,7 @@ class WebServer:
             self._refused(request, "a page of another site (Origin) tried to open the WebSocket")
             raise web.HTTPForbidden()
         control = self._control()
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_MESSAGE)
+        ws = web.WebSocketResponse(timeout=CLOSE_TIMEOUT, heartbeat=HEARTBEAT, max_msg_size=MAX_MESSAGE)
         await ws.prepare(request)
         session = Session(ws, control, self.secrets, self.config.levels_per_second, self.counters)
         self._sessions.add(session)
@@ -164,10 +166,6 @@ class WebServer:
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    if response.headers.get("Upgrade", "").lower() == "websocket":
-        return
-    response.headers.update(_missing(response.headers))
-
-
-def _missing(headers: Any) -> dict[str, str]:
-    return {name: value for name, value in SECURITY_HEADERS.items() if name not in headers}
+    if response.headers.get("Upgrade", "").lower() != "websocket":
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
