@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import ClassVar
 
 import aiohttp
 import pytest
 
 from magoo_core import hookimpl
-from magoo_core.testing import MemoryPlayer
+from magoo_core.engine import Engine
+from magoo_core.testing import MemoryPlayer, build_plugins, make_profile
+import magoo_web
 
 from web_helpers import connected, running_engine
 
@@ -158,3 +161,27 @@ async def test_the_status_json_is_the_status_document_with_muted():
     assert status["backends"]["actuators:web"]["health"] == "ok"
     assert status["backends"]["actuators:web"]["stats"]["refused"] == 0
     assert {"state", "uptime", "turns", "errors", "counters", "input_level", "wakes"} <= set(status)
+
+
+async def test_when_magoo_stops_a_client_gets_the_shutdown_event_then_a_going_away_close():
+    async with running_engine() as run, connected(run.ws_url()) as client:
+        await client.wait_for(lambda: client.of("snapshot"))
+        result = await run.stop()
+        await client.wait_for(lambda: client._reader.done() or None)
+    assert result.fatal is None
+    assert client.events("shutdown") and client.ws.close_code == 1001
+
+
+async def test_a_port_in_use_is_reported_in_one_line_and_the_assistant_runs_on_without_the_page():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        manager = build_plugins(magoo_web)
+        profile = make_profile({"actuators": [{"backend": "web", "port": port}]}, manager)
+        result = await asyncio.wait_for(Engine(profile, manager, max_turns=1).run(), 60)
+    assert result.fatal is None and [t.outcome.value for t in result.timelines] == ["ok"]
+    (failure,) = result.failures
+    assert failure.role == "actuators" and "\n" not in failure.message
+    assert failure.message == (f"[[actuators]] #1 web: cannot listen on 127.0.0.1:{port} (Address already in use): "
+                               "give host one of this machine's addresses and a free port")

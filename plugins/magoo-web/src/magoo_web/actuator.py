@@ -9,6 +9,7 @@ actuator is left. See :mod:`.server` for the routes and :mod:`.guard` for who ma
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, ClassVar
 
 from magoo_core import Backend, BackendError, hookimpl, require
@@ -52,8 +53,10 @@ class WebActuator(Backend):
         try:
             await server.start()
         except OSError as exc:
+            # asyncio words a bind error long-windedly; a name that does not resolve has a negative errno
+            reason = os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0 else exc.strerror or str(exc)
             raise BackendError(
-                f"cannot listen on {self.config.host}:{self.config.port} ({exc.strerror or exc}): "
+                f"cannot listen on {self.config.host}:{self.config.port} ({reason}): "
                 "give host one of this machine's addresses and a free port"
             ) from None
         self.server = server
