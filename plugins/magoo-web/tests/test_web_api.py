@@ -86,6 +86,7 @@ async def test_each_command_works_and_answers_with_its_id():
     TurnablePlayer.volumes.clear()
     quiet_mic = {"backend": "scripted", "realtime": True, "loop": True, "segments": [{"seconds": 1.0}]}
     overrides = {
+        "engine": {"capture_timeout": 1.0},  # the quiet microphone's turn hears nothing: it ends sooner
         "audio_source": quiet_mic,
         "tts": {"backend": "tone", "seconds_per_char": 0.05, "max_seconds": 10.0},
         "player": {"backend": "knob"},
@@ -121,33 +122,35 @@ async def test_each_command_works_and_answers_with_its_id():
         assert [m["percent"] for m in client.events("volume")] == [35]
 
 
-@pytest.mark.parametrize(
-    ("message", "error"),
-    [
-        ("not json", 'not JSON: send one JSON object per message, like {"command": "stop"}'),
-        ("[1, 2]", 'not a JSON object: send one per message, like {"command": "stop"}'),
-        ('{"command": "dance", "id": 9}', "unknown command 'dance': send one of listen, stop, mute, unmute, say, volume"),
-        ('{"id": 9}', "unknown command missing or not text: send one of listen, stop, mute, unmute, say, volume"),
-        ('{"command": "say", "id": 9}', 'say needs "text": the words to say, as a string'),
-        ('{"command": "say", "text": "  ", "id": 9}', "nothing to say: the text is empty"),
-        ('{"command": "volume", "percent": "40", "id": 9}', 'volume needs "percent": a whole number from 0 to 100'),
-        ('{"command": "volume", "percent": 140, "id": 9}', "volume 140 is out of range: give 0 to 100 (%)"),
-        ('{"command": "volume", "percent": 40, "id": 9}', "the player 'memory' cannot set its volume"),
-    ],
-)
-async def test_a_bad_command_gets_a_one_line_error_and_the_connection_stays(message, error):
-    async with running_engine({"audio_source": {"backend": "scripted", "realtime": True, "loop": True,
-                                                "segments": [{"seconds": 1.0}]}}) as run, \
-            connected(run.ws_url()) as client:
+BAD_COMMANDS = [
+    ("not json", 'not JSON: send one JSON object per message, like {"command": "stop"}'),
+    ("[1, 2]", 'not a JSON object: send one per message, like {"command": "stop"}'),
+    ('{"command": "dance", "id": 9}', "unknown command 'dance': send one of listen, stop, mute, unmute, say, volume"),
+    ('{"id": 9}', "unknown command missing or not text: send one of listen, stop, mute, unmute, say, volume"),
+    ('{"command": "stop", "id": {"a": 1}}', "id must be a number or a string of at most 200 characters"),
+    ('{"command": "say", "id": 9}', 'say needs "text": the words to say, as a string'),
+    ('{"command": "say", "text": "  ", "id": 9}', "nothing to say: the text is empty"),
+    ('{"command": "say", "text": "%s", "id": 9}' % ("a" * 2001), "the text is 2001 characters long: say at most 2000 at once"),
+    ('{"command": "volume", "percent": "40", "id": 9}', 'volume needs "percent": a whole number from 0 to 100'),
+    ('{"command": "volume", "percent": true, "id": 9}', 'volume needs "percent": a whole number from 0 to 100'),
+    ('{"command": "volume", "percent": 140, "id": 9}', "volume 140 is out of range: give 0 to 100 (%)"),
+    ('{"command": "volume", "percent": 40, "id": 9}', "the player 'memory' cannot set its volume"),
+]
+
+
+async def test_a_bad_command_gets_a_one_line_error_and_the_connection_stays():
+    quiet = {"backend": "scripted", "realtime": True, "loop": True, "segments": [{"seconds": 1.0}]}
+    async with running_engine({"audio_source": quiet}) as run, connected(run.ws_url()) as client:
         await client.wait_for(lambda: client.of("snapshot"))
-        await client.ws.send_str(message)
-        (answer,) = await client.wait_for(lambda: client.of("result"))
-        expected_id = 9 if '"id": 9' in message else None
-        assert answer == {"type": "result", "id": expected_id, "ok": False, "error": error}
-        assert "\n" not in answer["error"]
+        for number, (message, error) in enumerate(BAD_COMMANDS, 1):
+            await client.ws.send_str(message)
+            answers = await client.wait_for(lambda: len(client.of("result")) == number and client.of("result"))
+            expected_id = 9 if '"id": 9' in message else None
+            assert answers[-1] == {"type": "result", "id": expected_id, "ok": False, "error": error}, message
         await client.ws.send_bytes(b"\x00\x01")
-        await client.wait_for(lambda: len(client.of("result")) == 2)
-        assert client.of("result")[1]["error"] == "binary message: send commands as JSON text"
+        await client.wait_for(lambda: len(client.of("result")) == len(BAD_COMMANDS) + 1)
+        assert client.of("result")[-1]["error"] == "binary message: send commands as JSON text"
+        assert all("\n" not in answer["error"] for answer in client.of("result"))
         assert (await client.command("after", command="unmute"))["ok"] is True  # still connected, still served
 
 

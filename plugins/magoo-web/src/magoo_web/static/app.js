@@ -106,6 +106,7 @@
     $("input-peak").style.left = `${percentOf(peak)}%`;
     $("input-bar").setAttribute("aria-valuenow", rms.toFixed(1));
     $("input-value").textContent = `${rms.toFixed(0)} dBFS (peak ${peak.toFixed(0)})`;
+    $("input-bar").setAttribute("aria-valuetext", $("input-value").textContent);
     $("input-value").dataset.rms = String(data.input);
     $("clipping").hidden = !data.clipping;
     for (const [label, wake] of Object.entries(data.wake || {})) wakeRow(label, wake);
@@ -140,6 +141,7 @@
     bar.setAttribute("aria-valuenow", String(wake.score));
     bar.classList.toggle("fired", wake.score >= wake.threshold);
     value.textContent = `${wake.score.toFixed(2)} / ${wake.threshold.toFixed(2)}`;
+    bar.setAttribute("aria-valuetext", `score ${wake.score.toFixed(2)}, threshold ${wake.threshold.toFixed(2)}`);
     value.dataset.score = String(wake.score);
   }
 
