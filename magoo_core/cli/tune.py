@@ -191,9 +191,11 @@ class _Tune:
                 f" {fewest.per_hour:.2f} at {fewest.threshold:.2f}); record more varied positives, or try another wake word"
             )
             return None
+        alike = [row.threshold for row in rows if row.hits == best.hits and row.per_hour <= self.target]
+        span = f"; {min(alike):.2f} to {max(alike):.2f} do as well" if len(alike) > 1 else "; no other threshold does as well"
         print(
             f"suggested: {label} threshold {best.threshold:.2f}: recall {best.recall:.0%} ({best.hits}/{best.positives}),"
-            f" {best.per_hour:.2f} false wakes per hour (target {self.target:g})"
+            f" {best.per_hour:.2f} false wakes per hour (target {self.target:g}){span}"
         )
         return best.threshold
 
