@@ -302,8 +302,9 @@ def owner(path: Path, root: Path, labels: Sequence[str]) -> str | None:
     if len(labels) == 1:
         return labels[0]
     try:
-        where = _plain(str(path.relative_to(root)))
+        relative = path.relative_to(root)
     except ValueError:
-        where = _plain(path.name)
+        relative = Path(path.name)
+    where = _plain(str(relative) if relative.parts else path.name)  # --positives may name the file itself
     found = [label for label in labels if _plain(label) in where]
     return max(found, key=len) if found else None

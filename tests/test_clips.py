@@ -102,6 +102,28 @@ def test_an_unwritable_folder_is_said_once_a_minute_at_most(tmp_path, caplog):
     assert len(lines) == 1 and "cannot write saved clips in" in lines[0] and "goes on" in lines[0], lines
 
 
+def test_a_full_disk_is_said_with_its_fix_then_reminded_once_a_minute(tmp_path, caplog, monkeypatch):
+    import errno
+
+    import magoo_core.clips as clips
+
+    def full(path, data, base=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(clips, "write_atomically", full)
+    writer = ClipWriter(tmp_path, max_bytes=10**9, max_files=10)
+    minutes = iter([0.0, 20.0, 40.0, 61.0, 70.0])  # when each write fails, on the writer's clock
+    writer._failures._clock = lambda: next(minutes)
+    with caplog.at_level(logging.WARNING, "magoo.clips"):
+        for _ in range(5):
+            writer.submit(clip(0.1, time.time()))
+        writer.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "magoo.clips"]
+    assert len(lines) == 2, lines
+    assert "No space left on device; the disk is full: free some space; magoo goes on and retries" in lines[0]
+    assert lines[1].startswith("still cannot write saved clips in") and "(4 failures since the first)" in lines[1]
+
+
 # ---- near misses ------------------------------------------------------------------------------
 
 

@@ -53,6 +53,7 @@ def test_a_positive_belongs_to_the_wake_word_its_folder_or_name_says():
     assert owner(root / "2026-12-07T08-01-02_Alexa_0.93.wav", root, labels) == "alexa"
     assert owner(root / "x.wav", root, labels) is None
     assert owner(root / "x.wav", root, ["only"]) == "only"
+    assert owner(root / "alexa_1.wav", root / "alexa_1.wav", labels) == "alexa", "--positives naming one file"
 
 
 def test_a_detector_without_scores_is_one_line(tmp_path):
@@ -116,6 +117,13 @@ def test_write_edits_tables_of_their_own_and_adds_what_is_missing():
     assert tomllib.loads(set_threshold(micro, 0, 0.9, TUNABLE["microwakeword"], []))["wake"]["models"] == [
         {"name": "okay_nabu", "probability_cutoff": 0.9}
     ]
+
+
+def test_a_key_after_a_line_that_ends_in_a_comment_has_its_line():
+    from magoo_core.toml_lines import TomlLines
+
+    lines = TomlLines('[wake]\nbackend = "openwakeword"   # offline\nmodels = ["alexa"]  # hers\nrefractory = 1.0\n')
+    assert [lines.at(("wake", key)) for key in ("backend", "models", "refractory")] == [2, 3, 4]
 
 
 def test_a_profile_it_cannot_edit_safely_is_left_alone():

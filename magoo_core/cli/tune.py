@@ -20,6 +20,8 @@ from .session import EXIT_PROFILE, Session, say
 DEFAULT_TARGET = 0.5
 #: less background than this (hours) gives a coarse rate: said once
 SHORT_BACKGROUND = 0.5
+#: a background file this long (seconds) gets a line of progress when it is scored
+LONG_FILE = 300.0
 
 
 def add_tune_command(app: typer.Typer, session: Session) -> None:
@@ -134,7 +136,13 @@ class _Tune:
             raise typer.Exit(1) from None
         try:
             scorer = Scorer(detector, self.name)
-            return [scorer.score(p, pad=pad) for p in positives], [scorer.score(p) for p in background]
+            scored_positives = [scorer.score(p, pad=pad) for p in positives]
+            scored_background = []
+            for number, path in enumerate(background, 1):
+                scored_background.append(scorer.score(path))
+                if scored_background[-1].seconds >= LONG_FILE:  # hours of audio: say how far it got
+                    say(f"  background {number}/{len(background)}: {path.name} ({scored_background[-1].seconds / 60:.1f} min)")
+            return scored_positives, scored_background
         except ValueError as exc:  # audio magoo cannot convert
             raise TuneError(str(exc)) from None
         finally:
