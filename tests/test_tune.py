@@ -229,7 +229,7 @@ def test_tune_suggests_a_threshold_the_real_detector_keeps_to_and_write_changes_
     result = invoke("-p", str(profile), "--positives", str(recordings / "positives"),
                     "--background", str(recordings / "background"), "--target-false-wakes-per-hour", "0")
     assert result.exit_code == 0, result.output
-    assert "hey_jarvis ([wake] openwakeword, trigger_level 1, refractory 2 s): 6 positives" in result.output
+    assert "hey_jarvis ([wake] openwakeword, trigger_level 1, refractory 2 s, threshold now 0.5): 6 positives" in result.output
     table = re.findall(r"^\s+(0\.\d\d)\s+(\d+)/6\s+\d+%\s+(\d+)\s+([\d.]+)(.*)$", result.output, re.M)
     assert len(table) >= 19, result.output
     now = [row for row in table if "now" in row[4]]

@@ -177,8 +177,9 @@ class _Tune:
         )
         best = suggest(rows, self.target)
         print()
+        shown_now = "the model's own" if now is None else f"{now:g}"
         print(
-            f"{label} ({self.name}, trigger_level {trigger}, refractory {refractory:g} s):"
+            f"{label} ({self.name}, trigger_level {trigger}, refractory {refractory:g} s, threshold now {shown_now}):"
             f" {len(positives)} positives, {hours:.2f} h of background"
         )
         print(f"  {'threshold':>9}  {'recall':<12}  {'false wakes':>11}  {'per hour':>8}")
