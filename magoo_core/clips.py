@@ -106,6 +106,7 @@ class ClipWriter:
         self._queue: queue.Queue[Clip | None] = queue.Queue(QUEUE)
         self._failures = WriteFailures("saved clips in", log, remind_every=SAY_EVERY)
         self._dropped_said = float("-inf")
+        self._dropping = threading.Lock()  # submit() is called from the loop and the wake thread
         self._thread = threading.Thread(target=self._run, name="magoo-clips", daemon=True)
         self._thread.start()
 
@@ -115,10 +116,13 @@ class ClipWriter:
             self._queue.put_nowait(clip)
             return True
         except queue.Full:
-            self.dropped += 1
-            now = time.monotonic()
-            if now - self._dropped_said >= SAY_EVERY:
-                self._dropped_said = now
+            with self._dropping:
+                self.dropped += 1
+                now = time.monotonic()
+                say = now - self._dropped_said >= SAY_EVERY
+                if say:
+                    self._dropped_said = now
+            if say:
                 log.warning("the clip writer is behind (a slow disk?): %d clips not saved so far", self.dropped)
             return False
 
@@ -256,8 +260,8 @@ class NearMisses:
         self._frames.append((self._heard, frame))
         while self._frames and self._frames[0][0] < self._heard - NEAR_BEFORE - NEAR_AFTER - 0.5:
             self._frames.popleft()
-        if fired:
-            self._spent.update(self._stretches)
+        if fired:  # a wake, not a miss: its models must fall below the near line before the next stretch
+            self._spent.update(self._stretches, scores or {})
             self._stretches.clear()
             return
         for label, score in (scores or {}).items():
@@ -277,6 +281,12 @@ class NearMisses:
                 del self._stretches[label]
                 self._spent.add(label)
                 self._save(label, stretch)
+
+    def reset(self) -> None:
+        """The microphone was muted: forget the audio and the stretches before it."""
+        self._frames.clear()
+        self._stretches.clear()
+        self._spent.clear()
 
     def _save(self, label: str, stretch: _Stretch) -> None:
         start, end = stretch.at - NEAR_BEFORE, stretch.at + NEAR_AFTER
@@ -324,6 +334,12 @@ class Clips:
         except Exception:
             near.broken = True
             log.warning("saving near misses failed; no more are saved this run", exc_info=True)
+
+    def reset(self) -> None:
+        """The wake detector was reset (the microphone unmuted): near misses start afresh. On the
+        scoring thread, like :meth:`scored`."""
+        if self.near is not None:
+            self.near.reset()
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (at most ``timeout`` seconds), then stop. Blocking: call it in a thread."""

@@ -156,6 +156,8 @@ class WakeWorker:
             return
 
         def reset() -> None:
+            if self.clips is not None:
+                self.clips.reset()
             try:
                 converter.reset()
                 detector.reset()

@@ -170,6 +170,17 @@ def test_a_stretch_that_ends_in_a_wake_is_no_near_miss_and_a_long_one_is_saved_o
     assert len(sink.clips) == 1
 
 
+def test_muting_drops_a_stretch_in_progress_and_the_audio_before_it():
+    sink = Sink()
+    near = NearMisses(sink)
+    for frame, score in frames([0.0] * 10 + [0.4] * 3):
+        near.frame(frame, score, {"jarvis": 0.5}, fired=False)
+    near.reset()  # the assistant spoke; unmuted now
+    for frame, score in frames([0.0] * 30):
+        near.frame(frame, score, {"jarvis": 0.5}, fired=False)
+    assert sink.clips == []
+
+
 # ---- in the engine ----------------------------------------------------------------------------
 
 
