@@ -290,3 +290,27 @@ async def test_real_openwakeword_keeps_the_wake_word_and_the_command_of_a_record
     start = recording.index(samples.tobytes()) / 32000
     assert start < 1.0 + 1.6, "it starts before the wake word ends"
     assert (start + len(samples) / rate) > 1.0 + 1.6 + 0.2 + 2.0, "and holds the command"
+
+
+async def test_a_live_source_scores_on_the_wake_thread_and_its_clips_are_saved_all_the_same(tmp_path):
+    # Waits ~5 s of real time: only a real-time source is live, and only a live source is scored
+    # on the magoo-wake thread, from where near misses are handed to the writer.
+    source = {
+        "backend": "scripted",
+        "realtime": True,
+        "segments": [
+            {"seconds": 0.3},
+            {"seconds": 0.4, "tone": 660.0, "amplitude": 0.2},  # a near miss
+            {"seconds": 1.2},
+            {"seconds": 0.4, "tone": 660.0, "amplitude": 0.5},  # the wake word
+            {"seconds": 0.3},
+            {"seconds": 1.0, "tone": 440.0, "amplitude": 0.3},
+            {"seconds": 1.2},
+        ],
+    }
+    overrides = {"engine": {"save_clips": "clips", "save_near_misses": True}, "audio_source": source}
+    manager = build_plugins()
+    engine, _, result = await run_engine_with(make_profile(overrides, manager, base_dir=tmp_path), manager)
+    assert [t.outcome.value for t in result.timelines] == ["ok"] and engine.wake_worker._live
+    names = [NAME.match(p.name) for p in clips_in(tmp_path / "clips")]
+    assert sorted((m.group("label"), bool(m.group("near"))) for m in names) == [("hey_magoo", False), ("hey_magoo", True)]
