@@ -125,7 +125,7 @@ class Engine:
         self.wake_worker = WakeWorker(self.backends.wake, self.backends, self.settings)
         # an open microphone forgets what it heard before: the reply's start must not wake it
         self.speaker = Speaker(self.backends, self.settings, plugins.emit, self._unmuted)
-        self.turns = Turns(self.backends, self.speaker, self.settings, plugins.emit, self.counters, self._turn_closed)
+        self.turns = Turns(self.backends, self.speaker, self.settings, plugins.emit, self.counters, self._turn_closed, self.wake_worker.clips)
         self.follow_up = FollowUp(self.turns, self.settings, on_open=lambda _turn: self.speaker.chime("listening"))
         #: the plugins' handle for speech outside a turn (``magoo_on_startup(speech)``)
         self.speech = Speech(self.speaker, self.speaker.sounds, self.turns.wait_no_turn)

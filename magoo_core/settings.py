@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from .fields import Count, Seconds, StrictBool, Template, describe_ranges
+from .fields import Count, Number, Seconds, StrictBool, Template, describe_ranges
 
 __all__ = ["EngineSettings", "MagooSettings", "SoundSettings", "TimerSettings"]
 
@@ -165,6 +165,18 @@ class EngineSettings(BaseModel):
         description="write the status as JSON to this file (atomically) while running; relative to the profile's folder",
     )
     status_interval: Seconds(0.01, 3600) = Field(5.0, description="seconds between two writes of status_file")
+    save_clips: Path | None = Field(
+        None,
+        description="keep the audio of every wake word (pre-roll and command) as WAV files in this folder, relative to"
+        " the profile's folder (docs/tuning.md); unset: none kept",
+    )
+    save_near_misses: StrictBool = Field(
+        False, description="with save_clips, also keep 3 s around every near miss (a score of half the threshold or more)"
+    )
+    clips_max_mb: Number(0.01, 1_000_000) = Field(
+        100.0, description="megabytes of saved clips kept at most; the oldest are deleted first"
+    )
+    clips_max_files: Count(1, 1_000_000) = Field(500, description="saved clips kept at most; the oldest are deleted first")
     hook_timeout: Seconds(0.01, 300) = Field(5.0, description="seconds the engine waits for one async event hook")
     shutdown_timeout: Seconds(0.1, 300) = Field(
         5.0, description="seconds the engine waits for backends to stop at shutdown"
@@ -195,6 +207,18 @@ class EngineSettings(BaseModel):
         description="[engine.timers]: how a finished timer rings (say, sound, ring_for, ring_every) and where timers"
         " are kept (store); unset: the defaults",
     )
+
+    @field_validator("save_clips", mode="after")
+    @classmethod
+    def _clips_folder(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("base_dir")
+        if value is None or base is None:  # a model built in code: relative to the working folder
+            return value
+        folder = (Path(base) / value).resolve()
+        if folder.exists() and not folder.is_dir():
+            message = f"{folder} is a file: give a folder for the clips (it is created when missing)"
+            raise PydanticCustomError("not_a_folder", "{message}", {"message": message})
+        return folder
 
 
 describe_ranges(MagooSettings)

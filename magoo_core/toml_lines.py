@@ -207,6 +207,8 @@ class TomlLines:
                 pos += 1
             elif char == "#":
                 pos = self._end_of_line(pos)
+                if depth == 0:  # a comment after the value ends its line, and the value
+                    return pos
             elif char == '"':
                 pos = self._multiline(pos + 3, '"') if text.startswith('"""', pos) else self._basic_string(pos + 1)
             elif char == "'":

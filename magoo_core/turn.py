@@ -20,6 +20,7 @@ from typing import Any
 
 from .answer import Answers
 from .audio import AudioConverter
+from .clips import Clips, WakeClip
 from .lifecycle import HISTORY, Backends, Emit, TurnDropped, unexpected
 from .settings import EngineSettings
 from .roles import AudioStream
@@ -73,8 +74,11 @@ class AudioFeed:
         converter: AudioConverter,
         preroll: Iterable[AudioChunk] = (),
         max_seconds: float | None = None,
+        clip: WakeClip | None = None,
     ) -> AsyncIterator[AudioChunk]:
         """Converted chunks: the pre-roll first, then live audio until closed or ``max_seconds``.
+
+        ``clip``: where each live chunk also goes, as captured (``[engine] save_clips``).
 
         ``max_seconds`` counts audio (deterministic for files) and wall time (for a live source
         that stops delivering), whichever runs out first.
@@ -95,6 +99,8 @@ class AudioFeed:
                 for frame in converter.flush():
                     yield frame
                 return
+            if clip is not None:
+                clip.add(chunk)
             for frame in converter.convert(chunk):
                 yield frame
             heard += chunk.duration
@@ -109,6 +115,7 @@ class Turns:
     :param counters: the engine's counters (a feed counts ``stt_overflows`` in it).
     :param on_closed: called on the loop after each turn closed and its ``turn_end`` was emitted
         (the engine stops after ``max_turns`` there, or starts the turn a barge-in asked for).
+    :param clips: where a wake word's turn keeps its audio (``[engine] save_clips``); None: nowhere.
     """
 
     def __init__(
@@ -119,6 +126,7 @@ class Turns:
         emit: Emit,
         counters: dict[str, float],
         on_closed: Callable[[], None],
+        clips: Clips | None = None,
     ) -> None:
         self.state = State.LISTENING  # changed only through set_state, wake_up and close
         self.timelines: deque[TurnTimeline] = deque(maxlen=HISTORY)
@@ -131,6 +139,7 @@ class Turns:
         self._emit = emit
         self._counters = counters
         self._on_closed = on_closed
+        self._clips = clips
         self.answers = Answers(backends, speaker, settings, emit, self.set_state)
         self._count = 0
         self._live = True
@@ -248,9 +257,12 @@ class Turns:
         """Switch to awake *now*, so the very next chunk already goes to this turn's feed."""
         self.state = State.AWAKE
         self.feed = self.new_feed()
-        self.spawn(self._wake_turn(wake, self.feed, preroll, detected=time.monotonic()))
+        clip = self._clips.wake(wake, preroll) if self._clips is not None else None
+        self.spawn(self._wake_turn(wake, self.feed, preroll, detected=time.monotonic(), clip=clip))
 
-    async def _wake_turn(self, wake: WakeEvent, feed: AudioFeed, preroll: list[AudioChunk], detected: float) -> None:
+    async def _wake_turn(
+        self, wake: WakeEvent, feed: AudioFeed, preroll: list[AudioChunk], detected: float, clip: WakeClip | None
+    ) -> None:
         turn = self.new(wake=wake.timestamp)
         turn.detected = detected
         log.info(
@@ -261,20 +273,26 @@ class Turns:
             try:
                 await self._emit("wake", wake=wake, turn=turn.turn)
                 await self.set_state(State.AWAKE, turn, old=State.LISTENING)
-                final, reply = await self._listen(turn, feed, preroll)
+                final, reply = await self._listen(turn, feed, preroll, clip=clip)
+                if clip is not None:
+                    clip.close()  # the command has ended: saved while the reply is made
                 await self.answer(turn, final, reply, wake=wake)
             finally:
                 feed.close()
+                if clip is not None:
+                    clip.close()
                 if self.feed is feed:
                     self.feed = None
 
     async def _listen(
-        self, turn: TurnTimeline, feed: AudioFeed, preroll: list[AudioChunk], window: float = 0.0
+        self, turn: TurnTimeline, feed: AudioFeed, preroll: list[AudioChunk], window: float = 0.0,
+        clip: WakeClip | None = None,
     ) -> tuple[Transcript | None, Reply | None]:
         """Stream the utterance to STT until its final transcript (and its reply, if it replies).
 
         :param window: a follow-up window: the audio ends after ``window`` s unless speech started
             by then (it is ``awake`` from then on); the command may take ``capture_timeout`` s more.
+        :param clip: the wake clip that keeps the command's audio too (closed by the caller).
         """
         slot = self._backends.stt
         final: Transcript | None = None
@@ -283,7 +301,7 @@ class Turns:
         quiet = asyncio.get_running_loop().call_later(window, feed.close) if window else None
         async with self._backends.attempt(slot, turn, capture + self._settings.reply_timeout, "final transcript or reply"):
             stt = await self._backends.ready(slot)
-            audio = AudioStream(feed.chunks(AudioConverter(stt.input_format), preroll, capture), continuous=False)
+            audio = AudioStream(feed.chunks(AudioConverter(stt.input_format), preroll, capture, clip), continuous=False)
             async with contextlib.aclosing(stt.transcribe(audio)) as results:
                 async for item in results:
                     if quiet is not None and _is_speech(item):  # the window becomes a turn that listens

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .audio import AudioConverter, RingBuffer
+from .clips import Clips
 from .lifecycle import Backends, BackendSlot
 from .settings import EngineSettings
 from .types import AudioChunk, WakeEvent
@@ -45,6 +46,7 @@ class WakeWorker:
         self.scores = WakeScoreboard()  # how near each wake word came
         self.last_wake: WakeEvent | None = None
         self.wakes: dict[str, int] = {}  # wakes per word (label)
+        self.clips = Clips.of(settings)  # [engine] save_clips; None: no clips kept
         self._backends = backends
         self._timeout = settings.shutdown_timeout
         self._preroll_seconds = settings.preroll
@@ -136,6 +138,8 @@ class WakeWorker:
         for frame in self._converter.convert(chunk):
             event = detector.process(frame)
             self.scores.update(detector, frame)
+            if self.clips is not None:
+                self.clips.scored(detector, frame, event is not None)
             if event is not None:
                 self._converter.reset()
                 detector.reset()
@@ -152,6 +156,8 @@ class WakeWorker:
             return
 
         def reset() -> None:
+            if self.clips is not None:
+                self.clips.reset()
             try:
                 converter.reset()
                 detector.reset()
@@ -200,3 +206,5 @@ class WakeWorker:
             await asyncio.wait_for(worker_exit, self._timeout)
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); leaving its thread behind")
+        if self.clips is not None:  # after the scoring thread: its last near miss is queued too
+            await asyncio.to_thread(self.clips.close, self._timeout)

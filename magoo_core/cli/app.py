@@ -17,6 +17,7 @@ from .group import MagooGroup
 from .inventory import add_inventory_commands
 from .profile_commands import add_profile_commands
 from .session import Session
+from .tune import add_tune_command
 
 HELP = "Voice assistants that live on a Raspberry Pi: microphone → wake word → speech-to-text → reply → speech."
 EPILOG = "Plugins may add commands of their own: `magoo plugins` lists every plugin."
@@ -48,6 +49,7 @@ def build_app(session: Session | None = None) -> typer.Typer:
     add_profile_commands(app, session)
     add_inventory_commands(app, session)
     add_devices_command(app, session)
+    add_tune_command(app, session)
 
     from ..service import service_app
 
