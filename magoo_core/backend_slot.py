@@ -175,6 +175,44 @@ class BackendSlot:
         elif restart and self.failures >= self.max_failures:
             self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
 
+    def swap(self, spec: BackendSpec) -> asyncio.Task[str | None]:
+        """Run ``spec`` (the section's new settings, from a reload) from now on, in a task: the
+        running instance is left and one of ``spec`` created and entered, as a restart does, so
+        :meth:`ready` waits for it. A restart in progress is cancelled first.
+
+        :returns: the task; its result is None once ``spec`` runs (or its backup), else why it
+            could not start, and then the settings it ran with are started again.
+        """
+        if self.restarting:
+            self._restart.cancel()
+        task = self._restart = asyncio.get_running_loop().create_task(self._swap(self.configured, spec))
+        return task
+
+    def reconfigured(self, spec: BackendSpec) -> None:
+        """The running instance took ``spec``'s config in place (its ``reconfigure()`` said so)."""
+        self.spec = self.configured = spec
+
+    async def _swap(self, old: BackendSpec, spec: BackendSpec) -> str | None:
+        await self.stop(self.stop_timeout)
+        self.spec = self.configured = spec
+        self.replaced = None
+        try:
+            await self.start()
+        except Exception as exc:
+            why = describe_failure(spec, exc).message
+            log.error("%s could not start with its new settings: %s; starting it again with the old ones", spec.section, why,
+                      exc_info=not isinstance(exc, BackendError))
+            self.spec = self.configured = old
+            try:
+                await self.start()
+            except Exception as again:
+                log.error("restart failed: %s", describe_failure(old, again).message, exc_info=not isinstance(again, BackendError))
+                self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
+            return why
+        self.failures = self.unrecovered = 0
+        self.backoff.reset()
+        return None
+
     async def _hand_over(self, reason: str) -> None:
         """The configured backend failed for good: its backup takes over for the rest of the run."""
         await self.stop(self.stop_timeout)

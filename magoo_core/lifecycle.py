@@ -113,6 +113,11 @@ class Backends:
         found = self._by_wake[role].get(label) if label is not None else None
         return found if found is not None else self.slot(role)
 
+    def running(self, section: str) -> BackendSlot | ServiceRole | None:
+        """The slot of ``section`` (``"[tts]"``, ``"[responder.by_wake.alexa]"``, ``"[[actuators]] #2"``),
+        or None (an actuator left out at start)."""
+        return next((slot for slot in self.slots() if slot.configured.section == section), None)
+
     @property
     def source(self) -> BackendSlot:
         slot = self.slot(Role.AUDIO_SOURCE)

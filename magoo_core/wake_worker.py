@@ -164,6 +164,22 @@ class WakeWorker:
         with contextlib.suppress(RuntimeError):  # executor already shut down
             self._executor.submit(reset)
 
+    async def reconfigure(self, config: Any) -> bool:
+        """Hand the running detector its new ``config`` (a reload) through its optional
+        ``reconfigure(config) -> bool``, on the thread that scores (never during a ``process()``).
+
+        :returns: True when it took the config in place; False when it has no such method, said
+            no, or is not running (then the reload restarts it).
+        :raises: what its ``reconfigure`` raises.
+        """
+        detector = None if self.slot is None or self.slot.restarting else self.slot.instance
+        method = getattr(detector, "reconfigure", None)
+        if method is None:
+            return False
+        if not self._live or self._executor is None:
+            return bool(method(config))
+        return bool(await asyncio.get_running_loop().run_in_executor(self._executor, method, config))
+
     async def idle(self) -> None:
         """Wait (bounded) until the wake worker has done what is queued, so that a detector being
         restarted is never left while its process() or reset() runs."""
