@@ -233,25 +233,36 @@ class Reloader:
         return steps
 
     async def _apply(self, steps: Plan) -> None:
-        """Apply ``steps`` once no turn is in progress (a turn ends with the settings it began with)."""
+        """Apply ``steps`` between turns: once no turn is in progress and nothing is being said (a
+        turn ends with the settings it began with), in one step on the loop, so no turn starts
+        half-way; only the wake detector's ``reconfigure`` is awaited, last (no turn needs it)."""
         engine = self.engine
-        await engine.turns.wait_no_turn()
+        await self._between_turns()
         engine.settings.use(steps.engine)
         engine.plugins.hook_timeout = steps.engine.hook_timeout
         if "sounds" in steps.settings:
             engine.speaker.sounds.use(steps.engine.sounds)
-        if "watch_profile" in steps.settings:
-            self.watch.start() if steps.engine.watch_profile else await self.watch.stop()
         swaps: dict[str, asyncio.Task] = {}
-        running = steps.running
+        wake: tuple[BackendSlot, BackendSpec] | None = None
         for section, spec in steps.slots.items():
             slot = engine.backends.running(section)
             if slot is None:
                 continue
-            if await self._reconfigure(slot, spec):
+            if slot is engine.backends.wake:
+                wake = (slot, spec)
+            elif self._in_place(slot, spec):
                 log.info("reload: %s took its new settings in place", section)
-                continue
-            swaps[section] = slot.swap(spec)
+            else:
+                swaps[section] = slot.swap(spec)
+        if wake is not None:
+            slot, spec = wake
+            if await self._wake_in_place(slot, spec):
+                log.info("reload: %s took its new settings in place", spec.section)
+            else:
+                swaps[spec.section] = slot.swap(spec)
+        if "watch_profile" in steps.settings:
+            self.watch.start() if steps.engine.watch_profile else await self.watch.stop()
+        running = steps.running
         for section, task in swaps.items():
             try:
                 failed = await task
@@ -263,23 +274,47 @@ class Reloader:
                 running = _revert(running, self.profile, section)
         self.profile = running
 
-    async def _reconfigure(self, slot: BackendSlot, spec: BackendSpec) -> bool:
-        """Offer ``spec``'s config to the running instance; True when it took it in place."""
-        old = slot.configured
-        if slot.spec is not old or slot.restarting or old.backend != spec.backend or old.info.cls is not spec.info.cls:
-            return False  # its backup runs, it restarts, or another backend: only a restart will do
+    async def _between_turns(self) -> None:
+        """Until no turn is in progress and nothing is being said (an announcement, a timer ringing)."""
+        while True:
+            await self.engine.turns.wait_no_turn()
+            if not self.engine.speaker.muted:
+                return
+            await asyncio.sleep(0.05)  # speech outside a turn: it ends within mute_post of its sound
+
+    def _in_place(self, slot: BackendSlot, spec: BackendSpec) -> bool:
+        """Offer ``spec``'s config to the running instance of a slot (not the wake detector's) through
+        its optional ``reconfigure``, on the loop; True when it took it in place."""
+        method = getattr(slot.instance, "reconfigure", None)
+        if not _same_backend(slot, spec) or not callable(method):
+            return False
         try:
-            if old.role is Role.WAKE and slot is self.engine.backends.wake:
-                took = await self.engine.wake_worker.reconfigure(spec.config)
-            else:
-                method = getattr(slot.instance, "reconfigure", None)
-                took = bool(method(spec.config)) if method is not None and slot.instance is not None else False
+            took = bool(method(spec.config))
         except Exception:
-            log.warning("%s %s: reconfigure() raised; restarting it instead", old.section, old.backend, exc_info=True)
+            log.warning("%s %s: reconfigure() raised; restarting it instead", spec.section, spec.backend, exc_info=True)
             return False
         if took:
             slot.reconfigured(spec)
         return took
+
+    async def _wake_in_place(self, slot: BackendSlot, spec: BackendSpec) -> bool:
+        """:meth:`_in_place` for the wake detector: its ``reconfigure`` runs on the wake worker."""
+        if not _same_backend(slot, spec):
+            return False
+        try:
+            took = await self.engine.wake_worker.reconfigure(spec.config)
+        except Exception:
+            log.warning("%s %s: reconfigure() raised; restarting it instead", spec.section, spec.backend, exc_info=True)
+            return False
+        if took:
+            slot.reconfigured(spec)
+        return took
+
+
+def _same_backend(slot: BackendSlot, spec: BackendSpec) -> bool:
+    """The slot runs its section's own backend (not its backup, not restarting), the one ``spec`` names."""
+    old = slot.configured
+    return slot.spec is old and not slot.restarting and slot.instance is not None and old.info.cls is spec.info.cls
 
 
 def _revert(running: Profile, old: Profile, section: str) -> Profile:

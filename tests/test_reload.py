@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from pydantic import Field
 
-from magoo_core import hookimpl
+from magoo_core import BackendError, hookimpl
+from magoo_core.default_plugins.fakes import ToneSpeech
 from magoo_core.default_plugins.sources import ScriptedSource
 from magoo_core.engine import Engine
 from magoo_core.event_recorder import EventRecorder
@@ -40,16 +42,36 @@ class CountingSource(ScriptedSource):
         return super().stream()
 
 
+class FragileSpeech(ToneSpeech):
+    """The tone voice, which cannot start with ``broken`` (a voice file that is not there)."""
+
+    name: ClassVar[str] = "fragile"
+
+    class Config(ToneSpeech.Config):
+        broken: bool = Field(False, description="cannot start")
+
+    async def __aenter__(self):
+        if self.config.broken:
+            raise BackendError("no voice file at /nowhere/voice.onnx")
+        return self
+
+
 class _Sources:
     @staticmethod
     @hookimpl
     def magoo_register_audio_sources(register):
         register(CountingSource)
 
+    @staticmethod
+    @hookimpl
+    def magoo_register_tts(register):
+        register(FragileSpeech)
+
 
 def profile_text(*, threshold: float = 0.5, frequency: float = 220.0, reply_timeout: float = 30.0,
                  source_extra: str = "", watch: bool = False, tts_extra: str = "",
-                 source: str = "counting", player: str = 'backend = "memory"') -> str:
+                 source: str = "counting", player: str = 'backend = "memory"', tts: str = "tone",
+                 actuators: str = "") -> str:
     segments = ", ".join(
         "{ seconds = %s%s }" % (part["seconds"], f", tone = {part['tone']}, amplitude = {part['amplitude']}" if "tone" in part else "")
         for part in wake_turns(2, gap=1.5, tail=30)["segments"]
@@ -79,13 +101,14 @@ backend = "scripted"
 backend = "echo"
 
 [tts]
-backend = "tone"
+backend = "{tts}"
 frequency = {frequency}
 realtime = true
 {tts_extra}
 
 [player]
 {player}
+{actuators}
 """
 
 
@@ -107,10 +130,10 @@ class Turns(EventRecorder):
                 call()
 
 
-def start(path: Path, *, turns: int | None = 2, at_first_sound=None) -> tuple[Engine, Reloader, Turns]:
+def start(path: Path, *, turns: int | None = 2, at_first_sound=None, environ=None) -> tuple[Engine, Reloader, Turns]:
     plugins = build_plugins(_Sources)
-    engine = Engine(load_profile(path, plugins), plugins, max_turns=turns)
-    reloader = Reloader(engine, path)
+    engine = Engine(load_profile(path, plugins, environ=environ), plugins, max_turns=turns)
+    reloader = Reloader(engine, path, environ=environ)
     plugins.pm.register(reloader, name="magoo:reload")
     recorder = Turns(engine, at_first_sound)
     plugins.pm.register(recorder, name="turns")
@@ -202,6 +225,74 @@ async def test_what_needs_a_restart_is_said_and_left_and_the_microphone_is_not_r
     assert reloader.profile.engine.preroll == 0.5 and reloader.profile.engine.reply_timeout == 12.0
     again = await reloader.reload()
     assert again is not None and again.restart == ["[engine] preroll", "[audio_source]"]
+    engine.request_stop()
+    await asyncio.wait_for(task, 60)
+
+
+async def running(engine: Engine) -> asyncio.Task:
+    """The engine's run, once every backend has started."""
+    task = asyncio.create_task(engine.run())
+    while engine.backends.player is None or engine.backends.player.instance is None or not CountingSource.streams:
+        await asyncio.sleep(0.01)
+    return task
+
+
+async def test_new_settings_that_cannot_start_give_way_to_the_old_ones(tmp_path, caplog):
+    path = tmp_path / "kitchen.toml"
+    path.write_text(profile_text(tts="fragile"))
+    engine, reloader, _ = start(path, turns=None)
+    caplog.set_level(logging.INFO, logger="magoo")
+    task = await running(engine)
+    path.write_text(profile_text(tts="fragile", frequency=330.0, tts_extra="broken = true"))
+    await reloader.reload()
+
+    voice = engine.backends.tts.instance
+    assert voice is not None and voice.config.frequency == 220.0 and not voice.config.broken
+    lines = [r.getMessage() for r in caplog.records if r.name == "magoo.engine"]
+    assert any("[tts] could not start with its new settings: [tts] fragile: no voice file at /nowhere/voice.onnx;"
+               " starting it again with the old ones" in line for line in lines), lines
+    assert reloader.profile.tts.config.frequency == 220.0, "what runs: the next reload offers the change again"
+    path.write_text(profile_text(tts="fragile", frequency=330.0))
+    await reloader.reload()
+    assert engine.backends.tts.instance.config.frequency == 330.0
+    engine.request_stop()
+    await asyncio.wait_for(task, 60)
+    assert CountingSource.streams == 1
+
+
+async def test_an_actuator_restarts_alone_and_the_others_keep_their_instances(tmp_path):
+    path = tmp_path / "kitchen.toml"
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    actuator = '[[actuators]]\nbackend = "log"\npath = "{}"\n'
+    path.write_text(profile_text(actuators=actuator.format(first)))
+    engine, reloader, _ = start(path, turns=None)
+    task = await running(engine)
+    before = {slot.configured.section: slot.instance for slot in engine.backends.slots()}
+    path.write_text(profile_text(actuators=actuator.format(second)))
+    steps = await reloader.reload()
+
+    assert steps is not None and list(steps.slots) == ["[[actuators]] #1"]
+    after = {slot.configured.section: slot.instance for slot in engine.backends.slots()}
+    assert [section for section in before if after[section] is not before[section]] == ["[[actuators]] #1"]
+    engine.request_stop()
+    await asyncio.wait_for(task, 60)
+    assert "shutdown" in second.read_text() and "shutdown" not in first.read_text()
+
+
+async def test_a_new_secret_value_is_refused_until_a_restart(tmp_path, caplog):
+    path = tmp_path / "kitchen.toml"
+    path.write_text(profile_text().replace('backend = "echo"', 'backend = "echo"\ntemplate = { env = "REPLY" }'))
+    environ = {"REPLY": "the first secret reply {text}"}
+    engine, reloader, _ = start(path, turns=None, environ=environ)
+    caplog.set_level(logging.INFO, logger="magoo")
+    task = await running(engine)
+    responder = engine.backends.responder.instance
+    environ["REPLY"] = "another secret reply {text}"
+    assert await reloader.reload() is None
+
+    assert engine.backends.responder.instance is responder
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "restart magoo to use it; still running the profile as it was" in text and "secret reply" not in text
     engine.request_stop()
     await asyncio.wait_for(task, 60)
 
