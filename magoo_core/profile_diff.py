@@ -82,10 +82,10 @@ def diff_profiles(old: Profile, new: Profile) -> list[SectionChange]:
     return changes
 
 
-def changed_keys(old: Any, new: Any) -> list[str]:
-    """The dotted keys whose values differ between two settings models (``sounds.wake``); a key
-    that is a table on one side only is named whole (``sounds``)."""
-    return [change.key for change in _keys(plain(old), plain(new), "", frozenset())]
+def changed_keys(old: BaseModel, new: BaseModel) -> list[str]:
+    """The fields whose values differ between two settings models of one class, in field order
+    (a table such as ``sounds`` is one field, whichever of its keys changed)."""
+    return [name for name in type(old).model_fields if plain(getattr(old, name)) != plain(getattr(new, name))]
 
 
 def spec_values(spec: BackendSpec | None) -> dict[str, Any]:

@@ -209,7 +209,8 @@ class Reloader:
         """Load, check and apply the profile once; the plan applied, or None (problems, no change)."""
         self.reloads += 1
         try:
-            new = load_profile(self.path, self.engine.plugins, environ=self.environ)
+            # a thread: reading and checking the file (its InputFile paths too) must not hold up the loop
+            new = await asyncio.to_thread(load_profile, self.path, self.engine.plugins, environ=self.environ)
         except ProfileError as exc:
             count = len(exc.issues)
             log.error("reload: %s: %d problem%s; still running the profile as it was", self.path, count, "" if count == 1 else "s")

@@ -213,11 +213,14 @@ async def test_what_needs_a_restart_is_said_and_left_and_the_microphone_is_not_r
     while engine.backends.tts is None or engine.backends.tts.instance is None or not CountingSource.streams:
         await asyncio.sleep(0.01)
     source = engine.backends.source.instance
-    path.write_text(profile_text(reply_timeout=12.0, source_extra="chunk_ms = 40").replace("mute_pre = 0.0", "mute_pre = 0.0\npreroll = 1.0"))
+    assert engine.speaker.sounds.path("wake") is None
+    changed = profile_text(reply_timeout=12.0, source_extra="chunk_ms = 40").replace("mute_pre = 0.0", "mute_pre = 0.0\npreroll = 1.0")
+    path.write_text(changed.replace("watch_profile = false\n", "watch_profile = false\n\n[engine.sounds]\nwake = true\n"))
     steps = await reloader.reload()
 
     assert steps is not None and steps.restart == ["[engine] preroll", "[audio_source]"]
     assert engine.settings.reply_timeout == 12.0 and engine.settings.preroll == 0.5
+    assert engine.speaker.sounds.path("wake") is not None, "the sounds are live"
     assert engine.backends.source.instance is source and CountingSource.streams == 1
     lines = [r.getMessage() for r in caplog.records if r.name == "magoo.reload"]
     assert "reload: restart magoo to apply: [engine] preroll, [audio_source] (the rest is applied)" in lines
@@ -324,20 +327,21 @@ async def test_a_changed_file_is_picked_up_by_the_watch(tmp_path, caplog):
 
 def test_the_plan_names_secrets_without_their_values_and_treats_unknown_settings_as_needing_a_restart():
     plugins = build_plugins()
-    old = make_profile({"responder": {"backend": "echo", "template": {"env": "TEMPLATE"}}}, plugins,
-                       environ={"TEMPLATE": "the secret template {text}"})
+    old = make_profile({"engine": {"sounds": {"done": True}}, "responder": {"backend": "echo", "template": {"env": "TEMPLATE"}}},
+                       plugins, environ={"TEMPLATE": "the secret template {text}"})
     new = make_profile({"engine": {"restart_backoff": 2.0, "sounds": {"wake": True}},
                         "responder": {"backend": "echo", "template": {"env": "TEMPLATE"}, "stream": True}}, plugins,
                        environ={"TEMPLATE": "the secret template {text}"})
     shown = [str(change) for change in diff_profiles(old, new)]
     assert "[responder] stream: False → True" in shown
+    assert "[engine] restart_backoff: 1.0 → 2.0, sounds.wake: None → True, sounds.done: True → None" in shown
     assert all("secret template" not in line for line in shown)
     steps = plan(old, new, continuous=False, runs={spec.section for spec in old.specs()})
     assert steps.settings == ["sounds"] and steps.restart == ["[engine] restart_backoff"]
     assert list(steps.slots) == ["[responder]"]
     assert live_setting("reply_timeout") and not live_setting("restart_backoff") and not live_setting("no_such_setting")
 
-    changed_secret = make_profile({"responder": {"backend": "echo", "template": {"env": "TEMPLATE"}}}, plugins,
+    changed_secret = make_profile({"engine": {"sounds": {"done": True}}, "responder": {"backend": "echo", "template": {"env": "TEMPLATE"}}}, plugins,
                                   environ={"TEMPLATE": "another secret {text}"})
     assert [str(change) for change in diff_profiles(old, changed_secret)] == ["[responder] template: (secret) → (secret)"]
 
