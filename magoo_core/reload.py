@@ -162,21 +162,23 @@ class Reloader:
         self.watch = ProfileWatch(path, self.request)
         self.reloads = 0  # reloads done (applied or refused), for tests and the log
         self._task: asyncio.Task | None = None
-        self._again = False
-        self._open = False
+        self._again = False  # asked for again while a reload runs, or before the backends started
+        self._phase = "starting"  # then "running" (reloads are applied), then "stopping"
         engine.stopping.on_reload = self.request
 
     # ---- the run's events -----------------------------------------------------------------------
 
     @hookimpl
     def magoo_on_startup(self) -> None:
-        self._open = True
+        self._phase = "running"
         if self.profile.engine.watch_profile:
             self.watch.start()
+        if self._again:  # SIGHUP while the backends started: the file may have changed meanwhile
+            self.request()
 
     @hookimpl
     async def magoo_on_shutdown(self) -> None:
-        self._open = False
+        self._phase = "stopping"
         await self.watch.stop()
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -184,11 +186,12 @@ class Reloader:
     # ---- reloading --------------------------------------------------------------------------------
 
     def request(self) -> None:
-        """Reload soon (from a signal handler or the watch, on the loop); never waits."""
-        if not self._open:
-            log.info("reload: not running yet (or stopping); ignored")
+        """Reload soon (from a signal handler or the watch, on the loop); never waits. Asked for
+        while the backends start, it is done once they run; while magoo stops, never."""
+        if self._phase == "stopping":
+            log.info("reload: magoo is stopping; not reloading")
             return
-        if self._task is not None and not self._task.done():
+        if self._phase == "starting" or (self._task is not None and not self._task.done()):
             self._again = True
             return
         self._task = asyncio.get_running_loop().create_task(self._reload_until_done(), name="magoo-reload")
@@ -202,7 +205,7 @@ class Reloader:
                 raise
             except Exception:
                 log.exception("reload failed; still running the profile as it was")
-            if not self._again or not self._open:
+            if not self._again or self._phase != "running":
                 return
 
     async def reload(self) -> Plan | None:

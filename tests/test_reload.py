@@ -300,6 +300,24 @@ async def test_a_new_secret_value_is_refused_until_a_restart(tmp_path, caplog):
     await asyncio.wait_for(task, 60)
 
 
+async def test_a_reload_asked_for_while_the_backends_start_is_done_once_they_run(tmp_path):
+    path = tmp_path / "kitchen.toml"
+    path.write_text(profile_text())
+    engine, reloader, _ = start(path, turns=None)
+    path.write_text(profile_text(reply_timeout=9.0))
+    engine.stopping.on_reload()  # what SIGHUP calls, here before the engine runs
+    task = await running(engine)
+    for _ in range(1000):
+        if engine.settings.reply_timeout == 9.0:
+            break
+        await asyncio.sleep(0.01)
+    assert engine.settings.reply_timeout == 9.0 and reloader.reloads == 1
+    engine.request_stop()
+    await asyncio.wait_for(task, 60)
+    reloader.request()  # stopped: nothing happens
+    assert reloader.reloads == 1
+
+
 async def test_a_changed_file_is_picked_up_by_the_watch(tmp_path, caplog):
     path = tmp_path / "kitchen.toml"
     path.write_text(profile_text(watch=True))
