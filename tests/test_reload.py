@@ -240,6 +240,24 @@ async def running(engine: Engine) -> asyncio.Task:
     return task
 
 
+async def test_a_wake_detector_that_cannot_take_its_settings_in_place_is_restarted_and_still_wakes(tmp_path):
+    path = tmp_path / "kitchen.toml"
+    path.write_text(profile_text())
+    engine, reloader, _ = start(path)
+    task = await running(engine)
+    detector = engine.backends.wake.instance
+    # a new script (at) is what the scripted detector cannot take in place
+    path.write_text(profile_text().replace("threshold = 0.5", "threshold = 0.5\nat = [3600]"))
+    steps = await reloader.reload()
+    assert steps is not None and list(steps.slots) == ["[wake]"]
+
+    result = await asyncio.wait_for(task, 60)
+    assert engine.backends.wake.last_instance is not detector
+    assert engine.backends.wake.last_instance.config.at == [3600.0]
+    assert [t.outcome.value for t in result.timelines] == ["ok", "ok"], "both wake words heard by the new detector"
+    assert engine.backends.wake.last_instance.detections == 2 and CountingSource.streams == 1
+
+
 async def test_new_settings_that_cannot_start_give_way_to_the_old_ones(tmp_path, caplog):
     path = tmp_path / "kitchen.toml"
     path.write_text(profile_text(tts="fragile"))
