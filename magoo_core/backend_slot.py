@@ -22,7 +22,7 @@ from .types import BackendFailure
 
 log = logging.getLogger("magoo.engine")
 
-__all__ = ["BackendSlot", "RestartBudget"]
+__all__ = ["BackendSlot", "RestartBudget", "use_settings"]
 
 
 class RestartBudget:
@@ -188,6 +188,11 @@ class BackendSlot:
         task = self._restart = asyncio.get_running_loop().create_task(self._swap(self.configured, spec))
         return task
 
+    def use(self, settings: EngineSettings) -> None:
+        """A reload's ``[engine]`` settings: ``max_failures``, ``shutdown_timeout``, ``restart_backoff``
+        and ``restart_backoff_max`` (the restarts counted so far are kept)."""
+        use_settings(self, settings)
+
     def reconfigured(self, spec: BackendSpec) -> None:
         """The running instance took ``spec``'s config in place (its ``reconfigure()`` said so)."""
         self.spec = self.configured = spec
@@ -247,6 +252,14 @@ class BackendSlot:
         self.restarts += 1
         self.failures = 0
         log.info("%s %s restarted", self.spec.section, self.spec.backend)
+
+
+def use_settings(slot: Any, settings: EngineSettings) -> None:
+    """Give a slot (a :class:`BackendSlot`, a service's) a reload's ``[engine]`` restart settings."""
+    slot.max_failures = settings.max_failures
+    slot.stop_timeout = settings.shutdown_timeout
+    slot.backoff.base = settings.restart_backoff
+    slot.backoff.cap = max(settings.restart_backoff, settings.restart_backoff_max)
 
 
 async def enter_instance(instance: Any) -> bool:

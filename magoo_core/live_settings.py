@@ -4,8 +4,9 @@ The engine hands one :class:`LiveSettings` to its parts (turns, answers, speaker
 continuous mode); each reads a setting when it needs it (``settings.reply_timeout``), so a
 reload (:mod:`magoo_core.reload`) that calls :meth:`LiveSettings.use` changes what the next read
 gives, with no part told. A part that copies a value at construction (the wake worker's pre-roll,
-a backend slot's backoff) does not see the change: those settings need a restart
-(:data:`magoo_core.reload.LIVE_ENGINE_SETTINGS` lists the live ones).
+the monitor's intervals) does not see the change: those settings need a restart, or the reload
+hands them over (the slots' restart settings); :data:`magoo_core.reload.LIVE_ENGINE_SETTINGS`
+lists the live ones.
 """
 
 from __future__ import annotations

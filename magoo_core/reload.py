@@ -50,11 +50,13 @@ __all__ = ["LIVE_ENGINE_SETTINGS", "Plan", "Reloader", "live_setting", "plan"]
 
 #: ``[engine]`` settings the running engine reads each time it uses them (through
 #: :class:`~magoo_core.live_settings.LiveSettings`) or that the reload hands over (``sounds``,
-#: ``hook_timeout``, ``watch_profile``): a change takes effect at once. Any other setting, also
+#: ``hook_timeout``, ``watch_profile``, the restart settings): a change takes effect at once. Any other setting, also
 #: one added later, needs a restart unless its ``Field`` says ``json_schema_extra={"reload": "live"}``.
 LIVE_ENGINE_SETTINGS = frozenset({
     "mute_pre", "mute_post", "barge_in", "follow_up", "capture_timeout", "reply_timeout", "speakable_replies",
     "max_reply_chars", "muted_audio", "hook_timeout", "sounds", "watch_profile",
+    # handed to every slot and the restart budget (Backends.use)
+    "shutdown_timeout", "max_failures", "restart_backoff", "restart_backoff_max", "exit_after_restarts", "restart_window",
 })
 
 
@@ -244,6 +246,7 @@ class Reloader:
         await self._between_turns()
         engine.settings.use(steps.engine)
         engine.plugins.hook_timeout = steps.engine.hook_timeout
+        engine.backends.use(steps.engine)
         if "sounds" in steps.settings:
             engine.speaker.sounds.use(steps.engine.sounds)
         swaps: dict[str, asyncio.Task] = {}

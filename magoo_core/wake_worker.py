@@ -46,7 +46,7 @@ class WakeWorker:
         self.last_wake: WakeEvent | None = None
         self.wakes: dict[str, int] = {}  # wakes per word (label)
         self._backends = backends
-        self._timeout = settings.shutdown_timeout
+        self._settings = settings  # shutdown_timeout is read when used (a reload may change it)
         self._preroll_seconds = settings.preroll
         self._preroll = RingBuffer(settings.preroll + LATE_DETECTION)
         self._live = True
@@ -191,7 +191,7 @@ class WakeWorker:
         except RuntimeError:  # shut down already: nothing can be running
             return
         try:
-            await asyncio.wait_for(done, self._timeout)
+            await asyncio.wait_for(done, self._settings.shutdown_timeout)
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); restarting it anyway")
 
@@ -213,6 +213,6 @@ class WakeWorker:
         self._executor.shutdown(wait=False, cancel_futures=True)
         worker_exit = asyncio.to_thread(self._executor.shutdown, wait=True)
         try:
-            await asyncio.wait_for(worker_exit, self._timeout)
+            await asyncio.wait_for(worker_exit, self._settings.shutdown_timeout)
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); leaving its thread behind")

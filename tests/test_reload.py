@@ -214,13 +214,16 @@ async def test_what_needs_a_restart_is_said_and_left_and_the_microphone_is_not_r
         await asyncio.sleep(0.01)
     source = engine.backends.source.instance
     assert engine.speaker.sounds.path("wake") is None
-    changed = profile_text(reply_timeout=12.0, source_extra="chunk_ms = 40").replace("mute_pre = 0.0", "mute_pre = 0.0\npreroll = 1.0")
+    changed = profile_text(reply_timeout=12.0, source_extra="chunk_ms = 40").replace(
+        "mute_pre = 0.0", "mute_pre = 0.0\npreroll = 1.0\nmax_failures = 7\nrestart_backoff = 0.5\nexit_after_restarts = 3")
     path.write_text(changed.replace("watch_profile = false\n", "watch_profile = false\n\n[engine.sounds]\nwake = true\n"))
     steps = await reloader.reload()
 
     assert steps is not None and steps.restart == ["[engine] preroll", "[audio_source]"]
     assert engine.settings.reply_timeout == 12.0 and engine.settings.preroll == 0.5
     assert engine.speaker.sounds.path("wake") is not None, "the sounds are live"
+    assert all(slot.max_failures == 7 and slot.backoff.base == 0.5 for slot in engine.backends.slots())
+    assert engine.backends.restart_budget.limit == 3
     assert engine.backends.source.instance is source and CountingSource.streams == 1
     lines = [r.getMessage() for r in caplog.records if r.name == "magoo.reload"]
     assert "reload: restart magoo to apply: [engine] preroll, [audio_source] (the rest is applied)" in lines
@@ -365,17 +368,18 @@ def test_the_plan_names_secrets_without_their_values_and_treats_unknown_settings
     plugins = build_plugins()
     old = make_profile({"engine": {"sounds": {"done": True}}, "responder": {"backend": "echo", "template": {"env": "TEMPLATE"}}},
                        plugins, environ={"TEMPLATE": "the secret template {text}"})
-    new = make_profile({"engine": {"restart_backoff": 2.0, "sounds": {"wake": True}},
+    new = make_profile({"engine": {"preroll": 0.2, "sounds": {"wake": True}},
                         "responder": {"backend": "echo", "template": {"env": "TEMPLATE"}, "stream": True}}, plugins,
                        environ={"TEMPLATE": "the secret template {text}"})
     shown = [str(change) for change in diff_profiles(old, new)]
     assert "[responder] stream: False → True" in shown
-    assert "[engine] restart_backoff: 1.0 → 2.0, sounds.wake: None → True, sounds.done: True → None" in shown
+    assert "[engine] preroll: 0.5 → 0.2, sounds.wake: None → True, sounds.done: True → None" in shown
     assert all("secret template" not in line for line in shown)
     steps = plan(old, new, continuous=False, runs={spec.section for spec in old.specs()})
-    assert steps.settings == ["sounds"] and steps.restart == ["[engine] restart_backoff"]
+    assert steps.settings == ["sounds"] and steps.restart == ["[engine] preroll"]
     assert list(steps.slots) == ["[responder]"]
-    assert live_setting("reply_timeout") and not live_setting("restart_backoff") and not live_setting("no_such_setting")
+    assert live_setting("reply_timeout") and live_setting("restart_backoff")
+    assert not live_setting("preroll") and not live_setting("no_such_setting")
 
     changed_secret = make_profile({"engine": {"sounds": {"done": True}}, "responder": {"backend": "echo", "template": {"env": "TEMPLATE"}}}, plugins,
                                   environ={"TEMPLATE": "another secret {text}"})
