@@ -22,7 +22,7 @@ from .types import BackendFailure
 
 log = logging.getLogger("magoo.engine")
 
-__all__ = ["BackendSlot", "RestartBudget"]
+__all__ = ["BackendSlot", "RestartBudget", "use_settings"]
 
 
 class RestartBudget:
@@ -175,6 +175,49 @@ class BackendSlot:
         elif restart and self.failures >= self.max_failures:
             self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
 
+    def swap(self, spec: BackendSpec) -> asyncio.Task[str | None]:
+        """Run ``spec`` (the section's new settings, from a reload) from now on, in a task: the
+        running instance is left and one of ``spec`` created and entered, as a restart does, so
+        :meth:`ready` waits for it. A restart in progress is cancelled first.
+
+        :returns: the task; its result is None once ``spec`` runs (or its backup), else why it
+            could not start, and then the settings it ran with are started again.
+        """
+        if self.restarting:
+            self._restart.cancel()
+        task = self._restart = asyncio.get_running_loop().create_task(self._swap(self.configured, spec))
+        return task
+
+    def use(self, settings: EngineSettings) -> None:
+        """A reload's ``[engine]`` settings: ``max_failures``, ``shutdown_timeout``, ``restart_backoff``
+        and ``restart_backoff_max`` (the restarts counted so far are kept)."""
+        use_settings(self, settings)
+
+    def reconfigured(self, spec: BackendSpec) -> None:
+        """The running instance took ``spec``'s config in place (its ``reconfigure()`` said so)."""
+        self.spec = self.configured = spec
+
+    async def _swap(self, old: BackendSpec, spec: BackendSpec) -> str | None:
+        await self.stop(self.stop_timeout)
+        self.spec = self.configured = spec
+        self.replaced = None
+        try:
+            await self.start()
+        except Exception as exc:
+            why = describe_failure(spec, exc).message
+            log.error("%s could not start with its new settings: %s; starting it again with the old ones", spec.section, why,
+                      exc_info=not isinstance(exc, BackendError))
+            self.spec = self.configured = old
+            try:
+                await self.start()
+            except Exception as again:
+                log.error("restart failed: %s", describe_failure(old, again).message, exc_info=not isinstance(again, BackendError))
+                self._restart = asyncio.get_running_loop().create_task(self._restart_after(self.backoff.next()))
+            return why
+        self.failures = self.unrecovered = 0
+        self.backoff.reset()
+        return None
+
     async def _hand_over(self, reason: str) -> None:
         """The configured backend failed for good: its backup takes over for the rest of the run."""
         await self.stop(self.stop_timeout)
@@ -209,6 +252,14 @@ class BackendSlot:
         self.restarts += 1
         self.failures = 0
         log.info("%s %s restarted", self.spec.section, self.spec.backend)
+
+
+def use_settings(slot: Any, settings: EngineSettings) -> None:
+    """Give a slot (a :class:`BackendSlot`, a service's) a reload's ``[engine]`` restart settings."""
+    slot.max_failures = settings.max_failures
+    slot.stop_timeout = settings.shutdown_timeout
+    slot.backoff.base = settings.restart_backoff
+    slot.backoff.cap = max(settings.restart_backoff, settings.restart_backoff_max)
 
 
 async def enter_instance(instance: Any) -> bool:

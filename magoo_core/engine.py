@@ -42,6 +42,7 @@ from .errors import BackendError
 from .follow_up import FollowUp
 from .lifecycle import HISTORY, Backends, BackendSlot
 from .live import LiveEvents
+from .live_settings import LiveSettings
 from .monitor import Monitor
 from .plugins import Plugins
 from .profile import Profile
@@ -116,7 +117,7 @@ class Engine:
     ) -> None:
         self.profile = profile
         self.plugins = plugins
-        self.settings = profile.engine
+        self.settings = LiveSettings(profile.engine)  # a reload swaps what the parts read
         self.max_turns = max_turns
         self.stop_at_source_end = stop_at_source_end
         self.counters: dict[str, float] = {"frames": 0, "audio_seconds": 0.0, "wakes": 0, "muted_frames": 0, "stt_overflows": 0}

@@ -113,6 +113,20 @@ class Backends:
         found = self._by_wake[role].get(label) if label is not None else None
         return found if found is not None else self.slot(role)
 
+    def use(self, settings: EngineSettings) -> None:
+        """A reload's ``[engine]`` settings: every slot's, service's and backup's restart settings
+        and the restart budget."""
+        self.restart_budget.limit, self.restart_budget.window = settings.exit_after_restarts, settings.restart_window
+        for slot in self.slots():
+            slot.use(settings)
+        for service in self.services.values():
+            service.use(settings)
+
+    def running(self, section: str) -> BackendSlot | ServiceRole | None:
+        """The slot of ``section`` (``"[tts]"``, ``"[responder.by_wake.alexa]"``, ``"[[actuators]] #2"``),
+        or None (an actuator left out at start)."""
+        return next((slot for slot in self.slots() if slot.configured.section == section), None)
+
     @property
     def source(self) -> BackendSlot:
         slot = self.slot(Role.AUDIO_SOURCE)

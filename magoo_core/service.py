@@ -182,6 +182,7 @@ def render_unit(
         "Type=notify",
         "NotifyAccess=main",
         "ExecStart=" + " ".join(_exec_word(w) for w in (str(magoo), "run", "--profile", str(profile.path))),
+        "ExecReload=/bin/kill -HUP $MAINPID",  # systemctl reload: a hot reload of the profile
         f"WorkingDirectory={_plain(str(profile.path.parent))}",
         "Environment=PYTHONUNBUFFERED=1",
         "Environment=PYTHONFAULTHANDLER=1",

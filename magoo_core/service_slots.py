@@ -20,7 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .backend_slot import enter_instance, leave_instance
+from .backend_slot import enter_instance, leave_instance, use_settings
 from .backoff import Backoff
 from .errors import BackendError, describe_failure
 from .profile_model import BackendSpec
@@ -167,6 +167,10 @@ class SharedService:
         if self.restarting:
             await asyncio.shield(self._restart)
         return self.instance
+
+    def use(self, settings: EngineSettings) -> None:
+        """A reload's ``[engine]`` restart settings (:func:`~magoo_core.backend_slot.use_settings`)."""
+        use_settings(self, settings)
 
     def succeeded(self) -> tuple[int, float]:
         failures, downtime = self.unrecovered, time.monotonic() - self.failing_since
@@ -357,6 +361,12 @@ class ServiceRole:
 
     def succeeded(self) -> tuple[int, float]:
         return self._current.succeeded()
+
+    def use(self, settings: EngineSettings) -> None:
+        """A reload's ``[engine]`` settings, for this role and its backup (the service has its own ``use``)."""
+        self.stop_timeout = settings.shutdown_timeout
+        if self.backup is not None:
+            self.backup.use(settings)
 
     async def stop(self, timeout: float) -> None:
         """Leave the backup if it ran, and let go of the service (left with its last role)."""

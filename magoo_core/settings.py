@@ -198,6 +198,11 @@ class EngineSettings(BaseModel):
     restart_window: Seconds(0.001, 604800) = Field(
         600.0, description="seconds over which exit_after_restarts counts"
     )
+    watch_profile: StrictBool = Field(
+        True,
+        description="magoo run reloads the profile when its file (or the .env beside it) changes, as on SIGHUP;"
+        " false: only on SIGHUP",
+    )
     sounds: SoundSettings | None = Field(
         None,
         description="[engine.sounds]: wake, listening, thinking, done, error: true (magoo's sound), a WAV path, or unset",

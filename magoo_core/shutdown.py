@@ -5,8 +5,9 @@ The first SIGINT, SIGTERM or SIGHUP asks for the graceful stop (:meth:`Engine.re
 cancelled, every backend is left, each within ``[engine] shutdown_timeout`` seconds. A second
 one while that runs (or one that comes while a stop asked for otherwise is running) asks for a
 stop at once: :func:`stop_now` leaves what it can within :data:`HURRY` seconds and returns.
-SIGHUP stops too (a service manager's "reload" must not kill magoo without leaving its backends);
-it will reload the profile once magoo can (issue 23).
+SIGHUP reloads the profile when the run has a reload (``Stopping.on_reload``, set by ``magoo run``:
+:mod:`magoo_core.reload`); without one it stops like SIGTERM (a service manager's "reload" must not
+kill magoo without leaving its backends).
 Everything here runs on the event loop.
 """
 
@@ -50,6 +51,8 @@ class Stopping:
         self._installed: list[signal.Signals] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._graceful: asyncio.Task | None = None
+        #: what SIGHUP does instead of stopping (the reload of ``magoo run``); called on the loop
+        self.on_reload: Callable[[], None] | None = None
         #: a stop at once was asked for: threads and tasks may be left running
         self.hurried = False
 
@@ -93,13 +96,19 @@ class Stopping:
         self._installed.clear()
 
     def _received(self, sig: signal.Signals) -> None:
+        if sig is signal.SIGHUP and self.on_reload is not None:
+            if self._stopping():
+                log.info("SIGHUP while stopping: not reloading")
+            else:
+                log.info("SIGHUP: reloading the profile")
+                self.on_reload()
+            return
         if self._stopping():
             log.warning("%s while stopping: stopping at once", sig.name)
             self.hurry()
             return
         again = " (Ctrl-C again stops at once)" if sig is signal.SIGINT else ""
-        reload = "; reloading the profile on SIGHUP is not supported yet" if sig is signal.SIGHUP else ""
-        log.info("%s: stopping%s%s", sig.name, again, reload)
+        log.info("%s: stopping%s", sig.name, again)
         self._request_stop()
 
 

@@ -187,14 +187,20 @@ class Sounds:
 
     def __init__(self, settings: SoundSettings | None) -> None:
         self._paths: dict[str, Path] = {}
+        self._loaded: dict[tuple[Path, AudioFormat | None], list[AudioChunk]] = {}
+        self.use(settings)
+
+    def use(self, settings: SoundSettings | None) -> None:
+        """From now on, the sounds of ``settings`` (a reload); each is read again when first played."""
         settings = settings if settings is not None else SoundSettings()
+        self._paths = {}
         for name in SOUND_NAMES:
             value = getattr(settings, name)
             if value is True:
                 self._paths[name] = DEFAULT_SOUNDS / f"{name}.wav"
             elif isinstance(value, Path):
                 self._paths[name] = value
-        self._loaded: dict[tuple[Path, AudioFormat | None], list[AudioChunk]] = {}
+        self._loaded = {}
 
     def path(self, name: str) -> Path | None:
         """The file of moment ``name`` (``wake``, ``listening`` ...); None when it has no sound."""

@@ -48,7 +48,7 @@ class WakeWorker:
         self.wakes: dict[str, int] = {}  # wakes per word (label)
         self.clips = Clips.of(settings)  # [engine] save_clips; None: no clips kept
         self._backends = backends
-        self._timeout = settings.shutdown_timeout
+        self._settings = settings  # shutdown_timeout is read when used (a reload may change it)
         self._preroll_seconds = settings.preroll
         self._preroll = RingBuffer(settings.preroll + LATE_DETECTION)
         self._live = True
@@ -170,6 +170,22 @@ class WakeWorker:
         with contextlib.suppress(RuntimeError):  # executor already shut down
             self._executor.submit(reset)
 
+    async def reconfigure(self, config: Any) -> bool:
+        """Hand the running detector its new ``config`` (a reload) through its optional
+        ``reconfigure(config) -> bool``, on the thread that scores (never during a ``process()``).
+
+        :returns: True when it took the config in place; False when it has no such method, said
+            no, or is not running (then the reload restarts it).
+        :raises: what its ``reconfigure`` raises.
+        """
+        detector = None if self.slot is None or self.slot.restarting else self.slot.instance
+        method = getattr(detector, "reconfigure", None)
+        if method is None:
+            return False
+        if not self._live or self._executor is None:
+            return bool(method(config))
+        return bool(await asyncio.get_running_loop().run_in_executor(self._executor, method, config))
+
     async def idle(self) -> None:
         """Wait (bounded) until the wake worker has done what is queued, so that a detector being
         restarted is never left while its process() or reset() runs."""
@@ -181,7 +197,7 @@ class WakeWorker:
         except RuntimeError:  # shut down already: nothing can be running
             return
         try:
-            await asyncio.wait_for(done, self._timeout)
+            await asyncio.wait_for(done, self._settings.shutdown_timeout)
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); restarting it anyway")
 
@@ -203,7 +219,7 @@ class WakeWorker:
         self._executor.shutdown(wait=False, cancel_futures=True)
         worker_exit = asyncio.to_thread(self._executor.shutdown, wait=True)
         try:
-            await asyncio.wait_for(worker_exit, self._timeout)
+            await asyncio.wait_for(worker_exit, self._settings.shutdown_timeout)
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); leaving its thread behind")
         if self.clips is not None:  # after the scoring thread: its last near miss is queued too

@@ -39,6 +39,7 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
 
         from ..engine import Engine
         from ..logs import setup_logging
+        from ..reload import Reloader
         from ..reporter import ConsoleReporter
 
         loaded = session.load(profile, report_unused=False)
@@ -55,6 +56,7 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         session.report_failed(used_by=str(profile), warn=logging.getLogger("magoo.plugins").warning)  # in the log's format
         plugins = session.plugins()
         engine = Engine(loaded, plugins, max_turns=turns, stop_at_source_end=not keep_going)
+        plugins.pm.register(Reloader(engine, profile), name="magoo:reload")  # SIGHUP and [engine] watch_profile
         if not quiet:
             plugins.pm.register(ConsoleReporter(sys.stdout, engine), name="magoo:console")
         runner = asyncio.Runner()

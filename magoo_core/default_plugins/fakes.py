@@ -96,6 +96,15 @@ class ScriptedWakeDetector(Backend):
         label = cfg.labels[(self.detections - 1) % len(cfg.labels)] if cfg.labels else ""
         return WakeEvent(cfg.model, cfg.score, cfg.threshold, chunk.timestamp, label=label, scores={cfg.model: cfg.score})
 
+    def reconfigure(self, config: Config) -> bool:
+        """A reload's new config, taken in place (called where ``process()`` is, never during it):
+        a new ``level``, ``score``, ``threshold``, ``model`` or ``labels`` applies from the next frame;
+        a new script (``at``) is refused, so the engine starts a detector with it."""
+        if config.at != self.config.at:
+            return False
+        self.config = config
+        return True
+
     def reset(self) -> None:
         """Nothing to forget: the script's clock keeps running."""
 

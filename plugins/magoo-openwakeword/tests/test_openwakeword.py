@@ -221,6 +221,20 @@ def test_each_model_has_its_own_threshold():
     assert [e.model for e in feed(fresh(detector), clip_pcm(WAKE / "wyoming-openwakeword" / "alexa.wav"))] == ["alexa"]
 
 
+def test_a_reload_changes_a_threshold_in_place_without_loading_the_models_again():
+    detector = start({"models": [{"name": "hey_jarvis", "threshold": 1.0}, "alexa"]})
+    model = detector._model
+    assert feed(detector, clip_pcm(WAKE / "wyoming-openwakeword" / "hey_jarvis.wav")) == []
+    lower = OpenWakeWordDetector.Config.model_validate({"models": [{"name": "hey_jarvis", "threshold": 0.5, "label": "jarvis"}, "alexa"]})
+    assert detector.reconfigure(lower) is True
+    assert detector._model is model and detector.thresholds == {"jarvis": 0.5, "alexa": 0.5}
+    events = feed(fresh(detector), clip_pcm(WAKE / "wyoming-openwakeword" / "hey_jarvis.wav"))
+    assert [(e.model, e.label) for e in events] == [("hey_jarvis", "jarvis")]
+    other = OpenWakeWordDetector.Config.model_validate({"models": ["hey_jarvis", "hey_mycroft"]})
+    assert detector.reconfigure(other) is False, "another model: a new detector loads it"
+    assert detector.config is lower
+
+
 def test_a_model_file_given_by_path_is_keyed_by_its_name(tmp_path):
     own = tmp_path / "hey_magoo.tflite"  # a "custom" model: the hey_jarvis file under another name
     shutil.copy(Path(pyopen_wakeword.__file__).parent / "models" / "hey_jarvis.tflite", own)

@@ -7,6 +7,7 @@ this module is imported.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import time
 import types
@@ -315,6 +316,21 @@ class OpenWakeWordDetector(Backend):
         raise BackendError(
             f"[wake] openwakeword: no {kind}{suffix} at {looked}. Set `{key}`, or {how}", retryable=False
         )
+
+    def reconfigure(self, config: Config) -> bool:
+        """A reload's new config, taken in place when it loads the same models (the engine calls it on
+        the wake worker thread, never during ``process()``): new thresholds, labels, ``trigger_level``,
+        ``refractory``, ``multi_trigger`` or ``vad_threshold`` apply from the next frame without loading
+        the models again. Another model, feature model, or the VAD switched on or off: False (the
+        engine starts a detector with it)."""
+        def loaded(c: OpenWakeWordDetector.Config) -> tuple:
+            return [(m.name, m.path) for m in c.models], c.melspectrogram_model, c.embedding_model, c.vad_threshold is None
+
+        if self._model is None or loaded(config) != loaded(self.config):
+            return False
+        self._tracks = [dataclasses.replace(track, spec=spec) for track, spec in zip(self._tracks, config.models, strict=True)]
+        self.config = config
+        return True
 
     # ---- scoring (the engine's wake worker thread) ---------------------------------------------
 
