@@ -46,6 +46,9 @@ class EventDispatcher:
         #: called with ``(event, arguments)`` before the hooks, for every event (the live watchers);
         #: a listener must be quick and must not raise
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        #: the run's ``startup`` arguments while it runs, for a plugin registered later (:meth:`catch_up`)
+        self.started_with: dict[str, Any] | None = None
+        self._catching_up: set[asyncio.Future] = set()
 
     async def emit(self, event: str, **kwargs: Any) -> None:
         """Call every ``magoo_on_<event>`` implementation, isolating each one.
@@ -59,6 +62,8 @@ class EventDispatcher:
         and reported through ``magoo_on_error`` (not for ``error`` itself); repeats of the same
         failure, and of the same slowness, are logged at most once a minute.
         """
+        if event in ("startup", "shutdown"):
+            self.started_with = kwargs if event == "startup" else None
         for listener in self.listeners:
             try:
                 listener(event, kwargs)
@@ -96,6 +101,25 @@ class EventDispatcher:
                 self._leave_behind(pending[task], event, task)
         for plugin_name, exc in failures:
             await self._hook_failed(plugin_name, event, exc)
+
+    def catch_up(self, plugin: object) -> None:
+        """A plugin registered after ``startup`` (a backend restarted after a failure or by a hot
+        reload) has its own ``magoo_on_startup`` called now with the run's arguments, so a new
+        actuator instance has the run's ``speech``, ``timers`` and ``control`` like the one it
+        replaced. A coroutine runs in the background; a raise is logged."""
+        if self.started_with is None:
+            return
+        for impl in self.pm.hook.magoo_on_startup.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            try:
+                result = impl.function(**{arg: self.started_with[arg] for arg in impl.argnames if arg in self.started_with})
+                if inspect.isawaitable(result):
+                    call = asyncio.ensure_future(result)
+                    self._catching_up.add(call)
+                    call.add_done_callback(self._catching_up.discard)
+            except Exception:
+                log.exception("%s: magoo_on_startup failed", impl.plugin_name)
 
     def _leave_behind(self, plugin_name: str, event: str, call: asyncio.Future) -> None:
         """Let a slow hook call finish in the background, cancelling the plugin's oldest one when

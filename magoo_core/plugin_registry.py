@@ -227,6 +227,7 @@ class Plugins:
                 self.pm.unregister(instance)
             raise PluginError(f"{name}: {hook_problem(exc)}") from None
         self._info_by_plugin[name] = PluginInfo(name, "", "", type(instance).__module__)
+        self.events.catch_up(instance)  # an instance restarted during the run gets the run's handles
         return True
 
     def unregister_instance(self, instance: object) -> None:

@@ -207,3 +207,27 @@ async def test_a_watcher_that_reads_too_slowly_loses_the_oldest_events_not_the_e
     live.close()
     assert [d["n"] async for d in subscription] == [7, 8, 9]
     assert subscription.dropped == 7
+
+
+async def test_a_backend_instance_registered_during_the_run_gets_the_runs_startup_handles():
+    from magoo_core.testing import build_plugins
+
+    class Actuator:
+        def __init__(self):
+            self.controls = []
+
+        @hookimpl
+        def magoo_on_startup(self, control):
+            self.controls.append(control)
+
+    plugins = build_plugins()
+    first, restarted, late = Actuator(), Actuator(), Actuator()
+    plugins.register_instance(first, name="[[actuators]] #1 first")
+    await plugins.emit("startup", control="the run's control", speech=None)
+    assert first.controls == ["the run's control"]
+    plugins.unregister_instance(first)
+    plugins.register_instance(restarted, name="[[actuators]] #1 first")  # a restart, a hot reload
+    assert restarted.controls == ["the run's control"]
+    await plugins.emit("shutdown")
+    plugins.register_instance(late, name="late")
+    assert late.controls == []
