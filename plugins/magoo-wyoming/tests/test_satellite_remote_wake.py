@@ -169,3 +169,38 @@ def test_the_profile_says_when_wake_and_the_wake_section_disagree(wake, section,
     with pytest.raises(ProfileError) as caught:
         make_profile(profile, build_plugins(magoo_wyoming))
     assert any(expected in str(issue) for issue in caught.value.issues), caught.value.issues
+
+
+async def test_barge_in_home_assistant_hears_the_wake_word_over_its_reply_and_the_new_turn_is_its(tmp_path):
+    async def connect(ha, engine):
+        await ha.connect()
+
+    profile = remote_profile(2, gap=0.8)  # the second wake word comes while the first reply plays
+    profile["engine"] = {**profile["engine"], "barge_in": True}
+    profile["player"] = {"backend": "wav", "realtime": True, "path": str(tmp_path / "reply-{n}.wav")}
+    run = await run_satellite(profile, connect, turns=2, ping_delay=0.2, answer_seconds=3.0)
+
+    assert [t.outcome for t in run.result.timelines] == [Outcome.INTERRUPTED, Outcome.OK], run.result.failures
+    assert run.result.timelines[0].error == "barge-in"
+    woke = [p for p in run.ha.pipelines if p.detection is not None]
+    assert len(woke) == 2, "Home Assistant's restarted wake stage heard the microphone while the reply played"
+    assert woke[0].played_at is not None, "the interrupted reply's played still went back"
+    assert [a["reply"].text for a in run.events.of("reply")] == [ANSWER, ANSWER]
+    assert not run.muted_at_end
+
+
+async def test_without_barge_in_nothing_is_streamed_while_the_microphone_is_muted(tmp_path):
+    async def connect(ha, engine):
+        await ha.connect()
+
+    profile = remote_profile(1, gap=2.5)
+    profile["engine"] = {**profile["engine"], "barge_in": False}
+    profile["player"] = {"backend": "wav", "realtime": True, "path": str(tmp_path / "reply-{n}.wav")}
+    run = await run_satellite(profile, connect, turns=1, ping_delay=0.2, answer_seconds=1.5)
+
+    assert [t.outcome for t in run.result.timelines] == [Outcome.OK], run.result.failures
+    (started,), (ended,) = run.events.when("speak_start"), run.events.when("speak_end")
+    assert ended - started > 1.0
+    # chunks written before the mute may still be arriving for a moment; none captured while muted
+    assert audio_seconds(run.ha, since=started + 0.25, until=ended) == 0
+    assert not run.muted_at_end
