@@ -160,3 +160,19 @@ async def test_a_held_back_line_is_logged_when_its_minute_is_over_so_the_last_st
     assert [r.getMessage() for r in caplog.records] == ["connected"]
     await asyncio.sleep(0.4)
     assert [r.getMessage() for r in caplog.records] == ["connected", "connected (and 1 more of its kind in the last minute)"]
+
+
+def test_the_examples_remote_wake_variant_loads_as_its_comment_says():
+    import tomllib
+    from pathlib import Path
+
+    from magoo_core.plugins import create_plugin_manager
+    from magoo_core.profile import parse_profile
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "homeassistant.toml"
+    data = tomllib.loads(example.read_text())
+    data["services"]["house"]["wake"] = "remote"
+    data["wake"] = {"service": "house", "backup": data["wake"]}
+    profile = parse_profile(data, create_plugin_manager(), base_dir=example.parent, source=str(example), environ={})
+    assert (profile.wake.backend, profile.wake.backup.backend) == ("homeassistant", "openwakeword")
+    assert profile.wake.config is profile.stt.config and profile.stt.config.wake == "remote"

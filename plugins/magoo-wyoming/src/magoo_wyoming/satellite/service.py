@@ -168,7 +168,8 @@ class HomeAssistantSatellite(Backend):
         if self.remote is None:
             run = await session.start_run(self._wake_word, (STREAM_FORMAT.sample_rate, 2, 1))
         elif (run := session.remote_run()) is None:
-            raise BackendError("no wake word from Home Assistant began this turn (it came back as another began it)", restart=False)
+            raise BackendError('with wake = "remote" only Home Assistant\'s wake word starts its turns (not a follow-up '
+                               "window, nor the backup's wake word as Home Assistant came back)", restart=False)
         pump = asyncio.ensure_future(self._pump(audio, run))
         try:
             text = await run.transcript()
