@@ -122,6 +122,13 @@ def test_doctor_warns_when_the_microphone_is_open_to_the_network_without_an_allo
         assert "allow" in row.fix and "no password" in row.found
 
 
+def test_doctor_says_that_remote_wake_streams_the_microphone_whenever_magoo_listens():
+    (row,) = HomeAssistantSatellite.doctor(SatelliteConfig(host="0.0.0.0", allow=["192.168.1.5"], wake="remote"), "[services.house]")
+    assert row.result is Result.OK and "the microphone streams whenever magoo listens" in row.found
+    (row,) = HomeAssistantSatellite.doctor(SatelliteConfig(host="0.0.0.0", allow=["192.168.1.5"]), "[services.house]")
+    assert "streams" not in row.found
+
+
 def test_describe_answers_an_installed_satellite_with_its_area_and_wake_words():
     from wyoming.info import Info
 

@@ -107,14 +107,15 @@ class HomeAssistantSatellite(Backend):
         from magoo_core.doctor import ok, warn
 
         where = f"{config.host}:{config.port}"
+        streams = "; wake = remote: the microphone streams whenever magoo listens" if config.wake == "remote" else ""
         if is_local_only(config.host):
-            return [ok("satellite address", f"{where}: this machine only (Home Assistant must run here)")]
+            return [ok("satellite address", f"{where}: this machine only (Home Assistant must run here){streams}")]
         if config.allow:
-            return [ok("satellite address", f"{where}, only for {', '.join(config.allow)}")]
+            return [ok("satellite address", f"{where}, only for {', '.join(config.allow)}{streams}")]
         return [warn(
             "satellite address",
             f"{where} is open to the network without an allow list: Wyoming has no password, and anyone who "
-            "reaches it can run the microphone",
+            f"reaches it can run the microphone{streams}",
             f"set allow = [\"<Home Assistant's address>\"] in {section}",
         )]
 

@@ -268,7 +268,7 @@ class Session:
         line = f"Home Assistant: {text}" + (f" ({code})" if code else "")
         if self.run is not None and self.run.failed is None:
             self.run.fail(line)
-        elif self.remote is None or self.remote.stage is not Stage.ASKED and self.remote.stage is not Stage.LISTENING:
+        elif self.remote is None or self.remote.stage not in (Stage.ASKED, Stage.LISTENING):  # the wake stage's: said below
             self._throttle.say("error", logging.WARNING, "%s", line)
         if self.remote is not None:
             self.remote.on_error(line)
