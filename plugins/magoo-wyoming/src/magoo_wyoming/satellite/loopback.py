@@ -62,6 +62,7 @@ class Pipeline:
     waking: bool = False  # in its wake stage: the audio goes to the wake word engine
     wake_ms: int = 0  # audio heard in the wake stage
     woke_at_ms: int | None = None  # the detection's timestamp
+    detection_sent_at: float | None = None
     first_audio: float | None = None
     audio_seconds: float = 0.0
     audio_stopped: bool = False
@@ -225,6 +226,7 @@ class FakeHomeAssistant:
         pipeline.waking = False
         pipeline.detection = name
         pipeline.woke_at_ms = at_ms
+        pipeline.detection_sent_at = time.monotonic()
         await self.send(Detection(name=name, timestamp=at_ms).event())
         await self.send(Transcribe(language="en").event())
 

@@ -7,6 +7,11 @@ transcript and the reply as sound, which magoo's speaker plays (muting, levels, 
 (or has paused the satellite) the service says it is not ``available``, so the role's
 ``[stt.backup]`` (with the profile's own responder and TTS) answers; it takes over again when Home
 Assistant runs the satellite again.
+
+With ``wake = "remote"`` it is the wake detector too (:mod:`.remote_wake`): the microphone streams
+to Home Assistant's wake stage while magoo listens, and its ``detection`` starts the turn
+(``[wake.backup]`` answers while it is away). Without ``[tts]`` in the profile the pipeline ends at
+``handle`` and the transcript is the turn (:meth:`HomeAssistantSatellite.handle_only`).
 """
 
 from __future__ import annotations
