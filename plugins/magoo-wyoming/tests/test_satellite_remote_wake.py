@@ -50,6 +50,7 @@ async def until(condition, timeout: float = 10.0) -> None:
 async def test_home_assistant_hears_the_wake_word_and_the_same_stream_is_the_command():
     async def connect(ha, engine):
         await ha.connect()
+        await ha.timer("started", "t1", total_seconds=300, name="pasta")
 
     run = await run_satellite(remote_profile(2), connect, turns=2, ping_delay=0.2)
     ha = run.ha
@@ -73,6 +74,8 @@ async def test_home_assistant_hears_the_wake_word_and_the_same_stream_is_the_com
     # each moment of the microphone reached Home Assistant once (the turn's pre-roll was not sent again)
     total = LEAD + 2 * (TONE + 1.5)
     assert audio_seconds(ha) <= total + 0.1, f"{audio_seconds(ha):.2f} s of audio sent for {total:.2f} s captured"
+    # the service serves [wake] and [stt]: its story is told once a turn, not once a role
+    assert run.story.count("timers: pasta") == 2, run.story
     # the local wake words are not offered to Home Assistant: it detects with its own
     assert ha.info is not None and ha.info.wake == [] and not ha.info.satellite.active_wake_words
     assert not run.muted_at_end
