@@ -207,3 +207,21 @@ async def test_without_barge_in_nothing_is_streamed_while_the_microphone_is_mute
     # chunks written before the mute may still be arriving for a moment; none captured while muted
     assert audio_seconds(run.ha, since=started + 0.25, until=ended) == 0
     assert not run.muted_at_end
+
+
+async def test_after_an_error_in_a_turn_the_satellite_asks_home_assistant_to_listen_again():
+    async def error_once(ha, engine):
+        await ha.connect()
+        await until(lambda: [e.type for _, e in ha.received].count("run-pipeline") == 2)  # asked again
+        ha.error = None  # the next pipeline goes through
+
+    run = await run_satellite(remote_profile(2), error_once, turns=2, ping_delay=0.2,
+                              error=("No text recognized", "stt-no-text-recognized"))
+
+    assert [t.outcome for t in run.result.timelines] == [Outcome.ERROR, Outcome.OK]
+    (failure,) = [a["failure"] for a in run.events.of("error")]
+    assert failure.message.endswith("Home Assistant: No text recognized (stt-no-text-recognized)")
+    asked = [e for _, e in run.ha.received if e.type == "run-pipeline"]
+    assert len(asked) == 2, "Home Assistant does not restart after an error: the satellite asked again, once"
+    assert [a["reply"].text for a in run.events.of("reply")] == [ANSWER]
+    assert not run.muted_at_end

@@ -7,8 +7,8 @@ pipeline's wake stage starts, ``detection{name, timestamp}`` when its engine hea
 (``timestamp``: milliseconds of audio since that stage began), and from there the same stream is
 its speech-to-text's input; the rest of the turn is as with a local wake word. After a run it
 starts the next one by itself (``restart_on_end``), but not after an ``error`` (so that a
-pipeline that fails at once is not restarted in a tight loop): then the satellite asks again, at
-once after a turn that failed, with a growing delay after an error of the wake stage itself (a
+pipeline that fails at once is not restarted in a tight loop): then the satellite asks again,
+:data:`AFTER_TURN` after a turn that failed, with a growing delay after an error of the wake stage itself (a
 pipeline without a wake word engine gives one every time): until Home Assistant's wake stage
 listens again the satellite is not available, and the backups answer (nobody would hear the
 wake word otherwise).
@@ -40,6 +40,9 @@ log = logging.getLogger("magoo.wyoming.satellite")
 #: chunks waiting to be written to Home Assistant; past it new audio is dropped (a link that does
 #: not drain is closed by its write timeout anyway)
 MAX_QUEUED = 256
+#: seconds before asking again after a turn's error: Home Assistant ends the failed run (its
+#: ``RUN_END``) right after sending the error, and a request must not overtake that
+AFTER_TURN = 0.2
 #: seconds of slack when comparing capture times (resampling rounds them)
 SLACK = 0.0005
 
@@ -130,12 +133,12 @@ class RemoteWake:
         return wake
 
     def on_error(self, line: str) -> None:
-        """An ``error`` ended Home Assistant's pipeline: ask again, at once after a turn, after a
+        """An ``error`` ended Home Assistant's pipeline: ask again, soon after a turn's, after a
         growing delay after an error of the wake stage."""
         if self.stage is Stage.IDLE:
             return
         if self.stage is Stage.TURN:
-            delay = 0.0
+            delay = AFTER_TURN
         else:
             delay = self.backoff.next()
             self.wake_errors += 1
