@@ -5,7 +5,9 @@ stream as the command, ``restart_on_end``), through magoo's real engine; failove
 to ``[wake.backup]``, and no audio reaching Home Assistant while it has paused the satellite.
 
 The scripted microphone plays a short tone for each wake word; the stand-in's wake engine takes a
-loud chunk for the wake word, the backup wake detector a loud frame.
+loud chunk for the wake word, the backup wake detector a loud frame. The microphone runs in real
+time (a few seconds a test): Home Assistant is a peer on a socket, and what it hears, and when,
+is the point (what streams while it listens, is paused, or the reply plays).
 """
 
 from __future__ import annotations
