@@ -3,7 +3,9 @@
 Home Assistant connects, sends ``run-satellite`` (from then on the satellite is *available*:
 turns go to Home Assistant), ``describe`` before each pipeline loop, ``ping`` every 2 s after each
 ``pong``, and ``pause-satellite`` when it is muted or removed. A turn is a :class:`PipelineRun`;
-sound outside one and timers go to :class:`OutsideTurns`. A new connection that sends ``run-satellite`` replaces the old
+sound outside one and timers go to :class:`OutsideTurns`; with remote wake, Home Assistant's
+``detect`` and ``detection`` go to :class:`RemoteWake`, and a ``detection`` begins the turn's run.
+A new connection that sends ``run-satellite`` replaces the old
 one (Home Assistant reconnects after a timeout while the old socket may still look open). Lines a peer can
 cause are logged at most once a minute per kind (a reconnect storm must not flood the journal); how
 the link stands (connected, running, lost) is one kind, so a storm is one line a minute, the latest.
