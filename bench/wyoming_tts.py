@@ -19,6 +19,11 @@ Then the same pairs against a loopback server in this process that answers at on
 synthesis): what the client code itself costs, without piper's noise (on a busy 2-core box piper's
 first audio varies by hundreds of ms, more than the goal).
 
+With ``--phases``, each client's first audio is also split into its steps (median over the
+runs): connecting, writing the request, waiting for the first ``audio-chunk`` event, and (magoo
+only) turning it into the chunk its ``synthesize()`` yields; magoo's steps are those of
+``synthesize()`` itself (its ``Service.connect``, ``Connection.send``/``receive``, ``_chunk``).
+
 Exit code 0 whether or not the goal is met (a measurement); 1 when piper cannot start.
 """
 
@@ -38,7 +43,7 @@ import time
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
-from magoo_wyoming.clients.tts import WyomingTextToSpeech
+from magoo_wyoming.clients.tts import WyomingTextToSpeech, _chunk
 
 TEXTS = [
     "The kitchen light is on.",
@@ -151,6 +156,68 @@ async def measure_loopback(runs: int) -> tuple[list[float], list[float], bool]:
         return await measure(uri, runs)
 
 
+async def bare_phases(host: str, port: int, text: str, streaming: bool) -> list[float]:
+    """The bare client's steps: connected, request written, first audio-chunk read (s since start)."""
+    marks = [time.perf_counter()]
+    async with AsyncTcpClient(host, port) as client:
+        marks.append(time.perf_counter())
+        events = (SynthesizeStart(), SynthesizeChunk(text=text), Synthesize(text=text), SynthesizeStop()) if streaming else (Synthesize(text=text),)
+        for event in events:
+            await client.write_event(event.event())
+        marks.append(time.perf_counter())
+        while (event := await client.read_event()) is not None:
+            if event.type == "audio-chunk" and len(marks) == 3:
+                marks.append(time.perf_counter())
+            if event.type == ("synthesize-stopped" if streaming else "audio-stop"):
+                break
+    return [b - a for a, b in zip(marks, marks[1:])]
+
+
+async def magoo_phases(tts: WyomingTextToSpeech, text: str) -> list[float]:
+    """magoo's steps, as ``synthesize()`` takes them: connected, request written, first audio-chunk
+    read, first chunk made (s each)."""
+    marks = [time.perf_counter()]
+    async with await tts.service.connect() as connection:
+        marks.append(time.perf_counter())
+        await connection.send(*tts._request(text))
+        marks.append(time.perf_counter())
+        while True:
+            event = await connection.receive(tts.config.timeout, "speech audio")
+            if event.type == "audio-chunk" and len(marks) == 3:
+                marks.append(time.perf_counter())
+                _chunk(event, connection)
+                marks.append(time.perf_counter())
+            if event.type == ("synthesize-stopped" if tts.streams else "audio-stop"):
+                break
+    return [b - a for a, b in zip(marks, marks[1:])]
+
+
+async def measure_phases(uri: str, runs: int) -> tuple[list[list[float]], list[list[float]]]:
+    host, port = uri.removeprefix("tcp://").rsplit(":", 1)
+    async with WyomingTextToSpeech(WyomingTextToSpeech.Config(uri=uri)) as tts:
+        for text in TEXTS:
+            await magoo_phases(tts, text)
+        base, ours = [], []
+        for run in range(runs):
+            text = TEXTS[run % len(TEXTS)]
+            pair = [bare_phases(host, int(port), text, tts.streams), magoo_phases(tts, text)]
+            if run % 2:
+                pair.reverse()
+            first, second = await pair[0], await pair[1]
+            b, o = (second, first) if run % 2 else (first, second)
+            base.append(b)
+            ours.append(o)
+    return base, ours
+
+
+def report_phases(base: list[list[float]], ours: list[list[float]]) -> None:
+    names = ["connect", "write the request", "first audio-chunk read", "chunk made (magoo)"]
+    print("  steps, median ms:   " + "  ".join(f"{n:>22}" for n in names))
+    for who, rows in (("bare wyoming client", base), ("[tts] wyoming", ours)):
+        medians = [statistics.median(r[i] for r in rows) * 1000 for i in range(len(rows[0]))]
+        print(f"  {who:<20}" + "  ".join(f"{m:>22.2f}" for m in medians))
+
+
 def p90(values: list[float]) -> float:
     return sorted(values)[max(0, round(0.9 * len(values)) - 1)]
 
@@ -169,12 +236,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--uri", help="a wyoming-piper already running (default: start one)")
+    parser.add_argument("--phases", action="store_true", help="also split each client's first audio into its steps")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         uri = args.uri or stack.enter_context(piper())
         base, ours, streaming = asyncio.run(measure(uri, args.runs))
+        phases = asyncio.run(measure_phases(uri, args.runs)) if args.phases else None
     events = "streaming" if streaming else "plain"
     report(f"wyoming-piper first audio, {args.runs} runs, {events} synthesize events, one connection per text", base, ours)
+    if phases is not None:
+        report_phases(*phases)
     base, ours, _ = asyncio.run(measure_loopback(max(args.runs, 200)))
     report(f"loopback server answering at once, {max(args.runs, 200)} runs: the client code's own cost", base, ours)
 

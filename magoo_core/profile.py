@@ -147,6 +147,7 @@ class _Validator:
         self.roles.check(data, specs)
         self.roles.by_wake.check_labels(specs)
         self.services.warn_unused(specs)
+        self.services.check_served(specs)
         self.c.raise_issues()
         return Profile(
             path=None,

@@ -100,6 +100,18 @@ class ServiceTables:
             return None
         return _role_spec(service, role, backup)
 
+    def check_served(self, specs: Mapping[Role, BackendSpec | None]) -> None:
+        """A service class may check which roles use it: its optional classmethod
+        ``check_roles(config, roles) -> str | None`` gets its config and the roles whose sections
+        name it, and returns what is wrong (reported on its section) or None."""
+        for name, spec in self.found.items():
+            check = getattr(spec.info.cls, "check_roles", None) if spec is not None else None
+            if not callable(check):
+                continue
+            problem = check(spec.config, frozenset(role for role, s in specs.items() if s is not None and s.service == name))
+            if problem:
+                self.c.issue(spec.section, None, problem)
+
     def warn_unused(self, specs: Mapping[Role, BackendSpec | None]) -> None:
         """A warning for each configured service no role section uses (it would never start)."""
         used = {spec.service for spec in specs.values() if spec is not None}

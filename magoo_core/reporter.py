@@ -141,8 +141,11 @@ class ConsoleReporter:
 
     def _stories(self) -> list[str]:
         stories = []
+        described: set[int] = set()  # a service serving several roles tells its story once
         for slot in self.engine.slots() if self.engine is not None else ():
-            describe = getattr(slot.instance, "describe_turn", None)
+            seen = id(slot.instance) in described
+            described.add(id(slot.instance))
+            describe = None if seen else getattr(slot.instance, "describe_turn", None)
             try:
                 story = describe() if callable(describe) else None
             except Exception:  # a plugin's bug must not end the story

@@ -252,6 +252,7 @@ class ServiceRole:
         self.replaced: str | None = None
         self._on_backup = False  # the backup answered last
         self._backup_starting: asyncio.Future | None = None
+        self._waking: asyncio.Future | None = None  # the backup's start begun by now()
         service.roles.append(self)
 
     # ---- who answers ----
@@ -355,6 +356,32 @@ class ServiceRole:
             return await self._use_backup()
         return await self.service.ready()
 
+    def now(self) -> Any:
+        """The instance that answers at this moment, without waiting (the wake detector is chosen
+        so for every captured chunk): the service while it is up; else the backup once it runs
+        (its start is begun in the background the first time; None until then); without a
+        backup, the service unless it restarts. Switching is logged as by :meth:`ready`."""
+        if self.service.up:
+            if self._on_backup:
+                log.info("%s is back: it answers for [%s] again", self.service.name, self.configured.role.value)
+                self._on_backup = False
+            return self.service.instance
+        if self.backup is None:
+            return None if self.service.restarting else self.service.instance
+        if not self._on_backup:
+            log.warning("%s is not available; %s %s answers for [%s] meanwhile", self.service.name,
+                        self.backup.spec.section, self.backup.spec.backend, self.configured.role.value)
+            self._on_backup = True
+        if self.backup.instance is None and self._waking is None and not self.backup.restarting:
+            self._waking = asyncio.ensure_future(self._use_backup())
+            self._waking.add_done_callback(self._backup_started)
+        return None if self.backup.restarting else self.backup.instance
+
+    def _backup_started(self, task: asyncio.Future) -> None:
+        self._waking = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s %s could not start: %s", self.backup.spec.section, self.backup.spec.backend, task.exception())
+
     def failed(self, failure: BackendFailure, *, restart: bool = True) -> None:
         """Counted for whichever answered last: the service (for all its roles), or the backup."""
         self._current.failed(failure, restart=restart)
@@ -370,6 +397,8 @@ class ServiceRole:
 
     async def stop(self, timeout: float) -> None:
         """Leave the backup if it ran, and let go of the service (left with its last role)."""
+        if self._waking is not None:
+            self._waking.cancel()
         if self.before_stop is not None and self.instance is not None:
             await self.before_stop()
         if self.backup is not None:

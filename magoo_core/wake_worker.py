@@ -19,6 +19,7 @@ from typing import Any
 from .audio import AudioConverter, RingBuffer
 from .clips import Clips
 from .lifecycle import Backends, BackendSlot
+from .service_slots import ServiceRole
 from .settings import EngineSettings
 from .types import AudioChunk, WakeEvent
 from .wake_scores import WakeScoreboard
@@ -104,8 +105,11 @@ class WakeWorker:
         """Score one captured chunk; the detection it contains, if any. Never raises: a failing
         detector is reported, and while it restarts nothing is scored."""
         slot = self.slot
-        detector = None if slot is None else slot.instance
-        if detector is None or slot.restarting:
+        if isinstance(slot, ServiceRole):  # a service's wake word: it, or the backup while it is away
+            detector = slot.now()
+        else:
+            detector = None if slot is None or slot.restarting else slot.instance
+        if detector is None:
             return None  # deaf only while it restarts
         if self._detector is not detector:  # first frame, or a restarted detector
             self._detector = detector

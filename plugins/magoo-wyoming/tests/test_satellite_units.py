@@ -122,6 +122,13 @@ def test_doctor_warns_when_the_microphone_is_open_to_the_network_without_an_allo
         assert "allow" in row.fix and "no password" in row.found
 
 
+def test_doctor_says_that_remote_wake_streams_the_microphone_whenever_magoo_listens():
+    (row,) = HomeAssistantSatellite.doctor(SatelliteConfig(host="0.0.0.0", allow=["192.168.1.5"], wake="remote"), "[services.house]")
+    assert row.result is Result.OK and "the microphone streams whenever magoo listens" in row.found
+    (row,) = HomeAssistantSatellite.doctor(SatelliteConfig(host="0.0.0.0", allow=["192.168.1.5"]), "[services.house]")
+    assert "streams" not in row.found
+
+
 def test_describe_answers_an_installed_satellite_with_its_area_and_wake_words():
     from wyoming.info import Info
 
@@ -160,3 +167,59 @@ async def test_a_held_back_line_is_logged_when_its_minute_is_over_so_the_last_st
     assert [r.getMessage() for r in caplog.records] == ["connected"]
     await asyncio.sleep(0.4)
     assert [r.getMessage() for r in caplog.records] == ["connected", "connected (and 1 more of its kind in the last minute)"]
+
+
+def test_the_examples_remote_wake_variant_loads_as_its_comment_says():
+    import tomllib
+    from pathlib import Path
+
+    from magoo_core.plugins import create_plugin_manager
+    from magoo_core.profile import parse_profile
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "homeassistant.toml"
+    data = tomllib.loads(example.read_text())
+    data["services"]["house"]["wake"] = "remote"
+    data["wake"] = {"service": "house", "backup": data["wake"]}
+    profile = parse_profile(data, create_plugin_manager(), base_dir=example.parent, source=str(example), environ={})
+    assert (profile.wake.backend, profile.wake.backup.backend) == ("homeassistant", "openwakeword")
+    assert profile.wake.config is profile.stt.config and profile.stt.config.wake == "remote"
+
+
+async def test_remote_wake_sends_each_moment_once_and_maps_a_detection_back_to_its_capture_time():
+    import asyncio
+
+    from magoo_core.types import AudioChunk
+    from magoo_wyoming.satellite.remote_wake import RemoteWake, Stage
+
+    sent: list[AudioChunk] = []
+
+    async def send_audio(chunk):
+        sent.append(chunk)
+        return True
+
+    async def request():
+        return True
+
+    remote = RemoteWake(request, send_audio, lambda: None, lambda *a: None)
+
+    def chunk(end: float, seconds: float = 0.08) -> AudioChunk:
+        return AudioChunk(bytes(round(seconds * 16000) * 2), 16000, timestamp=end)
+
+    remote.offer(chunk(10.08))
+    assert remote.stage is Stage.IDLE and not sent, "nothing goes out before a pipeline was asked for"
+    await remote.start()
+    remote.on_detect()
+    for end in (10.08, 10.16, 10.24):  # the wake detector's frames
+        remote.offer(chunk(end))
+    remote.offer(chunk(10.20))  # the turn's pre-roll: sent already
+    remote.offer(chunk(10.28))  # overlaps the last frame by half: only its new half goes
+    await asyncio.sleep(0.01)
+    assert [round(c.duration, 3) for c in sent] == [0.08, 0.08, 0.08, 0.04]
+    wake = remote.on_detection("ok_nabu", 100)  # ms into the wake stage: inside the second frame
+    assert wake.timestamp == 10.16 and remote.take() == wake and remote.take() is None
+    remote.on_error("Home Assistant: No text recognized")
+    assert remote.stage is Stage.WAITING and remote.available, "a turn's error: asked again soon, still available"
+    remote.offer(chunk(10.36))
+    await asyncio.sleep(0.01)
+    assert len(sent) == 4, "nothing is sent between an error and the next request"
+    await remote.close()

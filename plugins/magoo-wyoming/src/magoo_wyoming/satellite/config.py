@@ -4,6 +4,8 @@ connect, how it names itself to Home Assistant."""
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from magoo_core.fields import Count, Seconds, StrictBool
@@ -33,6 +35,12 @@ class SatelliteConfig(BackendConfig):
     wake_words: list[str] = Field(
         default_factory=list, max_length=20,
         description="The local wake words, as Home Assistant shows them (\"hey jarvis\"); told in describe.",
+    )
+    wake: Literal["local", "remote"] = Field(
+        "local",
+        description="Who hears the wake word: \"local\" (magoo's [wake] backend; nothing leaves the Pi before it) or "
+        "\"remote\" (the microphone streams to Home Assistant while magoo listens and Home Assistant's wake word "
+        "engine detects it; [wake] then names this service, with a [wake.backup] for when Home Assistant is away).",
     )
     zeroconf: StrictBool = Field(True, description="Advertise _wyoming._tcp.local. so Home Assistant discovers it.")
     advertise_address: str | None = Field(

@@ -5,6 +5,12 @@ each ``pong``; on the satellite's ``run-pipeline``: ``transcribe``, ``voice-star
 ``voice-stopped``, ``transcript``, ``synthesize`` and the TTS audio as 2048-byte chunks at
 22050 Hz; announcements as audio outside a pipeline; timers; ``pause-satellite``.
 
+A pipeline that starts at the wake stage (remote wake) sends ``detect``, hears the stream with a
+wake word engine (``wake_uri``: a Wyoming wake server, as Home Assistant's wyoming wake word
+provider does; else a loud chunk counts as the wake word), sends ``detection{name, timestamp}``
+(ms of audio since the stage began) and goes on with the same stream as the command; after the
+answer it starts again (``restart_on_end``), but not after an error.
+
 Everything runs on the caller's event loop. Not Home Assistant: its pipeline is a script (the
 transcript after ``hear_seconds`` of audio, a tone as the answer).
 """
@@ -31,7 +37,7 @@ from wyoming.snd import Played
 from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted, TimerUpdated
 from wyoming.tts import Synthesize, SynthesizeVoice
 from wyoming.vad import VoiceStarted, VoiceStopped
-from wyoming.wake import Detection
+from wyoming.wake import Detect, Detection
 
 
 TTS_RATE = 22050  # what Home Assistant asks its TTS for (assist_satellite.py _TTS_SAMPLE_RATE)
@@ -53,6 +59,10 @@ class Pipeline:
     run: RunPipeline
     detection: str | None
     started: float
+    waking: bool = False  # in its wake stage: the audio goes to the wake word engine
+    wake_ms: int = 0  # audio heard in the wake stage
+    woke_at_ms: int | None = None  # the detection's timestamp
+    detection_sent_at: float | None = None
     first_audio: float | None = None
     audio_seconds: float = 0.0
     audio_stopped: bool = False
@@ -75,6 +85,10 @@ class FakeHomeAssistant:
     answer: str = ANSWER
     answer_seconds: float = 0.4
     error: tuple[str, str] | None = None  # answer a pipeline with error(text, code) instead
+    wake_error: tuple[str, str] | None = None  # end each wake stage at once with error(text, code)
+    wake_uri: str | None = None  # a Wyoming wake server for the wake stage (else: a loud chunk)
+    wake_names: list[str] | None = None
+    end_stage_seen: list[str] = field(default_factory=list)
     cut_reply: bool = False  # disconnect half-way through the reply's audio (no audio-stop)
     received: list[tuple[float, Event]] = field(default_factory=list)
     pipelines: list[Pipeline] = field(default_factory=list)
@@ -86,6 +100,7 @@ class FakeHomeAssistant:
     errors: list[str] = field(default_factory=list)  # what its own tasks raised (a test fails on any)
     _played: asyncio.Event = field(default_factory=asyncio.Event)
     _detection: str | None = None
+    _wake_client: AsyncTcpClient | None = None
 
     async def connect(self) -> None:
         """``_connect`` + ``RunSatellite`` + the first pipeline loop's ``Describe`` and ping."""
@@ -140,9 +155,9 @@ class FakeHomeAssistant:
         elif Detection.is_type(event.type):
             self._detection = Detection.from_event(event).name
         elif RunPipeline.is_type(event.type):
-            self.pipelines.append(Pipeline(RunPipeline.from_event(event), self._detection, time.monotonic()))
-            self._detection = None
-            await self.send(Transcribe(language="en").event())  # on STT_START
+            await self._run_pipeline(RunPipeline.from_event(event))
+        elif AudioChunk.is_type(event.type) and self.pipelines and self.pipelines[-1].waking:
+            await self._hear_wake(self.pipelines[-1], AudioChunk.from_event(event))
         elif AudioChunk.is_type(event.type) and self.pipelines and not self.pipelines[-1].answered:
             pipeline = self.pipelines[-1]
             chunk = AudioChunk.from_event(event)
@@ -156,9 +171,64 @@ class FakeHomeAssistant:
         elif AudioStop.is_type(event.type) and self.pipelines:
             self.pipelines[-1].audio_stopped = True
         elif Played.is_type(event.type):
-            if self.pipelines and self.pipelines[-1].played_at is None and self.pipelines[-1].tts_done_at is not None:
-                self.pipelines[-1].played_at = time.monotonic()
+            answered = [p for p in self.pipelines if p.tts_done_at is not None]  # not the one restarted since
+            if answered and answered[-1].played_at is None:
+                answered[-1].played_at = time.monotonic()
             self._played.set()
+
+    async def _run_pipeline(self, run: RunPipeline) -> None:
+        """``_run_pipeline_once``: a new run replaces the one in progress."""
+        pipeline = Pipeline(run, self._detection, time.monotonic(), waking=run.start_stage.value == "wake")
+        self.pipelines.append(pipeline)
+        self.end_stage_seen.append(run.end_stage.value)
+        self._detection = None
+        if not pipeline.waking:
+            await self.send(Transcribe(language="en").event())  # on STT_START
+            return
+        await self.send(Detect().event())  # on WAKE_WORD_START
+        if self.wake_error is not None:
+            pipeline.waking = False
+            pipeline.answered = True
+            text, code = self.wake_error
+            await self.send(Event("error", {"text": text, "code": code}))
+            return
+        if self.wake_uri is not None:
+            self._wake_client = AsyncTcpClient.from_uri(self.wake_uri)
+            await self._wake_client.connect()
+            await self._wake_client.write_event(Detect(names=self.wake_names).event())
+            await self._wake_client.write_event(AudioStart(rate=16000, width=2, channels=1, timestamp=0).event())
+            self._spawn(self._read_wake(pipeline, self._wake_client))
+
+    async def _hear_wake(self, pipeline: Pipeline, chunk: AudioChunk) -> None:
+        """The wake stage's audio: to the wake server, or a loud chunk is the wake word."""
+        before = pipeline.wake_ms
+        pipeline.wake_ms += chunk.milliseconds
+        if self.wake_uri is not None:
+            await self._wake_client.write_event(AudioChunk(rate=chunk.rate, width=chunk.width, channels=chunk.channels,
+                                                           audio=chunk.audio, timestamp=pipeline.wake_ms).event())
+            return
+        samples = struct.unpack(f"<{len(chunk.audio) // 2}h", chunk.audio)
+        if samples and max(abs(v) for v in samples) > 3000:
+            await self._woke(pipeline, "hey_magoo", before)
+
+    async def _read_wake(self, pipeline: Pipeline, client: AsyncTcpClient) -> None:
+        try:
+            while (event := await client.read_event()) is not None:
+                if Detection.is_type(event.type) and pipeline.waking:
+                    detection = Detection.from_event(event)
+                    await self._woke(pipeline, detection.name, detection.timestamp)
+                    return
+        finally:
+            await client.disconnect()
+
+    async def _woke(self, pipeline: Pipeline, name: str, at_ms: int | None) -> None:
+        """WAKE_WORD_END, then STT_START: the same stream is the command from now on."""
+        pipeline.waking = False
+        pipeline.detection = name
+        pipeline.woke_at_ms = at_ms
+        pipeline.detection_sent_at = time.monotonic()
+        await self.send(Detection(name=name, timestamp=at_ms).event())
+        await self.send(Transcribe(language="en").event())
 
     async def _answer(self, pipeline: Pipeline) -> None:
         """STT_VAD_END, STT_END, TTS_START, TTS_END as the satellite sees them."""
@@ -168,10 +238,13 @@ class FakeHomeAssistant:
             await self.send(Event("error", {"text": text, "code": code}))
             return
         await self.send(Transcript(text=self.transcript).event())
-        await self.send(Synthesize(text=self.answer, voice=SynthesizeVoice(name=None, language="en")).event())
-        pipeline.tts_started_at = time.monotonic()
-        await self.send_sound(tts_audio(self.answer_seconds), cut=self.cut_reply)
-        pipeline.tts_done_at = time.monotonic()
+        if pipeline.run.end_stage.value == "tts":
+            await self.send(Synthesize(text=self.answer, voice=SynthesizeVoice(name=None, language="en")).event())
+            pipeline.tts_started_at = time.monotonic()
+            await self.send_sound(tts_audio(self.answer_seconds), cut=self.cut_reply)
+            pipeline.tts_done_at = time.monotonic()
+        if pipeline.run.restart_on_end and self.client is not None:  # RUN_END of an always-on satellite
+            await self._run_pipeline(pipeline.run)
 
     async def send_sound(self, pcm: bytes, *, cut: bool = False) -> None:
         """``_stream_tts`` / ``async_announce``: audio-start, 2048-byte chunks, audio-stop

@@ -27,6 +27,7 @@ class PipelineRun:
         self.text = ""
         self.sound: IncomingSound | None = None
         self.played_sent = False
+        self.taken = False  # a turn took it (remote wake: the run begins before the turn does)
         self.failed: str | None = None
 
     @property

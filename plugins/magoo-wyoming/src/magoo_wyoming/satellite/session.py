@@ -3,7 +3,9 @@
 Home Assistant connects, sends ``run-satellite`` (from then on the satellite is *available*:
 turns go to Home Assistant), ``describe`` before each pipeline loop, ``ping`` every 2 s after each
 ``pong``, and ``pause-satellite`` when it is muted or removed. A turn is a :class:`PipelineRun`;
-sound outside one and timers go to :class:`OutsideTurns`. A new connection that sends ``run-satellite`` replaces the old
+sound outside one and timers go to :class:`OutsideTurns`; with remote wake, Home Assistant's
+``detect`` and ``detection`` go to :class:`RemoteWake`, and a ``detection`` begins the turn's run.
+A new connection that sends ``run-satellite`` replaces the old
 one (Home Assistant reconnects after a timeout while the old socket may still look open). Lines a peer can
 cause are logged at most once a minute per kind (a reconnect storm must not flood the journal); how
 the link stands (connected, running, lost) is one kind, so a storm is one line a minute, the latest.
@@ -30,6 +32,7 @@ from .audio import IncomingSound
 from .link import Link
 from .outside import OutsideTurns
 from .pipeline import PipelineRun
+from .remote_wake import RemoteWake, Stage
 from .throttle import Throttle
 
 log = logging.getLogger("magoo.wyoming.satellite")
@@ -52,13 +55,30 @@ class Session:
         self._available = asyncio.Event()
         self._incoming: IncomingSound | None = None  # the sound Home Assistant is sending
         self._closing = False
+        #: where Home Assistant's pipeline ends: ``tts`` (the answer comes back as sound), or
+        #: ``handle`` for a satellite without a speaker (the pipeline stops after the agent acted)
+        self.end_stage = PipelineStage.TTS
+        #: with ``wake = "remote"``: Home Assistant's wake stage (see :meth:`hear_remotely`)
+        self.remote: RemoteWake | None = None
 
     # ---- availability ----
 
     @property
     def available(self) -> bool:
-        """Home Assistant is connected and has asked the satellite to run (not paused)."""
-        return self.link is not None and not self.link.closed and self.running
+        """Home Assistant is connected and has asked the satellite to run (not paused); with
+        remote wake, its wake stage has not failed twice in a row either."""
+        connected = self.link is not None and not self.link.closed and self.running
+        return connected and (self.remote is None or self.remote.available)
+
+    def hear_remotely(self) -> RemoteWake:
+        """Let Home Assistant detect the wake word (``wake = "remote"``); call before it connects."""
+        self.remote = RemoteWake(self._ask_wake, self.send_audio, self._changed, self._throttle.say)
+        return self.remote
+
+    async def _ask_wake(self) -> bool:
+        link = self.link
+        return link is not None and await link.send(RunPipeline(
+            start_stage=PipelineStage.WAKE, end_stage=self.end_stage, restart_on_end=True).event())
 
     async def until_available(self) -> None:
         while not self.available:
@@ -84,6 +104,8 @@ class Session:
         if self.link is link:
             self.link = None
             self.running = False
+            if self.remote is not None:
+                self.remote.stop()
             self._changed()
             self._end_all(f"Home Assistant disconnected in the middle of the turn ({why})")
             if not self._closing:
@@ -93,6 +115,8 @@ class Session:
     async def _adopt(self, link: Link) -> None:
         old, self.link = self.link, link
         self.running = False
+        if self.remote is not None:
+            self.remote.stop()
         self._changed()
         self.counters["connections"] += 1
         if old is not None:
@@ -113,12 +137,14 @@ class Session:
         if self.link is not None:
             await self.link.close("magoo is stopping")
         await self.outside.close()
+        if self.remote is not None:
+            await self.remote.close()
 
     # ---- a turn ----
 
     async def start_run(self, wake_word: str, audio_format: tuple[int, int, int]) -> PipelineRun:
         """Tell Home Assistant the wake word was heard and a command follows: ``detection``,
-        ``run-pipeline`` (asr → tts), ``audio-start``. The caller then streams with :meth:`send_audio`.
+        ``run-pipeline`` (asr → :attr:`end_stage`), ``audio-start``. The caller then streams with :meth:`send_audio`.
 
         :param audio_format: (rate, width, channels) of the audio that will be sent.
         """
@@ -129,7 +155,7 @@ class Session:
         rate, width, channels = audio_format
         link = self.link
         ok = link is not None and await link.send(Detection(name=wake_word or None).event())
-        ok = ok and await link.send(RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS,
+        ok = ok and await link.send(RunPipeline(start_stage=PipelineStage.ASR, end_stage=self.end_stage,
                                                 wake_word_name=wake_word or None, restart_on_end=False).event())
         ok = ok and await link.send(AudioStart(rate=rate, width=width, channels=channels).event())
         if not ok:
@@ -142,6 +168,12 @@ class Session:
             return False
         return await link.send(WyomingChunk(rate=chunk.sample_rate, width=chunk.sample_width,
                                             channels=chunk.channels, audio=chunk.pcm).event())
+
+    def finish(self, run: PipelineRun) -> None:
+        """``run`` needs nothing more from Home Assistant (a ``handle`` run once it has the
+        transcript): an ``error`` arriving later is logged, not given to it."""
+        if self.run is run:
+            self.run = None
 
     async def end_audio(self) -> None:
         if self.link is not None:
@@ -192,10 +224,14 @@ class Session:
             self._throttle.say("link", logging.INFO, "Home Assistant runs the satellite: it answers the turns now")
         self.running = True
         self._changed()
+        if self.remote is not None and self.remote.stage is Stage.IDLE:
+            await self.remote.start()
 
     async def _pause(self, link: Link, event: Event) -> None:
         self._throttle.say("pause", logging.INFO, "Home Assistant paused the satellite: the backups answer until it runs it again")
         self.running = False
+        if self.remote is not None:
+            self.remote.stop()
         self._changed()
         self._end_all("Home Assistant paused the satellite")
 
@@ -234,8 +270,35 @@ class Session:
         line = f"Home Assistant: {text}" + (f" ({code})" if code else "")
         if self.run is not None and self.run.failed is None:
             self.run.fail(line)
-        else:
+        elif self.remote is None or self.remote.stage not in (Stage.ASKED, Stage.LISTENING):  # the wake stage's: said below
             self._throttle.say("error", logging.WARNING, "%s", line)
+        if self.remote is not None:
+            self.remote.on_error(line)
+
+    async def _detect(self, link: Link, event: Event) -> None:
+        if self.remote is not None:
+            self.remote.on_detect()
+
+    async def _detection(self, link: Link, event: Event) -> None:
+        """Home Assistant's wake word engine heard it: the turn's run begins here (its
+        ``transcribe``, ``transcript`` and reply may come before the engine's turn asks)."""
+        if self.remote is None or not self.running:
+            return
+        name = str(event.data.get("name") or "wake word")
+        at = event.data.get("timestamp")
+        if self.run is not None and not self.run.heard:
+            self.run.fail("Home Assistant heard the wake word again")
+        self.run = PipelineRun(name)
+        self.counters["pipelines"] += 1
+        self.remote.on_detection(name, at if isinstance(at, int | float) else None)
+
+    def remote_run(self) -> PipelineRun | None:
+        """The run Home Assistant's last ``detection`` began, for the turn it woke (once)."""
+        run = self.run
+        if run is None or run.taken or run.failed is not None:
+            return None
+        run.taken = True
+        return run
 
     async def _timer(self, link: Link, event: Event) -> None:
         await self.outside.timer_event(event.type, event.data)
@@ -252,6 +315,8 @@ _HANDLERS = {
     "audio-chunk": Session._audio_chunk,
     "audio-stop": Session._audio_stop,
     "error": Session._error,
+    "detect": Session._detect,
+    "detection": Session._detection,
     "timer-started": Session._timer,
     "timer-updated": Session._timer,
     "timer-cancelled": Session._timer,
