@@ -207,3 +207,16 @@ async def test_a_watcher_that_reads_too_slowly_loses_the_oldest_events_not_the_e
     live.close()
     assert [d["n"] async for d in subscription] == [7, 8, 9]
     assert subscription.dropped == 7
+
+
+def test_levels_read_the_state_alone_not_the_whole_status():
+    class Level:
+        def recent(self, seconds):
+            return 0.1, 0.2
+
+    def status():
+        raise AssertionError("levels() built the whole status (ten times a second)")
+
+    control = Control("p", status, None, Level(), None, LiveEvents(), listen=lambda: False, player=lambda: None,
+                      speaking=lambda: False, state=lambda: State.AWAKE)
+    assert control.levels()["state"] == "awake"
