@@ -57,15 +57,36 @@ class LogTail:
 async def show(feed: Feed, terminal: Terminal, *, rate: float = RATE, log: LogTail | None = None) -> None:
     """Draw ``feed`` on ``terminal`` until ``q`` (then ``feed.quit()``) or the feed finishes.
 
-    Keys: ``m`` mutes or unmutes, ``s`` stops what is being said, ``q`` quits.
+    Keys: ``m`` mutes or unmutes, ``s`` stops what is being said, ``q`` quits. A key's command
+    starts at once; its effect shows in the next frame.
     """
     board = Board()
-    keys: asyncio.Queue[str] = asyncio.Queue()
+    quitting = asyncio.Event()
+    commands: set[asyncio.Task] = set()
+
+    async def command(work) -> None:
+        try:
+            await work
+        except Exception as exc:  # a closed connection, a refused command: shown, the meter goes on
+            board.note = f"failed: {exc}"
+
+    def pressed(key: str) -> None:
+        key = key.lower()
+        if key == "q":
+            quitting.set()
+        elif key in ("m", "s"):
+            task = asyncio.get_running_loop().create_task(command(feed.mute(board) if key == "m" else feed.stop(board)))
+            commands.add(task)
+            task.add_done_callback(commands.discard)
+
     await feed.open(board)
-    has_keys = terminal.on_key(keys.put_nowait)
+    has_keys = terminal.on_key(pressed)
     period = 1.0 / rate
     try:
         while not feed.finished.is_set():
+            if quitting.is_set():
+                await feed.quit()
+                return
             now = time.monotonic()
             feed.poll(board, now)
             lines = frame(board, now, width=terminal.width, colour=terminal.screen, source=feed.source)
@@ -74,20 +95,10 @@ async def show(feed: Feed, terminal: Terminal, *, rate: float = RATE, log: LogTa
             if not has_keys:
                 lines[-1] = "(no keyboard: Ctrl-C stops)"
             terminal.draw(lines)
-            deadline = now + period
-            while (left := deadline - time.monotonic()) > 0 and not feed.finished.is_set():
-                try:
-                    key = await asyncio.wait_for(keys.get(), left)
-                except TimeoutError:
-                    break
-                if key in "qQ":
-                    await feed.quit()
-                    return
-                if key in "mM":
-                    await feed.mute(board)
-                elif key in "sS":
-                    await feed.stop(board)
+            await asyncio.sleep(max(0.0, now + period - time.monotonic()))
     finally:
+        for task in list(commands):
+            task.cancel()
         await feed.close()
 
 
