@@ -220,3 +220,24 @@ def test_in_tmux_the_scores_move_while_the_wake_word_plays_m_mutes_and_q_quits(v
         tmux.wait_for(r"meter exited with 0", timeout=20)
     finally:
         tmux.close()
+
+
+# ---- the command line ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "said"),
+    [
+        ([], 2, "give one of: a profile to run (-p FILE), or a running magoo's API (--url ws://host:port/api/ws)"),
+        (["-p", "x.toml", "--url", "ws://127.0.0.1:1/api/ws"], 2, "give one of:"),
+        (["--url", "ws://127.0.0.1:1/api/ws"], 1, "magoo meter: cannot reach magoo at ws://127.0.0.1:1/api/ws: "),
+    ],
+)
+def test_the_command_line_says_in_one_line_what_is_wrong(arguments, code, said):
+    from typer.testing import CliRunner
+
+    from magoo_core.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["meter", *arguments], prog_name="magoo")
+    said_all = result.output  # the runner's stderr and stdout together
+    assert result.exit_code == code and said in said_all and len(said_all.strip().splitlines()) == 1, said_all

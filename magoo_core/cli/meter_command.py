@@ -44,7 +44,7 @@ def add_meter_command(app: typer.Typer, session: Session) -> None:
         from ..meter.terminal import Terminal
 
         if (profile is None) == (url is None):
-            say("give a profile to run (-p FILE) or a running magoo's API (--url ws://host:port/api/ws), not both")
+            say("give one of: a profile to run (-p FILE), or a running magoo's API (--url ws://host:port/api/ws)")
             raise typer.Exit(EXIT_PROFILE)
         if url is not None:
             from ..meter.feeds import RemoteFeed
