@@ -32,6 +32,8 @@ MAGOO_APT_PACKAGES=(
     espeak-ng lame opus-tools
     # magoo-mqtt's tests start a real MQTT broker of their own (never the system service)
     mosquitto
+    # the test of `magoo meter` drives it in a terminal of its own
+    tmux
     # `magoo service` drives systemctl and journalctl; its tests check the unit with systemd-analyze
     systemd
 )

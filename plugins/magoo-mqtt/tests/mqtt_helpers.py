@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -69,13 +70,20 @@ class Broker:
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen | None = None
+        self._restarted = False
 
     def start(self) -> Broker:
         self.process = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10  # real time: mosquitto's start-up
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto did not start: {self.process.stderr.read().decode()}")
+                error = self.process.stderr.read().decode()
+                if "Address already in use" in error and not self._restarted:  # another test took the port meanwhile
+                    self._restarted = True
+                    self.port = free_port()
+                    self.conf.write_text(re.sub(r"listener \d+", f"listener {self.port}", self.conf.read_text()))
+                    return self.start()
+                raise RuntimeError(f"mosquitto did not start: {error}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 return self
             time.sleep(0.05)
