@@ -31,6 +31,7 @@ KNOWN_PLUGINS: dict[str, str] = {
     "mpv": "magoo-mpv",
     "servo": "magoo-servo",
     "webhook": "magoo-webhook",
+    "mqtt": "magoo-mqtt",
     "pocketsphinx": "magoo-pocketsphinx",
     "espeak": "magoo-espeak",
 }
