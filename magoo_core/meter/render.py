@@ -81,7 +81,7 @@ def frame(board: Board, now: float, *, width: int = 80, colour: bool = True, sou
     out.add("input  ", (level_bar(board.input, board.peak, bar), RED if clip else GREEN),
             f" {db:6.1f} dBFS" if db > -200 else "   -inf dBFS", ("  CLIP" if clip else "", RED + BOLD))
     if board.speech is None:
-        out.add("speech ", ("(no voice activity events from this profile)", DIM))
+        out.add("speech ", ("(no voice activity reported yet)", DIM))
     else:
         since = "" if board.speech_at is None else f" for {now - board.speech_at:4.1f} s"
         out.add("speech ", ("● speaking", YELLOW + BOLD) if board.speech else ("· silent", DIM), since)
