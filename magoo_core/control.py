@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .live import LiveEvents, Subscription
 from .status import InputLevel, status_document
-from .types import EngineStatus
+from .types import EngineStatus, State
 
 if TYPE_CHECKING:
     from .speech import Speech, SpeechResult
@@ -53,6 +53,8 @@ class Control:
         is in progress, continuous mode).
     :param player: the player backend's instance now, or None.
     :param speaking: True while something is being said or played.
+    :param state: the engine's state now, cheaper than ``status().state`` (:meth:`levels` is
+        called ten times a second); by default read from ``status``.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Control:
         listen: Callable[[], bool],
         player: Callable[[], Any],
         speaking: Callable[[], bool],
+        state: Callable[[], State] | None = None,
     ) -> None:
         self.name = name
         self.live = live
@@ -77,6 +80,7 @@ class Control:
         self._listen = listen
         self._player = player
         self._speaking = speaking
+        self._state = state if state is not None else lambda: status().state
         self._muted = False
 
     # ---- views ------------------------------------------------------------------------------------
@@ -95,7 +99,7 @@ class Control:
         wake = {} if self._scores is None else self._scores.latest()
         return {
             "type": "levels",
-            "state": self._status().state.value,
+            "state": self._state().value,
             "muted": self._muted,
             "speaking": self._speaking(),
             "input": round(rms, 4),

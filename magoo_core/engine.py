@@ -138,7 +138,8 @@ class Engine:
         self.live = LiveEvents(plugins.events.listeners)
         self.control = Control(  # the watchers' handle (``magoo_on_startup(control)``, ``magoo meter``)
             profile.name, self.status, self.speech, self.input_level, self.wake_scores if self.wake else None, self.live,
-            listen=self._listen_now, player=lambda: self.player and self.player.instance, speaking=lambda: self.speaker.muted)
+            listen=self._listen_now, player=lambda: self.player and self.player.instance, speaking=lambda: self.speaker.muted,
+            state=lambda: self.state)
         notifier = notifier if notifier is not None else Notifier.from_environ()
         self.monitor = Monitor(profile, notifier, self.status, lambda: self.counters["frames"], plugins.emit)
         self._run = _Run()

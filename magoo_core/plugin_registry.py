@@ -32,6 +32,7 @@ KNOWN_PLUGINS: dict[str, str] = {
     "servo": "magoo-servo",
     "webhook": "magoo-webhook",
     "web": "magoo-web",
+    "mqtt": "magoo-mqtt",
     "pocketsphinx": "magoo-pocketsphinx",
     "espeak": "magoo-espeak",
 }

@@ -30,6 +30,10 @@ MAGOO_APT_PACKAGES=(
     mpv mpg123
     # the loopback Fish Audio server makes real speech: espeak-ng, encoded with lame / opusenc
     espeak-ng lame opus-tools
+    # magoo-mqtt's tests start a real MQTT broker of their own (never the system service)
+    mosquitto
+    # the test of `magoo meter` drives it in a terminal of its own
+    tmux
     # `magoo service` drives systemctl and journalctl; its tests check the unit with systemd-analyze
     systemd
     # magoo-web's page is tested in headless Chromium, driven over the DevTools protocol

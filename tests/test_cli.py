@@ -609,7 +609,7 @@ def test_every_option_naming_a_profile_is_spelled_p_and_profile(monkeypatch):
             if param.name == "profile":
                 assert sorted(param.opts) == ["--profile", "-p"], words
                 taking_a_profile.append(" ".join(words[1:]))
-    assert set(taking_a_profile) == {"run", "check", "doctor", "service install", "tune"}
+    assert set(taking_a_profile) == {"run", "check", "doctor", "meter", "service install", "tune"}
 
 
 def test_version_prints_the_package_version(magoo):

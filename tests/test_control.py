@@ -231,3 +231,14 @@ async def test_a_backend_instance_registered_during_the_run_gets_the_runs_startu
     await plugins.emit("shutdown")
     plugins.register_instance(late, name="late")
     assert late.controls == []
+def test_levels_read_the_state_alone_not_the_whole_status():
+    class Level:
+        def recent(self, seconds):
+            return 0.1, 0.2
+
+    def status():
+        raise AssertionError("levels() built the whole status (ten times a second)")
+
+    control = Control("p", status, None, Level(), None, LiveEvents(), listen=lambda: False, player=lambda: None,
+                      speaking=lambda: False, state=lambda: State.AWAKE)
+    assert control.levels()["state"] == "awake"

@@ -15,6 +15,7 @@ import typer
 from .devices import add_devices_command
 from .group import MagooGroup
 from .inventory import add_inventory_commands
+from .meter_command import add_meter_command
 from .profile_commands import add_profile_commands
 from .session import Session
 from .tune import add_tune_command
@@ -50,6 +51,7 @@ def build_app(session: Session | None = None) -> typer.Typer:
     add_inventory_commands(app, session)
     add_devices_command(app, session)
     add_tune_command(app, session)
+    add_meter_command(app, session)
 
     from ..service import service_app
 
