@@ -127,7 +127,7 @@ class NoiseSettings(BaseModel):
     enabled: StrictBool = Field(True, description="clean the microphone; false: the table is kept but not used")
     suppression: Count(0, 4) = Field(2, description="noise suppression level: 0 off, 1 low ... 4 very high")
     auto_gain: Count(0, 31) = Field(
-        0, description="automatic gain: the level speech is brought to, in dB below full scale (3 is loud); 0: off"
+        0, description="automatic gain: its target level in dB below full scale (1-31); 0: off. Quiet speech comes out about 12 dB louder"
     )
 
 
