@@ -276,3 +276,20 @@ async def test_stop_said_into_the_microphone_silences_a_ringing_timer(virtual_au
     starts = [args["text"] for name, args in stage.events if name == "speak_start"]
     assert starts.count("The tea timer is done, the tea timer is done.") == 1, starts
     assert engine.timers.ringing() == []
+
+
+@pytest.mark.usefixtures("virtual_audio")
+async def test_stop_said_into_the_microphone_while_nothing_plays_does_nothing(virtual_audio, tmp_path):
+    stop_wav = spoken("stop", tmp_path)
+
+    async def say_stop_then_listen(speech, timers) -> None:
+        await asyncio.to_thread(virtual_audio.play, stop_wav)
+
+    stage = Stage(virtual_audio, stop_wav, say_stop_then_listen)
+
+    async def heard_it(engine: Engine) -> None:
+        while engine.counters["audio_seconds"] < 2.5:  # the clip (1.4 s) and a second after it
+            await asyncio.sleep(0.05)
+
+    engine = await run_stage(e2e_profile(), stage, until=heard_it)
+    assert engine.duplex.stop_word.heard == 0 and stage.events == [] and not engine.timelines
