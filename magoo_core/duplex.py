@@ -50,8 +50,9 @@ class Duplex:
             self.ducking.want(playing or state is not State.LISTENING)
 
     async def close(self) -> None:
-        """Shutdown: the stop word's worker ends, other streams get their volume back."""
-        if self.stop_word is not None:
-            await self.stop_word.close()
+        """Shutdown: other streams get their volume back (first: a hurried stop may not wait for
+        the rest), the stop word's worker ends. Safe to call again."""
         if self.ducking is not None:
             await self.ducking.close()
+        if self.stop_word is not None:
+            await self.stop_word.close()

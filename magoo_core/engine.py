@@ -219,7 +219,8 @@ class Engine:
                 await self._run.stop.wait()
         finally:
             await self.stopping.run(
-                self._shutdown(tasks), lambda: stop_now(self.turns, tasks, self.wake_worker, self.backends, self.monitor)
+                self._shutdown(tasks),
+                lambda: stop_now(self.turns, tasks, self.wake_worker, self.backends, self.monitor, self.duplex),
             )
             await self.monitor.stopped()
             self.stopping.remove()  # last: a signal while the status is written still hurries, never interrupts

@@ -293,6 +293,29 @@ async def test_back_after_a_turn_that_crashed(music):
     assert after == music.user and music.volume() == music.user
 
 
+async def test_back_after_a_stop_at_once(music):
+    """The second signal's stop at once (shutdown.stop_now) skips the graceful shutdown: the
+    volumes come back there too. (Two signals sent to ``magoo run`` back to back often arrive as
+    one, so this is asked of the engine directly.)"""
+    overrides = turn_profile(tts={"backend": "tone", "seconds_per_char": 3.0, "max_seconds": 60.0, "realtime": True},
+                             engine={"shutdown_timeout": 60})
+    manager = build_plugins()
+    engine = Engine(make_profile(overrides, manager), manager)
+
+    async def hurry_while_speaking() -> None:
+        while not (engine.speaker.playing and await asyncio.to_thread(music.ducked)):
+            await asyncio.sleep(0.05)
+        engine.request_stop()
+        engine.stopping.hurry()
+
+    watcher = asyncio.ensure_future(hurry_while_speaking())
+    try:
+        result = await asyncio.wait_for(engine.run(), 60)
+    finally:
+        watcher.cancel()
+    assert result.hurried and music.volume() == music.user
+
+
 def test_back_after_sigterm_of_magoo_run(music, magoo_process, tmp_path):
     profile = tmp_path / "duck.toml"
     profile.write_text(
@@ -338,4 +361,5 @@ path = "reply.wav"
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in proc.stderr.read()
     assert music.volume() == music.user
