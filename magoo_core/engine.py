@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from .audio import silence_like
 from .continuous import Conversation
 from .control import Control
+from .duplex import Duplex
 from .errors import BackendError
 from .follow_up import FollowUp
 from .lifecycle import HISTORY, Backends, BackendSlot
@@ -105,6 +106,8 @@ class Engine:
     actuators = _of_backends("actuators")
     restart_budget = _of_backends("restart_budget")
     failures = _of_backends("failures")
+    errors = _of_backends("errors")
+    turns_done = property(lambda self: self.turns.done, doc="Turns ended so far (any outcome).")
 
     def __init__(
         self,
@@ -131,6 +134,7 @@ class Engine:
         #: the plugins' handle for speech outside a turn (``magoo_on_startup(speech)``)
         self.speech = Speech(self.speaker, self.speaker.sounds, self.turns.wait_no_turn)
         self.timers = Timers.of_profile(profile, self.speech, plugins)
+        self.duplex = Duplex(self.settings, self.speech.stop)  # [engine.noise], [engine.stop_word], [engine.ducking]
         self.conversation = (
             Conversation(self.backends, self.turns, self.settings, self._no_more_audio, self._fail_run)
             if self.continuous else None
@@ -149,8 +153,7 @@ class Engine:
 
     @property
     def fatal(self) -> str | None:
-        """Why the run stops with exit code 1 (a backend that cannot start, restarts run out ...);
-        None while it has no such reason."""
+        """Why the run stops with exit code 1 (a backend cannot start, restarts ran out ...); None if none."""
         return self._run.fatal
 
     @property
@@ -164,8 +167,6 @@ class Engine:
     last_wake = _of("wake_worker", "last_wake", "The last WakeEvent, or None.")
     wakes = _of("wake_worker", "wakes", "Wakes so far, per wake word.")
     timelines = _of("turns", "timelines", "The turns' TurnTimelines so far (a deque, the last HISTORY).")
-    turns_done = _of("turns", "done", "Turns done so far.")
-    errors = _of("backends", "errors", "Backend failures so far.")
 
     def slots(self) -> list[BackendSlot]:
         return self.backends.slots()
@@ -209,7 +210,8 @@ class Engine:
                 await self._run.stop.wait()
         finally:
             await self.stopping.run(
-                self._shutdown(tasks), lambda: stop_now(self.turns, tasks, self.wake_worker, self.backends, self.monitor)
+                self._shutdown(tasks),
+                lambda: stop_now(self.turns, tasks, self.wake_worker, self.backends, self.monitor, self.duplex),
             )
             await self.monitor.stopped()
             self.stopping.remove()  # last: a signal while the status is written still hurries, never interrupts
@@ -263,6 +265,7 @@ class Engine:
         await self.timers.close()
         self.speech.close()
         await self.speaker.close()
+        await self.duplex.close()  # other programs' volumes back
         with contextlib.suppress(Exception):
             await self.plugins.emit("shutdown")
         await self.wake_worker.close()  # before the detector is left
@@ -308,13 +311,16 @@ class Engine:
         """Route one captured chunk by state; runs on the loop for every chunk, so it stays lean."""
         if not self._run.live:
             await self.turns.wait_idle()
+        if not (chunk := self.duplex.clean(chunk)).pcm:
+            return  # the noise stage keeps less than 10 ms for the next chunk
         self.counters["frames"] += 1
         self.counters["audio_seconds"] += chunk.duration
         self.input_level.add(chunk)
+        state, conversation = self.turns.state, self.conversation
+        self.duplex.observe(chunk, state, self.speaker.playing, private=self.control.muted)
         if self.control.muted:  # the user's privacy mute: nothing listens
             self.counters["muted_frames"] += 1
             return
-        state, conversation = self.turns.state, self.conversation
         if self.speaker.muted:
             self.counters["muted_frames"] += 1
             if conversation is not None and conversation.feed is not None and self.settings.muted_audio == "silence":

@@ -15,7 +15,9 @@ from pydantic_core import PydanticCustomError
 
 from .fields import Count, Number, Seconds, StrictBool, Template, describe_ranges
 
-__all__ = ["EngineSettings", "MagooSettings", "SoundSettings", "TimerSettings"]
+__all__ = [
+    "DuckingSettings", "EngineSettings", "MagooSettings", "NoiseSettings", "SoundSettings", "StopWordSettings", "TimerSettings",
+]
 
 
 class MagooSettings(BaseModel):
@@ -116,6 +118,46 @@ class TimerSettings(BaseModel):
         return path
 
 
+class NoiseSettings(BaseModel):
+    """The ``[engine.noise]`` table: WebRTC noise suppression and automatic gain on the microphone,
+    before wake scoring and speech-to-text (:mod:`magoo_core.noise`; needs ``webrtc-noise-gain``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = Field(True, description="clean the microphone; false: the table is kept but not used")
+    suppression: Count(0, 4) = Field(2, description="noise suppression level: 0 off, 1 low ... 4 very high")
+    auto_gain: Count(0, 31) = Field(
+        0, description="automatic gain: its target level in dB below full scale (1-31); 0: off. Quiet speech comes out about 12 dB louder"
+    )
+
+
+class StopWordSettings(BaseModel):
+    """The ``[engine.stop_word]`` table: a word that stops what is being said, without the wake word
+    (:mod:`magoo_core.stop_word`; pocketsphinx keyword search)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = Field(True, description="listen for the stop word while something plays")
+    word: str = Field(
+        "stop", min_length=1, max_length=60, pattern=r"^[a-z' ]+$",
+        description="the word (or short phrase) in lowercase English; every word must be in pocketsphinx's dictionary",
+    )
+    threshold: Number(1e-50, 1e50) = Field(
+        1e-10,
+        description="pocketsphinx's keyword threshold: higher misses more and stops falsely less (1e-20 hears more, 1 less)",
+    )
+
+
+class DuckingSettings(BaseModel):
+    """The ``[engine.ducking]`` table: other programs' sound is lowered while the assistant listens
+    to a command and while it speaks (:mod:`magoo_core.ducking`; PulseAudio or PipeWire, ``pulsectl``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = Field(True, description="lower other programs' sound; false: the table is kept but not used")
+    amount_db: Number(0, 96) = Field(15.0, description="how much other streams are lowered, in dB")
+
+
 class EngineSettings(BaseModel):
     """The ``[engine]`` section: timing and robustness of the turn loop.
 
@@ -212,6 +254,15 @@ class EngineSettings(BaseModel):
         description="[engine.timers]: how a finished timer rings (say, sound, ring_for, ring_every) and where timers"
         " are kept (store); unset: the defaults",
     )
+    noise: NoiseSettings | None = Field(
+        None, description="[engine.noise]: noise suppression and automatic gain on the microphone (suppression, auto_gain); unset: off"
+    )
+    stop_word: StopWordSettings | None = Field(
+        None, description="[engine.stop_word]: a word (word, threshold) that stops a reply, announcement or ring; unset: off"
+    )
+    ducking: DuckingSettings | None = Field(
+        None, description="[engine.ducking]: other programs' sound lowered by amount_db while listening and speaking; unset: off"
+    )
 
     @field_validator("save_clips", mode="after")
     @classmethod
@@ -228,4 +279,7 @@ class EngineSettings(BaseModel):
 
 describe_ranges(MagooSettings)
 describe_ranges(TimerSettings)
+describe_ranges(NoiseSettings)
+describe_ranges(StopWordSettings)
+describe_ranges(DuckingSettings)
 describe_ranges(EngineSettings)

@@ -14,11 +14,13 @@ Everything here runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
+from .duplex import Duplex
 from .lifecycle import Backends
 from .monitor import Monitor
 from .turn import Turns
@@ -113,14 +115,19 @@ class Stopping:
 
 
 async def stop_now(
-    turns: Turns, tasks: Iterable[asyncio.Task], wake_worker: WakeWorker, backends: Backends, monitor: Monitor
+    turns: Turns, tasks: Iterable[asyncio.Task], wake_worker: WakeWorker, backends: Backends, monitor: Monitor,
+    duplex: Duplex | None = None,
 ) -> None:
-    """The stop at once: cancel the turns and the engine's tasks without waiting for them, and
-    leave the backends, actuators first, within :data:`HURRY` seconds altogether (what is left
-    after that is not left). The wake worker's thread is not waited for."""
+    """The stop at once: cancel the turns and the engine's tasks without waiting for them, give
+    other programs their volume back (``duplex``, within :data:`HURRY` seconds), and leave the
+    backends, actuators first, within :data:`HURRY` seconds altogether (what is left after that is
+    not left). The wake worker's thread is not waited for."""
     turns.abandon()
     for task in tasks:
         task.cancel()
+    if duplex is not None:
+        with contextlib.suppress(Exception):  # TimeoutError: a sound server that hangs keeps its volumes
+            await asyncio.wait_for(duplex.close(), HURRY)
     in_use = () if wake_worker.abandon() else (backends.wake,)
     await backends.stop(HURRY, within=HURRY, skip=in_use)
     monitor.close()

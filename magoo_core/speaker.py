@@ -127,6 +127,11 @@ class Speaker:
         return self._muted
 
     @property
+    def playing(self) -> bool:
+        """Something is being said or played now: a reply, an announcement or a sound (a timer's ring)."""
+        return self._current is not None
+
+    @property
     def announcing(self) -> bool:
         """An announcement (speech outside a turn, not a sound) is being said: barge-in may stop it."""
         return self._current is not None and self._current.kind == "announcement"
