@@ -197,6 +197,7 @@ class Engine:
         counters = dict(self.counters)
         counters["overflows"] = sum(b.get("overflows", 0) for b in backends.values())
         counters["restarts"] = self.backends.restarts()
+        counters["wakes_rejected"] = self.wake_worker.rejected
         return EngineStatus(
             self.state, time.monotonic() - self._run.started_at, self.turns_done, self.errors, counters, backends,
             health={key: state for key, (state, _) in health.items()}, input_level=self.input_level.value,

@@ -2,7 +2,8 @@
 
 :class:`WakeWorker` owns the ``magoo-wake`` worker thread, the converter to the detector's frames,
 the pre-roll (the audio just before a wake word, which the turn's STT hears first), the count of
-wakes per word and the :class:`~magoo_core.wake_scores.WakeScoreboard`. For a live source each chunk is scored on
+wakes per word, the :class:`~magoo_core.wake_scores.WakeScoreboard` and ``[wake.verify]``'s
+:class:`~magoo_core.wake_verify.WakeVerifier`. For a live source each chunk is scored on
 the worker (one thread, calls in the order submitted, never overlapping), so websocket and player
 I/O on the loop stay responsive; for a lock-step source (a file read as fast as possible) it is
 scored on the loop, because nothing else is in flight while the engine listens.
@@ -21,6 +22,7 @@ from .lifecycle import Backends, BackendSlot
 from .settings import EngineSettings
 from .types import AudioChunk, WakeEvent
 from .wake_scores import WakeScoreboard
+from .wake_verify import WakeVerifier
 
 log = logging.getLogger("magoo.engine")
 
@@ -57,10 +59,20 @@ class WakeWorker:
         self.scoring = False
         if slot is not None:
             slot.before_stop = self.idle
+        #: the second opinion on each wake (``[wake.verify]``), or None
+        self.verify = None if slot is None or slot.configured.verify is None else WakeVerifier(slot.configured.verify)
+        self._loading: asyncio.Task | None = None
 
     def open(self) -> None:
         """Start the worker thread (before the backends start: a restart waits on it)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magoo-wake")
+        if self.verify is not None:  # loads while the backends start; the first score() waits for it
+            self._loading = asyncio.get_running_loop().create_task(self.verify.load(), name="magoo-wake-verify")
+
+    @property
+    def rejected(self) -> int:
+        """Wakes ``[wake.verify]`` dropped so far."""
+        return 0 if self.verify is None else self.verify.rejected
 
     def set_live(self, live: bool) -> None:
         """Whether the source is live (score on the worker) or lock-step (score on the loop);
@@ -105,6 +117,9 @@ class WakeWorker:
         detector = None if slot is None else slot.instance
         if detector is None or slot.restarting:
             return None  # deaf only while it restarts
+        if self._loading is not None:
+            await self._loading
+            self._loading = None
         if self._detector is not detector:  # first frame, or a restarted detector
             self._detector = detector
             self._converter = AudioConverter(detector.input_format, detector.frame_samples)
@@ -133,13 +148,16 @@ class WakeWorker:
             self.scoring = False
 
     def _score_each(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
+        verify = self.verify
+        if verify is not None and (confirmed := verify.hear(chunk)) is not None:
+            return confirmed
         for frame in self._converter.convert(chunk):
             event = detector.process(frame)
             self.scores.update(detector, frame)
             if event is not None:
                 self._converter.reset()
                 detector.reset()
-                return event
+                return event if verify is None else verify.check(event)
         return None
 
     def reset(self) -> None:
@@ -153,6 +171,8 @@ class WakeWorker:
 
         def reset() -> None:
             try:
+                if self.verify is not None:
+                    self.verify.reset()
                 converter.reset()
                 detector.reset()
             except Exception:
@@ -200,3 +220,9 @@ class WakeWorker:
             await asyncio.wait_for(worker_exit, self._timeout)
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); leaving its thread behind")
+            return  # the verifier too may be in use there
+        if self.verify is not None:
+            if self._loading is not None:
+                self._loading.cancel()
+                await asyncio.gather(self._loading, return_exceptions=True)
+            await self.verify.close()
