@@ -8,6 +8,7 @@ once per validation; issues go to the :class:`~magoo_core.profile_checker.Checke
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .fields import Seconds
 from .plugin_registry import BackendInfo
 from .profile_checker import Checker
-from .profile_messages import cut, is_env
+from .profile_messages import cut, is_env, keys_of
 from .profile_model import BACKUP, BY_WAKE, VERIFY, BackendSpec, VerifySpec
 from .roles import BackendConfig, Role
 
@@ -80,8 +81,10 @@ class VerifyTable:
                 self.c.issue(SECTION, key, f"the verifier cannot have a {key}", "remove it")
         settings = self.c.validate(VerifySettings, {k: v for k, v in raw.items() if k in OWN_KEYS}, SECTION, set())
         values = {key: value for key, value in raw.items() if key not in RESERVED and key not in OWN_KEYS}
-        values, secret_keys, unset = self.c.env.resolve(values, SECTION)
         info = self.c.backend_info(Role.WAKE, raw, SECTION)
+        if info is not None:
+            values = self._known(values, info)
+        values, secret_keys, unset = self.c.env.resolve(values, SECTION)
         config = None if info is None else self.c.validate(info.cls.Config, values, SECTION, unset)
         if config is None or settings is None:
             return None
@@ -89,6 +92,18 @@ class VerifyTable:
         if first is not None and first_config is not None:
             self._check_labels(first, first_config, detector)
         return VerifySpec(detector, settings.before, settings.within)
+
+    def _known(self, values: dict[str, Any], info: BackendInfo) -> dict[str, Any]:
+        """``values`` without the keys neither the second detector nor the verifier takes, each reported
+        with the keys of both as the hint."""
+        theirs = list(keys_of(info.cls.Config))
+        valid = [*theirs, *OWN_KEYS]
+        for key in [key for key in values if key not in theirs]:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "valid keys: " + ", ".join(valid)
+            self.c.issue(SECTION, str(key), "unknown key", hint)
+            del values[key]
+        return values
 
     def _check_labels(self, first: BackendInfo, first_config: BackendConfig, second: BackendSpec) -> None:
         """The second detector must be able to report the first's wake words (by label): none in
