@@ -40,6 +40,8 @@ class WakeVerifier:
         self.spec = spec
         self.rejected = 0  # wakes dropped because the second detector did not agree
         self.accepted = 0
+        #: seconds of audio after its candidate the last confirmed wake waited for (its extra latency, with the scoring)
+        self.last_waited = 0.0
         self._detector: Any = None  # None: not started, or failed (every candidate then passes)
         self._entered: Any = None  # what close() leaves, even after it failed
         self._labels: frozenset[str] | None = None  # what it can report; None: it does not say
@@ -160,6 +162,7 @@ class WakeVerifier:
     def _accept(self) -> WakeEvent:
         wake, self._candidate = self._candidate, None
         self.accepted += 1
+        self.last_waited = self._waited
         log.debug(
             "wake word %s (score %.2f) confirmed by %s %s (score %.2f) %.0f ms of audio after it",
             wake.label, wake.score, self.spec.detector.section, self.spec.detector.backend, self._best, self._waited * 1000,

@@ -40,9 +40,13 @@ class WakeWorker:
     :param backends: where a detector's failure and recovery are reported.
     :param settings: ``preroll`` (seconds kept before a wake word) and ``shutdown_timeout``
         (seconds to wait for a ``process()`` in progress before leaving it).
+    :param counters: the engine's counters, where ``wakes_rejected`` (by ``[wake.verify]``) is kept
+        up to date (on the loop).
     """
 
-    def __init__(self, slot: BackendSlot | None, backends: Backends, settings: EngineSettings) -> None:
+    def __init__(
+        self, slot: BackendSlot | None, backends: Backends, settings: EngineSettings, counters: dict[str, float] | None = None
+    ) -> None:
         self.slot = slot
         self.scores = WakeScoreboard()  # how near each wake word came
         self.last_wake: WakeEvent | None = None
@@ -62,6 +66,8 @@ class WakeWorker:
         #: the second opinion on each wake (``[wake.verify]``), or None
         self.verify = None if slot is None or slot.configured.verify is None else WakeVerifier(slot.configured.verify)
         self._loading: asyncio.Task | None = None
+        self._counters = {} if counters is None else counters
+        self._counters["wakes_rejected"] = 0
 
     def open(self) -> None:
         """Start the worker thread (before the backends start: a restart waits on it)."""
@@ -136,6 +142,8 @@ class WakeWorker:
             return None
         if slot.unrecovered:
             await self._backends.succeeded(slot)
+        if self.verify is not None:
+            self._counters["wakes_rejected"] = self.verify.rejected
         return event
 
     def _score_frames(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:

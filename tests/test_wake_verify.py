@@ -87,7 +87,8 @@ async def wakes_and_rejections(wav: Path, wake: dict, plugins=(magoo_openwakewor
     source = {"backend": "wav", "path": str(wav), "realtime": False, "tail_silence": 1.0}
     profile = make_profile({"audio_source": source, "wake": wake}, manager, base_dir=wav.parent)
     engine = Engine(profile, manager, max_turns=None)
-    async with asyncio.timeout(120):
+    # a guard against a hang only: a run is ~5 s of CPU, but 8 workers share 2 cores
+    async with asyncio.timeout(600):
         result = await engine.run()
     assert not result.failures, result.failures
     return [call["wake"].label for name, call in recorder.events if name == "wake"], int(engine.status().counters["wakes_rejected"])
