@@ -265,3 +265,22 @@ def test_a_valid_verify_table_is_on_the_wake_spec(tmp_path):
     assert [m.key for m in verify.detector.config.models] == ["hey_jarvis"]
     warnings = [str(w) for w in profile.warnings]
     assert any("microwakeword cannot hear 'alexa': those wakes are not verified" in w for w in warnings), warnings
+
+
+def test_magoo_check_lists_the_second_detector(tmp_path):
+    from typer.testing import CliRunner
+
+    from magoo_core.cli import build_app
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[audio_source]\nbackend = "silence"\n[stt]\nbackend = "scripted"\n'
+        '[wake]\nbackend = "openwakeword"\n[wake.verify]\nbackend = "microwakeword"\nmodels = ["hey_jarvis"]\n'
+    )
+    result = CliRunner().invoke(build_app(), ["check", "-p", str(path)], prog_name="magoo")
+
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[1:3] for line in result.output.splitlines() if line.count("│") == 4]
+    assert [[cell.strip() for cell in row] for row in rows][:3] == [
+        ["[audio_source]", "silence"], ["[wake]", "openwakeword"], ["[wake.verify]", "microwakeword"]
+    ]
