@@ -262,18 +262,18 @@ def main() -> None:
         f"{', '.join(f'{w} {len(c)}' for w, c in near.items())}; background {len(noise) / RATE / 60:.1f} min"
     )
     results = {name: asyncio.run(run_setup(wake, said, near, noise)) for name, wake in SETUPS.items()}
-    print(f"\n{'set-up':<16} {'woke on positives: recorded + espeak':>40} {'near-word wakes':>24} {'false/h':>8}"
+    print(f"\n{'set-up':<16} {'woke on positives: recorded + espeak':>40} {'near-word wakes':>36} {'false/h':>8}"
           f" {'verifier CPU':>13} {'extra ms':>10}")
-    print(f"{'':<16} {''.join(f'{w:>14}' for w in WORDS):>40} {''.join(f'{w:>8}' for w in WORDS):>24}")
+    print(f"{'':<16} {''.join(f'{w:>14}' for w in WORDS):>40} {''.join(f'{w:>12}' for w in WORDS):>36}")
     for name, r in results.items():
         recall = "".join(
             f"{r['recall'][w, 'recorded']:>6}/{len(said[w, 'recorded'])} +{r['recall'][w, 'espeak']:>3}/{len(said[w, 'espeak'])}"
             for w in WORDS
         )
-        nearly = "".join(f"{r['near'][w]:>5}/{len(near[w])}" for w in WORDS)
+        nearly = "".join(f"{r['near'][w]:>9}/{len(near[w]):<2}" for w in WORDS)
         extra = f"{statistics.median(r['extra']):.0f} / {max(r['extra']):.0f}" if r["extra"] else "-"
         share = f"{r['verifier'] / (r['cpu'] - r['verifier']):.3f}" if r["verifier"] else "-"
-        print(f"{name:<16} {recall:>40} {nearly:>24} {r['false'] / hours:>8.1f} {share:>13} {extra:>10}")
+        print(f"{name:<16} {recall:>40} {nearly:>36} {r['false'] / hours:>8.1f} {share:>13} {extra:>10}")
     print("(woke on positives: clips that woke their word, of the recordings of people and of espeak-ng;"
           " near-word wakes: clips that woke the word they sound like; false/h: wakes per hour of background; verifier CPU: its thread CPU time / the rest of"
           " the pass's (the first detector and magoo's wake worker); extra ms: median / max of the audio waited"
