@@ -144,11 +144,11 @@ FIRST = {"backend": "scripted", "at": [1.0], "level": 0.3}
 LOUD_ONLY = {"backend": "scripted", "level": 0.3}
 
 
-async def run_scripted(wake: dict, caplog=None) -> tuple[Engine, list]:
+async def run_scripted(wake: dict, source: dict = SILENCE_THEN_TONE) -> tuple[Engine, list]:
     manager = build_plugins()
     recorder = EventRecorder()
     manager.pm.register(recorder, name="recorder")
-    profile = make_profile({"audio_source": SILENCE_THEN_TONE, "wake": wake}, manager)
+    profile = make_profile({"audio_source": source, "wake": wake}, manager)
     engine = Engine(profile, manager, max_turns=None)
     async with asyncio.timeout(30):
         await engine.run()
@@ -164,6 +164,18 @@ def test_a_wake_the_verifier_does_not_hear_is_dropped_and_counted(caplog):
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 1 and "[wake.verify] scripted did not hear it within 0.5 s" in dropped[0]
     assert "score 0.90" in dropped[0]
+
+
+def test_a_live_source_is_verified_on_the_wake_thread(caplog):
+    # real time: a live source is scored on the magoo-wake worker, so the script plays at its
+    # pace (7 s); the same wakes as from the file read as fast as possible
+    caplog.set_level(logging.DEBUG, logger="magoo.wake")
+    engine, wakes = asyncio.run(run_scripted({**FIRST, "verify": LOUD_ONLY}, {**SILENCE_THEN_TONE, "realtime": True}))
+
+    assert len(wakes) == 1 and engine.turns_done == 1
+    assert engine.status().counters["wakes_rejected"] == 1
+    verdicts = [r for r in caplog.records if "dropped" in r.getMessage() or "confirmed" in r.getMessage()]
+    assert len(verdicts) == 2 and {r.threadName.split("_")[0] for r in verdicts} == {"magoo-wake"}
 
 
 def test_without_a_verifier_both_wakes_start_turns():
