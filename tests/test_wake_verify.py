@@ -296,3 +296,16 @@ def test_magoo_check_lists_the_second_detector(tmp_path):
     assert [[cell.strip() for cell in row] for row in rows][:3] == [
         ["[audio_source]", "silence"], ["[wake]", "openwakeword"], ["[wake.verify]", "microwakeword"]
     ]
+
+
+def test_the_profile_reference_has_the_verifiers_keys_with_their_defaults():
+    from magoo_core.profile_verify import VerifySettings
+
+    text = (Path(__file__).parent.parent / "docs" / "profiles.md").read_text(encoding="utf-8")
+    section = text.split("## `[wake.verify]`", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip(" `") for cell in line.split("|")]
+            rows[cells[1]] = cells[3]  # key, type, default, what it does
+    assert rows == {key: str(field.default) for key, field in VerifySettings.model_fields.items()}
