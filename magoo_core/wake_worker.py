@@ -228,9 +228,14 @@ class WakeWorker:
             await asyncio.wait_for(worker_exit, self._timeout)
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); leaving its thread behind")
-            return  # the verifier too may be in use there
         if self.verify is not None:
-            if self._loading is not None:
-                self._loading.cancel()
-                await asyncio.gather(self._loading, return_exceptions=True)
+            await self._leave_verifier()
+
+    async def _leave_verifier(self) -> None:
+        """Stop loading the verifier, and leave it unless the worker thread is stuck in a scoring
+        call (which may be using it)."""
+        if self._loading is not None:
+            self._loading.cancel()
+            await asyncio.gather(self._loading, return_exceptions=True)
+        if not self.scoring:
             await self.verify.close()
