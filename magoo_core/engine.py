@@ -126,7 +126,7 @@ class Engine:
         self.counters: dict[str, float] = {"frames": 0, "audio_seconds": 0.0, "wakes": 0, "muted_frames": 0, "stt_overflows": 0}
         self.input_level = InputLevel()
         self.backends = Backends(profile, plugins, plugins.emit, self._out_of_restarts)
-        self.wake_worker = WakeWorker(self.backends.wake, self.backends, self.settings)
+        self.wake_worker = WakeWorker(self.backends.wake, self.backends, self.settings, self.counters)
         # an open microphone forgets what it heard before: the reply's start must not wake it
         self.speaker = Speaker(self.backends, self.settings, plugins.emit, self._unmuted)
         self.turns = Turns(self.backends, self.speaker, self.settings, plugins.emit, self.counters, self._turn_closed, self.wake_worker.clips)

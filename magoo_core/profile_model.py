@@ -28,6 +28,23 @@ MASK = "**********"
 BACKUP = "backup"
 #: the key of a role section's tables of other settings per wake word (``[responder.by_wake.alexa]``)
 BY_WAKE = "by_wake"
+#: the key of ``[wake]``'s second opinion (``[wake.verify]``, :mod:`magoo_core.profile_verify`)
+VERIFY = "verify"
+
+
+@dataclass(frozen=True)
+class VerifySpec:
+    """``[wake.verify]``: a second wake detector that must hear the same wake word before a turn starts.
+
+    :param detector: the second detector, validated like a ``[wake]`` section (its section is
+        ``[wake.verify]``).
+    :param before: seconds of audio before the first detection the second detector hears.
+    :param within: seconds of audio after the first detection it may take to agree.
+    """
+
+    detector: BackendSpec
+    before: float
+    within: float
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,8 @@ class BackendSpec:
     #: the NAME of the ``[services.NAME]`` that serves this role (one instance for all its roles);
     #: None for a backend of its own
     service: str | None = None
+    #: ``[wake.verify]``: the second opinion on each wake (only on the ``[wake]`` section)
+    verify: VerifySpec | None = None
 
     def create(self):
         return self.info.cls(self.config)
@@ -64,6 +83,7 @@ class BackendSpec:
         backup = f", backup={self.backup!r}" if self.backup is not None else ""
         by_wake = f", by_wake={dict(self.by_wake)!r}" if self.by_wake else ""
         backup += f", service={self.service!r}" if self.service is not None else ""
+        backup += f", verify={self.verify!r}" if self.verify is not None else ""
         return (
             f"BackendSpec(section={self.section!r}, backend={self.backend!r},"
             f" plugin={self.info.plugin!r}, config={shown!r}{backup}{by_wake})"

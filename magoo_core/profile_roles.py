@@ -14,8 +14,9 @@ from . import playable, services
 from .profile_by_wake import ByWake
 from .profile_checker import Checker
 from .profile_messages import NO_SECRET, article, is_env, sentences
-from .profile_model import BACKUP, BY_WAKE, BackendSpec
+from .profile_model import BACKUP, BY_WAKE, VERIFY, BackendSpec
 from .profile_services import ServiceTables
+from .profile_verify import VerifyTable
 from .roles import ROLES, Role, RoleInfo
 
 
@@ -29,6 +30,7 @@ class RoleSections:
         self.c = checker
         self.services = services
         self.by_wake = ByWake(checker)
+        self.verify = VerifyTable(checker)
 
     def tables(self, info: RoleInfo, value: Any) -> list[BackendSpec | None]:
         """The backends of a role whose section repeats (``[[actuators]]``), one per table."""
@@ -53,17 +55,16 @@ class RoleSections:
             return None  # other roles: reported with the top level (magoo_core.profile)
         if services.SERVICE_KEY in table:
             return self.services.served_role(role, table, section, lambda: self.backup(role, table.get(BACKUP), section))
-        values = {key: value for key, value in table.items() if key not in ("backend", BACKUP, BY_WAKE)}
+        values = {key: value for key, value in table.items() if key not in ("backend", BACKUP, BY_WAKE, VERIFY)}
         values, secret_keys, unset = self.c.env.resolve(values, section)
         backup = self.backup(role, table.get(BACKUP), section)
         info = self.c.backend_info(role, table, section)
         by_wake = self.by_wake.tables(role, table, section, info, (values, secret_keys, unset), backup)
-        if info is None:
+        config = None if info is None else self.c.validate(info.cls.Config, values, section, unset)
+        verify = self.verify.table(role, table.get(VERIFY), section, info, config)
+        if info is None or config is None:
             return None
-        config = self.c.validate(info.cls.Config, values, section, unset)
-        if config is None:
-            return None
-        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys), backup, by_wake)
+        return BackendSpec(role, info.name, config, info, section, frozenset(secret_keys), backup, by_wake, verify=verify)
 
     def backup(self, role: Role, table: Any, section: str) -> BackendSpec | None:
         """The ``backup`` table of a role section: one level, never for actuators (an actuator

@@ -2,7 +2,8 @@
 
 :class:`WakeWorker` owns the ``magoo-wake`` worker thread, the converter to the detector's frames,
 the pre-roll (the audio just before a wake word, which the turn's STT hears first), the count of
-wakes per word and the :class:`~magoo_core.wake_scores.WakeScoreboard`. For a live source each chunk is scored on
+wakes per word, the :class:`~magoo_core.wake_scores.WakeScoreboard` and ``[wake.verify]``'s
+:class:`~magoo_core.wake_verify.WakeVerifier`. For a live source each chunk is scored on
 the worker (one thread, calls in the order submitted, never overlapping), so websocket and player
 I/O on the loop stay responsive; for a lock-step source (a file read as fast as possible) it is
 scored on the loop, because nothing else is in flight while the engine listens.
@@ -23,6 +24,7 @@ from .service_slots import ServiceRole
 from .settings import EngineSettings
 from .types import AudioChunk, WakeEvent
 from .wake_scores import WakeScoreboard
+from .wake_verify import WakeVerifier
 
 log = logging.getLogger("magoo.engine")
 
@@ -40,9 +42,13 @@ class WakeWorker:
     :param backends: where a detector's failure and recovery are reported.
     :param settings: ``preroll`` (seconds kept before a wake word) and ``shutdown_timeout``
         (seconds to wait for a ``process()`` in progress before leaving it).
+    :param counters: the engine's counters, where ``wakes_rejected`` (by ``[wake.verify]``) is kept
+        up to date (on the loop).
     """
 
-    def __init__(self, slot: BackendSlot | None, backends: Backends, settings: EngineSettings) -> None:
+    def __init__(
+        self, slot: BackendSlot | None, backends: Backends, settings: EngineSettings, counters: dict[str, float] | None = None
+    ) -> None:
         self.slot = slot
         self.scores = WakeScoreboard()  # how near each wake word came
         self.last_wake: WakeEvent | None = None
@@ -60,10 +66,22 @@ class WakeWorker:
         self.scoring = False
         if slot is not None:
             slot.before_stop = self.idle
+        #: the second opinion on each wake (``[wake.verify]``), or None
+        self.verify = None if slot is None or slot.configured.verify is None else WakeVerifier(slot.configured.verify)
+        self._loading: asyncio.Task | None = None
+        self._counters = {} if counters is None else counters
+        self._counters["wakes_rejected"] = 0
 
     def open(self) -> None:
         """Start the worker thread (before the backends start: a restart waits on it)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magoo-wake")
+        if self.verify is not None:  # loads while the backends start; the first score() waits for it
+            self._loading = asyncio.get_running_loop().create_task(self.verify.load(), name="magoo-wake-verify")
+
+    @property
+    def rejected(self) -> int:
+        """Wakes ``[wake.verify]`` dropped so far."""
+        return 0 if self.verify is None else self.verify.rejected
 
     def set_live(self, live: bool) -> None:
         """Whether the source is live (score on the worker) or lock-step (score on the loop);
@@ -111,6 +129,9 @@ class WakeWorker:
             detector = None if slot is None or slot.restarting else slot.instance
         if detector is None:
             return None  # deaf only while it restarts
+        if self._loading is not None:
+            await self._loading
+            self._loading = None
         if self._detector is not detector:  # first frame, or a restarted detector
             self._detector = detector
             self._converter = AudioConverter(detector.input_format, detector.frame_samples)
@@ -127,6 +148,8 @@ class WakeWorker:
             return None
         if slot.unrecovered:
             await self._backends.succeeded(slot)
+        if self.verify is not None:
+            self._counters["wakes_rejected"] = self.verify.rejected
         return event
 
     def _score_frames(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
@@ -139,6 +162,9 @@ class WakeWorker:
             self.scoring = False
 
     def _score_each(self, detector: Any, chunk: AudioChunk) -> WakeEvent | None:
+        verify = self.verify
+        if verify is not None and (confirmed := verify.hear(chunk)) is not None:
+            return confirmed
         for frame in self._converter.convert(chunk):
             event = detector.process(frame)
             self.scores.update(detector, frame)
@@ -147,7 +173,7 @@ class WakeWorker:
             if event is not None:
                 self._converter.reset()
                 detector.reset()
-                return event
+                return event if verify is None else verify.check(event)
         return None
 
     def reset(self) -> None:
@@ -163,6 +189,8 @@ class WakeWorker:
             if self.clips is not None:
                 self.clips.reset()
             try:
+                if self.verify is not None:
+                    self.verify.reset()
                 converter.reset()
                 detector.reset()
             except Exception:
@@ -227,4 +255,15 @@ class WakeWorker:
         except TimeoutError:
             log.warning("the wake detector is stuck in process(); leaving its thread behind")
         if self.clips is not None:  # after the scoring thread: its last near miss is queued too
-            await asyncio.to_thread(self.clips.close, self._timeout)
+            await asyncio.to_thread(self.clips.close, self._settings.shutdown_timeout)
+        if self.verify is not None:
+            await self._leave_verifier()
+
+    async def _leave_verifier(self) -> None:
+        """Stop loading the verifier, and leave it unless the worker thread is stuck in a scoring
+        call (which may be using it)."""
+        if self._loading is not None:
+            self._loading.cancel()
+            await asyncio.gather(self._loading, return_exceptions=True)
+        if not self.scoring:
+            await self.verify.close()

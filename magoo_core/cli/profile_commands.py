@@ -94,7 +94,8 @@ def add_profile_commands(app: typer.Typer, session: Session) -> None:
         for column in ("section", "backend", "plugin"):
             table.add_column(column)
         for configured in loaded.specs():
-            for backend in (configured, configured.backup, *configured.by_wake.values()):  # a backend, its backup, its by_wake tables
+            verify = configured.verify.detector if configured.verify else None  # [wake.verify]'s second detector
+            for backend in (configured, configured.backup, *configured.by_wake.values(), verify):  # a backend, its backup, its by_wake tables
                 if backend is not None:
                     section = backend.section if backend.service is None else f"[{backend.role.value}] → {backend.section}"
                     table.add_row(escape(section), escape(backend.backend), escape(f"{backend.info.distribution} {backend.info.version}"))

@@ -47,12 +47,12 @@ class Context:
         return self.profile_path.absolute().parent / ".env" if self.profile_path else None
 
     def specs(self) -> list[BackendSpec]:
-        """Every configured backend of the profile, backups and ``by_wake`` tables included (none
-        without a profile); a ``[services.NAME]`` once, whatever the roles it serves."""
+        """Every configured backend of the profile, backups, ``by_wake`` tables and ``[wake.verify]``
+        included (none without a profile); a ``[services.NAME]`` once, whatever the roles it serves."""
         found = []
         services: set[str] = set()
         for spec in self.profile.specs() if self.profile else ():
-            for backend in (spec, spec.backup, *spec.by_wake.values()):
+            for backend in (spec, spec.backup, *spec.by_wake.values(), spec.verify.detector if spec.verify else None):
                 if backend is None or (backend.service is not None and backend.service in services):
                     continue
                 found.append(backend)
