@@ -15,7 +15,7 @@ them. Then:
   e.g. a wake threshold, without reloading the model), else its slot alone is restarted with the new
   settings (:meth:`~magoo_core.backend_slot.BackendSlot.swap`); if the new settings cannot start,
   the old ones are started again. Nothing else is touched: the microphone's stream stays open;
-- anything else (``[audio_source]``, ``[magoo]``, a service, a section added or removed, which
+- anything else (``[audio_source]``, ``[magoo]``, a service, ``[wake.verify]``, a section added or removed, which
   also switches wake-word and continuous mode, an ``[engine]`` setting read only at start) is not
   applied: one line says what needs ``magoo`` to be restarted, and the rest is applied.
 
@@ -122,6 +122,9 @@ def plan(old: Profile, new: Profile, *, continuous: bool, runs: set[str]) -> Pla
 def _section(old: BackendSpec, new: BackendSpec, continuous: bool, runs: set[str], result: Plan) -> BackendSpec:
     """Plan one role section and its ``by_wake`` tables; the spec that runs afterwards."""
     fixed = old.role is Role.AUDIO_SOURCE or (continuous and old.role is Role.STT) or old.service or new.service
+    if old.verify != new.verify:  # the wake worker builds its verifier once, at start
+        result.restart.append("[wake.verify]")
+        new = dataclasses.replace(new, verify=old.verify)
     by_wake: dict[str, BackendSpec] = {}
     for label, before in old.by_wake.items():
         after = new.by_wake.get(label)

@@ -429,3 +429,13 @@ def test_sighup_reloads_a_running_magoo_and_sigterm_still_stops_it(magoo_process
     text = "".join(log)
     assert "SIGHUP: reloading the profile" in text and "reload: [tts] frequency: 220.0 → 330.0" in text
     assert "SIGTERM: stopping" in text and "Traceback" not in text
+
+
+def test_a_changed_second_opinion_needs_a_restart_and_alone_leaves_the_wake_detector_running():
+    plugins = build_plugins()
+    wake = {"backend": "scripted", "level": 0.2}
+    old = make_profile({"wake": {**wake, "verify": {"backend": "scripted", "level": 0.3}}}, plugins)
+    new = make_profile({"wake": {**wake, "verify": {"backend": "scripted", "level": 0.4}}}, plugins)
+    steps = plan(old, new, continuous=False, runs={spec.section for spec in old.specs()})
+    assert steps.restart == ["[wake.verify]"] and not steps.slots
+    assert steps.running.wake.verify == old.wake.verify  # the next reload compares with what runs
