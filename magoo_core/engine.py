@@ -20,7 +20,9 @@ reads one turn after another from it (the conversational setup).
 
 Half-duplex: the microphone is muted before the reply's first sound and stays muted until
 ``mute_post`` seconds after the player reports the real end; every path out of speaking
-(success, TTS error, player error, cancellation, shutdown) unmutes.
+(success, TTS error, player error, cancellation, shutdown) unmutes. With echo cancellation running
+(``[engine.echo_cancel]``, ``mute = "auto"``) the microphone stays open: every chunk is cleaned first
+(``Speaker.echo``), and while speaking it is scored for barge-in.
 
 A source that is not ``live`` (a file read as fast as possible) is consumed in lock-step with
 turns: while the assistant thinks and speaks, no audio is read, exactly as if the microphone were
@@ -325,9 +327,9 @@ class Engine:
         self.counters["frames"] += 1
         self.counters["audio_seconds"] += chunk.duration
         self.input_level.add(chunk)
-        state, conversation = self.turns.state, self.conversation
-        if self.speaker.muted:
-            self.counters["muted_frames"] += 1
+        state, conversation, chunk = self.turns.state, self.conversation, self.speaker.echo.process(chunk)
+        if self.speaker.muted or (conversation is None and (state is State.SPEAKING or self.speaker.announcing)):
+            self.counters["muted_frames"] += self.speaker.muted
             if conversation is not None and conversation.feed is not None and self.settings.muted_audio == "silence":
                 await conversation.feed.put(silence_like(chunk))
             elif self.settings.barge_in and conversation is None and (state is State.SPEAKING or self.speaker.announcing):

@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from .fields import Count, Seconds, StrictBool, Template, describe_ranges
+from .fields import Count, Milliseconds, Seconds, StrictBool, Template, describe_ranges
 
-__all__ = ["EngineSettings", "MagooSettings", "SoundSettings", "TimerSettings"]
+__all__ = ["EchoCancelSettings", "EngineSettings", "MagooSettings", "SoundSettings", "TimerSettings"]
 
 
 class MagooSettings(BaseModel):
@@ -116,6 +116,28 @@ class TimerSettings(BaseModel):
         return path
 
 
+class EchoCancelSettings(BaseModel):
+    """The ``[engine.echo_cancel]`` table: the speaker's own sound taken out of the microphone
+    (:mod:`magoo_core.echo_cancel`), so it can stay open while magoo speaks (``[engine] mute``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = Field(True, description="cancel the echo (the table's presence turns it on; false: off)")
+    method: Literal["webrtc", "speex"] = Field(
+        "webrtc",
+        description="webrtc: WebRTC's AEC3 (needs magoo[echo-cancel]); speex: speexdsp's filter (needs only libspeexdsp1)",
+    )
+    reference: str = Field(
+        "@DEFAULT_MONITOR@", min_length=1, max_length=200,
+        description="the PulseAudio/PipeWire source that carries what the speaker plays: the output sink's monitor",
+    )
+    delay: Literal["auto"] | Milliseconds(0, 1000) = Field(
+        "auto", description="ms the echo lags the reference; auto: measured by cross-correlation, and kept up to date"
+    )
+    max_delay: Seconds(0.01, 2) = Field(0.5, description="seconds the measured delay may reach, at most")
+    tail: Seconds(0.02, 1) = Field(0.2, description="seconds of room echo the speex filter covers (speex only)")
+
+
 class EngineSettings(BaseModel):
     """The ``[engine]`` section: timing and robustness of the turn loop.
 
@@ -130,6 +152,10 @@ class EngineSettings(BaseModel):
     )
     mute_post: Seconds(0, 10) = Field(
         0.5, description="seconds the microphone stays muted after the sound really ended"
+    )
+    mute: StrictBool | Literal["auto"] = Field(
+        "auto",
+        description="mute the microphone while speaking; auto: mute unless echo cancellation is on and running",
     )
     barge_in: StrictBool = Field(
         False,
@@ -186,6 +212,9 @@ class EngineSettings(BaseModel):
     restart_window: Seconds(0.001, 604800) = Field(
         600.0, description="seconds over which exit_after_restarts counts"
     )
+    echo_cancel: EchoCancelSettings | None = Field(
+        None, description="[engine.echo_cancel]: enabled, method, reference, delay; unset: no echo cancellation"
+    )
     sounds: SoundSettings | None = Field(
         None,
         description="[engine.sounds]: wake, listening, thinking, done, error: true (magoo's sound), a WAV path, or unset",
@@ -199,4 +228,5 @@ class EngineSettings(BaseModel):
 
 describe_ranges(MagooSettings)
 describe_ranges(TimerSettings)
+describe_ranges(EchoCancelSettings)
 describe_ranges(EngineSettings)
