@@ -129,7 +129,7 @@ METHODS = {
 }
 
 
-def make_canceller(method: str, rate: int, tail: float = 0.2) -> Canceller:
+def make_canceller(method: str, rate: int, tail: float = 0.4) -> Canceller:
     """A canceller of ``method`` for mono int16 audio at ``rate`` Hz.
 
     :raises EchoUnavailable: unknown method, a rate it does not take, or its library is missing.

@@ -123,9 +123,10 @@ class EchoCancelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: StrictBool = Field(True, description="cancel the echo (the table's presence turns it on; false: off)")
-    method: Literal["webrtc", "speex"] = Field(
-        "webrtc",
-        description="webrtc: WebRTC's AEC3 (needs magoo[echo-cancel]); speex: speexdsp's filter (needs only libspeexdsp1)",
+    method: Literal["speex", "webrtc"] = Field(
+        "speex",
+        description="speex: speexdsp's filter (needs only libspeexdsp1; keeps the user's voice over a reply, see"
+        " docs/duplex.md); webrtc: WebRTC's AEC3 (needs magoo[echo-cancel])",
     )
     reference: str = Field(
         "@DEFAULT_MONITOR@", min_length=1, max_length=200,
@@ -135,7 +136,7 @@ class EchoCancelSettings(BaseModel):
         "auto", description="ms the echo lags the reference; auto: measured by cross-correlation, and kept up to date"
     )
     max_delay: Seconds(0.01, 2) = Field(0.5, description="seconds the measured delay may reach, at most")
-    tail: Seconds(0.02, 1) = Field(0.2, description="seconds of room echo the speex filter covers (speex only)")
+    tail: Seconds(0.02, 1) = Field(0.4, description="seconds of room echo the speex filter covers (speex only)")
 
 
 class EngineSettings(BaseModel):
