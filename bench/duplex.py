@@ -280,8 +280,9 @@ def main() -> None:
             "user_wakes": user_wakes(user_stream, wake.detections(user_cleaned)),
             "cpu_core_share": (cpu + user_cpu) / seconds if method else 0.0,
             "delay_ms": status.get("delay_ms"),
-            "true_delay_ms": None,
         }
+    alone = np.clip(user_stream.mic - user_stream.echo, -32768, 32767).astype(np.int16)
+    ceiling = user_wakes(user_stream, wake.detections(alone))
     wake_share = wake.cpu / wake.seconds
     print(f"replies {args.replies} (with 'hey Jarvis'), user wakes over replies {args.user}, "
           f"{(len(self_stream.mic) + len(user_stream.mic)) / RATE:.0f} s of audio per method")
@@ -291,11 +292,12 @@ def main() -> None:
         p10 = f"{r['erle_p10_db']:.1f}" if r["erle_p10_db"] is not None else "-"
         print(f"{name:8} {med:>9} {p10:>9} {r['self_wakes']:>7}/{args.replies:<3} "
               f"{r['user_wakes']:>7}/{args.user:<3} {r['cpu_core_share'] * 100:6.2f}% {r['cpu_core_share'] / wake_share:8.2f}x")
+    print(f"the user's wake words with no reply under them: {ceiling}/{args.user} (the model's own ceiling)")
     print(f"wake scoring (openWakeWord hey_jarvis): {wake_share * 100:.2f}% of one core")
     for name, text in stop_word_numbers(methods, plain_replies, rng).items():
         print(f"stop word, {name}: {text}")
     if args.json:
-        print(json.dumps({"methods": results, "wake_core_share": wake_share}))
+        print(json.dumps({"methods": results, "wake_core_share": wake_share, "user_alone": ceiling}))
 
 
 if __name__ == "__main__":
