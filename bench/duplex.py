@@ -269,6 +269,7 @@ def main() -> None:
     results = {}
     for method in methods:
         name = method or "off"
+        print(f"... {name}", file=sys.stderr, flush=True)
         cleaned, cpu, status = cancel(self_stream, method, rng)
         user_cleaned, user_cpu, _ = cancel(user_stream, method, rng)
         values = erle(self_stream, cleaned) + erle(user_stream, user_cleaned)

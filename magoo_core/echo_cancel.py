@@ -33,7 +33,10 @@ __all__ = ["EchoCancel"]
 log = logging.getLogger("magoo.echo")
 
 _HISTORY = 4.0  # seconds of raw microphone kept for the delay measure
-_REALIGN = 0.02  # seconds the clocks' guess must move before the measure starts afresh
+#: seconds the clocks' guess must jump to count as a stream restarted (a gap in one stream): the
+#: measured offset then moves with it; smaller wander (a thread starved for a while) is left to
+#: the measure, which follows real changes of the echo path
+_REALIGN = 0.1
 #: seconds the reference is handed over ahead of its measured echo: the filter is causal, and a
 #: measure a few ms late (the peak on a strong early reflection) must not put the echo before it
 _MARGIN = 0.01
@@ -130,7 +133,7 @@ class EchoCancel:
         guess = ref.index_at(mic.time_of(0)) if ref.end else 0
         if self._guess is None or abs(guess - self._guess) > _REALIGN * mic.rate:
             if self._guess is not None:
-                self._delay.forget()
+                self._delay.shift(guess - self._guess)
             self._guess = guess
         self._remember(samples)
         offset = self._measure_delay(len(samples))

@@ -90,6 +90,9 @@ class DelayTracker:
     def current(self, guess: int) -> int:
         return guess if self.offset is None else self.offset
 
-    def forget(self) -> None:
-        """The streams were restarted: measure again from the clock mapping's guess."""
-        self.offset = self._candidate = None
+    def shift(self, samples: int) -> None:
+        """A stream restarted and the clocks' guess jumped by ``samples``: the offset in force
+        moves with it (the echo path itself did not change); the next measures confirm it."""
+        if self.offset is not None:
+            self.offset += samples
+        self._candidate = None
