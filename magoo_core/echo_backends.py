@@ -72,6 +72,7 @@ class WebRtcCanceller:
 # speex_echo.h / speex_preprocess.h request numbers
 _SPEEX_ECHO_SET_SAMPLING_RATE = 24
 _SPEEX_PREPROCESS_SET_ECHO_STATE = 24
+_FAR_QUIET = 30  # int16 peak under which a far-end frame plays nothing (-60 dBFS)
 
 
 def _speexdsp() -> Any:
@@ -95,7 +96,8 @@ def _speexdsp() -> Any:
 
 class SpeexCanceller:
     """speexdsp's echo canceller (an adaptive filter ``tail`` seconds long) and its residual echo
-    suppressor (the preprocessor given the echo state; its denoiser stays at speex's default)."""
+    suppressor (the preprocessor given the echo state), the latter only while something played
+    within the last ``tail`` seconds. The output lags the input by one frame (10 ms)."""
 
     def __init__(self, rate: int, tail: float) -> None:
         self._lib = _speexdsp()
@@ -105,15 +107,21 @@ class SpeexCanceller:
         self._lib.speex_echo_ctl(self._echo, _SPEEX_ECHO_SET_SAMPLING_RATE, ctypes.byref(value))
         self._pre = self._lib.speex_preprocess_state_init(self.frame, rate)
         self._lib.speex_preprocess_ctl(self._pre, _SPEEX_PREPROCESS_SET_ECHO_STATE, ctypes.c_void_p(self._echo))
-        self._out = np.zeros(self.frame, dtype=np.int16)
+        self._tail_frames = int(tail * 100)
+        self._quiet = self._tail_frames + 1
 
     def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
         near = np.ascontiguousarray(near, dtype=np.int16)
         far = np.ascontiguousarray(far, dtype=np.int16)
         out = np.empty(self.frame, dtype=np.int16)
         self._lib.speex_echo_cancellation(self._echo, near.ctypes.data, far.ctypes.data, out.ctypes.data)
-        self._lib.speex_preprocess_run(self._pre, out.ctypes.data)
-        return out
+        self._quiet = 0 if np.abs(far).max(initial=0) > _FAR_QUIET else self._quiet + 1
+        linear = out.copy()
+        self._lib.speex_preprocess_run(self._pre, out.ctypes.data)  # run always: it keeps its estimates
+        # With nothing played for longer than the filter's tail there is no echo to suppress, and
+        # the suppressor's spectral gains (its denoiser) only cost speech-to-text words: the user's
+        # command, said after the reply, goes through untouched.
+        return linear if self._quiet > self._tail_frames else out
 
     def close(self) -> None:
         if self._echo:
