@@ -3,8 +3,8 @@
 :class:`DelayTracker` is fed the raw microphone (before cancellation) with the reference index its
 clock mapping gave, and every ``every`` seconds of audio in which the far end was loud enough it
 measures the offset between them with a phase-transform cross-correlation (GCC-PHAT: sharp peaks on
-speech). A new offset is taken when two measures in a row agree within 2 ms and differ from the one
-in force by more than ``hold`` seconds: a single bad one (the user speaking over the reply) moves
+speech). The first measure is taken at once; a new offset then needs two measures in a row that
+agree within 2 ms and differ from the one in force by more than ``hold`` seconds: a single bad one (the user speaking over the reply) moves
 nothing, the few ms that room reflections make the peak wander do not disturb the canceller's
 filter, and a changed echo path (another sink latency, a restarted sound server) is followed
 within two measures. Pure numpy, synchronous, one thread.
@@ -54,7 +54,7 @@ class DelayTracker:
         self.every = int(every * rate)
         self.window = int(window * rate)
         self.hold = int(hold * rate)
-        self.offset: int | None = None  # measured; None until the first two agreeing measures
+        self.offset: int | None = None  # measured; None until the first measure
         self.measures = 0
         self._candidate: int | None = None
         self._since = 0
@@ -82,8 +82,8 @@ class DelayTracker:
         found = guess + self.lead - lag
         self.measures += 1
         agreed = self._candidate is not None and abs(found - self._candidate) <= self.rate // 500
-        if agreed and (self.offset is None or abs(found - self.offset) > self.hold):
-            self.offset = found
+        if self.offset is None or (agreed and abs(found - self.offset) > self.hold):
+            self.offset = found  # the first is taken at once: any measure beats the clocks' guess
         self._candidate = found
         return self.current(guess)
 

@@ -31,9 +31,9 @@ from probe import run_engine, wake_turns
 
 HEY_JARVIS = Path(__file__).parent.parent / "examples" / "audio" / "hey_jarvis_what_time_is_it.wav"
 REPLY = (
-    "It is twelve o'clock. You can always say hey Jarvis when you need me, and I will listen. "
-    "Now here is a long story about the weather, the garden, the birds and the trees, "
-    "which goes on for a while so that there is time to interrupt it."
+    "It is twelve o'clock. Here is a long story about the weather, the garden, the birds and the trees. "
+    "You can always say hey Jarvis when you need me, and I will listen. "
+    "It goes on for a while, so that there is time to interrupt it, and then some more about the sky and the sea."
 )
 
 
@@ -53,7 +53,7 @@ def _pactl(*args: str) -> str:
     return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True, timeout=10).stdout.strip()
 
 
-# Real time: two wake words said into the virtual microphone and a reply of ~12 s (about 25 s;
+# Real time: two wake words said into the virtual microphone and 9 s of a reply (about 25 s;
 # a command pocketsphinx missed on a loaded machine is said again).
 @pytest.mark.timeout(200)
 async def test_the_wake_word_over_a_reply_interrupts_it_and_the_next_turn_hears_the_user(fresh_virtual_audio: VirtualAudio, caplog):
@@ -67,7 +67,9 @@ async def test_the_wake_word_over_a_reply_interrupts_it_and_the_next_turn_hears_
     async def barge(engine, probe: TimedProbe) -> None:
         await audio_flowing(engine, 1.0)
         moments["reply"] = await _first_reply(probe)
-        await asyncio.sleep(4.0)  # the reply plays (and says "hey Jarvis") while the canceller converges
+        # the canceller measures the delay and converges on the reply's first seconds (the first
+        # reply after start is the slowest); the reply says "hey Jarvis" 5-7 s in
+        await asyncio.sleep(9.0)
         moments["user"] = time.monotonic()
         playing.append(audio.play(HEY_JARVIS, wait=False))
         after = await probe.wait_for("turn_end", lambda a: a["timeline"].outcome is not Outcome.INTERRUPTED, after=moments["user"], timeout=40)
