@@ -20,7 +20,9 @@ reads one turn after another from it (the conversational setup).
 
 Half-duplex: the microphone is muted before the reply's first sound and stays muted until
 ``mute_post`` seconds after the player reports the real end; every path out of speaking
-(success, TTS error, player error, cancellation, shutdown) unmutes.
+(success, TTS error, player error, cancellation, shutdown) unmutes. With echo cancellation running
+(``[engine.echo_cancel]``, ``mute = "auto"``) the microphone stays open: every chunk is cleaned first
+(``Speaker.echo``), and while speaking it is scored for barge-in.
 
 A source that is not ``live`` (a file read as fast as possible) is consumed in lock-step with
 turns: while the assistant thinks and speaks, no audio is read, exactly as if the microphone were
@@ -311,18 +313,18 @@ class Engine:
         """Route one captured chunk by state; runs on the loop for every chunk, so it stays lean."""
         if not self._run.live:
             await self.turns.wait_idle()
-        if not (chunk := self.duplex.clean(chunk)).pcm:
+        self.input_level.add(chunk)  # as the microphone took it (clipping shows); the echo canceller needs it so too
+        if not (chunk := self.duplex.clean(self.speaker.echo.process(chunk))).pcm:
             return  # the noise stage keeps less than 10 ms for the next chunk
         self.counters["frames"] += 1
         self.counters["audio_seconds"] += chunk.duration
-        self.input_level.add(chunk)
         state, conversation = self.turns.state, self.conversation
         self.duplex.observe(chunk, state, self.speaker.playing, private=self.control.muted)
         if self.control.muted:  # the user's privacy mute: nothing listens
             self.counters["muted_frames"] += 1
             return
-        if self.speaker.muted:
-            self.counters["muted_frames"] += 1
+        if self.speaker.muted or (conversation is None and (state is State.SPEAKING or self.speaker.announcing)):
+            self.counters["muted_frames"] += self.speaker.muted
             if conversation is not None and conversation.feed is not None and self.settings.muted_audio == "silence":
                 await conversation.feed.put(silence_like(chunk))
             elif self.settings.barge_in and conversation is None and (state is State.SPEAKING or self.speaker.announcing):

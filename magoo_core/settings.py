@@ -13,10 +13,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from .fields import Count, Number, Seconds, StrictBool, Template, describe_ranges
+from .fields import Count, Milliseconds, Number, Seconds, StrictBool, Template, describe_ranges
 
 __all__ = [
-    "DuckingSettings", "EngineSettings", "MagooSettings", "NoiseSettings", "SoundSettings", "StopWordSettings", "TimerSettings",
+    "DuckingSettings", "EchoCancelSettings", "EngineSettings", "MagooSettings", "NoiseSettings", "SoundSettings", "StopWordSettings", "TimerSettings",
 ]
 
 
@@ -156,6 +156,27 @@ class DuckingSettings(BaseModel):
 
     enabled: StrictBool = Field(True, description="lower other programs' sound; false: the table is kept but not used")
     amount_db: Number(0, 96) = Field(15.0, description="how much other streams are lowered, in dB")
+class EchoCancelSettings(BaseModel):
+    """The ``[engine.echo_cancel]`` table: the speaker's own sound taken out of the microphone
+    (:mod:`magoo_core.echo_cancel`), so it can stay open while magoo speaks (``[engine] mute``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = Field(True, description="cancel the echo (the table's presence turns it on; false: off)")
+    method: Literal["speex", "webrtc"] = Field(
+        "speex",
+        description="speex: speexdsp's filter (needs only libspeexdsp1; keeps the user's voice over a reply, see"
+        " docs/duplex.md); webrtc: WebRTC's AEC3 (needs magoo[echo-cancel])",
+    )
+    reference: str = Field(
+        "@DEFAULT_MONITOR@", min_length=1, max_length=200,
+        description="the PulseAudio/PipeWire source that carries what the speaker plays: the output sink's monitor",
+    )
+    delay: Literal["auto"] | Milliseconds(0, 1000) = Field(
+        "auto", description="ms the echo lags the reference; auto: measured by cross-correlation, and kept up to date"
+    )
+    max_delay: Seconds(0.01, 2) = Field(0.5, description="seconds the measured delay may reach, at most")
+    tail: Seconds(0.02, 1) = Field(0.4, description="seconds of room echo the speex filter covers (speex only)")
 
 
 class EngineSettings(BaseModel):
@@ -172,6 +193,10 @@ class EngineSettings(BaseModel):
     )
     mute_post: Seconds(0, 10) = Field(
         0.5, description="seconds the microphone stays muted after the sound really ended"
+    )
+    mute: StrictBool | Literal["auto"] = Field(
+        "auto",
+        description="mute the microphone while speaking; auto: mute unless echo cancellation is on and running",
     )
     barge_in: StrictBool = Field(
         False,
@@ -245,6 +270,9 @@ class EngineSettings(BaseModel):
         description="magoo run reloads the profile when its file (or the .env beside it) changes, as on SIGHUP;"
         " false: only on SIGHUP",
     )
+    echo_cancel: EchoCancelSettings | None = Field(
+        None, description="[engine.echo_cancel]: enabled, method, reference, delay; unset: no echo cancellation"
+    )
     sounds: SoundSettings | None = Field(
         None,
         description="[engine.sounds]: wake, listening, thinking, done, error: true (magoo's sound), a WAV path, or unset",
@@ -282,4 +310,5 @@ describe_ranges(TimerSettings)
 describe_ranges(NoiseSettings)
 describe_ranges(StopWordSettings)
 describe_ranges(DuckingSettings)
+describe_ranges(EchoCancelSettings)
 describe_ranges(EngineSettings)

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from .echo_cancel import EchoCancel
 from .errors import BackendError
 from .lifecycle import Backends, BackendSlot, Emit, TurnDropped
 from .settings import EngineSettings
@@ -119,6 +120,8 @@ class Speaker:
         #: the ``[engine.sounds]`` files, loaded in the player's format
         self.sounds = Sounds(settings.sounds)
         self._voice = Voice(backends, settings, self.sounds)
+        #: the microphone's echo-cancellation stage (``[engine.echo_cancel]``); off when unset
+        self.echo = EchoCancel(settings.echo_cancel)
         self._chimes: set[asyncio.Task] = set()
 
     @property
@@ -326,6 +329,7 @@ class Speaker:
         if self._chimes:
             await asyncio.wait(set(self._chimes))
         self.release()
+        self.echo.close()
 
     async def barge_in(self, wake: WakeEvent) -> None:
         """A wake word was heard while speaking: stop the player; :meth:`take_barge_in` hands the
@@ -350,8 +354,10 @@ class Speaker:
         return wake
 
     def mute(self) -> None:
-        """Mute the microphone until :meth:`release` (or the end of a :meth:`say`)."""
-        self._muted = True
+        """Mute the microphone until :meth:`release` (or the end of a :meth:`say`), unless
+        ``[engine] mute`` keeps it open: ``false``, or ``"auto"`` while echo cancellation runs."""
+        policy = self._settings.mute
+        self._muted = policy if isinstance(policy, bool) else not self.echo.active
 
     def release(self) -> None:
         """Unmute now if muted (shutdown: a reply cut off must not leave the microphone muted)."""

@@ -26,6 +26,8 @@ MAGOO_APT_PACKAGES=(
     # the sound server and its ALSA bridge: PortAudio reaches PulseAudio/PipeWire through it,
     # and the tests run a private PulseAudio server with a virtual microphone
     pulseaudio pulseaudio-utils libasound2-plugins
+    # echo cancellation's default method (magoo_core/echo_backends.py) runs speexdsp through ctypes
+    libspeexdsp1
     # magoo-mpv plays replies with mpv (mpg123 is its fallback and its tests' second player)
     mpv mpg123
     # the loopback Fish Audio server makes real speech: espeak-ng, encoded with lame / opusenc

@@ -17,7 +17,7 @@ The profile's secret values are masked in every row as well, as the loader masks
 
 The modules: :mod:`.rows` (what a check returns; plugins import it), :mod:`.context`,
 :mod:`.running` (limits), :mod:`.report`, and the checks: :mod:`.machine`, :mod:`.sound`,
-:mod:`.tools`, :mod:`.gpio`, :mod:`.network`, :mod:`.duplex`, :mod:`.backends`.
+:mod:`.echo`, :mod:`.tools`, :mod:`.gpio`, :mod:`.network`, :mod:`.duplex`, :mod:`.backends`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..plugins import Plugins
 from .backends import check_backends
+from .echo import check_echo
 from .context import PLACEHOLDER, Context, backend_names, env_references, open_context
 from .duplex import check_duplex
 from .gpio import check_gpio, gpio_problem
@@ -42,7 +43,7 @@ from .tools import binary_version, check_tools
 
 #: The report's checks, in the order it shows them; the backends' own rows come last.
 CHECKS: tuple[CheckFunction, ...] = (
-    check_python, check_plugins, check_profile, check_keys, check_sound,
+    check_python, check_plugins, check_profile, check_keys, check_sound, check_echo,
     check_tools, check_gpio, check_network, check_duplex, check_backends,
 )
 
