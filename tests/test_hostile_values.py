@@ -56,6 +56,7 @@ REQUIRED: dict[tuple[Role, str], dict[str, Any]] = {
     (Role.RESPONDER, "webhook"): {"url": "http://127.0.0.1:9/hook"},
     (Role.ACTUATOR, "webhook"): {"url": "http://127.0.0.1:9/hook", "tools": [{"name": "lights", "description": "Switch them."}]},
     (Role.ACTUATOR, "servo"): {"pin": 18, "pin_factory": "mock"},
+    (Role.ACTUATOR, "mqtt"): {"host": "127.0.0.1"},
     (Role.WAKE, "porcupine"): {"keywords": ["jarvis"]},
 }
 #: what each role needs around it to make a valid profile
