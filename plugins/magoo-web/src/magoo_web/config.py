@@ -7,13 +7,13 @@ no aiohttp here.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from magoo_core.fields import Count, EnvText
+from magoo_core.network_access import check_networks, is_local_only
 from magoo_core.roles import BackendConfig
 
 #: the port the page is served on unless the profile says otherwise
@@ -21,16 +21,6 @@ DEFAULT_PORT = 8765
 #: shorter tokens are refused: a token is all that stands between the network and the microphone
 MIN_TOKEN_LENGTH = 16
 TOKEN_EXAMPLE = 'token = { env = "MAGOO_WEB_TOKEN" }'
-
-
-def is_local_only(host: str) -> bool:
-    """True when ``host`` can only be reached from this machine (a loopback address or localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class WebConfig(BackendConfig):
@@ -77,14 +67,7 @@ class WebConfig(BackendConfig):
     @field_validator("allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise PydanticCustomError(
-                    "allow", "'{entry}' is not an address or a network like 192.168.1.0/24", {"entry": entry}
-                ) from None
-        return value
+        return check_networks(value)
 
     @field_validator("token", mode="before")
     @classmethod

@@ -26,6 +26,8 @@ import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from magoo_core.network_access import Networks
+
 #: the page's cookie; its value is :attr:`Guard.cookie_value`
 COOKIE = "magoo_web"
 
@@ -50,7 +52,7 @@ class Guard:
 
     def __init__(self, token: str | None, allow: Iterable[str] = ()) -> None:
         self._token = token.encode("utf-8") if token else None
-        self.networks = [ipaddress.ip_network(entry, strict=False) for entry in allow]
+        self.networks = Networks(allow)
         #: what the page's cookie holds: derived from the token, useless to learn the token from
         self.cookie_value = (
             hmac.new(self._token, b"magoo-web page cookie", hashlib.sha256).hexdigest() if self._token else None
@@ -85,14 +87,7 @@ class Guard:
         raise Refusal(401, "no token" if bearer is None and query is None and cookie is None else "a wrong token")
 
     def peer_allowed(self, peer: str | None) -> bool:
-        if not self.networks:
-            return True
-        try:
-            address = ipaddress.ip_address((peer or "").split("%")[0])
-        except ValueError:
-            return False
-        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:10.0.0.5 on a dual-stack socket
-        return any((mapped or address) in network for network in self.networks)
+        return self.networks.allows(peer)
 
     @staticmethod
     def origin_allowed(origin: str | None, host: str | None) -> bool:

@@ -3,12 +3,12 @@ connect, how it names itself to Home Assistant."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from magoo_core.fields import Count, Seconds, StrictBool
+from magoo_core.network_access import check_networks, is_local_only
 from magoo_core.roles import BackendConfig
 
 #: the port wyoming-satellite made the convention for satellites (Home Assistant's "add satellite" form)
@@ -60,12 +60,7 @@ class SatelliteConfig(BackendConfig):
     @field_validator("allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(f"{entry!r} is not an address or a network like 192.168.1.0/24") from None
-        return value
+        return check_networks(value)
 
     @field_validator("host")
     @classmethod
@@ -75,11 +70,3 @@ class SatelliteConfig(BackendConfig):
         return value
 
 
-def is_local_only(host: str) -> bool:
-    """True when ``host`` can only be reached from this machine (a loopback address or localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

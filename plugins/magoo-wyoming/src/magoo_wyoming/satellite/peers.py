@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Iterable
+
+from magoo_core.network_access import Networks
 
 from .throttle import Throttle
 
@@ -18,21 +19,12 @@ class AllowList:
     """
 
     def __init__(self, entries: Iterable[str]) -> None:
-        self.networks = [ipaddress.ip_network(entry, strict=False) for entry in entries]
+        self.networks = Networks(entries)
         self._throttle = Throttle(log)
         self.refusals = 0
 
     def allows(self, peer: str) -> bool:
-        if not self.networks:
-            return True
-        try:
-            address = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:10.0.0.5 on a dual-stack socket
-        if mapped is not None:
-            address = mapped
-        return any(address in network for network in self.networks)
+        return self.networks.allows(peer)
 
     def refused(self, peer: str, now: float | None = None) -> None:
         self.refusals += 1
