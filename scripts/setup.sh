@@ -32,15 +32,21 @@ MAGOO_APT_PACKAGES=(
     mpv mpg123
     # the loopback Fish Audio server makes real speech: espeak-ng, encoded with lame / opusenc
     espeak-ng lame opus-tools
+    # `magoo service` drives systemctl and journalctl; its tests check the unit with systemd-analyze
+    systemd
+)
+
+# What only the tests need (scripts/test.sh sets MAGOO_SETUP_TESTS=1): a Pi set up for the demo
+# gets no browser and no MQTT broker service it did not ask for.
+MAGOO_TEST_APT_PACKAGES=(
     # magoo-mqtt's tests start a real MQTT broker of their own (never the system service)
     mosquitto
     # the test of `magoo meter` drives it in a terminal of its own
     tmux
-    # `magoo service` drives systemctl and journalctl; its tests check the unit with systemd-analyze
-    systemd
     # magoo-web's page is tested in headless Chromium, driven over the DevTools protocol
     chromium
 )
+[ "${MAGOO_SETUP_TESTS:-0}" != 1 ] || MAGOO_APT_PACKAGES+=("${MAGOO_TEST_APT_PACKAGES[@]}")
 
 magoo_apt_install() {
     local missing=() package

@@ -7,6 +7,7 @@
 # worker busy to the end; a backend's device contract stays together (see xdist_group). Extra
 # arguments come after these, so `-n 0` runs everything in this process, one test at a time.
 set -euo pipefail
+MAGOO_SETUP_TESTS=1  # setup.sh installs the test-only system packages too
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$MAGOO_ROOT"
 python -m pytest -n "${MAGOO_TEST_WORKERS:-4}" --dist loadgroup "$@"
