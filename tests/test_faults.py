@@ -40,7 +40,7 @@ from magoo_core.audio import convert, read_wav, samples
 from magoo_core.default_plugins.fakes import ScriptedWakeDetector, ToneSpeech
 from magoo_core.engine import Engine
 from magoo_core.plugins import MAX_SLOW_CALLS
-from magoo_core.testing.signals import best_match
+from magoo_core.testing.signals import match_in_pieces
 from magoo_core.testing.virtual_audio import VirtualAudio, no_sound_environment
 from magoo_servo import ServoConfig, pins
 
@@ -286,7 +286,7 @@ async def test_mpv_killed_mid_reply_errors_the_turn_unmuted_and_the_next_reply_p
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(reference), LONG_REPLY], check=True, timeout=30)
     fmt, pcm = read_wav(reference)
     spoken = samples(convert(AudioChunk(pcm, fmt.sample_rate, fmt.channels), AudioFormat(RATE))).reshape(-1)
-    _, correlation = best_match(heard[start:], spoken)
+    correlation = match_in_pieces(heard[start:], spoken)  # in pieces: a dropout under load shifts the rest
     assert correlation > 0.8, correlation
     assert run.engine.player.last_instance.stats()["processes"] >= 3  # the killed one, the next reply's, a waiting one
 

@@ -145,3 +145,16 @@ def test_stop_restores_the_environment(virtual_audio, tmp_path):
         second.stop()
     assert {k: os.environ.get(k) for k in virtual_audio.env} == before
     assert pactl_json("info")["default_source_name"] == "virtmic"  # the session server is untouched
+
+
+def test_a_dropout_sinks_one_piece_not_the_match_and_another_sound_does_not_match():
+    import numpy as np
+
+    from magoo_core.testing.signals import match_in_pieces
+
+    rng = np.random.default_rng(7)
+    played = rng.normal(0, 3000, 16000 * 2)
+    with_gap = np.concatenate([played[:12000], np.zeros(800), played[12000:]])  # 50 ms the server lost
+    assert best_match(with_gap, played)[1] < 0.8 < match_in_pieces(with_gap, played)
+    assert match_in_pieces(rng.normal(0, 3000, 16000 * 2), played) < 0.1
+    assert match_in_pieces(np.zeros(16000 * 2), played) == 0.0

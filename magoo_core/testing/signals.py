@@ -23,6 +23,20 @@ def best_match(recorded: np.ndarray, reference: np.ndarray) -> tuple[int, float]
     return offset, float(window @ ref / denominator) if denominator else 0.0
 
 
+def match_in_pieces(recorded: np.ndarray, reference: np.ndarray, pieces: int = 8) -> float:
+    """How well ``reference`` came through in ``recorded``, robust to a dropout: the median of
+    :func:`best_match`'s correlation for each of ``pieces`` equal parts of ``reference``, each found
+    on its own. A loaded machine's sound server may insert a gap or drop a few ms; that shifts
+    everything after it, which sinks one whole-clip correlation but only one piece here. Another
+    sound, or silence, still scores near 0.
+    """
+    ref = np.asarray(reference, dtype=np.float64).reshape(-1)
+    size = len(ref) // pieces
+    if size == 0:
+        return best_match(recorded, ref)[1]
+    return float(np.median([best_match(recorded, ref[i * size : (i + 1) * size])[1] for i in range(pieces)]))
+
+
 def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
     """The strongest frequency in ``samples``, in Hz (a Hann-windowed FFT's peak bin)."""
     data = np.asarray(samples, dtype=np.float64).reshape(-1)

@@ -18,7 +18,7 @@ import pytest
 
 from magoo_core.errors import BackendError
 from magoo_core.types import AudioFormat
-from magoo_core.testing.signals import best_match
+from magoo_core.testing.signals import best_match, match_in_pieces
 from magoo_mpv import MpvPlayer, output_check
 
 from mpv_helpers import RATE, Progress, audible_span, envelope, pcm_pieces, pieces, player_children, reference
@@ -146,7 +146,7 @@ async def test_a_killed_mpv_is_an_error_for_that_reply_and_the_next_reply_plays(
         with pytest.raises(BackendError, match="mpv was killed by SIGKILL while playing"):
             await asyncio.wait_for(playing, 5)
         _, _, recorded = await record_play(virtual_audio, player, pieces(data, "mp3"), Progress())
-        assert best_match(recorded, reference())[1] > 0.8
+        assert match_in_pieces(recorded, reference()) > 0.8
 
 
 async def test_a_stuck_output_is_an_error_not_a_hang(speech_files):
@@ -167,7 +167,7 @@ async def test_a_dead_waiting_mpv_is_replaced_quietly(virtual_audio, speech_file
         player._spare.proc.kill()
         await player._spare.proc.wait()
         _, _, recorded = await record_play(virtual_audio, player, pieces(data, "mp3"), Progress())
-        assert best_match(recorded, reference())[1] > 0.8
+        assert match_in_pieces(recorded, reference()) > 0.8
 
 
 FIX = "check [player] audio_device (`mpv --audio-device=help` lists them) and that a sound server or a speaker is there"
@@ -273,7 +273,7 @@ async def test_mpg123_plays_mp3_when_mpv_is_missing(virtual_audio, speech_files,
     assert [r.getMessage() for r in caplog.records] == [
         "mpv is not installed; playing MP3 replies with mpg123 (install mpv: sudo apt install mpv)"
     ]  # said once, for two replies
-    assert best_match(recorded, reference())[1] > 0.8
+    assert match_in_pieces(recorded, reference()) > 0.8
     start, end = audible_span(recorded)
     assert audible_span(at_return)[1] >= end - 0.05
     assert recording.index_at(progress.started_at) <= round(start * RATE) + 0.02 * RATE
