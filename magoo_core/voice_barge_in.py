@@ -18,9 +18,10 @@ first frame is scored, never at import.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
-from .audio import AudioConverter, RingBuffer
+from .audio import AudioConverter, RingBuffer, rms_level
 from .settings import EngineSettings
 from .types import AudioChunk, WakeEvent
 
@@ -29,6 +30,16 @@ log = logging.getLogger("magoo.engine")
 #: Silero's speech probability every frame of the span must reach (end-of-speech starts at 0.5;
 #: residual echo of a reply scores between the two far more often than a user's voice does)
 THRESHOLD = 0.8
+#: dB the canceller must take out of loud reply audio (for ARMING seconds of it in a reply) before
+#: the VAD is listened to: until then (the first second or two after start, while the delay is
+#: measured and the filter converges) what the VAD hears is the reply itself
+ARMED_DB = 15.0
+ARMING = 0.3
+#: a span of speech is the user's only if the canceller took at most this many dB out of it: the
+#: user's voice keeps the cleaned level near the microphone's; residual echo is ARMED_DB or more below
+USER_DB = 6.0
+#: raw chunks quieter than this (RMS, -50 dBFS) do not arm: the hiss between sentences
+LOUD = 10 ** (-50 / 20)
 #: the label (and model) of the synthetic wake event, shown in the log, the story and the status
 LABEL = "voice"
 
@@ -53,6 +64,8 @@ class VoiceBargeIn:
         self._run_start: float | None = None  # capture time where the speech frames in a row began
         self._run = 0.0  # seconds of them
         self._fired = False  # until reset: one barge-in per reply
+        self._cancelled = 0.0  # seconds of loud reply audio the canceller took ARMED_DB out of
+        self._energy = [0.0, 0.0]  # the span's energy before and after the canceller
         self._broken = False
         self._said_muted = False
         #: barge-ins by voice so far (on the loop)
@@ -97,25 +110,38 @@ class VoiceBargeIn:
         self._ring.append(chunk)
         return True
 
-    def hear(self, chunk: AudioChunk) -> float | None:
-        """Score ``chunk`` with the VAD; the capture time (monotonic seconds) where the user's speech
-        began, once, when ``barge_in_speech`` seconds of it are heard; else None. Blocking CPU
-        work (about 1.5 ms per 32 ms of audio on x86). Never raises: a detector that cannot load
-        is logged once and voice barge-in is off for the run."""
+    def hear(self, chunk: AudioChunk, raw_level: float) -> float | None:
+        """Score ``chunk`` (after echo cancellation; ``raw_level``: its RMS before, 0..1) with the
+        VAD; the capture time (monotonic seconds) where the user's speech began, once, when
+        ``barge_in_speech`` seconds of it are heard; else None. Blocking CPU work (about 1.5 ms
+        per 32 ms of audio on x86). Never raises: a detector that cannot load is logged once and
+        voice barge-in is off for the run.
+
+        The user is heard when every VAD frame of the span gives :data:`THRESHOLD` or more, the
+        canceller has shown it works in this reply (:data:`ARMED_DB`), and it took at most
+        :data:`USER_DB` out of the span's audio (residual echo is what is left after far more)."""
         if self._fired or self._broken:
             return None
         try:
-            frames = self._frames(chunk)
-            for frame in frames:
-                start = frame.timestamp - frame.duration
+            level = rms_level(chunk)
+            if raw_level >= LOUD and raw_level >= level * 10 ** (ARMED_DB / 20):
+                self._cancelled += chunk.duration
+            for frame in self._frames(chunk):
                 if float(self._score(frame.pcm)) < THRESHOLD:
-                    self._run_start, self._run = None, 0.0
+                    self._run_start, self._run, self._energy = None, 0.0, [0.0, 0.0]
                     continue
-                self._run_start = start if self._run_start is None else self._run_start
+                if self._run_start is None:
+                    self._run_start = frame.timestamp - frame.duration
                 self._run += frame.duration
-                if self._run >= self._settings.barge_in_speech - 1e-6:
-                    self._fired = True
-                    return self._run_start
+            if self._run_start is None:
+                return None
+            self._energy[0] += raw_level**2 * chunk.duration
+            self._energy[1] += level**2 * chunk.duration
+            taken_out = 10 * math.log10(max(self._energy[0], 1e-18) / max(self._energy[1], 1e-18))
+            log.debug("voice: %.2f s of speech, %.1f dB taken out of it", self._run, taken_out)
+            if self._cancelled >= ARMING and self._run >= self._settings.barge_in_speech - 1e-6 and taken_out <= USER_DB:
+                self._fired = True
+                return self._run_start
         except Exception as exc:
             self._broken = True
             log.warning("barge-in by voice is off: the voice activity detector failed (%s: %s)", type(exc).__name__, exc)
@@ -159,7 +185,8 @@ class VoiceBargeIn:
 
     def reset_detector(self) -> None:
         """Clear the VAD for the next reply; on the scoring thread."""
-        self._run_start, self._run, self._fired = None, 0.0, False
+        self._run_start, self._run, self._fired, self._cancelled = None, 0.0, False, 0.0
+        self._energy = [0.0, 0.0]
         if self._vad is not None:
             self._vad.reset()
             self._converter.reset()

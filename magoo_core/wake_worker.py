@@ -123,20 +123,26 @@ class WakeWorker:
             held += chunk.duration
         return preroll[::-1]
 
-    async def over_reply(self, chunk: AudioChunk, *, open_mic: bool) -> WakeEvent | None:
+    async def over_reply(self, chunk: AudioChunk, raw_level: float | None) -> WakeEvent | None:
         """While something plays: the wake word in ``chunk`` (as :meth:`score`), else, with
-        ``[engine] barge_in = "voice"`` and ``open_mic`` (echo cancellation running), the user's
-        voice: a :class:`WakeEvent` labelled ``"voice"`` (see :class:`VoiceBargeIn`). Never raises."""
+        ``[engine] barge_in = "voice"`` and the microphone open (echo cancellation running), the
+        user's voice: a :class:`WakeEvent` labelled ``"voice"`` (see :class:`VoiceBargeIn`).
+        Never raises.
+
+        :param chunk: the microphone's audio after echo cancellation.
+        :param raw_level: the RMS level (0..1) of the same audio before it; None: the microphone
+            is muted while speaking.
+        """
         wake = await self.score(chunk)
-        if wake is not None or not self.voice.wanted(open_mic):
+        if wake is not None or not self.voice.wanted(raw_level is not None):
             return wake
         if not self.voice.keep(chunk):
             return None  # a barge-in's audio is being kept for the next turn
         if not self._live:
-            start = self.voice.hear(chunk)
+            start = self.voice.hear(chunk, raw_level)
         else:
             try:
-                start = await asyncio.get_running_loop().run_in_executor(self._executor, self.voice.hear, chunk)
+                start = await asyncio.get_running_loop().run_in_executor(self._executor, self.voice.hear, chunk, raw_level)
             except RuntimeError:  # the worker is shut down: the run stops
                 return None
         return None if start is None else self.voice.fired(start)
