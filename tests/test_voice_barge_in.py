@@ -26,7 +26,8 @@ from magoo_core import Outcome
 from magoo_core.testing.virtual_audio import VirtualAudio
 
 from fault_helpers import TimedProbe, audio_flowing, logged_tracebacks, run_with_faults
-from test_echo_cancel_duplex import HEY_JARVIS, REPLY, _pactl, desk
+from probe import run_engine, wake_turns
+from test_echo_cancel_duplex import HEY_JARVIS, _pactl, desk
 
 COMMAND_AT = 2.25  # seconds into HEY_JARVIS where "what time is it" begins (after the wake word)
 
@@ -111,3 +112,16 @@ async def test_the_user_speaking_over_a_reply_ends_it_and_the_next_turn_hears_th
     assert heard == ["what time is it"]  # ... and heard the user's command from its first word
     assert run.engine.wake_worker.voice.count == 1
     assert not any(muted for _, muted in run.mutes)  # the microphone open all along
+
+
+async def test_with_the_microphone_muted_while_speaking_one_line_says_only_the_wake_word_interrupts(caplog):
+    overrides = {"audio_source": wake_turns(2, gap=2.0), "engine": {"mute_pre": 0.1, "mute_post": 0.2, "barge_in": "voice"}}
+    with caplog.at_level(logging.WARNING, logger="magoo"):
+        engine, probe, result = await run_engine(overrides, turns=2)
+
+    assert [t.outcome for t in result.timelines] == [Outcome.OK, Outcome.OK]  # nothing cut
+    lines = [r.getMessage() for r in caplog.records if "barge_in" in r.getMessage()]
+    assert lines == ['barge_in = "voice" needs the microphone open while speaking (no [engine.echo_cancel]): '
+                     "only the wake word interrupts; turn on [engine.echo_cancel]"]
+    assert probe.muted_during("speak_start") == [True, True] and not engine.muted
+    assert engine.wake_worker.voice.count == 0
