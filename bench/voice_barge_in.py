@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,8 @@ async def bench(replies: int, users: int) -> None:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("magoo.engine").setLevel(logging.INFO)  # "barge-in by voice: ... dB ..." lines
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replies", type=int, default=20)
     parser.add_argument("--user", type=int, default=5)

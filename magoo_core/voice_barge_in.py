@@ -66,6 +66,7 @@ class VoiceBargeIn:
         self._fired = False  # until reset: one barge-in per reply
         self._cancelled = 0.0  # seconds of loud reply audio the canceller took ARMED_DB out of
         self._energy = [0.0, 0.0]  # the span's energy before and after the canceller
+        self._taken_out = 0.0  # dB the canceller took out of the span that fired
         self._broken = False
         self._said_muted = False
         #: barge-ins by voice so far (on the loop)
@@ -141,6 +142,7 @@ class VoiceBargeIn:
             log.debug("voice: %.2f s of speech, %.1f dB taken out of it", self._run, taken_out)
             if self._cancelled >= ARMING and self._run >= self._settings.barge_in_speech - 1e-6 and taken_out <= USER_DB:
                 self._fired = True
+                self._taken_out = taken_out
                 return self._run_start
         except Exception as exc:
             self._broken = True
@@ -165,7 +167,8 @@ class VoiceBargeIn:
         self.count += 1
         since = start - self._settings.preroll
         self._taken = [chunk for chunk in self._ring.chunks() if chunk.timestamp > since]
-        log.info("barge-in by voice: speech over the reply for %.2f s", self._settings.barge_in_speech)
+        log.info("barge-in by voice: %.2f s of speech over the reply, %.1f dB of it taken out by the echo canceller",
+                 self._run, self._taken_out)
         return WakeEvent(LABEL, THRESHOLD, THRESHOLD, start)
 
     def preroll(self, wake: WakeEvent, chunks: list[AudioChunk]) -> list[AudioChunk]:
