@@ -328,7 +328,7 @@ class Engine:
             if conversation is not None and conversation.feed is not None and self.settings.muted_audio == "silence":
                 await conversation.feed.put(silence_like(chunk))
             elif self.settings.barge_in and conversation is None and (state is State.SPEAKING or self.speaker.announcing):
-                wake = await self.wake_worker.score(chunk)
+                wake = await self.wake_worker.over_reply(chunk, None if self.speaker.muted else self.input_level.recent(chunk.duration)[0])
                 if wake is not None:
                     await self.speaker.barge_in(wake)
             return

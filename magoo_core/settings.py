@@ -198,9 +198,14 @@ class EngineSettings(BaseModel):
         "auto",
         description="mute the microphone while speaking; auto: mute unless echo cancellation is on and running",
     )
-    barge_in: StrictBool = Field(
+    barge_in: StrictBool | Literal["voice"] = Field(
         False,
-        description="a wake word while speaking stops the reply (the wake detector keeps listening while muted)",
+        description="a wake word while speaking stops the reply (the wake detector keeps listening while muted); "
+        '"voice": the user speaking does too, while the microphone is open (echo cancellation running)',
+    )
+    barge_in_speech: Seconds(0.1, 2) = Field(
+        0.3, description='seconds of speech over a reply that stop it, with barge_in = "voice"',
+        json_schema_extra={"reload": "live"},
     )
     preroll: Seconds(0, 10) = Field(
         0.5, description="seconds of audio from before the wake word handed to speech-to-text"

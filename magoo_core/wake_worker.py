@@ -23,6 +23,7 @@ from .lifecycle import Backends, BackendSlot
 from .service_slots import ServiceRole
 from .settings import EngineSettings
 from .types import AudioChunk, WakeEvent
+from .voice_barge_in import VoiceBargeIn
 from .wake_scores import WakeScoreboard
 from .wake_verify import WakeVerifier
 
@@ -71,10 +72,13 @@ class WakeWorker:
         self._loading: asyncio.Task | None = None
         self._counters = {} if counters is None else counters
         self._counters["wakes_rejected"] = 0
+        #: barge-in by the user's voice (``[engine] barge_in = "voice"``)
+        self.voice = VoiceBargeIn(settings)
 
     def open(self) -> None:
         """Start the worker thread (before the backends start: a restart waits on it)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magoo-wake")
+        self.voice.check_start()
         if self.verify is not None:  # loads while the backends start; the first score() waits for it
             self._loading = asyncio.get_running_loop().create_task(self.verify.load(), name="magoo-wake-verify")
 
@@ -106,7 +110,7 @@ class WakeWorker:
         """
         self.last_wake = wake
         self.wakes[wake.label] = self.wakes.get(wake.label, 0) + 1
-        chunks = self._preroll.chunks()
+        chunks = self.voice.preroll(wake, self._preroll.chunks())
         self._preroll.clear()
         late = sum(chunk.duration for chunk in chunks if chunk.timestamp > wake.timestamp)
         keep = self._preroll_seconds + min(late, LATE_DETECTION)
@@ -118,6 +122,30 @@ class WakeWorker:
             preroll.append(chunk)
             held += chunk.duration
         return preroll[::-1]
+
+    async def over_reply(self, chunk: AudioChunk, raw_level: float | None) -> WakeEvent | None:
+        """While something plays: the wake word in ``chunk`` (as :meth:`score`), else, with
+        ``[engine] barge_in = "voice"`` and the microphone open (echo cancellation running), the
+        user's voice: a :class:`WakeEvent` labelled ``"voice"`` (see :class:`VoiceBargeIn`).
+        Never raises.
+
+        :param chunk: the microphone's audio after echo cancellation.
+        :param raw_level: the RMS level (0..1) of the same audio before it; None: the microphone
+            is muted while speaking.
+        """
+        wake = await self.score(chunk)
+        if wake is not None or not self.voice.wanted(raw_level is not None):
+            return wake
+        if not self.voice.keep(chunk):
+            return None  # a barge-in's audio is being kept for the next turn
+        if not self._live:
+            start = self.voice.hear(chunk, raw_level)
+        else:
+            try:
+                start = await asyncio.get_running_loop().run_in_executor(self._executor, self.voice.hear, chunk, raw_level)
+            except RuntimeError:  # the worker is shut down: the run stops
+                return None
+        return None if start is None else self.voice.fired(start)
 
     async def score(self, chunk: AudioChunk) -> WakeEvent | None:
         """Score one captured chunk; the detection it contains, if any. Never raises: a failing
@@ -181,18 +209,21 @@ class WakeWorker:
         the wake worker for a live source (FIFO, so it precedes later frames), at once on the loop
         for a lock-step one."""
         self._preroll.clear()
+        self.voice.forget()
         detector, converter = self._detector, self._converter
-        if detector is None or self._executor is None:
+        if self._executor is None:
             return
 
         def reset() -> None:
             if self.clips is not None:
                 self.clips.reset()
             try:
+                self.voice.reset_detector()
                 if self.verify is not None:
                     self.verify.reset()
-                converter.reset()
-                detector.reset()
+                if detector is not None:
+                    converter.reset()
+                    detector.reset()
             except Exception:
                 log.error("%s: reset() raised", self.slot.spec.section, exc_info=True)
 
