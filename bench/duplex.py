@@ -23,7 +23,8 @@ What it prints, per method:
   speech-to-echo, detected goal ≥ 90 %; false stops on ``--stop-replies`` replies alone, a third of
   them saying stop-like words ("a stop at the bakery", "stops", "stopping"), goal 0; the real
   :class:`~magoo_core.stop_word.StopWord` on each method's cleaned microphone, one playing per reply,
-  at the default threshold or each of ``--stop-thresholds``.
+  at the default threshold or each of ``--stop-thresholds``; a "stop" in the first ``settle_s`` s of
+  playing is not counted (the stop word is deaf then while the canceller converges).
 
 Usage::
 
@@ -282,10 +283,12 @@ def playings(stream: Stream, cleaned: np.ndarray, until_user: bool) -> list[np.n
     return cuts
 
 
-def stop_word_numbers(methods: list[str | None], streams: StopStreams, thresholds: list[float], rng: np.random.Generator) -> dict[str, dict]:
+def stop_word_numbers(methods: list[str | None], streams: StopStreams, thresholds: list[float], settle_s: float, rng: np.random.Generator) -> dict[str, dict]:
     """Per method, per threshold: "stop" over a reply detected (goal ≥ 90 %) and false stops on
     the replies alone (goal 0), the real :class:`~magoo_core.stop_word.StopWord` fed the cleaned
-    microphone, one playing per reply (bench/stop_word.py's :func:`count_stops`)."""
+    microphone, one playing per reply (bench/stop_word.py's :func:`count_stops`). The "stop"s said
+    in the first ``settle_s`` seconds of playing are not counted (the stop word is deaf then, by
+    design: ``[engine.stop_word] settle_s``); ``settling`` says how many."""
     from stop_word import count_stops
 
     results: dict[str, dict] = {}
@@ -294,13 +297,17 @@ def stop_word_numbers(methods: list[str | None], streams: StopStreams, threshold
         alone_mic, _, _ = cancel(streams.alone, method, rng)
         heard_cuts = playings(streams.heard, heard_mic, until_user=True)
         alone_cuts = playings(streams.alone, alone_mic, until_user=False)
-        results[method or "off"] = {
-            f"{threshold:g}": {
-                "heard": sum(1 for n in count_stops(heard_cuts, StopWordSettings(threshold=threshold)) if n),
-                "false": sum(count_stops(alone_cuts, StopWordSettings(threshold=threshold))),
+        started = np.cumsum([0] + [len(c) for c in heard_cuts[:-1]]) / RATE  # playing before each cut
+        counted = [i for i, (u0, _) in enumerate(streams.heard.users) if started[i] + (u0 - streams.heard.replies[i][0]) / RATE >= settle_s]
+        rows = {}
+        for threshold in thresholds:
+            settings = StopWordSettings(threshold=threshold, settle_s=settle_s)
+            stops = count_stops(heard_cuts, settings)
+            rows[f"{threshold:g}"] = {
+                "heard": sum(1 for i in counted if stops[i]), "counted": len(counted),
+                "settling": len(heard_cuts) - len(counted), "false": sum(count_stops(alone_cuts, settings)),
             }
-            for threshold in thresholds
-        }
+        results[method or "off"] = rows
     return results
 
 
@@ -317,6 +324,7 @@ def main() -> None:
     parser.add_argument("--stops", type=int, default=STOP_CLIPS, help="replies with the user's 'stop' over them")
     parser.add_argument("--stop-replies", type=int, default=200, help="replies alone for the false stops (a third stop-like)")
     parser.add_argument("--stop-thresholds", default="", help="comma-separated [engine.stop_word] thresholds (default: the default's)")
+    parser.add_argument("--stop-settle", type=float, default=StopWordSettings().settle_s, help="[engine.stop_word] settle_s")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object too")
     args = parser.parse_args()
@@ -361,13 +369,14 @@ def main() -> None:
     print(f"the user's wake words with no reply under them: {ceiling}/{args.user} (the model's own ceiling)")
     print(f"wake scoring (openWakeWord hey_jarvis): {wake_share * 100:.2f}% of one core")
     thresholds = [float(t) for t in args.stop_thresholds.split(",") if t] or [StopWordSettings().threshold]
-    stop = stop_word_numbers(methods, stops, thresholds, rng)
-    print(f"stop word: 'stop' over {args.stops} replies (0 dB speech-to-echo), false stops on {args.stop_replies} replies alone")
-    print(f"{'method':8} {'threshold':>10} {'stop heard':>12} {'false stops':>12}")
+    stop = stop_word_numbers(methods, stops, thresholds, args.stop_settle, rng)
+    print(f"stop word: 'stop' over {args.stops} replies (0 dB speech-to-echo; those in the first {args.stop_settle:g} s "
+          f"of playing are not listened for), false stops on {args.stop_replies} replies alone")
+    print(f"{'method':8} {'threshold':>10} {'stop heard':>15} {'false stops':>12}")
     for name, rows in stop.items():
         for threshold, r in rows.items():
-            print(f"{name:8} {threshold:>10} {r['heard']:>5}/{args.stops:<3} {100 * r['heard'] / max(args.stops, 1):3.0f}% "
-                  f"{r['false']:>7}/{args.stop_replies:<3}")
+            share = f"{100 * r['heard'] / r['counted']:3.0f}%" if r["counted"] else "   -"
+            print(f"{name:8} {threshold:>10} {r['heard']:>6}/{r['counted']:<3} {share} {r['false']:>7}/{args.stop_replies:<3}")
     if args.json:
         print(json.dumps({"methods": results, "wake_core_share": wake_share, "user_alone": ceiling, "stop_word": stop}))
 
