@@ -159,7 +159,7 @@ def test_without_pocketsphinx_the_run_goes_on_without_the_stop_word(caplog, monk
 
 def test_the_table_is_strict_and_off_unless_given():
     assert EngineSettings().stop_word is None
-    assert EngineSettings(stop_word={}).stop_word == StopWordSettings(enabled=True, word="stop", threshold=1e-20, settle_s=30)
+    assert EngineSettings(stop_word={}).stop_word == StopWordSettings(enabled=True, word="stop", threshold=1e-30, settle_s=30)
     with pytest.raises(ValueError):
         EngineSettings(stop_word={"word": "Stop!"})
     with pytest.raises(ValueError):
