@@ -19,7 +19,12 @@ What it prints, per method:
   reply at 0 dB speech-to-echo; detected goal ≥ 90 %.
 - **CPU**: the stage's CPU time per second of audio (share of one core at 16 kHz; goal ≤ 15 %), and
   its ratio to openWakeWord's scoring cost measured on the same audio in the same run.
-- **stop word**: see :func:`stop_word_numbers` (the duplex helper's ``StopWord``, when present).
+- **stop word**: "stop" (espeak-ng, 8 voices x 3 speeds) said over ``--stops`` replies at 0 dB
+  speech-to-echo, detected goal ≥ 90 %; false stops on ``--stop-replies`` replies alone, a third of
+  them saying stop-like words ("a stop at the bakery", "stops", "stopping"), goal 0; the real
+  :class:`~magoo_core.stop_word.StopWord` on each method's cleaned microphone, one playing per reply,
+  at the default threshold or each of ``--stop-thresholds``; a "stop" in the first ``settle_s`` s of
+  playing is not counted (the stop word is deaf then while the canceller converges).
 
 Usage::
 
@@ -47,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from magoo_core.audio import read_wav  # noqa: E402
 from magoo_core.echo_cancel import EchoCancel  # noqa: E402
 from magoo_core.echo_reference import ReferenceBuffer  # noqa: E402
-from magoo_core.settings import EchoCancelSettings  # noqa: E402
+from magoo_core.settings import EchoCancelSettings, StopWordSettings  # noqa: E402
 from magoo_core.types import AudioChunk  # noqa: E402
 
 RATE = 16000
@@ -231,16 +236,79 @@ class Wake:
         return found
 
 
-def stop_word_numbers(methods: list[str | None], replies: list[np.ndarray], rng: np.random.Generator) -> dict[str, str]:
-    """Where the stop word's numbers plug in: "stop" over a reply detected (goal ≥ 90 %), false
-    stops on the replies alone (goal 0), per method. Runs ``magoo_core.stop_word.StopWord`` when
-    that module exists (the duplex branch); feed it the cleaned microphone of :func:`build_stream`
-    with a "stop" clip as the user (``users=``) and count, as :func:`user_wakes` does for the wake."""
-    try:
-        from magoo_core import stop_word  # noqa: F401
-    except ImportError:
-        return {str(m or "off"): "not measured: magoo_core.stop_word is not on this branch" for m in methods}
-    return {str(m or "off"): "StopWord present: wire it in stop_word_numbers()" for m in methods}
+STOP_CLIPS = 48  # "stop" by the espeak-ng voices of bench/stop_word.py, 8 voices x 3 speeds, twice over
+STOP_LIKE = [  # replies that say words close to "stop": none may stop itself
+    "We made a stop at the bakery on the way home.",
+    "The bus stops right in front of the house.",
+    "Stopping the music now would be a pity, it is a good song.",
+    "The rain stops around noon, then it gets sunny.",
+    "There is a bus stop at the corner.",
+    "Non-stop flights to Lisbon leave on Mondays.",
+    "The clock stopped at midnight.",
+    "I am stopping the vacuum cleaner.",
+    "The top shelf holds the spices.",
+    "The shop closes at six.",
+]
+
+
+@dataclass
+class StopStreams:
+    """What the stop word is measured on: a stream of replies with "stop" over them (one per
+    reply, 0 dB speech-to-echo), and one of replies alone (plain and stop-like ones)."""
+
+    heard: Stream
+    alone: Stream
+
+
+def stop_streams(clips: int, replies: int, rng: np.random.Generator, folder: Path) -> StopStreams:
+    """``clips`` replies with a "stop" over each, and ``replies`` replies without one; the texts and
+    voices are bench/stop_word.py's (every third reply alone is a stop-like one, :data:`STOP_LIKE`)."""
+    from stop_word import REPLIES, SPEEDS, VOICES, say
+
+    words = [say("stop", VOICES[i % len(VOICES)], SPEEDS[(i // len(VOICES)) % len(SPEEDS)], pad=0.05).astype(np.float64) for i in range(clips)]
+    under = [speak(PLAIN[i % len(PLAIN)], i, folder) for i in range(clips)]
+    texts = [STOP_LIKE[(i // 3) % len(STOP_LIKE)] if i % 3 == 0 else REPLIES[i % len(REPLIES)] for i in range(replies)]
+    alone = [say(t, VOICES[i % len(VOICES)], pad=0.0).astype(np.float64) for i, t in enumerate(texts)]
+    return StopStreams(build_stream(under, words, rng), build_stream(alone, None, rng))
+
+
+def playings(stream: Stream, cleaned: np.ndarray, until_user: bool) -> list[np.ndarray]:
+    """The cleaned microphone cut into what the stop word hears while each reply plays (from the
+    reply's start to its end plus 0.3 s of echo tail; with ``until_user``, to 1 s after the user's
+    "stop" instead, so that a word heard counts only until then)."""
+    cuts = []
+    for i, (start, end) in enumerate(stream.replies):
+        stop = min(stream.users[i][1] + RATE, end + int(0.3 * RATE)) if until_user else end + int(0.3 * RATE)
+        cuts.append(cleaned[start:stop])
+    return cuts
+
+
+def stop_word_numbers(methods: list[str | None], streams: StopStreams, thresholds: list[float], settle_s: float, rng: np.random.Generator) -> dict[str, dict]:
+    """Per method, per threshold: "stop" over a reply detected (goal ≥ 90 %) and false stops on
+    the replies alone (goal 0), the real :class:`~magoo_core.stop_word.StopWord` fed the cleaned
+    microphone, one playing per reply (bench/stop_word.py's :func:`count_stops`). The "stop"s said
+    in the first ``settle_s`` seconds of playing are not counted (the stop word is deaf then, by
+    design: ``[engine.stop_word] settle_s``); ``settling`` says how many."""
+    from stop_word import count_stops
+
+    results: dict[str, dict] = {}
+    for method in methods:
+        heard_mic, _, _ = cancel(streams.heard, method, rng)
+        alone_mic, _, _ = cancel(streams.alone, method, rng)
+        heard_cuts = playings(streams.heard, heard_mic, until_user=True)
+        alone_cuts = playings(streams.alone, alone_mic, until_user=False)
+        started = np.cumsum([0] + [len(c) for c in heard_cuts[:-1]]) / RATE  # playing before each cut
+        counted = [i for i, (u0, _) in enumerate(streams.heard.users) if started[i] + (u0 - streams.heard.replies[i][0]) / RATE >= settle_s]
+        rows = {}
+        for threshold in thresholds:
+            settings = StopWordSettings(threshold=threshold, settle_s=settle_s)
+            stops = count_stops(heard_cuts, settings)
+            rows[f"{threshold:g}"] = {
+                "heard": sum(1 for i in counted if stops[i]), "counted": len(counted),
+                "settling": len(heard_cuts) - len(counted), "false": sum(count_stops(alone_cuts, settings)),
+            }
+        results[method or "off"] = rows
+    return results
 
 
 def user_wakes(stream: Stream, found: list[int]) -> int:
@@ -253,6 +321,10 @@ def main() -> None:
     parser.add_argument("--replies", type=int, default=200, help="replies containing the wake word (self-wakes)")
     parser.add_argument("--user", type=int, default=40, help="replies with the user's wake word over them")
     parser.add_argument("--methods", default="webrtc,speex", help="comma-separated methods besides off")
+    parser.add_argument("--stops", type=int, default=STOP_CLIPS, help="replies with the user's 'stop' over them")
+    parser.add_argument("--stop-replies", type=int, default=200, help="replies alone for the false stops (a third stop-like)")
+    parser.add_argument("--stop-thresholds", default="", help="comma-separated [engine.stop_word] thresholds (default: the default's)")
+    parser.add_argument("--stop-settle", type=float, default=StopWordSettings().settle_s, help="[engine.stop_word] settle_s")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object too")
     args = parser.parse_args()
@@ -262,6 +334,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="magoo-duplex-") as folder:
         wake_replies = [speak(t, i, Path(folder)) for i, t in enumerate(reply_texts(args.replies, True))]
         plain_replies = [speak(t, i, Path(folder)) for i, t in enumerate(reply_texts(args.user, False))]
+        stops = stop_streams(args.stops, args.stop_replies, np.random.default_rng(args.seed + 3), Path(folder))
     clips = [np.frombuffer(read_wav(ROOT / c)[1], dtype="<i2").astype(np.float64) for c in USER_CLIPS]
     self_stream = build_stream(wake_replies, None, np.random.default_rng(args.seed + 1))
     user_stream = build_stream(plain_replies, [clips[i % len(clips)] for i in range(args.user)], np.random.default_rng(args.seed + 2))
@@ -295,10 +368,17 @@ def main() -> None:
               f"{r['user_wakes']:>7}/{args.user:<3} {r['cpu_core_share'] * 100:6.2f}% {r['cpu_core_share'] / wake_share:8.2f}x")
     print(f"the user's wake words with no reply under them: {ceiling}/{args.user} (the model's own ceiling)")
     print(f"wake scoring (openWakeWord hey_jarvis): {wake_share * 100:.2f}% of one core")
-    for name, text in stop_word_numbers(methods, plain_replies, rng).items():
-        print(f"stop word, {name}: {text}")
+    thresholds = [float(t) for t in args.stop_thresholds.split(",") if t] or [StopWordSettings().threshold]
+    stop = stop_word_numbers(methods, stops, thresholds, args.stop_settle, rng)
+    print(f"stop word: 'stop' over {args.stops} replies (0 dB speech-to-echo; those in the first {args.stop_settle:g} s "
+          f"of playing are not listened for), false stops on {args.stop_replies} replies alone")
+    print(f"{'method':8} {'threshold':>10} {'stop heard':>15} {'false stops':>12}")
+    for name, rows in stop.items():
+        for threshold, r in rows.items():
+            share = f"{100 * r['heard'] / r['counted']:3.0f}%" if r["counted"] else "   -"
+            print(f"{name:8} {threshold:>10} {r['heard']:>6}/{r['counted']:<3} {share} {r['false']:>7}/{args.stop_replies:<3}")
     if args.json:
-        print(json.dumps({"methods": results, "wake_core_share": wake_share, "user_alone": ceiling}))
+        print(json.dumps({"methods": results, "wake_core_share": wake_share, "user_alone": ceiling, "stop_word": stop}))
 
 
 if __name__ == "__main__":

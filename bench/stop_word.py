@@ -119,8 +119,9 @@ async def _count(clips: Iterable[np.ndarray], settings: StopWordSettings) -> tup
 
 
 def count_stops(clips: Iterable[np.ndarray], settings: StopWordSettings | None = None) -> list[int]:
-    """For each clip (16 kHz int16 samples, fed as one playing): how many times it stopped (0 or 1)."""
-    return asyncio.run(_count(clips, settings or StopWordSettings()))[0]
+    """For each clip (16 kHz int16 samples, fed in order, each as one playing): how many times it
+    stopped (0 or 1). ``settings`` default: the default's, but listening from the first clip."""
+    return asyncio.run(_count(clips, settings or StopWordSettings(settle_s=0)))[0]
 
 
 def spotting_cpu(clips: list[np.ndarray], settings: StopWordSettings) -> float:
@@ -148,7 +149,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=StopWordSettings().threshold, help="[engine.stop_word] threshold")
     parser.add_argument("--voices", type=int, default=len(VOICES), help="espeak-ng voices for the 'stop' clips (default 8)")
     args = parser.parse_args()
-    settings = StopWordSettings(threshold=args.threshold)
+    settings = StopWordSettings(threshold=args.threshold, settle_s=0)  # the ear alone: no start-up deafness
 
     stops = [say("stop", voice, speed) for voice in VOICES[: args.voices] for speed in SPEEDS]
     replies = [say(REPLIES[i % len(REPLIES)], VOICES[(i // len(REPLIES)) % len(VOICES)]) for i in range(args.replies)]

@@ -143,8 +143,12 @@ class StopWordSettings(BaseModel):
         description="the word (or short phrase) in lowercase English; every word must be in pocketsphinx's dictionary",
     )
     threshold: Number(1e-50, 1e50) = Field(
-        1e-10,
-        description="pocketsphinx's keyword threshold: higher misses more and stops falsely less (1e-20 hears more, 1 less)",
+        1e-30,
+        description="pocketsphinx's keyword threshold, for the echo-cancelled signal: higher misses more and stops falsely less (without echo cancellation: 1e-10)",
+    )
+    settle_s: Number(0, 3600) = Field(
+        30.0,
+        description="seconds of playing after the start before the word is listened for: echo cancellation converges on the first replies meanwhile",
     )
 
 

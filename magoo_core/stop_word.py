@@ -7,7 +7,9 @@ wheel (x86_64 and aarch64). No microWakeWord or openWakeWord "stop" model ships 
 downloads its models at run time), so a keyword spotter that needs no model file is what runs here,
 and any English word in pocketsphinx's dictionary can be the stop word.
 
-It listens only while something plays (:meth:`StopWord.hear` is told so with every chunk); each
+It listens only while something plays (:meth:`StopWord.hear` is told so with every chunk), and
+not during the first ``settle_s`` seconds of playing after it starts (echo cancellation converges on
+the first replies, and its residue then is heard as "stop"); each
 time the playing starts, the spotter starts afresh, so a word half heard during the last reply
 cannot complete in the next. When the word is heard, ``on_stop`` runs on the event loop: the
 engine passes :meth:`Speech.stop <magoo_core.speech.Speech.stop>`, which stops the reply, the
@@ -80,6 +82,7 @@ class StopWord:
         self._closed = False
         self._in_utterance = False  # worker thread only
         self._fired = False  # worker thread only: the word was heard during this playing
+        self._settling = float(settings.settle_s)  # worker thread only: seconds of playing still deaf
         #: how many times the word stopped something
         self.heard = 0
 
@@ -113,6 +116,11 @@ class StopWord:
 
     def _spot(self, chunk: AudioChunk) -> None:
         if self._fired:
+            return
+        if self._settling > 0:
+            # the echo canceller's first seconds of playing leave residue the spotter hears as "stop"
+            # (bench/duplex.py: every false stop on the cleaned signal came in the first ~25 s)
+            self._settling -= chunk.duration
             return
         if not self._in_utterance:
             self._spotter.set_cmn(self._start_mean)

@@ -60,7 +60,7 @@ async def heard(path: Path, *, playing: bool, settings: StopWordSettings | None 
     async def on_stop() -> None:
         calls.append(1)
 
-    spotter = StopWord(settings or StopWordSettings(), on_stop)
+    spotter = StopWord(settings or StopWordSettings(settle_s=0), on_stop)
     try:
         for chunk in chunks_of(path):
             spotter.hear(chunk, playing)
@@ -83,12 +83,16 @@ async def test_stop_said_while_nothing_plays_does_nothing(tmp_path):
     assert await heard(spoken("stop", tmp_path), playing=False) == 0
 
 
-async def test_a_reply_without_the_word_stops_nothing(tmp_path):
-    assert await heard(spoken("It is twelve o'clock. Time for lunch. The pasta timer is done.", tmp_path), playing=True) == 0
+async def test_a_reply_without_the_word_stops_nothing_at_a_strict_threshold(tmp_path):
+    # the reply at full level, as a microphone without echo cancellation hears it: the default
+    # threshold is for the cleaned signal (docs/duplex.md), 1e-10 is the stricter one for this
+    settings = StopWordSettings(threshold=1e-10, settle_s=0)
+    reply = spoken("It is twelve o'clock. Time for lunch. The pasta timer is done.", tmp_path)
+    assert await heard(reply, playing=True, settings=settings) == 0
 
 
 async def test_another_phrase_can_be_the_stop_word(tmp_path):
-    settings = StopWordSettings(word="stop it", threshold=1e-20)
+    settings = StopWordSettings(word="stop it", threshold=1e-20, settle_s=0)
     assert await heard(spoken("stop it", tmp_path), playing=True, settings=settings) == 1
     assert await heard(spoken("go on please", tmp_path), playing=True, settings=settings) == 0
 
@@ -100,7 +104,7 @@ async def test_each_playing_can_be_stopped_once_and_the_next_afresh(tmp_path):
     async def on_stop() -> None:
         calls.append(1)
 
-    spotter = StopWord(StopWordSettings(), on_stop)
+    spotter = StopWord(StopWordSettings(settle_s=0), on_stop)
     for _ in range(2):
         for chunk in stop + stop:  # said twice within one playing: it stops once
             spotter.hear(chunk, True)
@@ -109,6 +113,28 @@ async def test_each_playing_can_be_stopped_once_and_the_next_afresh(tmp_path):
         spotter.hear(AudioChunk(bytes(2560), RATE), False)  # the playing ended
     await spotter.close()
     assert len(calls) == 2 and spotter.heard == 2
+
+
+async def test_the_first_seconds_of_playing_are_not_listened_to_then_stop_is_heard(tmp_path):
+    stop = chunks_of(spoken("stop", tmp_path))
+    settle = sum(chunk.duration for chunk in stop) + 0.5
+    calls: list[int] = []
+
+    async def on_stop() -> None:
+        calls.append(1)
+
+    spotter = StopWord(StopWordSettings(settle_s=settle), on_stop)
+    silence = [AudioChunk(bytes(2560), RATE)] * 13  # 1 s of playing: the settling ends within it
+    for playing in (stop, silence, stop):
+        for chunk in playing:
+            spotter.hear(chunk, True)
+        await asyncio.to_thread(lambda: spotter._worker.submit(lambda: None).result())
+        await asyncio.sleep(0.05)
+        spotter.hear(AudioChunk(bytes(2560), RATE), False)
+        if playing is stop and not calls:
+            assert spotter.heard == 0  # the first "stop" fell in the settling
+    await spotter.close()
+    assert len(calls) == 1 and spotter.heard == 1  # the second "stop", after the settling
 
 
 def test_a_word_pocketsphinx_does_not_know_turns_the_stop_word_off_with_one_line(caplog):
@@ -133,7 +159,7 @@ def test_without_pocketsphinx_the_run_goes_on_without_the_stop_word(caplog, monk
 
 def test_the_table_is_strict_and_off_unless_given():
     assert EngineSettings().stop_word is None
-    assert EngineSettings(stop_word={}).stop_word == StopWordSettings(enabled=True, word="stop", threshold=1e-10)
+    assert EngineSettings(stop_word={}).stop_word == StopWordSettings(enabled=True, word="stop", threshold=1e-30, settle_s=30)
     with pytest.raises(ValueError):
         EngineSettings(stop_word={"word": "Stop!"})
     with pytest.raises(ValueError):
@@ -185,7 +211,7 @@ class Stage:
 def e2e_profile(**overrides: Any) -> dict[str, Any]:
     return {
         "audio_source": {"backend": "sounddevice"},
-        "engine": {"mute_pre": 0.1, "mute_post": 0.2, "stop_word": {}, **overrides.pop("engine", {})},
+        "engine": {"mute_pre": 0.1, "mute_post": 0.2, "stop_word": {"settle_s": 0}, **overrides.pop("engine", {})},
         "tts": {"backend": "espeak"},
         "player": {"backend": "mpv"},
         **overrides,
