@@ -324,7 +324,7 @@ def main() -> None:
     parser.add_argument("--stops", type=int, default=STOP_CLIPS, help="replies with the user's 'stop' over them")
     parser.add_argument("--stop-replies", type=int, default=200, help="replies alone for the false stops (a third stop-like)")
     parser.add_argument("--stop-thresholds", default="", help="comma-separated [engine.stop_word] thresholds (default: the default's)")
-    parser.add_argument("--stop-settle", type=float, default=StopWordSettings().settle_s, help="[engine.stop_word] settle_s")
+    parser.add_argument("--stop-settle", type=float, default=StopWordSettings().resolved(echo_cancel=True).settle_s, help="[engine.stop_word] settle_s")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object too")
     args = parser.parse_args()
@@ -368,7 +368,7 @@ def main() -> None:
               f"{r['user_wakes']:>7}/{args.user:<3} {r['cpu_core_share'] * 100:6.2f}% {r['cpu_core_share'] / wake_share:8.2f}x")
     print(f"the user's wake words with no reply under them: {ceiling}/{args.user} (the model's own ceiling)")
     print(f"wake scoring (openWakeWord hey_jarvis): {wake_share * 100:.2f}% of one core")
-    thresholds = [float(t) for t in args.stop_thresholds.split(",") if t] or [StopWordSettings().threshold]
+    thresholds = [float(t) for t in args.stop_thresholds.split(",") if t] or [StopWordSettings().resolved(echo_cancel=True).threshold]
     stop = stop_word_numbers(methods, stops, thresholds, args.stop_settle, rng)
     print(f"stop word: 'stop' over {args.stops} replies (0 dB speech-to-echo; those in the first {args.stop_settle:g} s "
           f"of playing are not listened for), false stops on {args.stop_replies} replies alone")

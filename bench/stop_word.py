@@ -146,7 +146,7 @@ def wake_cpu(audio: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replies", type=int, default=200, help="replies without the word (default 200)")
-    parser.add_argument("--threshold", type=float, default=StopWordSettings().threshold, help="[engine.stop_word] threshold")
+    parser.add_argument("--threshold", type=float, default=StopWordSettings().resolved(echo_cancel=False).threshold, help="[engine.stop_word] threshold (default: without echo cancellation)")
     parser.add_argument("--voices", type=int, default=len(VOICES), help="espeak-ng voices for the 'stop' clips (default 8)")
     args = parser.parse_args()
     settings = StopWordSettings(threshold=args.threshold, settle_s=0)  # the ear alone: no start-up deafness

@@ -31,7 +31,8 @@ class Duplex:
 
     def __init__(self, settings: EngineSettings, stop: Callable[[], Awaitable[None]]) -> None:
         self.noise = NoiseFilter.of_settings(settings.noise)
-        self.stop_word = StopWord.of_settings(settings.stop_word, stop)
+        echo_cancel = settings.echo_cancel is not None and settings.echo_cancel.enabled
+        self.stop_word = StopWord.of_settings(settings.stop_word, stop, echo_cancel=echo_cancel)
         self.ducking = Ducking.of_settings(settings.ducking)
 
     def clean(self, chunk: AudioChunk) -> AudioChunk:

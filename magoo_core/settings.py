@@ -142,14 +142,23 @@ class StopWordSettings(BaseModel):
         "stop", min_length=1, max_length=60, pattern=r"^[a-z' ]+$",
         description="the word (or short phrase) in lowercase English; every word must be in pocketsphinx's dictionary",
     )
-    threshold: Number(1e-50, 1e50) = Field(
-        1e-30,
-        description="pocketsphinx's keyword threshold, for the echo-cancelled signal: higher misses more and stops falsely less (without echo cancellation: 1e-10)",
+    threshold: Number(1e-50, 1e50) | None = Field(
+        None,
+        description="pocketsphinx's keyword threshold: higher misses more and stops falsely less; unset: 1e-30 with"
+        " [engine.echo_cancel] (measured on the cleaned signal), 1e-10 without",
     )
-    settle_s: Number(0, 3600) = Field(
-        30.0,
-        description="seconds of playing after the start before the word is listened for: echo cancellation converges on the first replies meanwhile",
+    settle_s: Number(0, 3600) | None = Field(
+        None,
+        description="seconds of playing after the start before the word is listened for (echo cancellation converges"
+        " meanwhile); unset: 30 with [engine.echo_cancel], 0 without",
     )
+
+    def resolved(self, echo_cancel: bool) -> StopWordSettings:
+        """These settings with ``threshold`` and ``settle_s`` filled in for a microphone with or
+        without echo cancellation (what ``bench/duplex.py`` and ``bench/stop_word.py`` measured)."""
+        threshold = self.threshold if self.threshold is not None else (1e-30 if echo_cancel else 1e-10)
+        settle_s = self.settle_s if self.settle_s is not None else (30.0 if echo_cancel else 0.0)
+        return self.model_copy(update={"threshold": threshold, "settle_s": settle_s})
 
 
 class DuckingSettings(BaseModel):

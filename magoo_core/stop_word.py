@@ -48,6 +48,7 @@ def load_spotter(settings: StopWordSettings) -> Any:
     """
     import pocketsphinx
 
+    settings = settings.resolved(echo_cancel=True) if settings.threshold is None else settings
     decoder = pocketsphinx.Decoder(keyphrase=settings.word, kws_threshold=settings.threshold, loglevel="FATAL", samprate=16000)
     unknown = [word for word in settings.word.split() if decoder.lookup_word(word) is None]
     if unknown:
@@ -64,10 +65,14 @@ class StopWord:
     :param on_stop: awaited on the event loop when the word is heard while playing (at most once per
         playing: the spotter starts afresh when the next one starts).
     :param spotter: a loaded decoder (:func:`load_spotter`); by default one is loaded now.
+    :param echo_cancel: the microphone is echo-cancelled: the defaults of an unset ``threshold`` and
+        ``settle_s`` (:meth:`StopWordSettings.resolved`).
     """
 
-    def __init__(self, settings: StopWordSettings, on_stop: Callable[[], Awaitable[None]], spotter: Any = None) -> None:
-        self.settings = settings
+    def __init__(
+        self, settings: StopWordSettings, on_stop: Callable[[], Awaitable[None]], spotter: Any = None, *, echo_cancel: bool = True
+    ) -> None:
+        self.settings = settings = settings.resolved(echo_cancel)
         self._on_stop = on_stop
         self._spotter = spotter if spotter is not None else load_spotter(settings)
         # pocketsphinx moves its cepstral mean after every utterance towards what it heard (mostly
@@ -87,13 +92,15 @@ class StopWord:
         self.heard = 0
 
     @classmethod
-    def of_settings(cls, settings: StopWordSettings | None, on_stop: Callable[[], Awaitable[None]]) -> StopWord | None:
+    def of_settings(
+        cls, settings: StopWordSettings | None, on_stop: Callable[[], Awaitable[None]], *, echo_cancel: bool = False
+    ) -> StopWord | None:
         """The stop word a profile asks for; None when it asks for none, or (with one line saying
         what to do) when pocketsphinx is missing or the word is unknown: the run goes on without it."""
         if settings is None or not settings.enabled:
             return None
         try:
-            return cls(settings, on_stop)
+            return cls(settings, on_stop, echo_cancel=echo_cancel)
         except ImportError as exc:
             log.warning("[engine.stop_word] is off: %s. Install pocketsphinx (uv pip install magoo-pocketsphinx)", exc)
         except ValueError as exc:

@@ -159,7 +159,10 @@ def test_without_pocketsphinx_the_run_goes_on_without_the_stop_word(caplog, monk
 
 def test_the_table_is_strict_and_off_unless_given():
     assert EngineSettings().stop_word is None
-    assert EngineSettings(stop_word={}).stop_word == StopWordSettings(enabled=True, word="stop", threshold=1e-30, settle_s=30)
+    assert EngineSettings(stop_word={}).stop_word == StopWordSettings(enabled=True, word="stop", threshold=None, settle_s=None)
+    assert (StopWordSettings().resolved(echo_cancel=True).threshold, StopWordSettings().resolved(echo_cancel=True).settle_s) == (1e-30, 30)
+    assert (StopWordSettings().resolved(echo_cancel=False).threshold, StopWordSettings().resolved(echo_cancel=False).settle_s) == (1e-10, 0)
+    assert StopWordSettings(threshold=1e-20).resolved(echo_cancel=False).threshold == 1e-20
     with pytest.raises(ValueError):
         EngineSettings(stop_word={"word": "Stop!"})
     with pytest.raises(ValueError):
