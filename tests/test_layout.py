@@ -8,6 +8,7 @@ left out on purpose: that is how heavy libraries are loaded when a backend start
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -182,11 +183,53 @@ def test_the_circle_check_finds_a_circle(tmp_path):
     assert circles(import_graph(package)) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
 
 
-@pytest.mark.parametrize("module", sorted(name for name in modules(CORE) if not name.endswith("__main__")))
-def test_each_core_module_imports_on_its_own(module):
-    """In a fresh interpreter: a circle the graph missed (a dynamic import) fails here."""
-    result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+CORE_MODULES = sorted(name for name in modules(CORE) if not name.endswith("__main__"))
+
+#: Imports each module named on stdin in a forked child of one interpreter that has imported no
+#: magoo module (only the big third-party ones, so each child costs milliseconds, not a start-up);
+#: prints {module: the traceback, or ""} as JSON.
+_IMPORT_EACH = """
+import importlib, json, os, sys, traceback
+for library in ("pydantic", "pluggy", "typer"):
+    importlib.import_module(library)
+results = {}
+for name in json.loads(sys.stdin.read()):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            importlib.import_module(name)
+            said = b""
+        except BaseException:
+            said = traceback.format_exc().encode()
+        os.write(write, said[:60000])
+        os._exit(0)
+    os.close(write)
+    said = b""
+    while piece := os.read(read, 65536):
+        said += piece
+    os.close(read)
+    os.waitpid(pid, 0)
+    results[name] = said.decode()
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def imported_on_their_own() -> dict[str, str]:
+    result = subprocess.run([sys.executable, "-c", _IMPORT_EACH], input=json.dumps(CORE_MODULES),
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.xdist_group("layout-imports")  # one worker imports them all, once
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_each_core_module_imports_on_its_own(module, imported_on_their_own):
+    """In a process that had imported no other magoo module: a circle the graph missed (a dynamic
+    import) fails here."""
+    assert imported_on_their_own[module] == "", imported_on_their_own[module]
 
 
 #: Each plugin whose loopback test server lives in a subpackage of its own (issue 18): the runtime,
