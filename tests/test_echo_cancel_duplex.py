@@ -54,7 +54,7 @@ def _pactl(*args: str) -> str:
 
 
 # Real time: two wake words said into the virtual microphone and 9 s of a reply (about 25 s;
-# a command pocketsphinx missed on a loaded machine is said again).
+# a command pocketsphinx missed, or a wake word missed over the reply, on a loaded machine is said again).
 @pytest.mark.timeout(200)
 async def test_the_wake_word_over_a_reply_interrupts_it_and_the_next_turn_hears_the_user(fresh_virtual_audio: VirtualAudio, caplog):
     audio = fresh_virtual_audio
@@ -71,7 +71,11 @@ async def test_the_wake_word_over_a_reply_interrupts_it_and_the_next_turn_hears_
         # reply after start is the slowest); the reply says "hey Jarvis" 5-7 s in
         await asyncio.sleep(9.0)
         moments["user"] = time.monotonic()
-        playing.append(audio.play(HEY_JARVIS, wait=False))
+        for _ in range(3):  # the user's wake word over the reply; a loaded machine may miss it: say it again
+            playing.append(audio.play(HEY_JARVIS, wait=False))
+            await asyncio.to_thread(playing[-1].wait)
+            if any(name == "speak_end" for moment, name, _ in probe.timed if moment >= moments["user"]):
+                break  # cut (or, failing the test below, over)
         after = await probe.wait_for("turn_end", lambda a: a["timeline"].outcome is not Outcome.INTERRUPTED, after=moments["user"], timeout=40)
         moments["next"] = after["timeline"].turn
         engine.request_stop()

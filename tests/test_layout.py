@@ -216,7 +216,7 @@ print(json.dumps(results))
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: another module's tests between these would set it up again
 def imported_on_their_own() -> dict[str, str]:
     result = subprocess.run([sys.executable, "-c", _IMPORT_EACH], input=json.dumps(CORE_MODULES),
                             capture_output=True, text=True, timeout=300)

@@ -53,7 +53,7 @@ async def test_the_page_shows_state_and_levels_and_its_say_button_speaks_on_the_
             if len(seen) >= 3:
                 break
             await page.evaluate("new Promise((r) => setTimeout(r, 100))")
-        assert len(seen) >= 3 and max(seen) > 0.1, f"the input level did not move: {seen}"
+        assert len(seen) >= 3 and max(seen) >= 0.05, f"the input level did not move: {seen}"
         wake = await page.wait_for("(() => { const v = document.querySelector('#wake-hey_magoo .value');"
                                    " return v && v.dataset.score > 0 ? v.textContent : null; })()")
         score, threshold = (float(part) for part in wake.split(" / "))
