@@ -38,7 +38,7 @@ from magoo_core.engine import Engine  # noqa: E402
 from magoo_core.testing import build_plugins, make_profile  # noqa: E402
 from magoo_core.testing.virtual_audio import VirtualAudio  # noqa: E402
 
-from test_echo_cancel_duplex import desk  # noqa: E402
+from echo_path import desk  # noqa: E402
 from test_voice_barge_in import command_only  # noqa: E402
 
 SENTENCES = [

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 import magoo_espeak
@@ -26,31 +23,9 @@ import magoo_pyaudio
 from magoo_core import Outcome
 from magoo_core.testing.virtual_audio import VirtualAudio
 
+from echo_path import HEY_JARVIS, desk, echo_path, first_reply
 from fault_helpers import TimedProbe, audio_flowing, logged_tracebacks, run_with_faults
 from probe import run_engine, wake_turns
-
-HEY_JARVIS = Path(__file__).parent.parent / "examples" / "audio" / "hey_jarvis_what_time_is_it.wav"
-REPLY = (
-    "It is twelve o'clock. Here is a long story about the weather, the garden, the birds and the trees. "
-    "You can always say hey Jarvis when you need me, and I will listen. "
-    "It goes on for a while, so that there is time to interrupt it, and then some more about the sky and the sea."
-)
-
-
-def desk(**engine) -> dict:
-    return {
-        "engine": {"mute_pre": 0.1, "mute_post": 0.3, "preroll": 0.3, "barge_in": True, **engine},
-        "audio_source": {"backend": "pyaudio", "sample_rate": 16000},
-        "wake": {"backend": "openwakeword", "models": [{"name": "hey_jarvis", "threshold": 0.5}]},
-        "stt": {"backend": "pocketsphinx", "commands": ["what time is it", "what day is it", "hello"]},
-        "responder": {"backend": "echo", "template": REPLY},
-        "tts": {"backend": "espeak", "voice": "en-us"},
-        "player": {"backend": "mpv"},
-    }
-
-
-def _pactl(*args: str) -> str:
-    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True, timeout=10).stdout.strip()
 
 
 # Real time: two wake words said into the virtual microphone and 9 s of a reply (about 25 s;
@@ -58,15 +33,11 @@ def _pactl(*args: str) -> str:
 @pytest.mark.timeout(200)
 async def test_the_wake_word_over_a_reply_interrupts_it_and_the_next_turn_hears_the_user(fresh_virtual_audio: VirtualAudio, caplog):
     audio = fresh_virtual_audio
-    loop = _pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=micfeed", "latency_msec=60")
-    # a faint hiss (-64 dBFS), as a real room and preamp give: an idle virtual microphone is exact zeros
-    hiss = audio.play((np.random.default_rng(7).normal(0, 20, 150 * 16000).astype("<i2").tobytes(), 16000), wait=False)
-    playing: list[subprocess.Popen] = []
     moments: dict[str, float] = {}
 
     async def barge(engine, probe: TimedProbe) -> None:
         await audio_flowing(engine, 1.0)
-        moments["reply"] = await _first_reply(probe)
+        moments["reply"] = await first_reply(probe, audio, playing)
         # the canceller measures the delay and converges on the reply's first seconds (the first
         # reply after start is the slowest); the reply says "hey Jarvis" 5-7 s in
         await asyncio.sleep(9.0)
@@ -80,35 +51,12 @@ async def test_the_wake_word_over_a_reply_interrupts_it_and_the_next_turn_hears_
         moments["next"] = after["timeline"].turn
         engine.request_stop()
 
-    async def _first_reply(probe: TimedProbe) -> float:
-        for _ in range(3):  # pocketsphinx may miss the command on a loaded machine: say it again
-            since = time.monotonic()
-            playing.append(audio.play(HEY_JARVIS, wait=False))
-            while time.monotonic() < since + 40:
-                events = [(m, n) for m, n, _ in probe.timed if m >= since and n in ("speak_start", "turn_end")]
-                if events and events[0][1] == "speak_start":
-                    return events[0][0]
-                if events:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.to_thread(playing[-1].wait)
-        ends = [(a["timeline"].outcome, a["timeline"].error) for a in probe.of("turn_end")]
-        heard = [a["transcript"].text for a in probe.of("transcript")]
-        raise AssertionError(f"no reply after three commands: {ends} {heard}")
-
-    try:
-        with caplog.at_level(logging.INFO, logger="magoo.echo"):
-            run = await run_with_faults(
-                desk(echo_cancel={"method": "speex", "reference": "speaker.monitor"}),
-                magoo_pyaudio, magoo_openwakeword, magoo_pocketsphinx, magoo_espeak, magoo_mpv,
-                fault=barge, timeout=150,
-            )
-    finally:
-        for player in playing:
-            player.wait(timeout=10)
-        hiss.kill()
-        hiss.wait(timeout=10)
-        _pactl("unload-module", loop)
+    with echo_path(audio, 150) as playing, caplog.at_level(logging.INFO, logger="magoo.echo"):
+        run = await run_with_faults(
+            desk(echo_cancel={"method": "speex", "reference": "speaker.monitor"}),
+            magoo_pyaudio, magoo_openwakeword, magoo_pocketsphinx, magoo_espeak, magoo_mpv,
+            fault=barge, timeout=150,
+        )
 
     assert not logged_tracebacks(caplog.records)
     by_turn = {t.turn: t for t in run.result.timelines}

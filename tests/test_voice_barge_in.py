@@ -25,9 +25,9 @@ import magoo_pyaudio
 from magoo_core import Outcome
 from magoo_core.testing.virtual_audio import VirtualAudio
 
+from echo_path import HEY_JARVIS, desk, echo_path, first_reply
 from fault_helpers import TimedProbe, audio_flowing, logged_tracebacks, run_with_faults
 from probe import run_engine, wake_turns
-from test_echo_cancel_duplex import HEY_JARVIS, _pactl, desk
 
 COMMAND_AT = 2.25  # seconds into HEY_JARVIS where "what time is it" begins (after the wake word)
 
@@ -54,15 +54,11 @@ async def test_the_user_speaking_over_a_reply_ends_it_and_the_next_turn_hears_th
 ):
     audio = fresh_virtual_audio
     command = command_only(tmp_path)
-    loop = _pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=micfeed", "latency_msec=60")
-    # a faint hiss (-64 dBFS), as a real room and preamp give: an idle virtual microphone is exact zeros
-    hiss = audio.play((np.random.default_rng(7).normal(0, 20, 200 * 16000).astype("<i2").tobytes(), 16000), wait=False)
-    playing = []
     moments: dict[str, float] = {}
 
     async def speak_over(engine, probe: TimedProbe) -> None:
         await audio_flowing(engine, 1.0)
-        moments["reply"] = await _first_reply(probe)
+        moments["reply"] = await first_reply(probe, audio, playing)
         # the canceller measures the delay and converges on the reply's first seconds; those 9 s
         # of echo, and the whole next reply, must cut nothing
         await asyncio.sleep(9.0)
@@ -72,33 +68,12 @@ async def test_the_user_speaking_over_a_reply_ends_it_and_the_next_turn_hears_th
         await probe.wait_for("turn_end", lambda a: a["timeline"].turn == nxt, timeout=60)  # the whole next reply
         engine.request_stop()
 
-    async def _first_reply(probe: TimedProbe) -> float:
-        for _ in range(3):  # pocketsphinx may miss the command on a loaded machine: say it again
-            since = time.monotonic()
-            playing.append(audio.play(HEY_JARVIS, wait=False))
-            while time.monotonic() < since + 40:
-                events = [(m, n) for m, n, _ in probe.timed if m >= since and n in ("speak_start", "turn_end")]
-                if events and events[0][1] == "speak_start":
-                    return events[0][0]
-                if events:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.to_thread(playing[-1].wait)
-        raise AssertionError(f"no reply after three commands: {[a['timeline'].outcome for a in probe.of('turn_end')]}")
-
-    try:
-        with caplog.at_level(logging.INFO, logger="magoo"):
-            run = await run_with_faults(
-                desk(barge_in="voice", echo_cancel={"method": "speex", "reference": "speaker.monitor"}),
-                magoo_pyaudio, magoo_openwakeword, magoo_pocketsphinx, magoo_espeak, magoo_mpv,
-                fault=speak_over, timeout=200,
-            )
-    finally:
-        for player in playing:
-            player.wait(timeout=10)
-        hiss.kill()
-        hiss.wait(timeout=10)
-        _pactl("unload-module", loop)
+    with echo_path(audio, 200) as playing, caplog.at_level(logging.INFO, logger="magoo"):
+        run = await run_with_faults(
+            desk(barge_in="voice", echo_cancel={"method": "speex", "reference": "speaker.monitor"}),
+            magoo_pyaudio, magoo_openwakeword, magoo_pocketsphinx, magoo_espeak, magoo_mpv,
+            fault=speak_over, timeout=200,
+        )
 
     assert not logged_tracebacks(caplog.records)
     replies = [t for t in run.result.timelines if t.first_audio is not None]
