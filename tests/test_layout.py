@@ -8,6 +8,7 @@ left out on purpose: that is how heavy libraries are loaded when a backend start
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
 import subprocess
 import sys
@@ -216,15 +217,28 @@ print(json.dumps(results))
 """
 
 
-@pytest.fixture(scope="session")  # not module: another module's tests between these would set it up again
-def imported_on_their_own() -> dict[str, str]:
-    result = subprocess.run([sys.executable, "-c", _IMPORT_EACH], input=json.dumps(CORE_MODULES),
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+@pytest.fixture(scope="session")
+def imported_on_their_own(tmp_path_factory, worker_id) -> dict[str, str]:
+    """Every core module imported on its own, once per run: under xdist the first worker does it
+    and the others wait for its file (their temporary folders share the run's parent folder)."""
+
+    def import_each() -> str:
+        result = subprocess.run([sys.executable, "-c", _IMPORT_EACH], input=json.dumps(CORE_MODULES),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    if worker_id == "master":
+        return json.loads(import_each())
+    shared = tmp_path_factory.getbasetemp().parent
+    results = shared / "imported-on-their-own.json"
+    with open(shared / "imported-on-their-own.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not results.exists():
+            results.write_text(import_each())
+    return json.loads(results.read_text())
 
 
-@pytest.mark.xdist_group("layout-imports")  # one worker imports them all, once
 @pytest.mark.parametrize("module", CORE_MODULES)
 def test_each_core_module_imports_on_its_own(module, imported_on_their_own):
     """In a process that had imported no other magoo module: a circle the graph missed (a dynamic
