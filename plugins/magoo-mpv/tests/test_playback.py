@@ -292,3 +292,19 @@ async def test_neither_player_installed_fails_at_start_naming_the_fix():
     with pytest.raises(BackendError, match=r"needs 'mpv-not-installed', which is not installed: sudo apt install mpv"):
         async with MpvPlayer(config):
             pass
+
+
+async def test_set_volume_plays_the_next_sound_quieter_and_the_waiting_process_is_replaced(virtual_audio, speech_files):
+    data = speech_files["mp3"].read_bytes()
+    async with MpvPlayer(MpvPlayer.Config()) as player:
+        _, _, loud = await record_play(virtual_audio, player, pieces(data, "mp3"), Progress())
+        waiting = player._spare
+        await player.set_volume(50)
+        _, _, quiet = await record_play(virtual_audio, player, pieces(data, "mp3"), Progress())
+        with pytest.raises(ValueError, match="out of range"):
+            await player.set_volume(131)
+    assert waiting is not None and not waiting.alive  # started with the old volume: replaced
+    rms = lambda samples: float(np.sqrt(np.mean(np.square(samples.astype(np.float64)))))  # noqa: E731
+    # mpv's volume is cubic: 50 % is an eighth of the amplitude
+    assert 0.08 < rms(quiet) / rms(loud) < 0.2, rms(quiet) / rms(loud)
+    assert match_in_pieces(quiet, reference()) > 0.8  # the same speech, quieter

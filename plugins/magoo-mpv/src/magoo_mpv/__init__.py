@@ -93,6 +93,7 @@ class MpvPlayer(Backend):
         self._stopping = False
         self._plays = 0
         self._spawned = 0
+        self._volume = config.volume  # set_volume() changes it for the next sound
 
     async def __aenter__(self) -> MpvPlayer:
         """Find the player, check the output opens, and start the first waiting process.
@@ -231,6 +232,19 @@ class MpvPlayer(Backend):
                 await process.kill()
                 return
 
+    async def set_volume(self, percent: int) -> None:
+        """Play from the next sound on at ``percent`` (0-130; the sound playing now keeps its own):
+        the waiting process, started with the old volume, is replaced. For the control API's volume."""
+        if not 0 <= percent <= 130:
+            raise ValueError(f"volume {percent} is out of range: give 0 to 130 (%)")
+        self._volume = percent
+        if self._preparing is not None:
+            await asyncio.gather(self._preparing, return_exceptions=True)
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await spare.kill()
+            self._prepare_soon()
+
     async def _take(self, kind: StreamKind) -> PlayerProcess:
         """The waiting process if it suits this stream, else a new one."""
         if self._preparing is not None:
@@ -267,7 +281,7 @@ class MpvPlayer(Backend):
                     f"mpg123 (used because mpv is not installed) cannot play {kind.codec}; install mpv (sudo apt install mpv)",
                     retryable=False,
                 )
-            process: PlayerProcess = Mpg123Process(self.config.mpg123, self.config.audio_device, self.config.volume)
+            process: PlayerProcess = Mpg123Process(self.config.mpg123, self.config.audio_device, self._volume)
         else:
             process = MpvProcess(self._mpv_args(kind), envelope=self.config.envelope)
         try:
@@ -308,7 +322,7 @@ class MpvPlayer(Backend):
             "--msg-level=all=error",
             "--term-playing-msg=",
             f"--audio-device={self.config.audio_device}",
-            f"--volume={self.config.volume}",
+            f"--volume={self._volume}",
             *input_args,
             *self.config.extra_args,
             source,
