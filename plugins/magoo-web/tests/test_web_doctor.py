@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import textwrap
-
 from magoo_core.doctor import Result, open_context
 from magoo_core.doctor.backends import check_backends
 from magoo_core.testing import build_plugins
 import magoo_web
 
+from web_helpers import web_profile
+
 TOKEN = "doctor-token-0123456789abcdef"
 
 
 async def rows_for(tmp_path, web: str) -> list:
-    profile = tmp_path / "p.toml"
-    profile.write_text(textwrap.dedent("""
-        [audio_source]
-        backend = "scripted"
-        segments = [{ seconds = 1.0 }]
-
-        [stt]
-        backend = "scripted"
-
-        [[actuators]]
-        backend = "web"
-    """) + web)
+    profile = web_profile(tmp_path, web)
     context = open_context(build_plugins(magoo_web), profile, environ={"MAGOO_WEB_TOKEN": TOKEN})
     assert context.profile is not None, context.problems
     return [row for row in await check_backends(context) if row.check == "[[actuators]] #1 web"]

@@ -4,7 +4,6 @@ with nothing said, another site's page cannot open the WebSocket, and no secret 
 from __future__ import annotations
 
 import json
-import textwrap
 
 import aiohttp
 import pytest
@@ -15,25 +14,14 @@ from magoo_core.testing import build_plugins
 import magoo_web
 from magoo_web.guard import COOKIE, Guard, local_host_name
 
-from web_helpers import TOKEN, connected, running_engine
+from web_helpers import TOKEN, connected, running_engine, web_profile
 
 PROTECTED = {"token": {"env": "MAGOO_WEB_TOKEN"}}
 ENV = {"MAGOO_WEB_TOKEN": TOKEN}
 
 
 def _load(tmp_path, web: str, environ: dict[str, str] | None = None):
-    profile = tmp_path / "p.toml"
-    profile.write_text(textwrap.dedent("""
-        [audio_source]
-        backend = "scripted"
-        segments = [{ seconds = 1.0 }]
-
-        [stt]
-        backend = "scripted"
-
-        [[actuators]]
-        backend = "web"
-    """) + web)
+    profile = web_profile(tmp_path, web)
     return load_profile(profile, build_plugins(magoo_web), environ=environ or {})
 
 

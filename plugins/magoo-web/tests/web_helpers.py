@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -138,3 +140,21 @@ async def connected(url: str, **options: Any) -> AsyncIterator[Client]:
             yield client
         finally:
             await client.close()
+
+
+def web_profile(folder: Path, web: str) -> Path:
+    """A profile file in ``folder``: the scripted source and STT, and one web actuator whose keys
+    are the TOML lines ``web``."""
+    profile = folder / "p.toml"
+    profile.write_text(textwrap.dedent("""
+        [audio_source]
+        backend = "scripted"
+        segments = [{ seconds = 1.0 }]
+
+        [stt]
+        backend = "scripted"
+
+        [[actuators]]
+        backend = "web"
+    """) + web)
+    return profile
