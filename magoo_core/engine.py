@@ -109,7 +109,7 @@ class Engine:
     restart_budget = _of_backends("restart_budget")
     failures = _of_backends("failures")
     errors = _of_backends("errors")
-    turns_done = property(lambda self: self.turns.done, doc="Turns ended so far (any outcome).")
+    turns_done = _of("turns", "done", "Turns ended so far (any outcome).")
 
     def __init__(
         self,
