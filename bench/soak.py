@@ -1,6 +1,6 @@
 """Does magoo leak over days? Simulated days of audio through the engine, measured as they go.
 
-    python bench/soak.py [--hours 72] [--turn-every 180] [--chunk-ms 80] [--samples 100] [--json FILE] [--real]
+    python bench/soak.py [--hours 72] [--turn-every 180] [--chunk-ms 80] [--samples 100] [--json FILE] [--real [--preroll S]]
 
 The test profile's fake devices, no hardware. The built-in ``scripted`` source, read as fast as
 the engine takes it (``realtime = false``: in lock-step with turns), loops one period of
@@ -123,12 +123,15 @@ def real_period(folder: Path, turn_every: float) -> list[dict[str, Any]]:
     ]
 
 
-def real_profile(folder: Path, turn_every: float, chunk_ms: int) -> dict[str, Any]:
-    """The soak profile with the demo's real wake word, speech-to-text, responder and voice."""
+def real_profile(folder: Path, turn_every: float, chunk_ms: int, preroll: float | None = None) -> dict[str, Any]:
+    """The soak profile with the demo's real wake word, speech-to-text, responder and voice
+    (``preroll``: the demo's unless given)."""
     demo = tomllib.loads(DEMO.read_text(encoding="utf-8"))
     profile = soak_profile(folder, turn_every, chunk_ms)
     profile["audio_source"]["segments"] = real_period(folder, turn_every)
     profile["engine"] |= {key: demo["engine"][key] for key in ("preroll", "capture_timeout")}
+    if preroll is not None:
+        profile["engine"]["preroll"] = preroll
     return {**profile, **{role: demo[role] for role in ("wake", "stt", "responder", "tts")}}
 
 
@@ -436,6 +439,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the samples and figures to FILE as JSON")
     parser.add_argument("--real", action="store_true",
                         help="the offline demo's real models and recording instead of the fakes (about 40x real time)")
+    parser.add_argument("--preroll", type=float, metavar="SECONDS",
+                        help="with --real: the engine's preroll instead of the demo's (a longer one reaches into the wake word)")
     args = parser.parse_args()
     turn_audio = DEMO_CLIP_SECONDS + REAL_TAIL_SECONDS if args.real else TURN_SECONDS
     if args.turn_every < turn_audio + 2:
@@ -451,8 +456,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="magoo-soak-") as scratch:
         folder = Path(scratch)
         plugins = create_plugin_manager(entry_points=args.real)
-        make = real_profile if args.real else soak_profile
-        profile = parse_profile(make(folder, args.turn_every, args.chunk_ms), plugins, base_dir=folder,
+        made = (real_profile(folder, args.turn_every, args.chunk_ms, args.preroll) if args.real
+                else soak_profile(folder, args.turn_every, args.chunk_ms))
+        profile = parse_profile(made, plugins, base_dir=folder,
                                 source="<soak profile>", environ={})
         hours = turns * args.turn_every / 3600
         models = "the demo's real models" if args.real else "the fakes"

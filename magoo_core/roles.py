@@ -234,11 +234,15 @@ class AudioStream(AsyncIterator[AudioChunk]):
         turn. False after a wake word: one utterance (pre-roll first), ended by the engine when
         the turn's capture time is up or its final transcript arrived. A backend that streams
         to a server uses it to stop sending after the utterance was committed.
+    :param preroll: seconds at the start of the stream captured up to the wake word's own frame
+        (its tail may be in them: speech that starts there and matches nothing is the wake word,
+        not the command); 0 on a continuous stream or in a follow-up window.
     """
 
-    def __init__(self, chunks: AsyncIterator[AudioChunk], *, continuous: bool) -> None:
+    def __init__(self, chunks: AsyncIterator[AudioChunk], *, continuous: bool, preroll: float = 0.0) -> None:
         self._chunks = chunks
         self.continuous = continuous
+        self.preroll = preroll
 
     def __aiter__(self) -> AudioStream:
         return self

@@ -273,7 +273,8 @@ class Turns:
             try:
                 await self._emit("wake", wake=wake, turn=turn.turn)
                 await self.set_state(State.AWAKE, turn, old=State.LISTENING)
-                final, reply = await self._listen(turn, feed, preroll, clip=clip)
+                before_wake = sum(chunk.duration for chunk in preroll if chunk.timestamp <= wake.timestamp)
+                final, reply = await self._listen(turn, feed, preroll, clip=clip, before_wake=before_wake)
                 if clip is not None:
                     clip.close()  # the command has ended: saved while the reply is made
                 await self.answer(turn, final, reply, wake=wake)
@@ -286,13 +287,15 @@ class Turns:
 
     async def _listen(
         self, turn: TurnTimeline, feed: AudioFeed, preroll: list[AudioChunk], window: float = 0.0,
-        clip: WakeClip | None = None,
+        clip: WakeClip | None = None, before_wake: float = 0.0,
     ) -> tuple[Transcript | None, Reply | None]:
         """Stream the utterance to STT until its final transcript (and its reply, if it replies).
 
         :param window: a follow-up window: the audio ends after ``window`` s unless speech started
             by then (it is ``awake`` from then on); the command may take ``capture_timeout`` s more.
         :param clip: the wake clip that keeps the command's audio too (closed by the caller).
+        :param before_wake: seconds of ``preroll`` captured up to the wake word's frame (the
+            stream's ``preroll``).
         """
         slot = self._backends.stt
         final: Transcript | None = None
@@ -301,7 +304,8 @@ class Turns:
         quiet = asyncio.get_running_loop().call_later(window, feed.close) if window else None
         async with self._backends.attempt(slot, turn, capture + self._settings.reply_timeout, "final transcript or reply"):
             stt = await self._backends.ready(slot)
-            audio = AudioStream(feed.chunks(AudioConverter(stt.input_format), preroll, capture, clip), continuous=False)
+            chunks = feed.chunks(AudioConverter(stt.input_format), preroll, capture, clip)
+            audio = AudioStream(chunks, continuous=False, preroll=before_wake)
             async with contextlib.aclosing(stt.transcribe(audio)) as results:
                 async for item in results:
                     if quiet is not None and _is_speech(item):  # the window becomes a turn that listens

@@ -99,8 +99,13 @@ def chunks(pcm: bytes) -> list[AudioChunk]:
     return list(split(AudioChunk(pcm, FORMAT.sample_rate), CHUNK_FRAMES))
 
 
-async def stream(config: dict[str, Any], pcm: bytes, *, continuous: bool = False) -> list[tuple[int, int, Any]]:
-    """Run a started backend over ``pcm`` in 80 ms chunks: (chunks consumed, of total, item) per item."""
+async def stream(
+    config: dict[str, Any], pcm: bytes, *, continuous: bool = False, preroll: float = 0.0,
+) -> list[tuple[int, int, Any]]:
+    """Run a started backend over ``pcm`` in 80 ms chunks: (chunks consumed, of total, item) per item.
+
+    :param preroll: the stream's ``preroll`` (seconds at its start from before a wake word's frame).
+    """
     pieces = chunks(pcm)
     consumed = 0
 
@@ -112,7 +117,8 @@ async def stream(config: dict[str, Any], pcm: bytes, *, continuous: bool = False
 
     stt = PocketsphinxSpeechToText(PocketsphinxSpeechToText.Config.model_validate(config))
     async with stt:
-        return [(consumed, len(pieces), item) async for item in stt.transcribe(AudioStream(audio(), continuous=continuous))]
+        audio_stream = AudioStream(audio(), continuous=continuous, preroll=preroll)
+        return [(consumed, len(pieces), item) async for item in stt.transcribe(audio_stream)]
 
 
 def items(config: dict[str, Any], pcm: bytes, *, continuous: bool = False) -> list[Any]:

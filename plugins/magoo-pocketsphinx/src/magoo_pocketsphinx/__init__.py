@@ -35,7 +35,7 @@ from magoo_core.fields import Choice, Number, Seconds, StrictBool
 from magoo_core.types import SpeechActivity, Transcript
 
 from .dither import Dither
-from .events import Event
+from .events import Event, WakeTail
 from .pocketsphinx_utterances import FRAME_SECONDS, PRE_SPEECH, PocketsphinxUtterances
 from .silero_utterances import SileroUtterances
 from .unfinished import unfinished_test
@@ -174,6 +174,7 @@ class PocketsphinxSpeechToText(Backend):
         self.utterances = 0
         self.empty = 0
         self.held = 0  # pauses that waited unfinished_silence (the words looked unfinished)
+        self.wake_tails = 0  # utterances skipped as the wake word's own tail (see WakeTail)
 
     async def __aenter__(self):
         pocketsphinx = require("pocketsphinx", backend=self.name, install=INSTALL)
@@ -244,23 +245,26 @@ class PocketsphinxSpeechToText(Backend):
         lasts and one final Transcript per utterance ("" when nothing matched).
 
         After a wake word (``audio.continuous`` False) it returns after the first utterance, or
-        when the audio ends; on a continuous stream it goes on, utterance after utterance.
+        when the audio ends; on a continuous stream it goes on, utterance after utterance. An
+        utterance that began in the stream's pre-roll (``audio.preroll``) and matched nothing is
+        the wake word's own tail: it is skipped, and the command is still awaited.
         """
         if self._decoder is None:
             raise BackendError("pocketsphinx: transcribe() before the backend was started")
         continuous = getattr(audio, "continuous", False)
+        wake_tail = WakeTail(0.0 if continuous else getattr(audio, "preroll", 0.0), self._count_wake_tail)
         utterances = await self._call(self._utterances)
         await self._call(utterances.reset)
         async for chunk in audio:
             ended = chunk.timestamp or time.monotonic()
-            events = await self._call(utterances.feed, chunk.pcm)
+            events = wake_tail.drop(await self._call(utterances.feed, chunk.pcm))
             for item in self._items(events, ended, utterances.heard):
                 yield item
                 if isinstance(item, Transcript) and item.final and not continuous:
                     return
-        events = await self._call(utterances.finish)
-        if not continuous and not events and not utterances.finals:
-            events = [Event("final", utterances.heard, "", None)]
+        events = wake_tail.drop(await self._call(utterances.finish))
+        if not continuous and not any(event.kind == "final" for event in events):
+            events.append(Event("final", utterances.heard, "", None))
         for item in self._items(events, time.monotonic(), utterances.heard):
             yield item
 
@@ -279,6 +283,9 @@ class PocketsphinxSpeechToText(Backend):
     def _count_hold(self) -> None:
         self.held += 1  # on the decoder's thread; stats() reads a whole int
 
+    def _count_wake_tail(self) -> None:
+        self.wake_tails += 1
+
     def _items(self, events: list[Event], ended: float, heard: float) -> list[Transcript | SpeechActivity]:
         """Events in audio time → items in monotonic time (``ended`` is when audio time ``heard`` was captured)."""
         items: list[Transcript | SpeechActivity] = []
@@ -294,7 +301,7 @@ class PocketsphinxSpeechToText(Backend):
         return items
 
     def stats(self) -> Mapping[str, float]:
-        return {"utterances": self.utterances, "empty": self.empty, "held": self.held}
+        return {"utterances": self.utterances, "empty": self.empty, "held": self.held, "wake_tails": self.wake_tails}
 
 
 @hookimpl

@@ -3,6 +3,7 @@ ways of cutting utterances (pocketsphinx's detector, Silero) share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,3 +49,32 @@ def final_words(decoder: Any) -> tuple[str, float | None]:
     hyp = decoder.hyp()
     text = hyp.hypstr if hyp is not None else ""
     return text, min(max(float(hyp.prob), 0.0), 1.0) if hyp is not None and text else None
+
+
+class WakeTail:
+    """Drops the final of an utterance that is the wake word's own tail: it began in the first
+    ``preroll`` seconds of the stream (captured up to the wake word's frame) and matched nothing.
+
+    A turn's stream starts with a pre-roll, so that a command said without a pause is heard whole;
+    the end of "hey jarvis" is in it too. Decoded alone it matches no command, and taken as the
+    final it would end the turn before the user spoke. Used on the event loop, one per stream.
+
+    :param skipped: called each time a final is dropped.
+    """
+
+    def __init__(self, preroll: float, skipped: Callable[[], None] = lambda: None) -> None:
+        self.preroll = preroll
+        self._skipped = skipped
+        self._started_at: float | None = None
+
+    def drop(self, events: list[Event]) -> list[Event]:
+        """``events`` without the final of a wake-word tail (its start and end of speech stay: they were heard)."""
+        kept: list[Event] = []
+        for event in events:
+            if event.kind == "start":
+                self._started_at = event.at
+            elif event.kind == "final" and not event.text and self._started_at is not None and self._started_at < self.preroll:
+                self._skipped()
+                continue
+            kept.append(event)
+        return kept
