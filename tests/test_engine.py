@@ -876,10 +876,11 @@ async def test_a_detector_is_never_left_while_its_worker_still_uses_it():
 
 
 class ReplyOnlySpeechToText(ScriptedSpeechToText):
-    """Replies without ever giving a transcript (transcription off); records the stream kinds."""
+    """Replies without ever giving a transcript (transcription off); records the streams' kind and pre-roll."""
 
     name: ClassVar[str] = "reply-only"
     kinds: ClassVar[list[bool]] = []
+    prerolls: ClassVar[list[float]] = []
 
     def __init__(self, config):
         super().__init__(config)
@@ -887,6 +888,7 @@ class ReplyOnlySpeechToText(ScriptedSpeechToText):
 
     async def transcribe(self, audio):
         ReplyOnlySpeechToText.kinds.append(audio.continuous)
+        ReplyOnlySpeechToText.prerolls.append(audio.preroll)
         async for item in super().transcribe(audio):
             if isinstance(item, Reply):
                 yield Reply("**Noon**, see https://example.com/time")
@@ -918,7 +920,7 @@ class SpeechToTextKinds:
 
 @pytest.mark.parametrize("continuous", [False, True])
 async def test_a_reply_without_a_transcript_is_spoken_cleaned_for_speech(continuous):
-    ReplyOnlySpeechToText.kinds = []
+    ReplyOnlySpeechToText.kinds, ReplyOnlySpeechToText.prerolls = [], []
     overrides = {"stt": {"backend": "reply-only"}, "responder": None}
     if continuous:
         overrides["wake"] = None
@@ -928,6 +930,12 @@ async def test_a_reply_without_a_transcript_is_spoken_cleaned_for_speech(continu
     assert [a["reply"].text for a in probe.of("reply")] == ["**Noon**, see https://example.com/time"]
     assert [a["text"] for a in probe.of("speak_start")] == ["Noon, see example.com"]
     assert ReplyOnlySpeechToText.kinds[0] is continuous  # AudioStream.continuous tells the backend
+    # AudioStream.preroll: the audio up to the wake word's frame, at most the engine's preroll
+    preroll = ReplyOnlySpeechToText.prerolls[0]
+    if continuous:
+        assert preroll == 0.0
+    else:
+        assert 0.0 < preroll <= engine.settings.preroll + 1e-6
 
 
 async def test_speakable_replies_can_be_turned_off():
