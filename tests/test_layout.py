@@ -8,7 +8,6 @@ left out on purpose: that is how heavy libraries are loaded when a backend start
 from __future__ import annotations
 
 import ast
-import fcntl
 import json
 import subprocess
 import sys
@@ -218,27 +217,26 @@ print(json.dumps(results))
 
 
 @pytest.fixture(scope="session")
-def imported_on_their_own(tmp_path_factory, worker_id) -> dict[str, str]:
-    """Every core module imported on its own, once per run: under xdist the first worker does it
-    and the others wait for its file (their temporary folders share the run's parent folder)."""
-
-    def import_each() -> str:
-        result = subprocess.run([sys.executable, "-c", _IMPORT_EACH], input=json.dumps(CORE_MODULES),
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    if worker_id == "master":
-        return json.loads(import_each())
-    shared = tmp_path_factory.getbasetemp().parent
-    results = shared / "imported-on-their-own.json"
-    with open(shared / "imported-on-their-own.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not results.exists():
-            results.write_text(import_each())
-    return json.loads(results.read_text())
+def imported_on_their_own() -> dict[str, str]:
+    """Every core module imported on its own, in one child process that forks a child per module
+    (their tests are one xdist group, so a single worker does this, once)."""
+    result = subprocess.run([sys.executable, "-c", _IMPORT_EACH], input=json.dumps(CORE_MODULES),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
+@pytest.mark.xdist_group("core-modules-imported-on-their-own")
+def test_an_xdist_group_keeps_its_tests_on_one_worker(request):
+    """scripts/test.sh runs ``--dist loadgroup``: the CPU-bound benches must not run beside each
+    other, and the modules above are imported once. pytest 9.2 broke the mark silently
+    (pytest-xdist#1386), so the pin in pyproject.toml is checked here."""
+    if not request.config.getoption("loadgroup", default=False):
+        pytest.skip("not under pytest-xdist --dist loadgroup")
+    assert request.node.nodeid.endswith("@core-modules-imported-on-their-own"), request.node.nodeid
+
+
+@pytest.mark.xdist_group("core-modules-imported-on-their-own")
 @pytest.mark.parametrize("module", CORE_MODULES)
 def test_each_core_module_imports_on_its_own(module, imported_on_their_own):
     """In a process that had imported no other magoo module: a circle the graph missed (a dynamic
