@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from magoo_core.audio import read_wav
 from magoo_core.types import SpeechActivity, Transcript
 
 from pocketsphinx_helpers import room, stream
 
 RECORDING = Path(__file__).parents[3] / "examples" / "audio" / "hey_jarvis_what_time_is_it.wav"
-COMMANDS = ["what time is it", "what day is it", "hello"]
+COMMANDS = ["what time is it", "what day is it", "hello", "tell me a joke", "what can you do"]
 SAMPLES_PER_S = 16000
 
 
@@ -51,3 +53,16 @@ def test_speech_after_the_wake_words_frame_that_matches_nothing_still_ends_the_t
     finals, starts = turn_items(preroll=0.0)
     assert finals == [""]
     assert starts == 1
+
+
+@pytest.mark.parametrize("tail", [0.15, 0.3, 0.5])
+def test_a_command_said_soon_after_the_wake_word_is_heard_whole(tail):
+    """The end of "jarvis" (``tail`` s of pre-roll), a pause of 0.2-0.8 s, the command. Run
+    together with the tail, pocketsphinx's last search wavered to "what time" after the words had
+    looked whole in the pause (2 of these 12 turns); the words of the pause are taken then."""
+    heard = []
+    for pause in (0.2, 0.4, 0.6, 0.8):
+        pcm = cut(1.2 - tail, 1.2) + room(pause) + cut(2.25, 3.3) + room(1.5)
+        found = [item for _, _, item in asyncio.run(stream({"commands": COMMANDS}, pcm, preroll=tail))]
+        heard += [i.text for i in found if isinstance(i, Transcript) and i.final]
+    assert heard == ["what time is it"] * 4

@@ -5,7 +5,9 @@ detector asks whether the words look unfinished (at ``end_silence``) the decoder
 everything before that frame. The words are judged on every frame of the pause, and the pause
 counts as finished when they looked finished on any of them: pocketsphinx's partial result
 wavers for a few hundred ms after the last word (in grammar mode "what time is it" reads "what
-time" 0.06-0.3 s after its end, then "what time is it" again). Runs on the decoder's thread only.
+time" 0.06-0.3 s after its end, then "what time is it" again). For the same reason, when the
+final result looks unfinished but the words looked finished on a frame of the last pause, those
+words are the result. Runs on the decoder's thread only.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class SileroUtterances:
         self._next_partial = 0.0
         self._partial = ""
         self._pause_finished = False  # the words looked finished on a frame of this pause
+        self._finished_words = ""  # ... and what they were then
 
     def reset(self) -> None:
         """End an utterance a previous, abandoned stream left open."""
@@ -111,9 +114,12 @@ class SileroUtterances:
     def _follow_pause(self) -> None:
         """After each frame of an utterance: in a pause, note whether the words look finished now."""
         if self._detector.probability >= self._detector.settings.release:
-            self._pause_finished = False
+            self._pause_finished, self._finished_words = False, ""
         elif not self._pause_finished and self._detector.settings.unfinished_silence is not None:
-            self._pause_finished = not self._test(self._words())
+            words = self._words()
+            self._pause_finished = not self._test(words)
+            if self._pause_finished:
+                self._finished_words = words
 
     def _words(self) -> str:
         self._process()
@@ -158,10 +164,12 @@ class SileroUtterances:
         self._process()
         self.decoder.end_utt()
         text, confidence = final_words(self.decoder)
+        if self._finished_words and self._test(text):  # the search wavered after the pause began
+            text, confidence = self._finished_words, None
         events.append(Event("final", self.heard, text, confidence))
         self.finals += 1
         self._in_utterance = False
-        self._pause_finished = False
+        self._pause_finished, self._finished_words = False, ""
 
 
 def _bytes(seconds: float) -> int:
