@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .fields import describe_ranges
@@ -61,9 +61,29 @@ class BackendConfig(BaseModel):
     Fields typed ``pathlib.Path`` (alone, optional or in a list) are resolved against the
     profile's folder when they are relative, so ``path = "clips/hello.wav"`` means the file next
     to the profile wherever magoo is started from.
+
+    :meth:`variable` names the environment variable a field was read from, for messages that must
+    say which key to fix without showing it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
+
+    _variables: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_variables(cls, data: Any, handler: Any) -> Any:
+        config = handler(data)
+        if isinstance(data, BackendConfig):
+            config._variables = dict(data._variables)
+        elif isinstance(data, Mapping):
+            config._variables = {name: value.variable for name, value in data.items() if getattr(value, "variable", "")}
+        return config
+
+    def variable(self, field: str) -> str:
+        """The environment variable ``field`` was read from (``{ env = "NAME" }``); "" when the
+        profile wrote the value itself, or the config was built in code."""
+        return self._variables.get(field, "")
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

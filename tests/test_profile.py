@@ -249,6 +249,9 @@ def test_valid_profile_loads_typed_values(plugins, write, tmp_path):
     assert isinstance(profile.stt.config.api_key, SecretStr)
     assert profile.stt.config.api_key.get_secret_value() == SECRET  # environ before .env
     assert profile.tts.config.api_key.get_secret_value() == "from-dotenv"
+    # a backend names the variable a key came from, in messages that must not show the key
+    assert (profile.stt.config.variable("api_key"), profile.tts.config.variable("api_key")) == ("CLOUD_KEY", "SPEAK_KEY")
+    assert profile.stt.config.variable("vocabulary") == ""  # written in the profile
     assert profile.player.config.folder == (tmp_path / "out").resolve()  # relative defaults resolve too
     assert [a.config.pin for a in profile.actuators] == [18, 23]
     assert [a.section for a in profile.actuators] == ["[[actuators]] #1", "[[actuators]] #2"]

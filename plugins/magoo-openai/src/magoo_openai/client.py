@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 
 from magoo_core.errors import BackendError, require
 from magoo_core.fields import Count, Seconds
@@ -67,16 +67,6 @@ class EndpointConfig(BackendConfig):
     retries: Count(0, 5) = Field(
         1, description="Retries of a request refused with 429 or 5xx (only when the server asks to wait at most 2 s) or not connected."
     )
-    _key_variable: str = PrivateAttr("")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_key_variable(cls, data: Any, handler: Any) -> Any:
-        config = handler(data)
-        key = data.get("api_key") if isinstance(data, dict) else None
-        config._key_variable = getattr(key, "variable", "") or getattr(data, "_key_variable", "")
-        return config
-
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -93,7 +83,7 @@ class EndpointConfig(BackendConfig):
     @property
     def key_name(self) -> str:
         """How a message names the key: its variable when it came from one."""
-        return self._key_variable or KEY_FALLBACK
+        return self.variable("api_key") or KEY_FALLBACK
 
     @property
     def is_openai(self) -> bool:

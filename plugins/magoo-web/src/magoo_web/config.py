@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from magoo_core.fields import Count, EnvText
@@ -46,16 +46,6 @@ class WebConfig(BackendConfig):
     levels_per_second: Count(1, 30) = Field(
         10, description="Level updates sent to each connected page or client per second (only while one is connected)."
     )
-
-    _token_variable: str = PrivateAttr("")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_token_variable(cls, data: Any, handler: Any) -> Any:
-        config = handler(data)
-        token = data.get("token") if isinstance(data, dict) else None
-        config._token_variable = getattr(token, "variable", "") or getattr(data, "_token_variable", "")
-        return config
 
     @field_validator("host")
     @classmethod
@@ -100,4 +90,4 @@ class WebConfig(BackendConfig):
     @property
     def token_variable(self) -> str:
         """The environment variable the token came from ("" when unknown or none)."""
-        return self._token_variable
+        return self.variable("token")
