@@ -1,6 +1,6 @@
 """False barge-ins by voice on a real echo path, and the user's voice over a reply.
 
-    python bench/voice_barge_in.py [--replies 20] [--user 5]
+    python bench/voice_barge_in.py [--replies 20] [--user 5] [--speech 0.3]
 
 The echo path of tests/test_voice_barge_in.py: a private PulseAudio server (its virtual speaker's
 monitor reaches the virtual microphone through module-loopback, 60 ms, full level, plus a -64 dBFS
@@ -11,6 +11,8 @@ openWakeWord, pocketsphinx, espeak-ng, mpv). Real time.
     a false barge-in. The first one after start is counted apart (the canceller converges on it).
   * ``--user`` announcements with the user's "what time is it" (a recording) played into the
     microphone 3 s in: each one cut, after the user began, is a barge-in heard.
+
+``--speech`` is ``[engine] barge_in_speech``: seconds of speech in a row that stop a reply.
 """
 
 from __future__ import annotations
@@ -53,14 +55,14 @@ SENTENCES = [
 ]
 
 
-async def bench(replies: int, users: int) -> None:
+async def bench(replies: int, users: int, speech: float) -> None:
     folder = Path(tempfile.mkdtemp(prefix="magoo-voice-"))
     audio = VirtualAudio.start(folder)
     command = command_only(folder)
     pactl = lambda *a: subprocess.run(["pactl", *a], check=True, capture_output=True, text=True).stdout.strip()  # noqa: E731
     loop = pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=micfeed", "latency_msec=60")
     hiss = audio.play((np.random.default_rng(7).normal(0, 20, 3600 * 16000).astype("<i2").tobytes(), 16000), wait=False)
-    overrides = desk(barge_in="voice", echo_cancel={"method": "speex", "reference": "speaker.monitor"})
+    overrides = desk(barge_in="voice", barge_in_speech=speech, echo_cancel={"method": "speex", "reference": "speaker.monitor"})
     overrides["responder"]["template"] = "It is twelve o'clock."
     manager = build_plugins(magoo_pyaudio, magoo_openwakeword, magoo_pocketsphinx, magoo_espeak, magoo_mpv)
     engine = Engine(make_profile(overrides, manager), manager)
@@ -107,8 +109,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replies", type=int, default=20)
     parser.add_argument("--user", type=int, default=5)
+    parser.add_argument("--speech", type=float, default=0.3, help="[engine] barge_in_speech (default 0.3)")
     args = parser.parse_args()
-    asyncio.run(bench(args.replies, args.user))
+    print(f"barge_in_speech = {args.speech:g}")
+    asyncio.run(bench(args.replies, args.user, args.speech))
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ class EngineSettings(BaseModel):
         '"voice": the user speaking does too, while the microphone is open (echo cancellation running)',
     )
     barge_in_speech: Seconds(0.1, 2) = Field(
-        0.3, description='seconds of speech over a reply that stop it, with barge_in = "voice"',
+        0.5, description='seconds of speech over a reply that stop it, with barge_in = "voice"',
         json_schema_extra={"reload": "live"},
     )
     preroll: Seconds(0, 10) = Field(
