@@ -14,7 +14,8 @@ The engine calls :meth:`Ducking.want` on the event loop with every captured chun
 queued only when the wish changes, or once a second while lowered) and :meth:`Ducking.close` at
 shutdown, which restores the volumes: after a normal turn, a barge-in, a failed or cancelled turn
 (the state is back to listening and nothing plays) and on SIGINT/SIGTERM (the engine's shutdown).
-Only a process killed outright (SIGKILL) leaves the streams lowered.
+A run killed outright (SIGKILL) cannot: what it lowered is in a file (:mod:`.ducking_ledger`), and
+the next run on the same sound server puts those streams back as it starts.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .ducking_ledger import DuckingLedger, LeftLowered
 from .settings import DuckingSettings
 
 __all__ = ["Ducking", "lowered", "own_pids"]
@@ -69,6 +71,7 @@ def own_pids(root: int | None = None) -> set[int]:
 class _Lowered:
     original: list[float]
     ducked: list[int]  # as the server keeps them (integer volumes), to see whether the user changed it
+    pid: int | None  # the stream's program, so that a later run knows the stream again
 
 
 class Ducking:
@@ -77,9 +80,10 @@ class Ducking:
     :param settings: ``[engine.ducking]``.
     :param connect: makes the connection (a ``pulsectl.Pulse``); by default one to the server the
         environment names (``PULSE_SERVER``, else the user's). Called on the worker thread.
+    :param ledger: where the lowered streams are kept while lowered (default: see :class:`DuckingLedger`).
     """
 
-    def __init__(self, settings: DuckingSettings, connect: Any = None) -> None:
+    def __init__(self, settings: DuckingSettings, connect: Any = None, ledger: DuckingLedger | None = None) -> None:
         self.settings = settings
         self._connect = connect
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="magoo-ducking")
@@ -88,8 +92,9 @@ class Ducking:
         self._warned = False  # worker thread only: the server could not be reached, and the log said so
         self._wanted = False
         self._last_scan = 0.0
-        self._pending: concurrent.futures.Future | None = None
         self._closed = False
+        self._ledger = ledger or DuckingLedger()
+        self._pending: concurrent.futures.Future | None = self._worker.submit(self._put_back_left_behind)
 
     @classmethod
     def of_settings(cls, settings: DuckingSettings | None) -> Ducking | None:
@@ -159,7 +164,8 @@ class Ducking:
                 original = list(stream.volume.values)
                 pulse.volume_set(stream, _volume(lowered(original, self.settings.amount_db)))
                 ducked = pulse.sink_input_info(stream.index).volume.values
-                self._lowered[stream.index] = _Lowered(original, _raw(ducked))
+                self._lowered[stream.index] = _Lowered(original, _raw(ducked), _pid(stream))
+                self._keep()
                 log.debug("ducking stream %d (%s)", stream.index, stream.proplist.get("application.name", "?"))
         except Exception as exc:
             self._broken(exc)
@@ -177,6 +183,30 @@ class Ducking:
             except Exception as exc:  # the stream ended meanwhile (pulsectl.PulseIndexError), or the server went
                 if type(exc).__name__ != "PulseIndexError":
                     self._broken(exc)
+        self._keep()
+
+    def _keep(self) -> None:
+        self._ledger.write([LeftLowered(i, v.pid, v.original, v.ducked) for i, v in self._lowered.items()])
+
+    def _put_back_left_behind(self) -> None:
+        """Put back what a run killed outright left lowered on this server (still at its lowered
+        volume: a stream the user set since, or a new one with its index, is left alone)."""
+        left = self._ledger.left_behind()
+        if not left or (pulse := self._server()) is None:
+            return
+        put_back = 0
+        for stream in left:
+            try:
+                info = pulse.sink_input_info(stream.index)
+                if _pid(info) == stream.pid and _raw(info.volume.values) == stream.ducked:
+                    pulse.volume_set(info, _volume(stream.original))
+                    put_back += 1
+            except Exception as exc:  # gone since (pulsectl.PulseIndexError), or the server went
+                if type(exc).__name__ != "PulseIndexError":
+                    self._broken(exc)
+                    return
+        if put_back:
+            log.info("ducking: put %d stream(s) back to their volume; a run killed outright had left them lowered", put_back)
 
     def _broken(self, exc: Exception) -> None:
         log.warning("ducking: the sound server failed (%s); reconnecting at the next change", exc)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -25,6 +27,7 @@ import pytest
 from magoo_core import AudioFormat, Outcome
 from magoo_core.audio import write_wav
 from magoo_core.ducking import Ducking, lowered, own_pids
+from magoo_core.ducking_ledger import DuckingLedger
 from magoo_core.engine import Engine
 from magoo_core.plugins import hookimpl
 from magoo_core.settings import DuckingSettings
@@ -316,10 +319,8 @@ async def test_back_after_a_stop_at_once(music):
     assert result.hurried and music.volume() == music.user
 
 
-def test_back_after_sigterm_of_magoo_run(music, magoo_process, tmp_path):
-    profile = tmp_path / "duck.toml"
-    profile.write_text(
-        """\
+#: a turn whose reply plays for a minute (the ducking lasts), in a run that goes on for 5 minutes
+LONG_TURN = """\
 [engine]
 shutdown_timeout = 30
 
@@ -352,14 +353,65 @@ backend = "wav"
 realtime = true
 path = "reply.wav"
 """
-    )
+
+
+def start_long_turn(music: Music, magoo_process, tmp_path: Path) -> subprocess.Popen:
+    """``magoo run`` of :data:`LONG_TURN`, returned once the music is lowered (the turn has begun)."""
+    profile = tmp_path / "duck.toml"
+    profile.write_text(LONG_TURN)
     proc = magoo_process("run", "--profile", profile)
     deadline = time.monotonic() + 30
-    while not music.ducked():  # the turn has begun: the music is lowered
+    while not music.ducked():
         assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "never lowered"
         time.sleep(0.05)
+    return proc
+
+
+def test_back_after_sigterm_of_magoo_run(music, magoo_process, tmp_path):
+    proc = start_long_turn(music, magoo_process, tmp_path)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert "Traceback" not in proc.stderr.read()
     assert music.volume() == music.user
+
+
+async def test_after_sigkill_of_magoo_run_the_next_run_puts_it_back(music, magoo_process, tmp_path, caplog):
+    """SIGKILL gives magoo no chance: the music stays lowered, until the next run on the same
+    server starts (a service manager restarts it at once) and finds what the dead run had lowered."""
+    proc = start_long_turn(music, magoo_process, tmp_path)
+    proc.kill()
+    proc.wait(timeout=30)
+    time.sleep(0.3)
+    assert music.ducked()  # nothing ran to restore it
+    caplog.set_level("INFO", logger="magoo.engine")
+    next_run = Ducking(DuckingSettings(amount_db=15))
+    await next_run.settled()
+    assert music.volume() == music.user
+    assert re.search(r"ducking: put \d+ stream\(s\) back to their volume", caplog.text)
+    await next_run.close()
+
+
+async def test_a_stream_the_user_set_after_the_kill_is_left_alone(music, tmp_path):
+    ledger = DuckingLedger(folder=tmp_path)
+    killed = Ducking(DuckingSettings(amount_db=15), ledger=ledger)
+    killed.want(True)
+    await killed.settled()
+    kept = {entry["index"]: entry for entry in json.loads(ledger.path.read_text())}
+    assert kept[music.index]["pid"] == music.pid
+    # as if its process had died: its file under another (dead) process id, the worker just stopped
+    killed._worker.shutdown(wait=True)
+    ledger.path.rename(ledger.path.with_name(ledger.path.name.replace(f"-{os.getpid()}.", f"-{dead_pid()}.")))
+    music.set(0.4)
+    next_run = Ducking(DuckingSettings(amount_db=15), ledger=DuckingLedger(folder=tmp_path))
+    await next_run.settled()
+    assert music.volume() == raw([0.4] * len(music.user))
+    assert not list(tmp_path.glob("magoo-ducked-*"))  # read once, then gone
+    await next_run.close()
+
+
+def dead_pid() -> int:
+    """The process id of a process that has ended."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
