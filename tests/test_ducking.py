@@ -33,6 +33,8 @@ from magoo_core.plugins import hookimpl
 from magoo_core.settings import DuckingSettings
 from magoo_core.testing import build_plugins, make_profile
 
+from long_reply import long_reply_profile
+
 pulsectl = pytest.importorskip("pulsectl")
 
 pytestmark = pytest.mark.usefixtures("virtual_audio")
@@ -319,46 +321,10 @@ async def test_back_after_a_stop_at_once(music):
     assert result.hurried and music.volume() == music.user
 
 
-#: a turn whose reply plays for a minute (the ducking lasts), in a run that goes on for 5 minutes
-LONG_TURN = """\
-[engine]
-shutdown_timeout = 30
-
-[engine.ducking]
-amount_db = 15
-
-[audio_source]
-backend = "scripted"
-realtime = true
-segments = [{ seconds = 0.3 }, { seconds = 0.4, tone = 660.0, amplitude = 0.5 }, { seconds = 0.2 },
-            { seconds = 0.6, tone = 440.0, amplitude = 0.3 }, { seconds = 300 }]
-
-[wake]
-backend = "scripted"
-level = 0.2
-
-[stt]
-backend = "scripted"
-
-[responder]
-backend = "echo"
-
-[tts]
-backend = "tone"
-seconds_per_char = 3.0
-max_seconds = 60
-
-[player]
-backend = "wav"
-realtime = true
-path = "reply.wav"
-"""
-
-
 def start_long_turn(music: Music, magoo_process, tmp_path: Path) -> subprocess.Popen:
-    """``magoo run`` of :data:`LONG_TURN`, returned once the music is lowered (the turn has begun)."""
+    """``magoo run`` of a turn with a long reply, returned once the music is lowered (the turn has begun)."""
     profile = tmp_path / "duck.toml"
-    profile.write_text(LONG_TURN)
+    profile.write_text(long_reply_profile(tmp_path, "\n[engine.ducking]\namount_db = 15\n"))
     proc = magoo_process("run", "--profile", profile)
     deadline = time.monotonic() + 30
     while not music.ducked():
