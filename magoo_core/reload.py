@@ -260,13 +260,13 @@ class Reloader:
                 continue
             if slot is engine.backends.wake:
                 wake = (slot, spec)
-            elif self._in_place(slot, spec):
+            elif await self._in_place(slot, spec):
                 log.info("reload: %s took its new settings in place", section)
             else:
                 swaps[section] = slot.swap(spec)
         if wake is not None:
             slot, spec = wake
-            if await self._wake_in_place(slot, spec):
+            if await self._in_place(slot, spec):
                 log.info("reload: %s took its new settings in place", spec.section)
             else:
                 swaps[spec.section] = slot.swap(spec)
@@ -292,27 +292,18 @@ class Reloader:
                 return
             await asyncio.sleep(0.05)  # speech outside a turn: it ends within mute_post of its sound
 
-    def _in_place(self, slot: BackendSlot, spec: BackendSpec) -> bool:
-        """Offer ``spec``'s config to the running instance of a slot (not the wake detector's) through
-        its optional ``reconfigure``, on the loop; True when it took it in place."""
-        method = getattr(slot.instance, "reconfigure", None)
-        if not _same_backend(slot, spec) or not callable(method):
-            return False
-        try:
-            took = bool(method(spec.config))
-        except Exception:
-            log.warning("%s %s: reconfigure() raised; restarting it instead", spec.section, spec.backend, exc_info=True)
-            return False
-        if took:
-            slot.reconfigured(spec)
-        return took
-
-    async def _wake_in_place(self, slot: BackendSlot, spec: BackendSpec) -> bool:
-        """:meth:`_in_place` for the wake detector: its ``reconfigure`` runs on the wake worker."""
+    async def _in_place(self, slot: BackendSlot, spec: BackendSpec) -> bool:
+        """Offer ``spec``'s config to the running instance of a slot through its optional
+        ``reconfigure`` (the wake detector's on the thread that scores it, others on the loop);
+        True when it took it in place."""
         if not _same_backend(slot, spec):
             return False
         try:
-            took = await self.engine.wake_worker.reconfigure(spec.config)
+            if slot is self.engine.backends.wake:
+                took = await self.engine.wake_worker.reconfigure(spec.config)
+            else:
+                method = getattr(slot.instance, "reconfigure", None)
+                took = callable(method) and bool(method(spec.config))
         except Exception:
             log.warning("%s %s: reconfigure() raised; restarting it instead", spec.section, spec.backend, exc_info=True)
             return False
