@@ -156,6 +156,7 @@ class Ducking:
         pulse = self._server()
         if pulse is None:
             return
+        before = len(self._lowered)
         try:
             mine = own_pids()
             for stream in pulse.sink_input_list():
@@ -165,10 +166,11 @@ class Ducking:
                 pulse.volume_set(stream, _volume(lowered(original, self.settings.amount_db)))
                 ducked = pulse.sink_input_info(stream.index).volume.values
                 self._lowered[stream.index] = _Lowered(original, _raw(ducked), _pid(stream))
-                self._keep()
                 log.debug("ducking stream %d (%s)", stream.index, stream.proplist.get("application.name", "?"))
         except Exception as exc:
             self._broken(exc)
+        if len(self._lowered) != before:  # one write for all the streams lowered now
+            self._keep()
 
     def _restore(self) -> None:
         if not self._lowered or (pulse := self._server()) is None:
